@@ -1,0 +1,28 @@
+// What the linked libtorch is and which devices it can use.
+import { native } from './native';
+
+export const cuda = {
+  /** True when libtorch was built with CUDA and a GPU is visible. */
+  isAvailable(): boolean {
+    return native.cudaIsAvailable();
+  },
+  deviceCount(): number {
+    return native.cudaDeviceCount();
+  },
+};
+
+export interface Info {
+  /** libtorch version the addon runs with, e.g. '2.13.0'. */
+  libtorchVersion: string;
+  /** Whether this libtorch has CUDA support compiled in. */
+  cudaBuild: boolean;
+  cudaAvailable: boolean;
+  gpuCount: number;
+  /** Intra-op threads libtorch uses. */
+  threads: number;
+}
+
+export function info(): Info {
+  const { libtorchVersion, cudaBuild, cudaAvailable, gpuCount, threads } = native.buildInfo();
+  return { libtorchVersion, cudaBuild, cudaAvailable, gpuCount, threads };
+}

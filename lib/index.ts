@@ -1,0 +1,6 @@
+// torchscope: `import * as torch from 'torchscope'`.
+export { TorchscopeError, ErrorCode } from './errors';
+export { Tensor, tensor, zeros, DType, Device, TypedArray, NestedArray } from './tensor';
+export { Model, load, LoadOptions, ModuleInfo, Value, Input } from './model';
+export { activations, run, inspect, PatchSpec, RunOptions, RunResult, CaptureRequest, Calls } from './activations';
+export { cuda, info, Info } from './device';

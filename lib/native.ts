@@ -1,0 +1,86 @@
+// The one place that knows the native binding's shape. Public classes wrap these handles;
+// users never touch them. Every [async] method runs on the libuv pool (native/async_work.h).
+import * as path from 'path';
+
+export type NativeValue = NativeTensor | NativeValue[] | { [key: string]: NativeValue } | number | string | boolean | null;
+
+export interface NativeTensor {
+  shape(): number[];
+  dtype(): string;
+  device(): string;
+  /** Zero-copy view of CPU memory; the view keeps the memory alive. */
+  data(): ArrayBufferView;
+  /** [async] */
+  to(device: string): Promise<NativeTensor>;
+  dispose(): void;
+  isDisposed(): boolean;
+}
+
+export interface NativeTensorClass {
+  /** Copies `data` into a new tensor. */
+  fromData(data: ArrayBufferView, shape: number[], dtype: string): NativeTensor;
+}
+
+export interface NativePatch {
+  layer: string;
+  mode: number;
+  value?: NativeTensor;
+  scale?: number;
+  channels?: number[];
+  positions?: number[];
+}
+
+export interface NativeRunRequest {
+  capture?: string[];
+  patch?: NativePatch[];
+  output: boolean;
+}
+
+export interface NativeRunResult {
+  output: NativeValue;
+  captures: Record<string, NativeValue[]>;
+}
+
+export interface NativeProgramSummary {
+  calledModules: string[];
+  opCounts: Record<string, number>;
+  graph: string;
+}
+
+export interface NativeModel {
+  modules(): [string, string][];
+  device(): string;
+  /** [async] */
+  run(inputs: NativeValue[], request: NativeRunRequest): Promise<NativeRunResult>;
+  /** [async] */
+  inspect(request: NativeRunRequest): Promise<NativeProgramSummary>;
+  dispose(): void;
+}
+
+export interface NativeModelClass {
+  /** [async] */
+  load(file: string, device: string): Promise<NativeModel>;
+}
+
+export interface NativeBuildInfo {
+  libtorchVersion: string;
+  cudaBuild: boolean;
+  cudaAvailable: boolean;
+  gpuCount: number;
+  threads: number;
+  parallelInfo: string;
+}
+
+export interface NativeBinding {
+  TensorHandle: NativeTensorClass;
+  ModelHandle: NativeModelClass;
+  cudaIsAvailable(): boolean;
+  cudaDeviceCount(): number;
+  buildInfo(): NativeBuildInfo;
+}
+
+export const packageRoot = path.resolve(__dirname, '..', '..');
+
+// node-gyp-build finds build/Release (source builds) or prebuilds/<platform>-<arch>.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const native: NativeBinding = require('node-gyp-build')(packageRoot);

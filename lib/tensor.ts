@@ -1,0 +1,218 @@
+// The public Tensor: a handle to native memory with a zero-copy view for reading.
+import { callSite, failure, guard, invalid, settle } from './errors';
+import { native, NativeTensor } from './native';
+
+export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'int16' | 'int32' | 'int64' | 'bool';
+export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'auto';
+
+export type TypedArray =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | BigInt64Array;
+
+export type NestedArray = number | boolean | NestedArray[];
+
+type ArrayKind = { new (length: number): TypedArray; from(values: Iterable<unknown>): TypedArray };
+
+// The JS array type that holds each dtype's elements (float16/bfloat16 as raw 16-bit words).
+const arrayKinds: Record<DType, ArrayKind> = {
+  float32: Float32Array as unknown as ArrayKind,
+  float64: Float64Array as unknown as ArrayKind,
+  float16: Uint16Array as unknown as ArrayKind,
+  bfloat16: Uint16Array as unknown as ArrayKind,
+  int8: Int8Array as unknown as ArrayKind,
+  uint8: Uint8Array as unknown as ArrayKind,
+  int16: Int16Array as unknown as ArrayKind,
+  int32: Int32Array as unknown as ArrayKind,
+  int64: BigInt64Array as unknown as ArrayKind,
+  bool: Uint8Array as unknown as ArrayKind,
+};
+
+function dtypeOfArray(data: TypedArray): DType {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Float64Array) return 'float64';
+  if (data instanceof Int8Array) return 'int8';
+  if (data instanceof Uint8Array) return 'uint8';
+  if (data instanceof Int16Array) return 'int16';
+  if (data instanceof Int32Array) return 'int32';
+  if (data instanceof BigInt64Array) return 'int64';
+  throw invalid('Uint16Array data needs an explicit dtype (float16 or bfloat16)');
+}
+
+function shapeOfNested(data: NestedArray): number[] {
+  const shape: number[] = [];
+  let level: NestedArray = data;
+  while (Array.isArray(level)) {
+    shape.push(level.length);
+    if (level.length === 0) break;
+    level = level[0];
+  }
+  return shape;
+}
+
+function flatten(data: NestedArray, shape: number[], depth: number, out: (number | boolean)[]): void {
+  if (depth === shape.length) {
+    if (Array.isArray(data)) throw invalid('ragged nested array: every row must have the same length');
+    out.push(data);
+    return;
+  }
+  if (!Array.isArray(data) || data.length !== shape[depth]) {
+    throw invalid(`ragged nested array: expected ${shape[depth]} items at depth ${depth}`);
+  }
+  for (const item of data) flatten(item, shape, depth + 1, out);
+}
+
+function convert(values: ArrayLike<unknown>, dtype: DType): TypedArray {
+  const kind = arrayKinds[dtype];
+  if (dtype === 'int64') return BigInt64Array.from(Array.from(values, (v) => BigInt(typeof v === 'bigint' ? v : Math.trunc(Number(v)))));
+  if (dtype === 'float16' || dtype === 'bfloat16') throw invalid(`${dtype} tensors are created from a Uint16Array of raw bits`);
+  return kind.from(Array.from(values, (v) => (typeof v === 'bigint' ? Number(v) : Number(v))));
+}
+
+export class Tensor {
+  /** @internal */
+  readonly handle: NativeTensor;
+
+  /** @internal Tensors come from torch.tensor(), models and other tensors. */
+  constructor(handle: NativeTensor) {
+    this.handle = handle;
+  }
+
+  get shape(): number[] {
+    return guard(() => this.handle.shape());
+  }
+
+  get dtype(): DType {
+    return guard(() => this.handle.dtype()) as DType;
+  }
+
+  get device(): string {
+    return guard(() => this.handle.device());
+  }
+
+  get disposed(): boolean {
+    return this.handle.isDisposed();
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+
+  /**
+   * A typed-array view of the tensor's CPU memory, without copying. The view keeps the memory
+   * alive while referenced, even after dispose(). int64 reads as BigInt64Array; float16 and
+   * bfloat16 as raw Uint16Array words.
+   */
+  data(): TypedArray {
+    return guard(() => this.handle.data(), callSite(this.data)) as TypedArray;
+  }
+
+  /** The values as nested JS arrays (int64 as numbers, bool as booleans). */
+  toArray(): NestedArray {
+    const site = callSite(this.toArray);
+    const values = guard(() => this.handle.data(), site) as TypedArray;
+    const shape = this.shape;
+    const dtype = this.dtype;
+    const read = (i: number): number | boolean =>
+      dtype === 'bool' ? values[i] !== 0 : typeof values[i] === 'bigint' ? Number(values[i]) : (values[i] as number);
+    if (shape.length === 0) return read(0);
+    let index = 0;
+    const build = (depth: number): NestedArray[] => {
+      const out: NestedArray[] = [];
+      for (let i = 0; i < shape[depth]; i++) out.push(depth === shape.length - 1 ? read(index++) : build(depth + 1));
+      return out;
+    };
+    return build(0);
+  }
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw invalid(`item() needs a tensor with one element; this one has shape [${this.shape}]`, callSite(this.item));
+    return Number(this.data()[0]);
+  }
+
+  /** A copy on another device ('cpu', 'cuda', 'cuda:1', 'auto'). */
+  async to(device: Device | string): Promise<Tensor> {
+    const site = callSite(this.to);
+    const handle = await settle(() => guard(() => this.handle.to(device)), site);
+    return new Tensor(handle);
+  }
+
+  /** Frees the native memory now instead of at garbage collection. Idempotent. */
+  dispose(): void {
+    this.handle.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  toString(): string {
+    return this.disposed ? 'Tensor(disposed)' : `Tensor(shape=[${this.shape}], dtype=${this.dtype}, device=${this.device})`;
+  }
+}
+
+/**
+ * Creates a tensor from a typed array (with a shape, default 1-D) or a nested JS array
+ * (shape inferred). The data is copied. Default dtype: the typed array's, or float32.
+ */
+export function tensor(data: TypedArray | NestedArray, shape?: readonly number[], dtype?: DType): Tensor {
+  const site = callSite(tensor);
+  if (dtype !== undefined && !(dtype in arrayKinds)) throw invalid(`unknown dtype '${dtype}'`, site);
+  let values: TypedArray;
+  let resolvedShape: number[];
+  if (ArrayBuffer.isView(data)) {
+    const typed = data as TypedArray;
+    const kind = dtype ?? dtypeOfArray(typed);
+    values = dtype && !(typed instanceof (arrayKinds[kind] as unknown as Function)) ? convert(typed, kind) : typed;
+    resolvedShape = shape ? [...shape] : [typed.length];
+    dtype = kind;
+  } else {
+    resolvedShape = shapeOfNested(data);
+    const flat: (number | boolean)[] = [];
+    flatten(data, resolvedShape, 0, flat);
+    dtype = dtype ?? 'float32';
+    values = convert(flat, dtype);
+    if (shape) resolvedShape = [...shape];
+  }
+  for (const size of resolvedShape) {
+    if (!Number.isInteger(size) || size < 0) throw invalid(`invalid shape [${resolvedShape}]`, site);
+  }
+  const numel = resolvedShape.reduce((a, b) => a * b, 1);
+  if (numel !== values.length) {
+    throw failure('SHAPE', `shape [${resolvedShape}] needs ${numel} values but ${values.length} were given`, site);
+  }
+  return new Tensor(guard(() => native.TensorHandle.fromData(values, resolvedShape, dtype as string), site));
+}
+
+/** A tensor of zeros. */
+export function zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+  const numel = shape.reduce((a, b) => a * b, 1);
+  return tensor(new arrayKinds[dtype](numel), shape, dtype);
+}
+
+/** Wraps whatever native handles a value holds in Tensors, recursively. */
+export function wrapValue(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(wrapValue);
+  if (value instanceof (native.TensorHandle as unknown as Function)) return new Tensor(value as NativeTensor);
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[key] = wrapValue(item);
+  return out;
+}
+
+/** Replaces Tensors by their native handles, recursively, for passing to native code. */
+export function unwrapValue(value: unknown): unknown {
+  if (value instanceof Tensor) return value.handle;
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value;
+  if (Array.isArray(value)) return value.map(unwrapValue);
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[key] = unwrapValue(item);
+  return out;
+}

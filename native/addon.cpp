@@ -1,0 +1,21 @@
+// Entry point: registers the native classes and functions that lib/native.ts types.
+#include <napi.h>
+
+#include "addon.h"
+#include "device.h"
+#include "model.h"
+#include "tensor.h"
+
+namespace torchscope {
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());
+  TensorHandle::define(env, exports);
+  ModelHandle::define(env, exports);
+  deviceExports(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(torchscope, init)
+
+}  // namespace torchscope

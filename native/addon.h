@@ -1,0 +1,15 @@
+// Per-environment state of the addon (one per Node.js worker thread).
+#pragma once
+
+#include <napi.h>
+
+namespace torchscope {
+
+struct AddonData {
+  Napi::FunctionReference tensorClass;
+  Napi::FunctionReference modelClass;
+};
+
+inline AddonData& addonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+}  // namespace torchscope

@@ -1,0 +1,74 @@
+#include "device.h"
+
+#include <torch/cuda.h>
+#include <torch/version.h>
+#include <ATen/Parallel.h>
+#include <ATen/Context.h>
+
+#include "errors.h"
+
+namespace torchscope {
+
+c10::Device resolveDevice(const std::string& name) {
+  const bool cudaAvailable = torch::cuda::is_available();
+  if (name == "auto") return cudaAvailable ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (name != "cpu" && name.rfind("cuda", 0) != 0) {
+    throw Error(code::kDevice, "unknown device '" + name + "': use 'cpu', 'cuda', 'cuda:N' or 'auto'");
+  }
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(name);
+  } catch (const c10::Error&) {
+    throw Error(code::kDevice, "malformed device '" + name + "': use 'cpu', 'cuda', 'cuda:N' or 'auto'");
+  }
+  if (device.is_cuda()) {
+    if (!cudaAvailable) {
+      const char* why = at::hasCUDA() ? "no GPU is visible" : "this libtorch build has no CUDA support";
+      throw Error(code::kDevice, "device '" + name + "' requested but CUDA is not available (" + why +
+                                     "); use 'cpu' or 'auto'");
+    }
+    const auto count = static_cast<int64_t>(torch::cuda::device_count());
+    const int64_t index = device.has_index() ? device.index() : 0;
+    if (index >= count) {
+      throw Error(code::kDevice, "device '" + name + "' does not exist: " + std::to_string(count) +
+                                     " GPU(s) visible");
+    }
+    device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  return device;
+}
+
+std::string deviceName(const c10::Device& device) { return device.str(); }
+
+namespace {
+
+Napi::Value cudaIsAvailable(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), torch::cuda::is_available());
+}
+
+Napi::Value cudaDeviceCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));
+}
+
+Napi::Value buildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("libtorchVersion", TORCH_VERSION);
+  out.Set("cudaBuild", Napi::Boolean::New(env, at::hasCUDA()));
+  out.Set("cudaAvailable", Napi::Boolean::New(env, torch::cuda::is_available()));
+  out.Set("gpuCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
+  out.Set("threads", Napi::Number::New(env, at::get_num_threads()));
+  out.Set("parallelInfo", at::get_parallel_info());
+  return out;
+}
+
+}  // namespace
+
+Napi::Object deviceExports(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaIsAvailable", Napi::Function::New(env, cudaIsAvailable));
+  exports.Set("cudaDeviceCount", Napi::Function::New(env, cudaDeviceCount));
+  exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
+  return exports;
+}
+
+}  // namespace torchscope

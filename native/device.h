@@ -1,0 +1,21 @@
+// Device names as users write them ('cpu', 'cuda', 'cuda:1', 'auto') and what the
+// linked libtorch can do.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <napi.h>
+
+#include <string>
+
+namespace torchscope {
+
+// Resolves a device name; 'auto' is the first GPU when one is usable, else the CPU.
+// Throws torchscope::Error(DEVICE) for a malformed name or a GPU that is not there.
+c10::Device resolveDevice(const std::string& name);
+
+std::string deviceName(const c10::Device& device);
+
+// torch.cuda.isAvailable(), torch.cuda.deviceCount(), torch.info() (sync: no tensor work).
+Napi::Object deviceExports(Napi::Env env, Napi::Object exports);
+
+}  // namespace torchscope

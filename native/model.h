@@ -1,0 +1,50 @@
+// The JS-visible model handle: a loaded TorchScript module, its device, and the cache of
+// instrumented programs built for it. lib/model.ts wraps it in the public Model class.
+#pragma once
+
+#include <torch/csrc/jit/api/module.h>
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+
+#include "hooks.h"
+
+namespace torchscope {
+
+// Everything a queued call needs; shared with in-flight work so dispose() never frees a
+// module that a worker thread is running.
+struct ModelState {
+  torch::jit::Module module;
+  c10::Device device{c10::kCPU};
+  std::vector<std::pair<std::string, std::string>> submodules;  // path, type name
+  ProgramCache programs;
+};
+
+class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
+ public:
+  static void define(Napi::Env env, Napi::Object exports);
+  explicit ModelHandle(const Napi::CallbackInfo& info);
+
+ private:
+  // [async] load(path, device) -> ModelHandle. Rejects MODEL_LOAD / DEVICE.
+  static Napi::Value load(const Napi::CallbackInfo& info);
+  // [sync] [[path, typeName], ...] for every submodule, root ("") first.
+  Napi::Value modules(const Napi::CallbackInfo& info);
+  // [sync] 'cpu' | 'cuda:N'
+  Napi::Value device(const Napi::CallbackInfo& info);
+  // [async] run(inputs[], { capture[], patch: [{layer, mode, value, scale, channels, positions}], output })
+  //   -> { output, captures: { layer: [value per call] } }, tensors brought back to the CPU.
+  //   A plain forward is run(inputs, { output: true }).
+  Napi::Value run(const Napi::CallbackInfo& info);
+  // [async] inspect({ capture[], patch[], output }) -> { calledModules, opCounts, graph }
+  Napi::Value inspect(const Napi::CallbackInfo& info);
+  // [sync] releases the module once in-flight calls finish; later calls reject DISPOSED.
+  Napi::Value dispose(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<ModelState> live(Napi::Env env) const;
+
+  std::shared_ptr<ModelState> state_;
+};
+
+}  // namespace torchscope

@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+"""Export the TorchScript reference models used by torchscope's tests.
+
+    python scripts/export-models.py [--out DIR] [--pretrained] [--force]
+                                    [--only resnet|bert|tiny]
+
+Files (in DIR, default <repo>/models):
+  resnet18.pt / resnet18-scripted.pt            torchvision-compatible ResNet-18
+  resnet-tiny.pt / resnet-tiny-scripted.pt      ResNet [1,1,1,1], width 8, 10 classes
+  bert.pt / bert-tiny.pt                        BertWithAttentions, traced
+  bert-vocab.txt                                only with --pretrained
+  manifest.json                                 provenance + sha256 per file
+
+Output is reproducible: a fixed seed gives byte-identical files for the same
+torch/transformers versions and the same checkout/venv path (TorchScript's
+debug info records source file paths; `weights_sha256` does not depend on it).
+"""
+
+import os
+import subprocess
+import sys
+
+# Scripted modules list their __constants__ in set order, which follows
+# Python's per-process string hash seed; pin it so saved files are identical
+# run to run. Done before importing torch, via a child interpreter (portable,
+# unlike os.execv on Windows).
+if os.environ.get("PYTHONHASHSEED") != "0":
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    sys.exit(subprocess.call([sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env=env))
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable, Dict, List, Optional, Tuple  # noqa: E402
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torchscope_models as tm  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = 0
+TOL = 1e-5
+MANIFEST_VERSION = 1
+EXIT_PRETRAINED = 3  # child exit code: pretrained download failed (message already printed)
+
+
+class PretrainedUnavailable(Exception):
+    pass
+
+
+@dataclass
+class Group:
+    """Models that share one set of weights (traced + scripted of one module)."""
+
+    key: str
+    only: str  # value of --only that selects it
+    architecture: str
+    files: List[Tuple[str, str]]  # (file name, kind)
+    inputs: List[dict]
+    outputs: List[str]
+    can_pretrain: bool
+    build: Callable[[bool], torch.nn.Module] = field(repr=False)
+    check: Callable[[torch.nn.Module, torch.nn.Module], None] = field(repr=False)
+    example: Callable[[], tuple] = field(repr=False)
+
+
+# ---------------------------------------------------------------- builders
+
+
+def build_resnet18(pretrained: bool) -> torch.nn.Module:
+    if pretrained:
+        try:
+            model = tm.resnet18_pretrained()
+        except Exception as e:  # noqa: BLE001 - any download/IO failure
+            raise PretrainedUnavailable(
+                f"could not load pretrained ResNet-18 weights ({tm.RESNET18_URL}): {type(e).__name__}: {e}"
+            ) from e
+        # Pretrained BN statistics are meaningful: never recalibrate them.
+        return model.eval()
+    torch.manual_seed(SEED)
+    model = tm.resnet18()
+    return tm.calibrate_bn(model, SEED, (8, 3, 64, 64), steps=8)
+
+
+def build_resnet_tiny(pretrained: bool) -> torch.nn.Module:
+    torch.manual_seed(SEED)
+    model = tm.resnet((1, 1, 1, 1), width=8, num_classes=10)
+    return tm.calibrate_bn(model, SEED, (8, 3, 32, 32), steps=8)
+
+
+def build_bert(pretrained: bool, size: str = "base") -> torch.nn.Module:
+    if pretrained:
+        try:
+            model = tm.BertWithAttentions.from_pretrained("bert-base-uncased", attn_implementation="eager")
+        except Exception as e:  # noqa: BLE001
+            raise PretrainedUnavailable(
+                f"could not load pretrained bert-base-uncased from the Hugging Face hub: {type(e).__name__}: {e}"
+            ) from e
+        return model.eval()
+    torch.manual_seed(SEED)
+    return tm.BertWithAttentions(tm.bert_config(size)).eval()
+
+
+def save_bert_vocab(out: Path) -> Path:
+    from transformers.utils import cached_file
+
+    try:
+        src = cached_file("bert-base-uncased", "vocab.txt")
+    except Exception as e:  # noqa: BLE001
+        raise PretrainedUnavailable(f"could not fetch bert-base-uncased vocab.txt: {type(e).__name__}: {e}") from e
+    dst = out / "bert-vocab.txt"
+    tmp = dst.with_suffix(".txt.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
+# ---------------------------------------------------------------- checks
+
+
+def assert_close(name: str, got, want, tol: float = TOL) -> None:
+    got = got if isinstance(got, (tuple, list)) else (got,)
+    want = want if isinstance(want, (tuple, list)) else (want,)
+    assert len(got) == len(want), f"{name}: {len(got)} outputs, expected {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g.shape == w.shape, f"{name}[{i}]: shape {tuple(g.shape)} != {tuple(w.shape)}"
+        err = (g - w).abs().max().item()
+        assert err <= tol, f"{name}[{i}]: max abs diff {err:.3g} > {tol}"
+
+
+def check_resnet(size: int) -> Callable:
+    def check(ts: torch.nn.Module, eager: torch.nn.Module) -> None:
+        gen = torch.Generator().manual_seed(SEED + 1)
+        # A batch and spatial size other than the trace example, so shapes
+        # baked into the trace would show up here.
+        for shape in [(1, 3, size, size), (2, 3, size + 32, size + 32)]:
+            x = torch.randn(*shape, generator=gen)
+            assert_close(f"resnet {shape}", ts(x), eager(x))
+
+    return check
+
+
+def check_bert(ts: torch.nn.Module, eager: torch.nn.Module) -> None:
+    gen = torch.Generator().manual_seed(SEED + 1)
+    vocab = eager.config.vocab_size
+    for b, s in [(2, 7), (1, 128)]:
+        ids = torch.randint(0, vocab, (b, s), generator=gen)
+        mask = torch.ones(b, s, dtype=torch.long)
+        if b > 1:
+            mask[1, 4:] = 0
+        got = ts(ids, mask)
+        assert_close(f"bert [{b},{s}]", got, eager(ids, mask))
+        if b > 1:
+            # Padding must be honoured by the trace, not baked in from the
+            # all-ones example mask: padded keys get ~0 probability and the
+            # real tokens match the unpadded sequence.
+            assert got[2][1, :, :, :, 4:].abs().max().item() < 1e-6, "padded keys receive attention"
+            alone = ts(ids[1:, :4], mask[1:, :4])
+            assert_close("bert padded vs unpadded", got[0][1:, :4], alone[0], tol=1e-4)
+
+
+# ---------------------------------------------------------------- groups
+
+GROUPS = [
+    Group(
+        key="resnet18",
+        only="resnet",
+        architecture="resnet18",
+        files=[("resnet18.pt", "traced"), ("resnet18-scripted.pt", "scripted")],
+        inputs=[{"name": "x", "shape": [1, 3, 224, 224], "dtype": "float32"}],
+        outputs=["logits"],
+        can_pretrain=True,
+        build=build_resnet18,
+        check=check_resnet(224),
+        example=lambda: (torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED)),),
+    ),
+    Group(
+        key="resnet-tiny",
+        only="tiny",
+        architecture="resnet(layers=[1,1,1,1],width=8,num_classes=10)",
+        files=[("resnet-tiny.pt", "traced"), ("resnet-tiny-scripted.pt", "scripted")],
+        inputs=[{"name": "x", "shape": [1, 3, 32, 32], "dtype": "float32"}],
+        outputs=["logits"],
+        can_pretrain=False,
+        build=build_resnet_tiny,
+        check=check_resnet(32),
+        example=lambda: (torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(SEED)),),
+    ),
+    Group(
+        key="bert",
+        only="bert",
+        architecture="BertWithAttentions(bert-base-uncased)",
+        files=[("bert.pt", "traced")],
+        inputs=[
+            {"name": "input_ids", "shape": [1, 16], "dtype": "int64"},
+            {"name": "attention_mask", "shape": [1, 16], "dtype": "int64"},
+        ],
+        outputs=["last_hidden_state", "pooler_output", "attentions"],
+        can_pretrain=True,
+        build=lambda p: build_bert(p, "base"),
+        check=check_bert,
+        example=lambda: (
+            torch.randint(0, 30522, (1, 16), generator=torch.Generator().manual_seed(SEED)),
+            torch.ones(1, 16, dtype=torch.long),
+        ),
+    ),
+    Group(
+        key="bert-tiny",
+        only="tiny",
+        architecture="BertWithAttentions(tiny: 2 layers, hidden 32, 2 heads)",
+        files=[("bert-tiny.pt", "traced")],
+        inputs=[
+            {"name": "input_ids", "shape": [1, 16], "dtype": "int64"},
+            {"name": "attention_mask", "shape": [1, 16], "dtype": "int64"},
+        ],
+        outputs=["last_hidden_state", "pooler_output", "attentions"],
+        can_pretrain=False,
+        build=lambda p: build_bert(p, "tiny"),
+        check=check_bert,
+        example=lambda: (
+            torch.randint(0, 30522, (1, 16), generator=torch.Generator().manual_seed(SEED)),
+            torch.ones(1, 16, dtype=torch.long),
+        ),
+    ),
+]
+
+
+# ---------------------------------------------------------------- hashing / manifest
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_state(model: torch.nn.Module) -> str:
+    """Hash of the weights alone, independent of TorchScript code/debug info."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{list(t.shape)}\n".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
+    return h.hexdigest()
+
+
+def spec_for(group: Group, name: str, kind: str, pretrained: bool) -> dict:
+    """The fields that decide whether an existing file is still what we'd write."""
+    return {
+        "name": name,
+        "kind": kind,
+        "architecture": group.architecture,
+        "seed": None if pretrained else SEED,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "pretrained": pretrained,
+    }
+
+
+def load_manifest(out: Path) -> Dict[str, dict]:
+    path = out / "manifest.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        return {e["name"]: e for e in data.get("files", [])}
+    except (ValueError, KeyError, TypeError):
+        print(f"warning: ignoring unreadable {path}", file=sys.stderr)
+        return {}
+
+
+def write_manifest(out: Path, entries: Dict[str, dict]) -> None:
+    data = {"version": MANIFEST_VERSION, "files": [entries[k] for k in sorted(entries)]}
+    tmp = out / "manifest.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, out / "manifest.json")
+
+
+def up_to_date(out: Path, entry: Optional[dict], spec: dict) -> bool:
+    if entry is None or any(entry.get(k) != v for k, v in spec.items()):
+        return False
+    path = out / spec["name"]
+    return path.exists() and sha256_file(path) == entry.get("sha256")
+
+
+# ---------------------------------------------------------------- export (runs in a fresh fork)
+
+
+def export_group(group: Group, out: Path, pretrained: bool, names: List[str]) -> dict:
+    """Build, convert, verify and save; returns {file name: weights_sha256}."""
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    transformers.logging.set_verbosity_error()
+
+    model = group.build(pretrained)
+    weights = sha256_state(model)
+    result = {}
+    with torch.no_grad():
+        converted = {}
+        # Always convert every kind in the same order so TorchScript's type
+        # name mangling (and hence the bytes) doesn't depend on which files
+        # happen to need rewriting.
+        for name, kind in group.files:
+            if kind == "traced":
+                converted[name] = torch.jit.trace(model, group.example(), check_trace=False)
+            else:
+                converted[name] = torch.jit.script(model)
+        # torch.jit.save names the archive's root folder after the file, so
+        # stage under the final name in a scratch dir rather than "x.pt.tmp".
+        with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as scratch:
+            for name in names:
+                if name not in converted:
+                    continue
+                group.check(converted[name], model)
+                tmp = Path(scratch) / name
+                torch.jit.save(converted[name], str(tmp))
+                # Check what a consumer will actually load, not the in-memory module.
+                group.check(torch.jit.load(str(tmp)), model)
+                os.replace(tmp, out / name)
+                result[name] = weights
+        if pretrained and group.key == "bert" and "bert-vocab.txt" in names:
+            save_bert_vocab(out)
+            result["bert-vocab.txt"] = None
+    return result
+
+
+def _child(group: Group, out: Path, pretrained: bool, names: List[str], conn) -> None:
+    try:
+        conn.send(("ok", export_group(group, out, pretrained, names)))
+    except PretrainedUnavailable as e:
+        conn.send(("pretrained", str(e)))
+    except BaseException:  # noqa: BLE001
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def run_group(group: Group, out: Path, pretrained: bool, names: List[str]) -> Tuple[str, object]:
+    # A fresh fork per group keeps TorchScript's global type registry (and so
+    # the saved bytes) independent of what else was exported in this run.
+    if "fork" not in mp.get_all_start_methods() or sys.platform == "win32":
+        try:
+            return "ok", export_group(group, out, pretrained, names)
+        except PretrainedUnavailable as e:
+            return "pretrained", str(e)
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(group, out, pretrained, names, child))
+    proc.start()
+    child.close()
+    try:
+        status, payload = parent.recv()
+    except EOFError:
+        proc.join()
+        return "error", f"export process died (exit code {proc.exitcode})"
+    proc.join()
+    return status, payload
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description="Export TorchScript reference models for torchscope.")
+    ap.add_argument("--out", type=Path, default=REPO / "models", help="output directory (default: <repo>/models)")
+    ap.add_argument("--pretrained", action="store_true", help="ImageNet ResNet-18 and bert-base-uncased weights")
+    ap.add_argument("--force", action="store_true", help="rewrite files even if the manifest says they are current")
+    ap.add_argument(
+        "--only",
+        choices=sorted({g.only for g in GROUPS}),
+        action="append",
+        help="export only this group (repeatable); tiny = resnet-tiny + bert-tiny",
+    )
+    args = ap.parse_args(argv)
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(out)
+    t_start = time.perf_counter()
+
+    for group in GROUPS:
+        if args.only and group.only not in args.only:
+            continue
+        pretrained = args.pretrained and group.can_pretrain
+        specs = {name: spec_for(group, name, kind, pretrained) for name, kind in group.files}
+        if pretrained and group.key == "bert":
+            specs["bert-vocab.txt"] = spec_for(group, "bert-vocab.txt", "vocab", True)
+            specs["bert-vocab.txt"]["architecture"] = "bert-base-uncased tokenizer vocab"
+        todo = [n for n, s in specs.items() if args.force or not up_to_date(out, manifest.get(n), s)]
+        if group.key == "bert" and not pretrained and "bert-vocab.txt" in manifest and todo:
+            # The vocab belongs to pretrained weights; keeping it beside a
+            # random-init bert.pt would suggest they go together.
+            (out / "bert-vocab.txt").unlink(missing_ok=True)
+            del manifest["bert-vocab.txt"]
+            print(f"removed {out / 'bert-vocab.txt'} (only valid with --pretrained)")
+        for name in specs:
+            if name not in todo:
+                print(f"skipped {out / name} (up to date)")
+        if not todo:
+            continue
+
+        t0 = time.perf_counter()
+        status, payload = run_group(group, out, pretrained, todo)
+        if status == "pretrained":
+            print(f"error: {payload}", file=sys.stderr)
+            print("error: --pretrained needs network access (or a warm cache); not falling back to random weights.",
+                  file=sys.stderr)
+            write_manifest(out, manifest)
+            return 1
+        if status != "ok":
+            print(f"error: exporting {group.key} failed:\n{payload}", file=sys.stderr)
+            write_manifest(out, manifest)
+            return 1
+        dt = time.perf_counter() - t0
+        for name in todo:
+            path = out / name
+            entry = dict(specs[name])
+            entry["sha256"] = sha256_file(path)
+            if payload.get(name):
+                entry["weights_sha256"] = payload[name]
+            if entry["kind"] != "vocab":
+                entry["inputs"] = group.inputs
+                entry["outputs"] = group.outputs
+            entry["bytes"] = path.stat().st_size
+            manifest[name] = entry
+            print(f"wrote   {path} ({entry['kind']}, {entry['bytes'] / 1e6:.1f} MB, {dt:.1f}s for {group.key})")
+        # Persist after each group so an interrupted run keeps what it finished.
+        write_manifest(out, manifest)
+
+    write_manifest(out, manifest)
+    print(f"done in {time.perf_counter() - t_start:.1f}s -> {out / 'manifest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
