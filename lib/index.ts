@@ -4,3 +4,4 @@ export { Tensor, tensor, zeros, DType, Device, TypedArray, NestedArray } from '.
 export { Model, load, LoadOptions, ModuleInfo, Value, Input } from './model';
 export { activations, run, inspect, PatchSpec, RunOptions, RunResult, CaptureRequest, Calls } from './activations';
 export { cuda, info, Info } from './device';
+export { image, toPng, ImageOptions, IMAGENET_MEAN, IMAGENET_STD } from './image';

@@ -1,0 +1,160 @@
+// `npm run demo`: the seed's Example 1 done right. Loads ResNet-18, reads a real photo,
+// captures every block's activations in one forward pass, ranks layer4's channels,
+// zero-ablates layer3 channels and shows the logit change, and draws layer4's strongest
+// channel maps over the photo.
+import * as path from 'path';
+import { promises as fs } from 'fs';
+import sharp from 'sharp';
+
+import * as torch from '../lib';
+
+const root = path.resolve(__dirname, '..', '..');
+const modelFile = path.join(root, 'models', 'resnet18.pt');
+const photo = path.join(root, 'assets', 'chelsea.jpg');
+const outDir = path.join(root, 'out');
+
+interface Stats {
+  mean: number;
+  std: number;
+  max: number;
+  active: number; // fraction > 0
+}
+
+function stats(values: Float32Array): Stats {
+  let sum = 0;
+  let sumSq = 0;
+  let max = -Infinity;
+  let active = 0;
+  for (const v of values) {
+    sum += v;
+    sumSq += v * v;
+    if (v > max) max = v;
+    if (v > 0) active++;
+  }
+  const mean = sum / values.length;
+  return { mean, std: Math.sqrt(Math.max(0, sumSq / values.length - mean * mean)), max, active: active / values.length };
+}
+
+/** Mean over H, W of each channel of a [1, C, H, W] tensor. */
+function channelMeans(activation: torch.Tensor): Float32Array {
+  const [, channels, height, width] = activation.shape;
+  const data = activation.data() as Float32Array;
+  const plane = height * width;
+  const means = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let sum = 0;
+    for (let i = 0; i < plane; i++) sum += data[c * plane + i];
+    means[c] = sum / plane;
+  }
+  return means;
+}
+
+function topK(values: ArrayLike<number>, k: number): number[] {
+  return Array.from(values, (_, i) => i)
+    .sort((a, b) => values[b] - values[a])
+    .slice(0, k);
+}
+
+// Five stops of matplotlib's 'inferno', interpolated linearly.
+const inferno = [
+  [0, 0, 4],
+  [87, 16, 110],
+  [188, 55, 84],
+  [249, 142, 9],
+  [252, 255, 164],
+];
+
+function colour(t: number): number[] {
+  const x = Math.min(1, Math.max(0, t)) * (inferno.length - 1);
+  const i = Math.min(inferno.length - 2, Math.floor(x));
+  const f = x - i;
+  return inferno[i].map((a, j) => Math.round(a + (inferno[i + 1][j] - a) * f));
+}
+
+/** One tile: the photo with a channel's map, upsampled and coloured, blended over it. */
+async function overlay(base: Buffer, size: number, map: Float32Array, mapSize: number, lo: number, hi: number): Promise<Buffer> {
+  const grey = Buffer.from(map.map((v) => Math.round(((v - lo) / (hi - lo || 1)) * 255)));
+  const { data: up, info } = await sharp(grey, { raw: { width: mapSize, height: mapSize, channels: 1 } })
+    .resize(size, size, { kernel: 'cubic' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const rgba = Buffer.alloc(size * size * 4);
+  for (let i = 0; i < size * size; i++) {
+    const [r, g, b] = colour(up[i * info.channels] / 255);
+    rgba.set([r, g, b, 170], i * 4);
+  }
+  return sharp(base)
+    .composite([{ input: rgba, raw: { width: size, height: size, channels: 4 } }])
+    .png()
+    .toBuffer();
+}
+
+function row(cells: (string | number)[], widths: number[]): string {
+  return cells.map((c, i) => (typeof c === 'number' ? c.toFixed(4).padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+}
+
+async function main(): Promise<void> {
+  const info = torch.info();
+  console.log(`torchscope demo: libtorch ${info.libtorchVersion}, ${info.cudaAvailable ? 'CUDA' : 'CPU'}, ${info.threads} threads`);
+  const model = await torch.load(modelFile);
+  const input = await torch.image(photo, { size: 224, normalize: 'imagenet' });
+  console.log(`model ${path.relative(root, modelFile)} (${model.modules().length} modules), image ${path.relative(root, photo)} -> [${input.shape}]`);
+
+  // Every block and the stem, one forward pass.
+  const blocks = model.modules().filter((m) => m.type === 'BasicBlock' || m.type === 'Bottleneck').map((m) => m.path);
+  const layers = ['maxpool', ...blocks, 'layer1', 'layer2', 'layer3', 'layer4'];
+  const captured = (await torch.activations(model, layers, input)) as Record<string, torch.Tensor>;
+
+  console.log('\nactivation statistics per block');
+  const widths = [10, 16, 9, 9, 9, 8];
+  console.log(row(['layer', 'shape', 'mean', 'std', 'max', 'active'], widths));
+  for (const layer of ['maxpool', ...blocks]) {
+    const s = stats(captured[layer].data() as Float32Array);
+    console.log(row([layer, `[${captured[layer].shape.slice(1)}]`, s.mean, s.std, s.max, s.active], widths));
+  }
+
+  const layer4 = captured.layer4;
+  const means4 = channelMeans(layer4);
+  const top = topK(means4, 8);
+  console.log('\ntop activating channels of layer4 (mean over 7x7)');
+  for (const c of top) console.log(`  channel ${String(c).padStart(3)}  ${means4[c].toFixed(4)}`);
+
+  // Patching: zero-ablate the 16 most active layer3 channels and watch the logits move.
+  const ablated = topK(channelMeans(captured.layer3), 16);
+  const clean = (await model.forward(input)) as torch.Tensor;
+  const patched = await torch.run(model, [input], { patch: { layer3: { zero: true, channels: ablated } }, capture: ['layer4'] });
+  const cleanLogits = clean.data() as Float32Array;
+  const patchedLogits = (patched.output as torch.Tensor).data() as Float32Array;
+  const top5 = topK(cleanLogits, 5);
+  console.log(`\nablation: layer3 channels [${ablated.join(', ')}] set to zero`);
+  console.log(row(['class', 'clean', 'ablated', 'change'], [8, 10, 10, 10]));
+  for (const k of top5) {
+    console.log(row([String(k), cleanLogits[k], patchedLogits[k], patchedLogits[k] - cleanLogits[k]], [8, 10, 10, 10]));
+  }
+  const after = topK(patchedLogits, 1)[0];
+  console.log(`top class: ${top5[0]} -> ${after}; layer4 mean ${stats(layer4.data() as Float32Array).mean.toFixed(4)} -> ${stats((patched.activations.layer4 as torch.Tensor).data() as Float32Array).mean.toFixed(4)}`);
+
+  // Picture: the 8 strongest layer4 channel maps over the photo, 4 x 2.
+  const size = 224;
+  const base = await sharp(photo).resize(size, size, { fit: 'cover' }).removeAlpha().png().toBuffer();
+  const [, , h, w] = layer4.shape;
+  const data = layer4.data() as Float32Array;
+  const maps = top.map((c) => data.subarray(c * h * w, (c + 1) * h * w));
+  const lo = Math.min(...maps.map((m) => Math.min(...m)));
+  const hi = Math.max(...maps.map((m) => Math.max(...m)));
+  const tiles = await Promise.all(maps.map((m) => overlay(base, size, m, h, lo, hi)));
+  const gap = 4;
+  const grid = sharp({ create: { width: 4 * size + 5 * gap, height: 2 * size + 3 * gap, channels: 3, background: '#ffffff' } }).composite(
+    tiles.map((tile, i) => ({ input: tile, left: gap + (i % 4) * (size + gap), top: gap + Math.floor(i / 4) * (size + gap) })),
+  );
+  await fs.mkdir(outDir, { recursive: true });
+  const file = path.join(outDir, 'layer4-channels.png');
+  await grid.png().toFile(file);
+  console.log(`\nwrote ${path.relative(root, file)}: layer4 channels [${top.join(', ')}] over the photo (one colour scale for all)`);
+  model.dispose();
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
