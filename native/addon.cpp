@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "addon.h"
+#include "async_work.h"
 #include "device.h"
 #include "model.h"
 #include "tensor.h"
@@ -10,6 +11,7 @@ namespace torchscope {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
+  initAsyncWork(env);
   TensorHandle::define(env, exports);
   ModelHandle::define(env, exports);
   deviceExports(env, exports);

@@ -8,6 +8,8 @@ namespace torchscope {
 struct AddonData {
   Napi::FunctionReference tensorClass;
   Napi::FunctionReference modelClass;
+  Napi::ThreadSafeFunction completions;  // compute thread -> JS thread (async_work.cpp)
+  size_t pendingJobs = 0;
 };
 
 inline AddonData& addonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
