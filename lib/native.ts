@@ -59,7 +59,7 @@ export interface NativeModel {
 
 export interface NativeModelClass {
   /** [async] */
-  load(file: string, device: string): Promise<NativeModel>;
+  load(file: string, device: string, optimize: boolean): Promise<NativeModel>;
 }
 
 export interface NativeBuildInfo {

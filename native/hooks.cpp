@@ -2,6 +2,8 @@
 
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/csrc/jit/passes/frozen_graph_optimizations.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
 #include <algorithm>
@@ -256,8 +258,44 @@ std::string ProgramSpec::key() const {
   for (const auto& layer : capture) key += layer + ",";
   key += "|";
   for (const auto& layer : patch) key += layer + ",";
-  return key + (returnOutput ? "|output" : "|cut");
+  return key + (returnOutput ? "|output" : "|cut") + (optimize ? "|optimized" : "|exact");
 }
+
+namespace {
+
+// The program as a method of a frozen copy of the module, optimized for inference. The copy
+// shares the module's tensors (clone in place gives new types, same data); folding makes new
+// ones only for the weights it rewrites.
+void buildOptimized(const torch::jit::Module& module, Program& program) {
+  static const std::string name = "torchscope_program";
+  torch::jit::Module base = module.clone(/*inplace=*/true);
+  auto graph = jit::toGraphFunction(base.get_method("forward").function()).graph()->copy();
+  Instrumenter(graph, program).run();
+  auto* function = base._ivalue()->compilation_unit()->create_function(
+      c10::QualifiedName(*base.type()->name(), name), graph);
+  base.type()->addMethod(function);
+  torch::jit::Module frozen = jit::freeze_module(base, {name});
+  // torch::jit::freeze would optimize forward only; the program is another method.
+  auto frozenGraph = jit::toGraphFunction(frozen.get_method(name).function()).graph();
+  jit::OptimizeFrozenGraph(frozenGraph, /*optimize_numerics=*/true);
+  frozen = jit::optimize_for_inference(frozen, {name});
+  program.function = &frozen.get_method(name).function();
+  program.forwardSchema = frozen.get_method("forward").function().getSchema();  // self is the frozen type
+  program.self = frozen._ivalue();
+  program.frozen = std::move(frozen);
+}
+
+void buildExact(const torch::jit::Module& module, Program& program) {
+  auto graph = jit::toGraphFunction(module.get_method("forward").function()).graph()->copy();
+  Instrumenter(graph, program).run();
+  program.ownedFunction = std::make_shared<jit::GraphFunction>(
+      c10::QualifiedName("torchscope.instrumented_forward"), graph, nullptr);
+  program.function = program.ownedFunction.get();
+  program.forwardSchema = module.get_method("forward").function().getSchema();
+  program.self = module._ivalue();
+}
+
+}  // namespace
 
 std::shared_ptr<const Program> instrument(const torch::jit::Module& module, const ProgramSpec& spec) {
   std::set<std::string> known;
@@ -269,21 +307,21 @@ std::shared_ptr<const Program> instrument(const torch::jit::Module& module, cons
   }
   auto program = std::make_shared<Program>();
   program->spec = spec;
-  auto graph = jit::toGraphFunction(module.get_method("forward").function()).graph()->copy();
-  Instrumenter(graph, *program).run();
-  program->function = std::make_shared<jit::GraphFunction>(c10::QualifiedName("torchscope.instrumented_forward"),
-                                                           graph, nullptr);
+  if (spec.optimize) {
+    buildOptimized(module, *program);
+  } else {
+    buildExact(module, *program);
+  }
   return program;
 }
 
-RunResult runProgram(const Program& program, const torch::jit::Module& module, std::vector<c10::IValue> inputs,
-                     const std::vector<PatchArgs>& patches) {
+RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches) {
   jit::Stack stack;
   stack.reserve(inputs.size() + 1 + patches.size() * 5);
-  stack.emplace_back(module._ivalue());
+  stack.push_back(program.self);
   for (auto& input : inputs) stack.push_back(std::move(input));
   try {
-    module.get_method("forward").function().getSchema().checkAndNormalizeInputs(stack);
+    program.forwardSchema->checkAndNormalizeInputs(stack);
   } catch (const c10::Error& e) {
     throw Error(code::kInvalidArgument, e.what_without_backtrace());
   }
@@ -317,7 +355,7 @@ std::shared_ptr<const Program> ProgramCache::get(const torch::jit::Module& modul
 
 ProgramSummary summarize(const Program& program) {
   ProgramSummary summary;
-  auto graph = program.function->graph();
+  auto graph = jit::toGraphFunction(*program.function).graph();
   summary.graph = graph->toString();
   std::set<std::string> calls;
   collectCalls(graph->block(), graph->inputs().at(0), calls);

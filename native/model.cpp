@@ -105,6 +105,7 @@ Napi::Value ModelHandle::load(const Napi::CallbackInfo& info) {
   const std::string path = info[0].As<Napi::String>().Utf8Value();
   const std::string deviceName = info[1].As<Napi::String>().Utf8Value();
   auto state = std::make_shared<ModelState>();
+  state->optimize = info[2].ToBoolean();
   return queueWork(
       env, code::kModelLoad,
       [state, path, deviceName] {
@@ -163,8 +164,9 @@ Napi::Value ModelHandle::run(const Napi::CallbackInfo& info) {
       [state, inputs, request, result] {
         at::NoGradGuard noGrad;
         for (auto& input : *inputs) input = toDevice(input, state->device);
+        request->spec.optimize = state->optimize;
         auto program = state->programs.get(state->module, request->spec);
-        *result = runProgram(*program, state->module, std::move(*inputs), request->patches);
+        *result = runProgram(*program, std::move(*inputs), request->patches);
         result->output = toDevice(result->output, c10::kCPU);
         for (auto& [layer, calls] : result->captures) {
           for (auto& call : calls) call = toDevice(call, c10::kCPU);
@@ -192,7 +194,10 @@ Napi::Value ModelHandle::inspect(const Napi::CallbackInfo& info) {
   auto summary = std::make_shared<ProgramSummary>();
   return queueWork(
       env, code::kInternal,
-      [state, request, summary] { *summary = summarize(*state->programs.get(state->module, request->spec)); },
+      [state, request, summary] {
+        request->spec.optimize = state->optimize;
+        *summary = summarize(*state->programs.get(state->module, request->spec));
+      },
       [summary](Napi::Env env) -> Napi::Value {
         Napi::Object out = Napi::Object::New(env);
         Napi::Array calls = Napi::Array::New(env, summary->calledModules.size());

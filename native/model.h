@@ -17,6 +17,7 @@ namespace torchscope {
 struct ModelState {
   torch::jit::Module module;
   c10::Device device{c10::kCPU};
+  bool optimize = false;  // see ProgramSpec::optimize
   std::vector<std::pair<std::string, std::string>> submodules;  // path, type name
   ProgramCache programs;
 };
@@ -27,7 +28,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   explicit ModelHandle(const Napi::CallbackInfo& info);
 
  private:
-  // [async] load(path, device) -> ModelHandle. Rejects MODEL_LOAD / DEVICE.
+  // [async] load(path, device, optimize) -> ModelHandle. Rejects MODEL_LOAD / DEVICE.
   static Napi::Value load(const Napi::CallbackInfo& info);
   // [sync] [[path, typeName], ...] for every submodule, root ("") first.
   Napi::Value modules(const Napi::CallbackInfo& info);
