@@ -5,7 +5,8 @@ const fs = require('fs');
 const path = require('path');
 
 const root = path.resolve(__dirname, '..');
-const configFile = path.join(root, 'build', 'torchscope-config.json');
+// Outside build/: cmake-js wipes that directory when a build fails.
+const configFile = path.join(root, '.torchscope', 'config.json');
 
 function readConfig() {
   try {

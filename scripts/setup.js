@@ -4,7 +4,7 @@
 //      .venv; failing all three, create .venv and pip-install torch there;
 //   2. build the addon against it with cmake-js (Node-API headers from npm, no download);
 //   3. in a development checkout: compile the TypeScript and export the test/demo models.
-// What was found is recorded in build/torchscope-config.json (scripts/config.js reads it).
+// What was found is recorded in .torchscope/config.json (scripts/config.js reads it).
 'use strict';
 const { execFileSync, spawnSync } = require('child_process');
 const fs = require('fs');
