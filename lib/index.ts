@@ -5,3 +5,4 @@ export { Model, load, LoadOptions, ModuleInfo, Value, Input } from './model';
 export { activations, run, inspect, PatchSpec, RunOptions, RunResult, CaptureRequest, Calls } from './activations';
 export { cuda, info, Info } from './device';
 export { image, toPng, ImageOptions, IMAGENET_MEAN, IMAGENET_STD } from './image';
+export { maximize, maximizeIter, Objective, TransformSpec, MaximizeOptions, MaximizeProgress, MaximizeResult, MaximizeRun } from './maximize';

@@ -47,6 +47,14 @@ export interface NativeProgramSummary {
   graph: string;
 }
 
+export interface NativeMaximizeSession {
+  /** [async] up to n steps; fewer after abort(). */
+  steps(n: number): Promise<{ objectives: number[]; aborted: boolean }>;
+  abort(): void;
+  /** [async] the current image, or the best so far. */
+  result(best: boolean): Promise<{ image: NativeTensor; input: NativeTensor; bestStep: number }>;
+}
+
 export interface NativeModel {
   modules(): [string, string][];
   device(): string;
@@ -54,6 +62,8 @@ export interface NativeModel {
   run(inputs: NativeValue[], request: NativeRunRequest): Promise<NativeRunResult>;
   /** [async] */
   inspect(request: NativeRunRequest): Promise<NativeProgramSummary>;
+  /** [async] */
+  maximize(spec: Record<string, unknown>): Promise<NativeMaximizeSession>;
   dispose(): void;
 }
 

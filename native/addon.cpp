@@ -4,6 +4,7 @@
 #include "addon.h"
 #include "async_work.h"
 #include "device.h"
+#include "maximize.h"
 #include "model.h"
 #include "tensor.h"
 
@@ -14,6 +15,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initAsyncWork(env);
   TensorHandle::define(env, exports);
   ModelHandle::define(env, exports);
+  MaximizeSession::define(env, exports);
   deviceExports(env, exports);
   return exports;
 }

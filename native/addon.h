@@ -8,6 +8,7 @@ namespace torchscope {
 struct AddonData {
   Napi::FunctionReference tensorClass;
   Napi::FunctionReference modelClass;
+  Napi::FunctionReference sessionClass;
   Napi::ThreadSafeFunction completions;  // compute thread -> JS thread (async_work.cpp)
   size_t pendingJobs = 0;
 };

@@ -7,6 +7,7 @@
 #include "async_work.h"
 #include "device.h"
 #include "errors.h"
+#include "maximize.h"
 #include "tensor.h"
 #include "values.h"
 
@@ -82,6 +83,7 @@ void ModelHandle::define(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod<&ModelHandle::device>("device"),
                                     InstanceMethod<&ModelHandle::run>("run"),
                                     InstanceMethod<&ModelHandle::inspect>("inspect"),
+                                    InstanceMethod<&ModelHandle::maximize>("maximize"),
                                     InstanceMethod<&ModelHandle::dispose>("dispose")});
   addonData(env).modelClass = Napi::Persistent(cls);
   exports.Set("ModelHandle", cls);
@@ -210,6 +212,11 @@ Napi::Value ModelHandle::inspect(const Napi::CallbackInfo& info) {
         return out;
       },
       {info.This().As<Napi::Object>()});
+}
+
+Napi::Value ModelHandle::maximize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return MaximizeSession::start(env, live(env), parseMaximizeSpec(info[0].As<Napi::Object>()), info.This().As<Napi::Object>());
 }
 
 Napi::Value ModelHandle::dispose(const Napi::CallbackInfo& info) {

@@ -40,6 +40,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value run(const Napi::CallbackInfo& info);
   // [async] inspect({ capture[], patch[], output }) -> { calledModules, opCounts, graph }
   Napi::Value inspect(const Napi::CallbackInfo& info);
+  // [async] maximize(spec) -> MaximizeSession (see maximize.h; spec from lib/maximize.ts)
+  Napi::Value maximize(const Napi::CallbackInfo& info);
   // [sync] releases the module once in-flight calls finish; later calls reject DISPOSED.
   Napi::Value dispose(const Napi::CallbackInfo& info);
 

@@ -1,0 +1,319 @@
+// Activation maximization (feature visualization): the input that makes a channel, neuron,
+// direction or logit fire most, optimised natively with libtorch's autograd (native/maximize.h).
+import { callSite, CallSite, failure, settle } from './errors';
+import { Model } from './model';
+import { NativeMaximizeSession } from './native';
+import { Tensor } from './tensor';
+
+export type Objective =
+  | { channel: number }
+  | { neuron: { channel: number; y?: number; x?: number } }
+  | { direction: Tensor }
+  | { logit: number }
+  | { sum: { weight?: number; objective: Objective }[] };
+
+export type TransformSpec = { pad: number } | { jitter: number } | { scale: number[] } | { rotate: number[] };
+
+export interface MaximizeOptions {
+  /** Shorthand for `objective: { channel }`. */
+  channel?: number;
+  /** What to maximize; an array gives one objective per batch element (several channels at once). */
+  objective?: Objective | Objective[];
+  /** Optimisation steps. Default 256. */
+  steps?: number;
+  /** Adam's learning rate. Default 0.05. */
+  lr?: number;
+  /** Adam's betas. Default [0.9, 0.999]. */
+  betas?: [number, number];
+  /** Image size: a number for a square or [height, width]. Default 224. */
+  size?: number | [number, number];
+  /** [batch, 3, height, width]; the batch must match the number of objectives. */
+  inputShape?: [number, number, number, number];
+  /** Start image [B, 3, H, W] in [0, 1] (fixes the start for reproducibility and parity). */
+  init?: Tensor;
+  /** Seeds the start image and the random transforms. Default 0. */
+  seed?: number;
+  /** 'fft' (default): a decorrelated 1/f spectrum, as Lucid; 'pixel': the pixels themselves. */
+  parameterization?: 'pixel' | 'fft';
+  /** How values stay in [0, 1]: 'sigmoid' (fft default), 'clamp' (pixel default: clamped after each step), 'none'. */
+  range?: 'sigmoid' | 'clamp' | 'none';
+  /** Colour decorrelation. Default: true for fft, false for pixel. */
+  decorrelate?: boolean;
+  /** Random transforms each step: 'standard' (default: Lucid's pad, jitter, scale, rotate, jitter) or a list; [] for none. */
+  transforms?: 'standard' | TransformSpec[];
+  /** Penalty weights on the image; {} (default) for none. */
+  regularizers?: { l1?: number; l2?: number; tv?: number; blur?: number };
+  /** ImageNet normalization between the image and the model, inside the loop. Default 'imagenet'. */
+  normalize?: 'imagenet' | false;
+  /** Stops within one step; the promise then resolves with the best image so far and `aborted: true`. */
+  signal?: AbortSignal;
+  /** Called every `progressEvery` steps (default 10) and after the last. */
+  onProgress?: (progress: MaximizeProgress) => void;
+  progressEvery?: number;
+}
+
+export interface MaximizeProgress {
+  step: number;
+  steps: number;
+  objective: number;
+  elapsedMs: number;
+}
+
+export interface MaximizeResult {
+  /** [B, 3, H, W] in [0, 1]: the final image, or the best one so far when aborted. */
+  image: Tensor;
+  /** What the model saw for `image` (normalized, without the random transforms). */
+  input: Tensor;
+  /** The objective at each step, computed before that step's update. */
+  objective: number[];
+  steps: number;
+  elapsedMs: number;
+  aborted: boolean;
+}
+
+const transformKinds = ['pad', 'jitter', 'scale', 'rotate'] as const;
+
+function isNonNegativeInteger(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 0;
+}
+
+function checkObjective(objective: Objective, site: CallSite): void {
+  const o = objective as Record<string, unknown>;
+  if (o === null || typeof o !== 'object') throw failure('INVALID_ARGUMENT', 'an objective is an object like { channel: 10 }', site);
+  const keys = Object.keys(o);
+  if (keys.length !== 1 || !['channel', 'neuron', 'direction', 'logit', 'sum'].includes(keys[0])) {
+    throw failure('INVALID_ARGUMENT', `an objective has exactly one of channel, neuron, direction, logit, sum; got ${JSON.stringify(keys)}`, site);
+  }
+  const [key] = keys;
+  if ((key === 'channel' || key === 'logit') && !isNonNegativeInteger(o[key])) {
+    throw failure('INVALID_ARGUMENT', `${key} must be a non-negative integer, got ${String(o[key])}`, site);
+  }
+  if (key === 'neuron') {
+    const n = o.neuron as Record<string, unknown>;
+    if (!n || !isNonNegativeInteger(n.channel) || (n.y !== undefined && !isNonNegativeInteger(n.y)) || (n.x !== undefined && !isNonNegativeInteger(n.x))) {
+      throw failure('INVALID_ARGUMENT', 'neuron is { channel, y?, x? } with non-negative integers', site);
+    }
+  }
+  if (key === 'direction' && !(o.direction instanceof Tensor)) throw failure('INVALID_ARGUMENT', 'direction must be a Tensor [C]', site);
+  if (key === 'sum') {
+    if (!Array.isArray(o.sum) || o.sum.length === 0) throw failure('INVALID_ARGUMENT', 'sum is a non-empty array of { weight?, objective }', site);
+    for (const term of o.sum as { weight?: number; objective: Objective }[]) {
+      if (term.weight !== undefined && !Number.isFinite(term.weight)) throw failure('INVALID_ARGUMENT', 'sum weights must be finite numbers', site);
+      checkObjective(term.objective, site);
+    }
+  }
+}
+
+function needsLayer(objective: Objective): boolean {
+  if ('sum' in objective) return objective.sum.some((t) => needsLayer(t.objective));
+  return !('logit' in objective);
+}
+
+function toNativeObjective(objective: Objective): unknown {
+  if ('direction' in objective) return { direction: objective.direction.handle };
+  if ('sum' in objective) return { sum: objective.sum.map((t) => ({ weight: t.weight ?? 1, objective: toNativeObjective(t.objective) })) };
+  return objective;
+}
+
+function toNativeTransform(transform: TransformSpec, site: CallSite): { kind: string; values: number[] } {
+  const keys = Object.keys(transform ?? {});
+  const kind = keys[0] as (typeof transformKinds)[number];
+  if (keys.length !== 1 || !transformKinds.includes(kind)) {
+    throw failure('INVALID_ARGUMENT', `a transform is one of { pad }, { jitter }, { scale: [...] }, { rotate: [...] }; got ${JSON.stringify(transform)}`, site);
+  }
+  const value = (transform as Record<string, unknown>)[kind];
+  const values = Array.isArray(value) ? value : [value];
+  if (values.length === 0 || !values.every((v) => Number.isFinite(v))) throw failure('INVALID_ARGUMENT', `transform ${kind} needs finite numbers`, site);
+  if ((kind === 'pad' || kind === 'jitter') && !isNonNegativeInteger(values[0])) throw failure('INVALID_ARGUMENT', `${kind} is a pixel count`, site);
+  if (kind === 'scale' && !values.every((v) => (v as number) > 0)) throw failure('INVALID_ARGUMENT', 'scales must be positive', site);
+  return { kind, values: values as number[] };
+}
+
+interface Plan {
+  native: Record<string, unknown>;
+  steps: number;
+  progressEvery: number;
+}
+
+function plan(model: Model, layer: string | null, options: MaximizeOptions, site: CallSite): Plan {
+  if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'maximize(model, layer, options): model must come from torch.load()', site);
+  if (options === null || typeof options !== 'object') throw failure('INVALID_ARGUMENT', 'maximize needs options, e.g. { channel: 10 }', site);
+  let objectives: Objective[];
+  if (options.objective !== undefined) {
+    if (options.channel !== undefined) throw failure('INVALID_ARGUMENT', 'give channel or objective, not both', site);
+    objectives = Array.isArray(options.objective) ? options.objective : [options.objective];
+  } else if (options.channel !== undefined) {
+    objectives = [{ channel: options.channel }];
+  } else {
+    throw failure('INVALID_ARGUMENT', 'maximize needs a target: { channel } or { objective }', site);
+  }
+  if (objectives.length === 0) throw failure('INVALID_ARGUMENT', 'objective array is empty', site);
+  objectives.forEach((o) => checkObjective(o, site));
+  const usesLayer = objectives.some(needsLayer);
+  if (usesLayer) {
+    if (typeof layer !== 'string' || layer === '') throw failure('INVALID_ARGUMENT', 'this objective needs a layer name', site);
+    model.checkLayers([layer], site);
+  }
+  const steps = options.steps ?? 256;
+  if (!Number.isInteger(steps) || steps <= 0) throw failure('INVALID_ARGUMENT', `steps must be a positive integer, got ${steps}`, site);
+  const lr = options.lr ?? 0.05;
+  if (typeof lr !== 'number' || !Number.isFinite(lr) || lr <= 0) throw failure('INVALID_ARGUMENT', `lr must be a positive finite number, got ${lr}`, site);
+  const [beta1, beta2] = options.betas ?? [0.9, 0.999];
+  if (![beta1, beta2].every((b) => typeof b === 'number' && b >= 0 && b < 1)) throw failure('INVALID_ARGUMENT', 'betas must be in [0, 1)', site);
+  let batch = objectives.length;
+  let [height, width] = typeof options.size === 'number' ? [options.size, options.size] : options.size ?? [224, 224];
+  if (options.inputShape) {
+    const [b, c, h, w] = options.inputShape;
+    if (c !== 3) throw failure('INVALID_ARGUMENT', 'inputShape is [batch, 3, height, width]', site);
+    if (b !== batch && objectives.length === 1) {
+      objectives = Array.from({ length: b }, () => objectives[0]);
+      batch = b;
+    }
+    if (b !== batch) throw failure('INVALID_ARGUMENT', `inputShape batch ${b} does not match ${objectives.length} objectives`, site);
+    [height, width] = [h, w];
+  }
+  if (options.init !== undefined) {
+    if (!(options.init instanceof Tensor)) throw failure('INVALID_ARGUMENT', 'init must be a Tensor [B, 3, H, W]', site);
+    const [b, c, h, w] = options.init.shape;
+    if (options.init.shape.length !== 4 || c !== 3) throw failure('SHAPE', `init must be [B, 3, H, W], got [${options.init.shape}]`, site);
+    if (b !== batch && objectives.length === 1) {
+      objectives = Array.from({ length: b }, () => objectives[0]);
+      batch = b;
+    }
+    if (b !== batch) throw failure('SHAPE', `init batch ${b} does not match ${objectives.length} objectives`, site);
+    if (options.size !== undefined && (h !== height || w !== width)) throw failure('SHAPE', `init is ${h}x${w} but size is ${height}x${width}`, site);
+    [height, width] = [h, w];
+  }
+  if (![height, width].every((n) => Number.isInteger(n) && n > 0)) throw failure('INVALID_ARGUMENT', `size must be positive integers, got ${height}x${width}`, site);
+  const parameterization = options.parameterization ?? 'fft';
+  if (parameterization !== 'fft' && parameterization !== 'pixel') throw failure('INVALID_ARGUMENT', `parameterization is 'fft' or 'pixel', got ${String(parameterization)}`, site);
+  const range = options.range ?? (parameterization === 'fft' ? 'sigmoid' : 'clamp');
+  if (!['sigmoid', 'clamp', 'none'].includes(range)) throw failure('INVALID_ARGUMENT', `range is 'sigmoid', 'clamp' or 'none', got ${String(range)}`, site);
+  const transforms = options.transforms ?? 'standard';
+  if (transforms !== 'standard' && !Array.isArray(transforms)) throw failure('INVALID_ARGUMENT', "transforms is 'standard' or an array ([] for none)", site);
+  const regularizers = options.regularizers ?? {};
+  for (const [key, value] of Object.entries(regularizers)) {
+    if (!['l1', 'l2', 'tv', 'blur'].includes(key)) throw failure('INVALID_ARGUMENT', `unknown regularizer '${key}' (l1, l2, tv, blur)`, site);
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw failure('INVALID_ARGUMENT', `regularizer ${key} must be a finite number`, site);
+  }
+  const normalize = options.normalize ?? 'imagenet';
+  if (normalize !== 'imagenet' && normalize !== false) throw failure('INVALID_ARGUMENT', "normalize is 'imagenet' or false", site);
+  const seed = options.seed ?? 0;
+  if (!isNonNegativeInteger(seed)) throw failure('INVALID_ARGUMENT', 'seed must be a non-negative integer', site);
+  const progressEvery = options.progressEvery ?? 10;
+  if (!Number.isInteger(progressEvery) || progressEvery <= 0) throw failure('INVALID_ARGUMENT', 'progressEvery must be a positive integer', site);
+  return {
+    steps,
+    progressEvery,
+    native: {
+      layer: usesLayer ? layer : '',
+      objectives: objectives.map(toNativeObjective),
+      image: {
+        parameterization,
+        range,
+        decorrelate: options.decorrelate ?? parameterization === 'fft',
+        height,
+        width,
+        decayPower: 1,
+        init: options.init?.handle,
+      },
+      transforms: transforms === 'standard' ? undefined : transforms.map((t) => toNativeTransform(t, site)),
+      regularizers,
+      normalize: normalize === 'imagenet',
+      lr,
+      beta1,
+      beta2,
+      seed,
+    },
+  };
+}
+
+/** A maximization in progress: iterate for progress, await `result` for the outcome. */
+export interface MaximizeRun extends AsyncIterable<MaximizeProgress> {
+  readonly result: Promise<MaximizeResult>;
+}
+
+async function* drive(model: Model, layer: string | null, options: MaximizeOptions, site: CallSite): AsyncGenerator<MaximizeProgress, MaximizeResult> {
+  const { native, steps, progressEvery } = plan(model, layer, options, site);
+  const signal = options.signal;
+  if (signal?.aborted) throw failure('ABORTED', 'aborted before the first step', site);
+  const handle = model.native(site);
+  const session: NativeMaximizeSession = await settle(() => handle.maximize(native), site);
+  const onAbort = () => session.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const start = performance.now();
+  const objective: number[] = [];
+  let aborted = false;
+  try {
+    while (objective.length < steps && !aborted) {
+      const chunk = await settle(() => session.steps(Math.min(progressEvery, steps - objective.length)), site);
+      objective.push(...chunk.objectives);
+      aborted = chunk.aborted;
+      if (chunk.objectives.length > 0) {
+        yield { step: objective.length, steps, objective: objective[objective.length - 1], elapsedMs: performance.now() - start };
+      }
+    }
+    const final = await settle(() => session.result(aborted), site);
+    return { image: new Tensor(final.image), input: new Tensor(final.input), objective, steps: objective.length, elapsedMs: performance.now() - start, aborted };
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Optimises an image to maximize an objective of `layer` (null for logit objectives).
+ * Resolves with the image in [0, 1], what the model saw, and the objective per step.
+ */
+export async function maximize(model: Model, layer: string | null, options: MaximizeOptions): Promise<MaximizeResult> {
+  const site = callSite(maximize);
+  const run = drive(model, layer, options, site);
+  for (;;) {
+    const next = await run.next();
+    if (next.done) return next.value;
+    options.onProgress?.(next.value);
+  }
+}
+
+/**
+ * The same as maximize(), as a stream: `for await (const p of run)` gives progress every
+ * `progressEvery` steps; `await run.result` gives the outcome.
+ */
+export function maximizeIter(model: Model, layer: string | null, options: MaximizeOptions): MaximizeRun {
+  const site = callSite(maximizeIter);
+  const generator = drive(model, layer, options, site);
+  let settleResult!: (result: MaximizeResult) => void;
+  let failResult!: (error: unknown) => void;
+  const result = new Promise<MaximizeResult>((resolve, reject) => {
+    settleResult = resolve;
+    failResult = reject;
+  });
+  result.catch(() => undefined); // surfaced through iteration too; avoid an unhandled rejection
+  let started = false;
+  return {
+    result,
+    [Symbol.asyncIterator](): AsyncIterator<MaximizeProgress> {
+      if (started) throw failure('INVALID_ARGUMENT', 'a maximize run can be iterated once', site);
+      started = true;
+      return {
+        async next(): Promise<IteratorResult<MaximizeProgress>> {
+          try {
+            const step = await generator.next();
+            if (step.done) {
+              settleResult(step.value);
+              return { done: true, value: undefined };
+            }
+            return { done: false, value: step.value };
+          } catch (error) {
+            failResult(error);
+            throw error;
+          }
+        },
+        async return(): Promise<IteratorResult<MaximizeProgress>> {
+          const step = await generator.return(undefined as never);
+          failResult(failure('ABORTED', 'iteration stopped before the run finished', site));
+          return { done: true, value: step.value as never };
+        },
+      };
+    },
+  };
+}

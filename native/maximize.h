@@ -1,0 +1,67 @@
+// Activation maximization: find the input that makes a channel, neuron, direction or logit
+// fire most, by gradient ascent through libtorch's autograd. A session is driven from JS a
+// chunk of steps at a time (each chunk one job on the compute thread), which gives progress
+// between chunks, lets other calls interleave, and lets abort() stop within one step.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <napi.h>
+#include <torch/optim/adam.h>
+
+#include <atomic>
+#include <memory>
+
+#include "hooks.h"
+#include "image_params.h"
+#include "model.h"
+
+namespace torchscope {
+
+// What to maximize, evaluated on one batch element of the layer's output (or of the model's
+// output, for logits).
+struct Objective {
+  enum Kind { kChannel, kNeuron, kDirection, kLogit, kSum } kind = kChannel;
+  int64_t index = 0;                  // channel, or class for logits
+  std::optional<int64_t> y, x;        // neuron position (default: the centre)
+  at::Tensor direction;               // [C]
+  std::vector<std::pair<double, Objective>> terms;  // weighted sum
+  bool needsLayer() const;
+  bool needsOutput() const;
+};
+
+struct MaximizeSpec {
+  std::string layer;                  // may be empty when every objective is a logit
+  std::vector<Objective> objectives;  // one per batch element
+  ImageParamSpec image;
+  std::vector<Transform> transforms;
+  Regularizers regularizers;
+  bool normalize = true;              // ImageNet normalization inside the loop
+  double lr = 0.05, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  uint64_t seed = 0;
+};
+
+class MaximizeSession : public Napi::ObjectWrap<MaximizeSession> {
+ public:
+  static void define(Napi::Env env, Napi::Object exports);
+  // [async] a new session for `model` (builds the program and the parameters).
+  static Napi::Value start(Napi::Env env, std::shared_ptr<ModelState> model, MaximizeSpec spec, Napi::Object keepAlive);
+  explicit MaximizeSession(const Napi::CallbackInfo& info);
+
+  struct State;
+
+ private:
+  // [async] runs up to n steps (fewer after abort()) -> { objectives: number[], aborted }
+  Napi::Value steps(const Napi::CallbackInfo& info);
+  // [sync] stop before the next step
+  Napi::Value abort(const Napi::CallbackInfo& info);
+  // [async] result(best) -> { image, input, bestStep }: the current image, or with `best` the
+  // one that scored highest so far
+  Napi::Value result(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<State> state_;
+};
+
+// Parses a maximize request from JS (main thread): objectives, image, transforms, options.
+MaximizeSpec parseMaximizeSpec(Napi::Object options);
+
+}  // namespace torchscope
