@@ -1,5 +1,7 @@
 // Images in and out: decoding PNG/JPEG into model inputs and encoding tensors as PNG,
 // with sharp (libvips) doing the codec work.
+import { promises as fs } from 'fs';
+import * as path from 'path';
 import sharp from 'sharp';
 
 import { callSite, failure } from './errors';
@@ -51,24 +53,53 @@ export async function image(source: string | Buffer | Uint8Array, options: Image
   return tensor(out, [1, 3, height, width]);
 }
 
+export interface PngOptions {
+  /** Tiles per row when the tensor holds a batch. Default: up to 8. */
+  columns?: number;
+  /** Pixels between tiles. Default 2. */
+  gap?: number;
+}
+
 /**
- * PNG bytes for an image tensor in [0, 1]: [3, H, W], [1, 3, H, W] or [H, W] (grey).
- * Values outside [0, 1] are clamped.
+ * PNG bytes for an image tensor in [0, 1]: [3, H, W], [H, W] (grey), or [B, 3, H, W], which
+ * becomes a grid of B tiles. Values outside [0, 1] are clamped.
  */
-export async function toPng(image: Tensor): Promise<Buffer> {
+export async function toPng(image: Tensor, options: PngOptions = {}): Promise<Buffer> {
   const site = callSite(toPng);
-  let shape = image.shape;
-  if (shape.length === 4 && shape[0] === 1) shape = shape.slice(1);
-  const grey = shape.length === 2;
-  if (!grey && !(shape.length === 3 && (shape[0] === 3 || shape[0] === 1))) {
-    throw failure('SHAPE', `toPng needs [3, H, W], [1, 3, H, W] or [H, W]; got [${image.shape}]`, site);
+  const shape = image.shape;
+  const batched = shape.length === 4;
+  const [count, channels, height, width] = batched ? shape : shape.length === 3 ? [1, ...shape] : [1, 1, ...shape];
+  if (!(shape.length >= 2 && shape.length <= 4) || (channels !== 3 && channels !== 1)) {
+    throw failure('SHAPE', `an image tensor is [3, H, W], [H, W] or [B, 3, H, W]; got [${shape}]`, site);
   }
-  const [channels, height, width] = grey ? [1, shape[0], shape[1]] : shape;
+  const columns = Math.min(count, options.columns ?? 8);
+  if (!Number.isInteger(columns) || columns <= 0) throw failure('INVALID_ARGUMENT', 'columns must be a positive integer', site);
+  const gap = count > 1 ? options.gap ?? 2 : 0;
+  const rows = Math.ceil(count / columns);
+  const gridWidth = columns * width + (columns - 1) * gap;
+  const gridHeight = rows * height + (rows - 1) * gap;
   const values = image.dtype === 'float32' ? (image.data() as Float32Array) : Float32Array.from(image.data() as ArrayLike<number>);
   const plane = width * height;
-  const bytes = Buffer.alloc(channels * plane);
-  for (let c = 0; c < channels; c++) {
-    for (let i = 0; i < plane; i++) bytes[i * channels + c] = Math.round(Math.min(1, Math.max(0, values[c * plane + i])) * 255);
+  const bytes = Buffer.alloc(channels * gridWidth * gridHeight, 255);
+  for (let b = 0; b < count; b++) {
+    const left = (b % columns) * (width + gap);
+    const top = Math.floor(b / columns) * (height + gap);
+    for (let c = 0; c < channels; c++) {
+      const offset = (b * channels + c) * plane;
+      for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+          const v = Math.min(1, Math.max(0, values[offset + y * width + x]));
+          bytes[((top + y) * gridWidth + left + x) * channels + c] = Math.round(v * 255);
+        }
+      }
+    }
   }
-  return sharp(bytes, { raw: { width, height, channels: channels as 1 | 3 } }).png().toBuffer();
+  return sharp(bytes, { raw: { width: gridWidth, height: gridHeight, channels: channels as 1 | 3 } }).png().toBuffer();
+}
+
+/** Writes an image tensor (or a batch, as a grid) as a PNG file. */
+export async function saveImage(image: Tensor, file: string, options: PngOptions = {}): Promise<void> {
+  const png = await toPng(image, options);
+  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  await fs.writeFile(file, png);
 }

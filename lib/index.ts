@@ -4,5 +4,5 @@ export { Tensor, tensor, zeros, DType, Device, TypedArray, NestedArray } from '.
 export { Model, load, LoadOptions, ModuleInfo, Value, Input } from './model';
 export { activations, run, inspect, PatchSpec, RunOptions, RunResult, CaptureRequest, Calls } from './activations';
 export { cuda, info, Info } from './device';
-export { image, toPng, ImageOptions, IMAGENET_MEAN, IMAGENET_STD } from './image';
+export { image, toPng, saveImage, ImageOptions, PngOptions, IMAGENET_MEAN, IMAGENET_STD } from './image';
 export { maximize, maximizeIter, Objective, TransformSpec, MaximizeOptions, MaximizeProgress, MaximizeResult, MaximizeRun } from './maximize';

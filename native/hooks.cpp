@@ -263,6 +263,14 @@ std::string ProgramSpec::key() const {
 
 namespace {
 
+// Programs run on the simple executor: the profiling one specializes on input shapes and
+// re-optimizes when they change, which random-transform inputs do every step (maximize spent
+// seconds per step re-profiling); on the CPU it brings nothing else.
+std::shared_ptr<jit::GraphFunction> simpleFunction(std::shared_ptr<jit::Graph> graph) {
+  return std::make_shared<jit::GraphFunction>(c10::QualifiedName("torchscope.instrumented_forward"), std::move(graph),
+                                              nullptr, jit::ExecutorExecutionMode::SIMPLE);
+}
+
 // The program as a method of a frozen copy of the module, optimized for inference. The copy
 // shares the module's tensors (clone in place gives new types, same data); folding makes new
 // ones only for the weights it rewrites.
@@ -279,7 +287,7 @@ void buildOptimized(const torch::jit::Module& module, Program& program) {
   auto frozenGraph = jit::toGraphFunction(frozen.get_method(name).function()).graph();
   jit::OptimizeFrozenGraph(frozenGraph, /*optimize_numerics=*/true);
   frozen = jit::optimize_for_inference(frozen, {name});
-  program.function = &frozen.get_method(name).function();
+  program.function = simpleFunction(jit::toGraphFunction(frozen.get_method(name).function()).graph());
   program.forwardSchema = frozen.get_method("forward").function().getSchema();  // self is the frozen type
   program.self = frozen._ivalue();
   program.frozen = std::move(frozen);
@@ -288,9 +296,7 @@ void buildOptimized(const torch::jit::Module& module, Program& program) {
 void buildExact(const torch::jit::Module& module, Program& program) {
   auto graph = jit::toGraphFunction(module.get_method("forward").function()).graph()->copy();
   Instrumenter(graph, program).run();
-  program.ownedFunction = std::make_shared<jit::GraphFunction>(
-      c10::QualifiedName("torchscope.instrumented_forward"), graph, nullptr);
-  program.function = program.ownedFunction.get();
+  program.function = simpleFunction(graph);
   program.forwardSchema = module.get_method("forward").function().getSchema();
   program.self = module._ivalue();
 }
@@ -355,7 +361,7 @@ std::shared_ptr<const Program> ProgramCache::get(const torch::jit::Module& modul
 
 ProgramSummary summarize(const Program& program) {
   ProgramSummary summary;
-  auto graph = jit::toGraphFunction(*program.function).graph();
+  auto graph = program.function->graph();
   summary.graph = graph->toString();
   std::set<std::string> calls;
   collectCalls(graph->block(), graph->inputs().at(0), calls);

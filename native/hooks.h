@@ -40,9 +40,8 @@ struct PatchArgs {
 struct Program {
   ProgramSpec spec;
   c10::IValue self;                   // the module object the program reads attributes from
-  torch::jit::Function* function = nullptr;
-  std::shared_ptr<torch::jit::GraphFunction> ownedFunction;  // owns `function` (exact programs)
-  std::optional<torch::jit::Module> frozen;                   // owns `function` (optimized programs)
+  std::shared_ptr<torch::jit::GraphFunction> function;
+  std::optional<torch::jit::Module> frozen;                   // optimized programs: owns `self`
   std::optional<c10::FunctionSchema> forwardSchema;           // the model's forward, to check inputs
   std::map<std::string, int> callSites;  // call sites found per requested layer
 };

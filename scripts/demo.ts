@@ -151,6 +151,30 @@ async function main(): Promise<void> {
   const file = path.join(outDir, 'layer4-channels.png');
   await grid.png().toFile(file);
   console.log(`\nwrote ${path.relative(root, file)}: layer4 channels [${top.join(', ')}] over the photo (one colour scale for all)`);
+
+  // Feature visualization: what the photo's 8 strongest channels of layer3 and layer4 respond
+  // to most, one batched run per layer (one objective per batch element).
+  const sheetSize = 112;
+  const sheetSteps = 64;
+  const rows: Float32Array[] = [];
+  for (const [layer, channels] of [
+    ['layer3', ablated.slice(0, 8)],
+    ['layer4', top],
+  ] as const) {
+    const result = await torch.maximize(model, layer, {
+      objective: channels.map((channel) => ({ channel })),
+      size: sheetSize,
+      steps: sheetSteps,
+    });
+    const first = result.objective[0];
+    const last = result.objective[result.objective.length - 1];
+    console.log(`maximized ${layer} channels [${channels.join(', ')}]: objective ${first.toFixed(3)} -> ${last.toFixed(3)} in ${sheetSteps} steps (${(result.elapsedMs / 1000).toFixed(1)} s)`);
+    rows.push(Float32Array.from(result.image.data() as Float32Array));
+  }
+  const sheet = torch.tensor(Float32Array.from([...rows[0], ...rows[1]]), [16, 3, sheetSize, sheetSize]);
+  const sheetFile = path.join(outDir, 'contact-sheet.png');
+  await torch.saveImage(sheet, sheetFile, { columns: 8, gap: 4 });
+  console.log(`wrote ${path.relative(root, sheetFile)}: top row layer3, bottom row layer4`);
   model.dispose();
 }
 

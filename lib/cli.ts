@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// `npx torchscope <command>`: the library's jobs from a shell.
+//   maximize --model FILE --layer NAME --channel N --out FILE.png [--steps N] [--size N] ...
+import { parseArgs } from 'util';
+import { SingleBar, Presets } from 'cli-progress';
+
+import { TorchscopeError } from './errors';
+import { saveImage } from './image';
+import { maximize, MaximizeOptions } from './maximize';
+import { load } from './model';
+
+const usage = `usage: torchscope maximize --model FILE --layer NAME (--channel N | --logit K) --out FILE.png
+                           [--steps 256] [--size 224] [--lr 0.05] [--seed 0]
+                           [--parameterization fft|pixel] [--no-transforms] [--device cpu|cuda|auto]`;
+
+function integer(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new TorchscopeError('INVALID_ARGUMENT', `--${name} must be an integer, got '${value}'`);
+  return n;
+}
+
+async function maximizeCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' },
+      layer: { type: 'string' },
+      channel: { type: 'string' },
+      logit: { type: 'string' },
+      out: { type: 'string' },
+      steps: { type: 'string' },
+      size: { type: 'string' },
+      lr: { type: 'string' },
+      seed: { type: 'string' },
+      parameterization: { type: 'string' },
+      'no-transforms': { type: 'boolean' },
+      device: { type: 'string' },
+    },
+  });
+  if (!values.model || !values.out || (values.channel === undefined && values.logit === undefined)) {
+    console.error(usage);
+    return 2;
+  }
+  const model = await load(values.model, { device: (values.device ?? 'cpu') as 'cpu' });
+  const controller = new AbortController();
+  // Ctrl-C stops the optimisation and keeps the best image so far.
+  const onInterrupt = () => controller.abort();
+  process.once('SIGINT', onInterrupt);
+  const steps = integer(values.steps, 'steps') ?? 256;
+  const bar = new SingleBar(
+    { format: 'maximizing {bar} {value}/{total} steps | objective {objective} | {duration_formatted}', hideCursor: true },
+    Presets.shades_classic,
+  );
+  bar.start(steps, 0, { objective: '-' });
+  const options: MaximizeOptions = {
+    objective: values.logit !== undefined ? { logit: integer(values.logit, 'logit')! } : { channel: integer(values.channel, 'channel')! },
+    steps,
+    size: integer(values.size, 'size'),
+    lr: values.lr === undefined ? undefined : Number(values.lr),
+    seed: integer(values.seed, 'seed'),
+    parameterization: values.parameterization as MaximizeOptions['parameterization'],
+    transforms: values['no-transforms'] ? [] : undefined,
+    signal: controller.signal,
+    progressEvery: 1,
+    onProgress: (p) => bar.update(p.step, { objective: p.objective.toFixed(4) }),
+  };
+  try {
+    const result = await maximize(model, values.layer ?? null, options);
+    bar.stop();
+    await saveImage(result.image, values.out);
+    const first = result.objective[0];
+    const last = result.objective[result.objective.length - 1];
+    const how = result.aborted ? `interrupted after ${result.steps} steps, best image kept` : `${result.steps} steps`;
+    console.log(`wrote ${values.out} (${how}; objective ${first.toFixed(4)} -> ${last.toFixed(4)}, ${(result.elapsedMs / 1000).toFixed(1)} s)`);
+    return 0;
+  } finally {
+    bar.stop();
+    process.removeListener('SIGINT', onInterrupt);
+    model.dispose();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === 'maximize') return maximizeCommand(rest);
+  console.error(usage);
+  return command === undefined || command === '--help' ? 0 : 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(error instanceof TorchscopeError ? `torchscope: ${error.code}: ${error.message}` : error);
+    process.exit(1);
+  },
+);
