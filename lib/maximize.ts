@@ -241,6 +241,7 @@ async function* drive(model: Model, layer: string | null, options: MaximizeOptio
   const session: NativeMaximizeSession = await settle(() => handle.maximize(native), site);
   const onAbort = () => session.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) session.abort(); // aborted while the session was being set up
   const start = performance.now();
   const objective: number[] = [];
   let aborted = false;
@@ -283,35 +284,45 @@ export function maximizeIter(model: Model, layer: string | null, options: Maximi
   const generator = drive(model, layer, options, site);
   let settleResult!: (result: MaximizeResult) => void;
   let failResult!: (error: unknown) => void;
-  const result = new Promise<MaximizeResult>((resolve, reject) => {
+  const outcome = new Promise<MaximizeResult>((resolve, reject) => {
     settleResult = resolve;
     failResult = reject;
   });
-  result.catch(() => undefined); // surfaced through iteration too; avoid an unhandled rejection
+  outcome.catch(() => undefined); // also surfaced through iteration; not an unhandled rejection
   let started = false;
+  const next = async (): Promise<IteratorResult<MaximizeProgress>> => {
+    try {
+      const step = await generator.next();
+      if (step.done) {
+        settleResult(step.value);
+        return { done: true, value: undefined };
+      }
+      return { done: false, value: step.value };
+    } catch (error) {
+      failResult(error);
+      throw error;
+    }
+  };
   return {
-    result,
+    // Awaiting the result without iterating runs the optimisation to the end.
+    get result(): Promise<MaximizeResult> {
+      if (!started) {
+        started = true;
+        void (async () => {
+          while (!(await next().catch(() => ({ done: true }))).done);
+        })();
+      }
+      return outcome;
+    },
     [Symbol.asyncIterator](): AsyncIterator<MaximizeProgress> {
-      if (started) throw failure('INVALID_ARGUMENT', 'a maximize run can be iterated once', site);
+      if (started) throw failure('INVALID_ARGUMENT', 'a maximize run is consumed once: iterate it, or await its result', site);
       started = true;
       return {
-        async next(): Promise<IteratorResult<MaximizeProgress>> {
-          try {
-            const step = await generator.next();
-            if (step.done) {
-              settleResult(step.value);
-              return { done: true, value: undefined };
-            }
-            return { done: false, value: step.value };
-          } catch (error) {
-            failResult(error);
-            throw error;
-          }
-        },
+        next,
         async return(): Promise<IteratorResult<MaximizeProgress>> {
-          const step = await generator.return(undefined as never);
+          await generator.return(undefined as never);
           failResult(failure('ABORTED', 'iteration stopped before the run finished', site));
-          return { done: true, value: step.value as never };
+          return { done: true, value: undefined };
         },
       };
     },

@@ -1,5 +1,6 @@
 // The one place that knows the native binding's shape. Public classes wrap these handles;
 // users never touch them. Every [async] method runs on the libuv pool (native/async_work.h).
+import * as fs from 'fs';
 import * as path from 'path';
 
 export type NativeValue = NativeTensor | NativeValue[] | { [key: string]: NativeValue } | number | string | boolean | null;
@@ -89,7 +90,16 @@ export interface NativeBinding {
   buildInfo(): NativeBuildInfo;
 }
 
-export const packageRoot = path.resolve(__dirname, '..', '..');
+// The package root holds package.json: one level up from lib/ (sources, as jest runs them),
+// two from dist/lib/ (compiled).
+function findPackageRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`torchscope: no package.json above ${__dirname}`);
+  }
+}
+
+export const packageRoot = findPackageRoot();
 
 // node-gyp-build finds build/Release (source builds) or prebuilds/<platform>-<arch>.
 // eslint-disable-next-line @typescript-eslint/no-require-imports

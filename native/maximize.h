@@ -6,7 +6,6 @@
 
 #include <ATen/ATen.h>
 #include <napi.h>
-#include <torch/optim/adam.h>
 
 #include <atomic>
 #include <memory>
