@@ -115,7 +115,8 @@ async function runInstrumented(model: Model, inputs: Input[], options: RunOption
  */
 export function activations(model: Model, layer: string, ...inputs: Input[]): Promise<Value>;
 export function activations(model: Model, layers: string[], ...inputs: Input[]): Promise<Record<string, Value>>;
-export function activations(model: Model, request: CaptureRequest, ...inputs: Input[]): Promise<Value | Record<string, Value>>;
+export function activations(model: Model, request: CaptureRequest & { layers: string }, ...inputs: Input[]): Promise<Value>;
+export function activations(model: Model, request: CaptureRequest & { layers: string[] }, ...inputs: Input[]): Promise<Record<string, Value>>;
 export async function activations(model: Model, what: string | string[] | CaptureRequest, ...inputs: Input[]): Promise<Value | Record<string, Value>> {
   const site = callSite(activations);
   if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'activations(model, layer, ...inputs): model must come from torch.load()', site);

@@ -33,15 +33,26 @@ const arrayKinds: Record<DType, ArrayKind> = {
   bool: Uint8Array as unknown as ArrayKind,
 };
 
+// By tag, not instanceof: arrays from another realm (vm contexts, jest) are not instances
+// of this realm's constructors.
+const dtypeOfTag: Record<string, DType> = {
+  '[object Float32Array]': 'float32',
+  '[object Float64Array]': 'float64',
+  '[object Int8Array]': 'int8',
+  '[object Uint8Array]': 'uint8',
+  '[object Int16Array]': 'int16',
+  '[object Int32Array]': 'int32',
+  '[object BigInt64Array]': 'int64',
+};
+
+function arrayTag(data: ArrayBufferView): string {
+  return Object.prototype.toString.call(data);
+}
+
 function dtypeOfArray(data: TypedArray): DType {
-  if (data instanceof Float32Array) return 'float32';
-  if (data instanceof Float64Array) return 'float64';
-  if (data instanceof Int8Array) return 'int8';
-  if (data instanceof Uint8Array) return 'uint8';
-  if (data instanceof Int16Array) return 'int16';
-  if (data instanceof Int32Array) return 'int32';
-  if (data instanceof BigInt64Array) return 'int64';
-  throw invalid('Uint16Array data needs an explicit dtype (float16 or bfloat16)');
+  const dtype = dtypeOfTag[arrayTag(data)];
+  if (dtype === undefined) throw invalid(`${arrayTag(data)} data needs an explicit dtype (Uint16Array: float16 or bfloat16)`);
+  return dtype;
 }
 
 function shapeOfNested(data: NestedArray): number[] {
@@ -170,7 +181,8 @@ export function tensor(data: TypedArray | NestedArray, shape?: readonly number[]
   if (ArrayBuffer.isView(data)) {
     const typed = data as TypedArray;
     const kind = dtype ?? dtypeOfArray(typed);
-    values = dtype && !(typed instanceof (arrayKinds[kind] as unknown as Function)) ? convert(typed, kind) : typed;
+    const sameKind = arrayTag(typed) === `[object ${arrayKinds[kind].name}]`;
+    values = sameKind ? typed : convert(typed, kind);
     resolvedShape = shape ? [...shape] : [typed.length];
     dtype = kind;
   } else {
@@ -193,8 +205,16 @@ export function tensor(data: TypedArray | NestedArray, shape?: readonly number[]
 
 /** A tensor of zeros. */
 export function zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+  const site = callSite(zeros);
   const numel = shape.reduce((a, b) => a * b, 1);
-  return tensor(new arrayKinds[dtype](numel), shape, dtype);
+  let data: TypedArray;
+  try {
+    data = new arrayKinds[dtype](numel);
+  } catch (error) {
+    if (error instanceof RangeError) throw failure('OUT_OF_MEMORY', `cannot allocate ${numel} ${dtype} values: ${error.message}`, site);
+    throw error;
+  }
+  return tensor(data, shape, dtype);
 }
 
 /** Wraps whatever native handles a value holds in Tensors, recursively. */

@@ -14,12 +14,24 @@ namespace {
 void splitInterpreterTrace(ErrorInfo& info) {
   static const std::string marker = "The following operation failed in the TorchScript interpreter.";
   if (info.message.find(marker) == std::string::npos) return;
-  static const std::regex errorLine(R"(\n\w*Error: )");
+  // "RuntimeError: ", "builtins.ValueError: ", "builtins.Exception: ", "torchscope::Error: "...
+  static const std::regex errorLine(R"(\n[\w.:]*(Error|Exception|Interrupt): )");
   std::smatch match;
   if (!std::regex_search(info.message, match, errorLine)) return;
   const auto start = static_cast<std::string::size_type>(match.position(0));
   info.torchscriptTrace = info.message.substr(0, start);
   info.message = info.message.substr(start + match.length(0));
+}
+
+// Errors raised inside a model run cross the TorchScript interpreter, which rewraps every
+// exception as a string; torchscope's own ops carry their code as a "torchscope:CODE: " prefix.
+bool takeTaggedCode(ErrorInfo& info) {
+  static const std::regex tag(R"(torchscope:([A-Z_]+): )");
+  std::smatch match;
+  if (!std::regex_search(info.message, match, tag)) return false;
+  info.code = match[1].str();
+  info.message = info.message.substr(static_cast<std::string::size_type>(match.position(0) + match.length(0)));
+  return true;
 }
 
 std::string trim(std::string text) {
@@ -37,7 +49,7 @@ const char* classifyLibtorchMessage(const std::string& message, const char* fall
       R"(scalar type|dtype|Input type \(|should be the same|expected .*Float|expected .*Long|Expected tensor for argument .* to have .* scalar type|type mismatch)",
       std::regex::icase);
   static const std::regex shape(
-      R"(size|shape|dimension|channels|must match|out of range|Expected .*D|mat1 and mat2|expected input)",
+      R"(size|shape|dimension|channels|must match|out of range|should contain|Expected .*D|mat1 and mat2|expected input)",
       std::regex::icase);
   if (std::regex_search(message, device)) return code::kDevice;
   if (std::regex_search(message, dtype)) return code::kDtype;
@@ -58,14 +70,14 @@ ErrorInfo describeException(std::exception_ptr error, const char* fallbackCode) 
   } catch (const c10::Error& e) {
     info.message = e.what_without_backtrace();
     splitInterpreterTrace(info);
-    info.code = classifyLibtorchMessage(info.message, fallbackCode);
+    if (!takeTaggedCode(info)) info.code = classifyLibtorchMessage(info.message, fallbackCode);
   } catch (const std::bad_alloc&) {
     info = {code::kOutOfMemory, "out of memory", ""};
   } catch (const std::exception& e) {
     // The JIT wraps kernel errors in std::runtime_error subclasses too.
     info.message = e.what();
     splitInterpreterTrace(info);
-    info.code = classifyLibtorchMessage(info.message, fallbackCode);
+    if (!takeTaggedCode(info)) info.code = classifyLibtorchMessage(info.message, fallbackCode);
   } catch (...) {
     info = {code::kInternal, "unknown native exception", ""};
   }

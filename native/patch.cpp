@@ -12,8 +12,9 @@ namespace torchscope {
 namespace {
 
 // Errors raised here cross the TorchScript interpreter, which rewraps every exception;
-// the "torchscope:CODE:" prefix carries the code through (errors.cpp strips it).
-#define PATCH_CHECK(cond, ...) TORCH_CHECK(cond, "torchscope:INVALID_ARGUMENT: ", __VA_ARGS__)
+// the "torchscope:CODE: " prefix carries the code through (errors.cpp takes it off).
+#define PATCH_CHECK_CODE(code, cond, ...) TORCH_CHECK(cond, "torchscope:" code ": ", __VA_ARGS__)
+#define PATCH_CHECK(cond, ...) PATCH_CHECK_CODE("INVALID_ARGUMENT", cond, __VA_ARGS__)
 
 at::Tensor flagsAlong(const at::Tensor& x, int64_t dim, const std::vector<int64_t>& indices,
                       const char* what, const std::string& layer) {
@@ -67,11 +68,10 @@ std::optional<at::Tensor> regionOf(const at::Tensor& x, const std::vector<int64_
 
 at::Tensor valueFor(const at::Tensor& x, const std::optional<at::Tensor>& value, const std::string& layer) {
   PATCH_CHECK(value.has_value() && value->defined(), "this patch of layer '", layer, "' needs a tensor value");
-  PATCH_CHECK(value->scalar_type() == x.scalar_type(), "patch value for layer '", layer, "' is ",
-              value->scalar_type(), " but the layer outputs ", x.scalar_type());
-  const auto broadcast = at::infer_size_dimvector(value->sizes(), x.sizes());
-  PATCH_CHECK(c10::IntArrayRef(broadcast) == x.sizes(), "patch value of shape ", value->sizes(),
-              " does not broadcast to the output of layer '", layer, "', shape ", x.sizes());
+  PATCH_CHECK_CODE("DTYPE", value->scalar_type() == x.scalar_type(), "patch value for layer '", layer, "' is ",
+                   value->scalar_type(), " but the layer outputs ", x.scalar_type());
+  PATCH_CHECK_CODE("SHAPE", at::is_expandable_to(value->sizes(), x.sizes()), "patch value of shape ", value->sizes(),
+                   " does not broadcast to the output of layer '", layer, "', shape ", x.sizes());
   return value->to(x.device());
 }
 
