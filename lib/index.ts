@@ -6,3 +6,4 @@ export { activations, run, inspect, PatchSpec, RunOptions, RunResult, CaptureReq
 export { cuda, info, Info } from './device';
 export { image, toPng, saveImage, ImageOptions, PngOptions, IMAGENET_MEAN, IMAGENET_STD } from './image';
 export { maximize, maximizeIter, Objective, TransformSpec, MaximizeOptions, MaximizeProgress, MaximizeResult, MaximizeRun } from './maximize';
+export { BertTokenizer, BertTokenizerOptions, EncodeOptions, BatchEncodeOptions, DecodeOptions, EncodeInput, Encoding, BatchEncoding, Truncation } from './tokenizer';

@@ -12,6 +12,7 @@ const { spawnSync } = require('child_process');
 const path = require('path');
 const { monitorEventLoopDelay } = require('perf_hooks');
 const { root, pythonPath } = require('./config');
+const { median } = require('./bench/stats');
 const torch = require('../dist/lib');
 
 const MODEL = path.join(root, 'models', 'resnet18.pt');
@@ -25,11 +26,6 @@ const TARGETS = [
 ];
 const LAG_GOAL_MS = 5;
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 function python() {
   const script = path.join(root, 'scripts', 'bench', 'maximize_reference.py');

@@ -7,6 +7,7 @@ const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 const { root, readConfig, pythonPath } = require('./config');
+const { median } = require('./bench/stats');
 const torch = require('../dist/lib');
 
 const MODEL = path.join(root, 'models', 'resnet18.pt');
@@ -15,11 +16,6 @@ const WARMUP = 3;
 const REPEATS = Number(process.env.BENCH_REPEATS || 10);
 const BATCHES = [1, 8];
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 function buildPlainForward() {
   const binary = path.join(root, 'build', 'bench', 'plain_forward');

@@ -142,6 +142,8 @@ function main() {
     run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json']);
     log('exporting models to models/');
     run(python, [path.join('scripts', 'export-models.py')]);
+    // After the export: a seeded (non-pretrained) export removes a stale bert-vocab.txt.
+    run(process.execPath, [path.join('scripts', 'convert-vocab.js')]);
   }
   log('ready');
 }

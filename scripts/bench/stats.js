@@ -1,0 +1,10 @@
+// Shared by the benchmark scripts: timing here is noisy, so every figure is a median.
+'use strict';
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+module.exports = { median };
