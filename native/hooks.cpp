@@ -290,7 +290,6 @@ void buildOptimized(const torch::jit::Module& module, Program& program) {
   program.function = simpleFunction(jit::toGraphFunction(frozen.get_method(name).function()).graph());
   program.forwardSchema = frozen.get_method("forward").function().getSchema();  // self is the frozen type
   program.self = frozen._ivalue();
-  program.frozen = std::move(frozen);
 }
 
 void buildExact(const torch::jit::Module& module, Program& program) {

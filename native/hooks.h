@@ -39,9 +39,8 @@ struct PatchArgs {
 
 struct Program {
   ProgramSpec spec;
-  c10::IValue self;                   // the module object the program reads attributes from
+  c10::IValue self;  // the module object the program reads attributes from (keeps a frozen copy alive)
   std::shared_ptr<torch::jit::GraphFunction> function;
-  std::optional<torch::jit::Module> frozen;                   // optimized programs: owns `self`
   std::optional<c10::FunctionSchema> forwardSchema;           // the model's forward, to check inputs
   std::map<std::string, int> callSites;  // call sites found per requested layer
 };
