@@ -7,3 +7,5 @@ export { cuda, info, Info } from './device';
 export { image, toPng, saveImage, ImageOptions, PngOptions, IMAGENET_MEAN, IMAGENET_STD } from './image';
 export { maximize, maximizeIter, Objective, TransformSpec, MaximizeOptions, MaximizeProgress, MaximizeResult, MaximizeRun } from './maximize';
 export { BertTokenizer, BertTokenizerOptions, EncodeOptions, BatchEncodeOptions, DecodeOptions, EncodeInput, Encoding, BatchEncoding, Truncation } from './tokenizer';
+export * as plot from './plot';
+export type { AttentionLike, Colormap, HeatmapOptions, GridOptions, HtmlOptions } from './plot';

@@ -1,0 +1,162 @@
+// Shared pieces of the attention plots: the structural input type, reading one batch element's
+// attention out of the [batch, layers, heads, seq, seq] tensor, colour maps and tick values.
+import { callSite, CallSite, failure } from '../errors';
+import { Tensor } from '../tensor';
+
+/**
+ * What the plots need from an AttentionResult (lib/attention.ts): real tokens per batch element,
+ * their lengths, and attentions [batch, layers, heads, seq, seq] (padding rows/cols ignored).
+ */
+export interface AttentionLike {
+  tokens: string[][];
+  lengths?: number[];
+  attentions: Tensor;
+}
+
+/** One batch element's attention, unpadded: values[((layer * heads + head) * n + row) * n + col]. */
+export interface AttentionBlock {
+  tokens: string[];
+  n: number;
+  layers: number;
+  heads: number;
+  /** Raw values of the whole tensor (a zero-copy view); index with `offset()`. */
+  values: ArrayLike<number>;
+  /** The padded sequence length of the tensor. */
+  seq: number;
+  offset(layer: number, head: number): number;
+}
+
+export { callSite, CallSite };
+
+export function checkIndex(name: string, value: unknown, count: number, site: CallSite): number {
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) >= count) {
+    throw failure('INVALID_ARGUMENT', `${name} must be an integer in [0, ${count - 1}], got ${JSON.stringify(value)}`, site);
+  }
+  return value as number;
+}
+
+/** Validates the result and returns a view of batch element `batch`. */
+export function attentionBlock(result: AttentionLike, batch: number, site: CallSite): AttentionBlock {
+  if (!result || typeof result !== 'object' || !(result.attentions instanceof Tensor) || !Array.isArray(result.tokens)) {
+    throw failure('INVALID_ARGUMENT', 'expected an attention result ({ tokens, lengths, attentions }) from torch.attention()', site);
+  }
+  const attentions = result.attentions;
+  if (attentions.disposed) throw failure('DISPOSED', 'the attention tensor was disposed', site);
+  const shape = attentions.shape;
+  if (shape.length !== 5 || shape[3] !== shape[4]) {
+    throw failure('SHAPE', `attentions must be [batch, layers, heads, seq, seq]; got [${shape}]`, site);
+  }
+  const [batches, layers, heads, seq] = shape;
+  checkIndex('batch', batch, batches, site);
+  const device = attentions.device;
+  if (device !== 'cpu') {
+    throw failure('DEVICE', `attentions are on ${device}; plots read CPU memory: use await attentions.to('cpu')`, site);
+  }
+  const dtype = attentions.dtype;
+  if (dtype !== 'float32' && dtype !== 'float64') {
+    throw failure('DTYPE', `attentions must be float32 or float64; got ${dtype}`, site);
+  }
+  const tokens = result.tokens[batch];
+  if (!Array.isArray(tokens)) throw failure('INVALID_ARGUMENT', `no tokens for batch element ${batch}`, site);
+  const n = result.lengths?.[batch] ?? tokens.length;
+  if (!Number.isInteger(n) || n < 1 || n > seq) {
+    throw failure('SHAPE', `batch element ${batch} has length ${n}, outside the attention's sequence length ${seq}`, site);
+  }
+  if (tokens.length < n) throw failure('SHAPE', `batch element ${batch} has ${tokens.length} tokens for length ${n}`, site);
+  const values = attentions.data() as Float32Array | Float64Array;
+  const base = batch * layers * heads * seq * seq;
+  return {
+    tokens: tokens.slice(0, n).map((t) => String(t)),
+    n,
+    layers,
+    heads,
+    values,
+    seq,
+    offset: (layer, head) => base + (layer * heads + head) * seq * seq,
+  };
+}
+
+/** The n x n matrix of one head, copied out of the padded tensor. */
+export function headMatrix(block: AttentionBlock, layer: number, head: number): Float32Array {
+  const { n, seq, values } = block;
+  const out = new Float32Array(n * n);
+  const start = block.offset(layer, head);
+  for (let r = 0; r < n; r++) {
+    const row = start + r * seq;
+    for (let c = 0; c < n; c++) {
+      const v = values[row + c];
+      out[r * n + c] = v === v && v !== Infinity && v !== -Infinity ? v : 0;
+    }
+  }
+  return out;
+}
+
+export function maxOf(values: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < values.length; i++) if (values[i] > max) max = values[i];
+  return max;
+}
+
+// Colour maps: evenly spaced anchor colours, linearly interpolated.
+const anchors: Record<string, string[]> = {
+  viridis: ['#440154', '#482878', '#3e4989', '#31688e', '#26828e', '#1f9e89', '#35b779', '#6ece58', '#b5de2b', '#fde725'],
+  magma: ['#000004', '#180f3d', '#440f76', '#721f81', '#9e2f7f', '#cd4071', '#f1605d', '#fd9668', '#feca8d', '#fcfdbf'],
+  inferno: ['#000004', '#1b0c41', '#4a0c6b', '#781c6d', '#a52c60', '#cf4446', '#ed6925', '#fb9b06', '#f7d13d', '#fcffa4'],
+  blues: ['#f7fbff', '#deebf7', '#c6dbef', '#9ecae1', '#6baed6', '#4292c6', '#2171b5', '#08519c', '#08306b'],
+  greys: ['#ffffff', '#000000'],
+};
+
+export type Colormap = 'viridis' | 'magma' | 'inferno' | 'blues' | 'greys';
+export const COLORMAPS = Object.keys(anchors) as Colormap[];
+
+/** A 256-entry RGB lookup table (768 bytes) for the colour map. */
+export function colormapLut(name: Colormap, site: CallSite): Uint8Array {
+  const stops = anchors[name];
+  if (!stops) throw failure('INVALID_ARGUMENT', `unknown colormap ${JSON.stringify(name)}; one of ${COLORMAPS.join(', ')}`, site);
+  const rgb = stops.map((hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)));
+  const lut = new Uint8Array(256 * 3);
+  for (let i = 0; i < 256; i++) {
+    const x = (i / 255) * (rgb.length - 1);
+    const k = Math.min(rgb.length - 2, Math.floor(x));
+    const f = x - k;
+    for (let c = 0; c < 3; c++) lut[i * 3 + c] = Math.round(rgb[k][c] * (1 - f) + rgb[k + 1][c] * f);
+  }
+  return lut;
+}
+
+/** 'Nice' tick values from 0 to max (3-6 ticks). */
+export function niceTicks(max: number): number[] {
+  if (!(max > 0)) return [0];
+  const raw = max / 4;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) ?? raw;
+  const ticks: number[] = [];
+  for (let t = 0; t <= max * (1 + 1e-9); t += step) ticks.push(Number(t.toPrecision(12)));
+  return ticks;
+}
+
+export function formatTick(value: number, ticks: number[]): string {
+  const step = ticks.length > 1 ? ticks[1] - ticks[0] : Math.abs(value) || 1;
+  let decimals = 0;
+  while (decimals < 8 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-6) decimals++;
+  return value.toFixed(decimals);
+}
+
+/** Escapes text for SVG/XML character data and attribute values; drops XML-invalid control characters. */
+export function escapeXml(text: string): string {
+  return text
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '\ufffd')
+    .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
+}
+
+/** Shortens a label to `max` characters (code points) with an ellipsis. */
+export function shorten(text: string, max: number): string {
+  const chars = Array.from(text.replace(/\s/g, ' '));
+  return chars.length <= max ? chars.join('') : chars.slice(0, max - 1).join('') + '\u2026';
+}
