@@ -9,3 +9,4 @@ export { maximize, maximizeIter, Objective, TransformSpec, MaximizeOptions, Maxi
 export { BertTokenizer, BertTokenizerOptions, EncodeOptions, BatchEncodeOptions, DecodeOptions, EncodeInput, Encoding, BatchEncoding, Truncation } from './tokenizer';
 export * as plot from './plot';
 export type { AttentionLike, Colormap, HeatmapOptions, GridOptions, HtmlOptions } from './plot';
+export { attention, AttentionInput, AttentionOptions, AttentionResult } from './attention';

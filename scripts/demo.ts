@@ -176,6 +176,38 @@ async function main(): Promise<void> {
   await torch.saveImage(sheet, sheetFile, { columns: 8, gap: 4 });
   console.log(`wrote ${path.relative(root, sheetFile)}: top row layer3, bottom row layer4`);
   model.dispose();
+
+  await attentionDemo();
+}
+
+/** BERT attention for one sentence: a heatmap PNG and the self-contained HTML viewer. */
+async function attentionDemo(): Promise<void> {
+  const sentence = 'The cat sat on the mat because it was tired.';
+  const tokenizer = await torch.BertTokenizer.fromVocab(path.join(root, 'models', 'bert-vocab.txt'));
+  const bert = await torch.load(path.join(root, 'models', 'bert.pt'));
+  const result = await torch.attention(bert, sentence, { tokenizer });
+  console.log(`\nBERT attention for "${sentence}": [${result.attentions.shape}] (${result.layers} layers x ${result.heads} heads, from the model's ${result.source})`);
+  console.log(`tokens: ${result.tokens[0].join(' ')}`);
+  // Which token does 'it' attend to most, per layer (averaged over heads)?
+  const itIndex = result.tokens[0].indexOf('it');
+  const [, layers, heads, seq] = result.attentions.shape;
+  const data = result.attentions.data() as Float32Array;
+  const focus = [];
+  for (let l = 0; l < layers; l++) {
+    const weights = new Float32Array(seq);
+    for (let h = 0; h < heads; h++) {
+      const row = ((l * heads + h) * seq + itIndex) * seq;
+      for (let k = 0; k < seq; k++) weights[k] += data[row + k] / heads;
+    }
+    focus.push(result.tokens[0][topK(weights, 1)[0]]);
+  }
+  console.log(`'it' attends most to, by layer: ${focus.join(', ')}`);
+  const png = path.join(outDir, 'attention.png');
+  await fs.writeFile(png, await torch.plot.attentionHeatmap(result, { layer: layers - 1, head: 0 }));
+  const html = path.join(outDir, 'attention.html');
+  await torch.plot.saveAttentionHtml(result, html, { title: sentence });
+  console.log(`wrote ${path.relative(root, png)} (last layer, head 0) and ${path.relative(root, html)} (head view and model view, no network needed)`);
+  bert.dispose();
 }
 
 main().catch((error) => {

@@ -8,6 +8,8 @@ Files (in DIR, default <repo>/models):
   resnet18.pt / resnet18-scripted.pt            torchvision-compatible ResNet-18
   resnet-tiny.pt / resnet-tiny-scripted.pt      ResNet [1,1,1,1], width 8, 10 classes
   bert.pt / bert-tiny.pt                        BertWithAttentions, traced
+  bert-tiny-noattn.pt                           BertNoAttentions (tiny, bert-tiny's weights),
+                                                traced: returns no attentions
   bert-vocab.txt                                only with --pretrained
   manifest.json                                 provenance + sha256 per file
 
@@ -98,6 +100,12 @@ def build_resnet_tiny(pretrained: bool) -> torch.nn.Module:
     return tm.calibrate_bn(model, SEED, (8, 3, 32, 32), steps=8)
 
 
+def build_bert_noattn(pretrained: bool, size: str = "tiny") -> torch.nn.Module:
+    # Same seed and construction order as build_bert: the same weights as bert-tiny.pt.
+    torch.manual_seed(SEED)
+    return tm.BertNoAttentions(tm.bert_config(size)).eval()
+
+
 def build_bert(pretrained: bool, size: str = "base") -> torch.nn.Module:
     if pretrained:
         try:
@@ -169,6 +177,50 @@ def check_bert(ts: torch.nn.Module, eager: torch.nn.Module) -> None:
             assert_close("bert padded vs unpadded", got[0][1:, :4], alone[0], tol=1e-4)
 
 
+def check_bert_noattn(ts: torch.nn.Module, eager: torch.nn.Module) -> None:
+    gen = torch.Generator().manual_seed(SEED + 1)
+    vocab = eager.config.vocab_size
+    for b, s in [(2, 7), (1, 128)]:
+        ids = torch.randint(0, vocab, (b, s), generator=gen)
+        mask = torch.ones(b, s, dtype=torch.long)
+        if b > 1:
+            mask[1, 4:] = 0
+        got = ts(ids, mask)
+        assert_close(f"bert-noattn [{b},{s}]", got, eager(ids, mask))
+        if b > 1:
+            alone = ts(ids[1:, :4], mask[1:, :4])
+            assert_close("bert-noattn padded vs unpadded", got[0][1:, :4], alone[0], tol=1e-4)
+    # What makes this model useful: attention must be captured from encoder.layer.N.attention.self.
+    # Eager attention returns (context, probs) there, probs being what output_attentions gives...
+    ids = torch.randint(0, vocab, (2, 9), generator=gen)
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[0, 6:] = 0
+    want = transformers.BertModel.forward(eager, input_ids=ids, attention_mask=mask, output_attentions=True).attentions
+    probs: List[torch.Tensor] = []
+    hooks = [
+        layer.attention.self.register_forward_hook(lambda _m, _i, out: probs.append(out[1])) for layer in eager.encoder.layer
+    ]
+    try:
+        eager(ids, mask)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert len(probs) == len(want), f"{len(probs)} attention.self calls, expected {len(want)} layers"
+    for i, (g, w) in enumerate(zip(probs, want)):
+        assert_close(f"encoder.layer.{i}.attention.self probs", g, w)
+    # ...but the trace does not keep them: torch.jit.trace drops submodule outputs that
+    # nothing uses, so with forward returning no attentions each traced attention.self
+    # returns the context tensor alone (the softmax stays inside it, uncapturable as a
+    # module output). Checked here so a torch/transformers change in this is noticed:
+    # lib/attention.ts then recomputes the probabilities from attention.self.query/.key.
+    for i in range(eager.config.num_hidden_layers):
+        sa = getattr(ts.encoder.layer, str(i)).attention.self
+        out = list(sa.graph.outputs())
+        kinds = [o.type().kind() for o in out]
+        assert kinds == ["TensorType"], f"traced encoder.layer.{i}.attention.self returns {kinds}, expected the context alone"
+        assert "aten::softmax" in str(sa.graph), f"traced encoder.layer.{i}.attention.self computes no softmax"
+
+
 # ---------------------------------------------------------------- groups
 
 GROUPS = [
@@ -227,6 +279,24 @@ GROUPS = [
         can_pretrain=False,
         build=lambda p: build_bert(p, "tiny"),
         check=check_bert,
+        example=lambda: (
+            torch.randint(0, 30522, (1, 16), generator=torch.Generator().manual_seed(SEED)),
+            torch.ones(1, 16, dtype=torch.long),
+        ),
+    ),
+    Group(
+        key="bert-tiny-noattn",
+        only="tiny",
+        architecture="BertNoAttentions(tiny: 2 layers, hidden 32, 2 heads)",
+        files=[("bert-tiny-noattn.pt", "traced")],
+        inputs=[
+            {"name": "input_ids", "shape": [1, 16], "dtype": "int64"},
+            {"name": "attention_mask", "shape": [1, 16], "dtype": "int64"},
+        ],
+        outputs=["last_hidden_state", "pooler_output"],
+        can_pretrain=False,
+        build=lambda p: build_bert_noattn(p, "tiny"),
+        check=check_bert_noattn,
         example=lambda: (
             torch.randint(0, 30522, (1, 16), generator=torch.Generator().manual_seed(SEED)),
             torch.ones(1, 16, dtype=torch.long),
@@ -380,7 +450,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--only",
         choices=sorted({g.only for g in GROUPS}),
         action="append",
-        help="export only this group (repeatable); tiny = resnet-tiny + bert-tiny",
+        help="export only this group (repeatable); tiny = resnet-tiny + bert-tiny + bert-tiny-noattn",
     )
     args = ap.parse_args(argv)
 

@@ -287,6 +287,25 @@ class BertWithAttentions(BertModel):
         return out.last_hidden_state, out.pooler_output, attentions
 
 
+class BertNoAttentions(BertModel):
+    """BertModel returning only (last_hidden_state, pooler_output).
+
+    A plain Hugging Face BERT as users trace it: no attention probabilities in the
+    output. With eager attention each encoder.layer.N.attention.self still returns
+    (context, probs), so the probabilities can be captured from those modules.
+    Same class hierarchy and construction as BertWithAttentions, so the same seed
+    gives the same weights.
+    """
+
+    def forward(  # type: ignore[override]
+        self, input_ids: Tensor, attention_mask: Optional[Tensor] = None
+    ) -> Tuple[Tensor, Tensor]:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        out = super().forward(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+        return out.last_hidden_state, out.pooler_output
+
+
 def bert(size: str = "base") -> BertWithAttentions:
     return BertWithAttentions(bert_config(size)).eval()
 
@@ -303,5 +322,6 @@ __all__ = [
     "BERT_SIZES",
     "bert_config",
     "BertWithAttentions",
+    "BertNoAttentions",
     "bert",
 ]

@@ -1,0 +1,465 @@
+// Attention maps of a BERT-style TorchScript model, as [batch, layers, heads, seq, seq].
+//
+// Three ways to get them, tried in this order on a model's first call and remembered:
+//  - 'output': forward returns them, stacked ([B, L, H, S, S]; models/bert.pt's output[2]).
+//  - 'capture': each encoder.layer.N.attention.self returns (context, probs) in the program,
+//    as eager transformers does (scripted models; traces whose caller used the probs).
+//  - 'recompute': a plain traced Hugging Face BertModel. torch.jit.trace drops submodule
+//    outputs nothing uses, so there attention.self returns the context alone and the softmax
+//    is not a module output. The probabilities are then recomputed from the captured
+//    attention.self.query / .key outputs (softmax(Q K^T / sqrt(d) + mask), as eager
+//    attention). The head count is found, and the whole recipe checked, on the first call by
+//    rebuilding attention.self's captured context from the recomputed probabilities and the
+//    captured .value; a model whose attention differs is refused instead of misreported.
+import { activations, run } from './activations';
+import { callSite, CallSite, failure } from './errors';
+import { Model, ModuleInfo, Value } from './model';
+import { Tensor, tensor } from './tensor';
+import { BatchEncoding, BertTokenizer, EncodeInput, Encoding } from './tokenizer';
+
+/**
+ * A text, a batch (an array whose items are texts or [text, text] pairs; a pair alone is
+ * written [[a, b]]), or what BertTokenizer.encode / encodeBatch returned.
+ */
+export type AttentionInput = string | readonly EncodeInput[] | Encoding | BatchEncoding;
+
+export interface AttentionOptions {
+  /** Turns text into ids; needed for the tokens of the result even with encoded input. */
+  tokenizer: BertTokenizer;
+  /** Longest sequence, special tokens included; longer text is truncated. Default: the tokenizer's. */
+  maxLength?: number;
+}
+
+export interface AttentionResult {
+  /** Per batch element, the real tokens ([CLS] ... [SEP]), without padding. */
+  tokens: string[][];
+  /** Per batch element, the number of real tokens. */
+  lengths: number[];
+  /**
+   * float32 [batch, layers, heads, seq, seq], seq the padded length: [b, l, h, i, j] is how
+   * much token i attends to token j. Rows and columns of padding positions are 0.
+   */
+  attentions: Tensor;
+  layers: number;
+  heads: number;
+  /** Where the maps came from (see the top of lib/attention.ts). */
+  source: 'output' | 'capture' | 'recompute';
+}
+
+type Plan =
+  | { kind: 'output'; index: number[] }
+  | { kind: 'capture'; layers: string[] }
+  | { kind: 'recompute'; layers: string[]; heads: number };
+
+const plans = new WeakMap<Model, Plan>();
+
+interface Batch {
+  ids: number[][];
+  mask: number[][];
+  tokens: string[][];
+}
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return value === null ? 'null' : typeof value;
+}
+
+function isEncodeInput(value: unknown): value is EncodeInput {
+  return typeof value === 'string' || (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string');
+}
+
+function checkEncoded(ids: unknown, mask: unknown, tokens: unknown, what: string, site: CallSite): void {
+  const ok = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0);
+  if (!ok(ids)) throw failure('INVALID_ARGUMENT', `attention: ${what}.ids must be an array of token ids`, site);
+  const n = (ids as number[]).length;
+  if (n === 0) throw failure('INVALID_ARGUMENT', `attention: ${what} holds no tokens`, site);
+  if (!ok(mask) || (mask as number[]).length !== n || (mask as number[]).some((m) => m !== 0 && m !== 1)) {
+    throw failure('INVALID_ARGUMENT', `attention: ${what}.attentionMask must be ${n} zeros and ones, one per id`, site);
+  }
+  if (!Array.isArray(tokens) || tokens.length !== n) {
+    throw failure('INVALID_ARGUMENT', `attention: ${what}.tokens must hold ${n} tokens, one per id`, site);
+  }
+}
+
+function toBatch(input: AttentionInput, options: AttentionOptions, site: CallSite): Batch {
+  const { tokenizer, maxLength } = options;
+  if (typeof input === 'string' || Array.isArray(input)) {
+    const texts = typeof input === 'string' ? [input] : (input as readonly unknown[]);
+    if (texts.length === 0) throw failure('INVALID_ARGUMENT', 'attention: the batch is empty', site);
+    texts.forEach((t, i) => {
+      if (!isEncodeInput(t)) {
+        throw failure('INVALID_ARGUMENT', `attention: input[${i}] must be a string or a [string, string] pair, got ${describe(t)}`, site);
+      }
+    });
+    let enc: BatchEncoding;
+    try {
+      enc = tokenizer.encodeBatch(texts as EncodeInput[], maxLength === undefined ? {} : { maxLength });
+    } catch (error) {
+      throw failure('INVALID_ARGUMENT', `attention: ${(error as Error).message}`, site);
+    }
+    return { ids: enc.ids, mask: enc.attentionMask, tokens: enc.tokens };
+  }
+  if (input !== null && typeof input === 'object' && 'ids' in input && Array.isArray(input.ids)) {
+    if (maxLength !== undefined) {
+      throw failure('INVALID_ARGUMENT', 'attention: maxLength applies to text; encoded input is used as it is', site);
+    }
+    if (input.ids.length > 0 && Array.isArray(input.ids[0])) {
+      const enc = input as BatchEncoding;
+      if (!Array.isArray(enc.attentionMask) || !Array.isArray(enc.tokens) || enc.attentionMask.length !== enc.ids.length || enc.tokens.length !== enc.ids.length) {
+        throw failure('INVALID_ARGUMENT', 'attention: a BatchEncoding needs ids, tokens and attentionMask for every element', site);
+      }
+      const width = enc.ids[0].length;
+      enc.ids.forEach((ids, b) => {
+        checkEncoded(ids, enc.attentionMask[b], enc.tokens[b], `input[${b}]`, site);
+        if (ids.length !== width) throw failure('INVALID_ARGUMENT', `attention: input.ids[${b}] has ${ids.length} ids, input.ids[0] ${width}: pad the batch`, site);
+      });
+      return { ids: enc.ids, mask: enc.attentionMask, tokens: enc.tokens };
+    }
+    const enc = input as Encoding;
+    checkEncoded(enc.ids, enc.attentionMask, enc.tokens, 'input', site);
+    return { ids: [enc.ids], mask: [enc.attentionMask], tokens: [enc.tokens] };
+  }
+  throw failure(
+    'INVALID_ARGUMENT',
+    `attention(model, input, options): input must be a string, an array of strings or [string, string] pairs, or an Encoding / BatchEncoding; got ${describe(input)}`,
+    site,
+  );
+}
+
+/** attention.self modules in layer order. */
+function selfAttentionLayers(modules: ModuleInfo[]): string[] {
+  return modules.filter((m) => m.path !== '' && (m.type === 'BertSelfAttention' || /(^|\.)attention\.self$/.test(m.path))).map((m) => m.path);
+}
+
+/** Where in forward's output a [B, L, H, S, S] tensor is, if anywhere (top level or one level down). */
+function findStacked(output: Value, B: number, S: number, L: number | undefined): number[] | undefined {
+  const fits = (v: Value) => {
+    if (!(v instanceof Tensor) || v.dtype !== 'float32') return false;
+    const s = v.shape;
+    return s.length === 5 && s[0] === B && s[3] === S && s[4] === S && (L === undefined || s[1] === L);
+  };
+  if (fits(output)) return [];
+  if (Array.isArray(output)) {
+    for (let i = 0; i < output.length; i++) {
+      if (fits(output[i])) return [i];
+      const inner = output[i];
+      if (Array.isArray(inner)) for (let j = 0; j < inner.length; j++) if (fits(inner[j])) return [i, j];
+    }
+  }
+  return undefined;
+}
+
+function at(output: Value, index: number[]): Tensor {
+  let v = output;
+  for (const i of index) v = (v as Value[])[i];
+  return v as Tensor;
+}
+
+function disposeAll(value: unknown, keep?: Tensor): void {
+  if (value instanceof Tensor) {
+    if (value !== keep) value.dispose();
+  } else if (Array.isArray(value)) {
+    for (const v of value) disposeAll(v, keep);
+  } else if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) disposeAll(v, keep);
+  }
+}
+
+/** The probabilities of a capture of attention.self: [B, H, S, S] alone or in a tuple. */
+function probsOf(value: Value, B: number, S: number): Tensor | undefined {
+  const items = Array.isArray(value) ? value : [value];
+  for (const v of items) {
+    if (v instanceof Tensor && v.dtype === 'float32') {
+      const s = v.shape;
+      if (s.length === 4 && s[0] === B && s[2] === S && s[3] === S) return v;
+    }
+  }
+  return undefined;
+}
+
+async function cpuData(t: Tensor): Promise<Float32Array> {
+  if (t.device !== 'cpu') t = await t.to('cpu');
+  return t.data() as Float32Array;
+}
+
+/** Zeroes rows and columns of padding positions, in place. data is [B, L*H, S, S]. */
+function zeroPadding(data: Float32Array, mask: number[][], LH: number, S: number): void {
+  const SS = S * S;
+  mask.forEach((m, b) => {
+    if (m.every((x) => x === 1)) return;
+    const pads = m.flatMap((x, i) => (x === 0 ? [i] : []));
+    for (let k = 0; k < LH; k++) {
+      const base = (b * LH + k) * SS;
+      for (let i = 0; i < S; i++) {
+        const row = base + i * S;
+        if (m[i] === 0) data.fill(0, row, row + S);
+        else for (const j of pads) data[row + j] = 0;
+      }
+    }
+  });
+}
+
+/** softmax(Q K^T * scale) over the real keys, for one layer, written into out at [b, layer, h]. */
+function recomputeLayer(
+  q: Float32Array,
+  k: Float32Array,
+  mask: number[][],
+  S: number,
+  hidden: number,
+  heads: number,
+  layer: number,
+  layers: number,
+  out: Float32Array,
+): void {
+  const d = hidden / heads;
+  const scale = 1 / Math.sqrt(d);
+  const scores = new Float64Array(S);
+  mask.forEach((m, b) => {
+    const real = m.flatMap((x, i) => (x === 1 ? [i] : []));
+    for (let h = 0; h < heads; h++) {
+      const base = ((b * layers + layer) * heads + h) * S * S;
+      for (const i of real) {
+        const qi = (b * S + i) * hidden + h * d;
+        let max = -Infinity;
+        for (const j of real) {
+          const kj = (b * S + j) * hidden + h * d;
+          let dot = 0;
+          for (let c = 0; c < d; c++) dot += q[qi + c] * k[kj + c];
+          const s = dot * scale;
+          scores[j] = s;
+          if (s > max) max = s;
+        }
+        let sum = 0;
+        for (const j of real) {
+          const e = Math.exp(scores[j] - max);
+          scores[j] = e;
+          sum += e;
+        }
+        const row = base + i * S;
+        for (const j of real) out[row + j] = scores[j] / sum;
+      }
+    }
+  });
+}
+
+/**
+ * The head count for which probabilities recomputed from q and k, applied to v, give the
+ * context attention.self returned (checked on batch element 0, first and last real rows).
+ */
+function findHeads(q: Float32Array, k: Float32Array, v: Float32Array, context: Float32Array, mask: number[], S: number, hidden: number): { heads: number; error: number } | undefined {
+  const real = mask.flatMap((x, i) => (x === 1 ? [i] : []));
+  const rows = [...new Set([real[0], real[real.length - 1]])];
+  let scaleOf = 0;
+  for (let i = 0; i < S * hidden; i++) scaleOf = Math.max(scaleOf, Math.abs(context[i]));
+  let best: { heads: number; error: number } | undefined;
+  for (let heads = 1; heads <= hidden; heads++) {
+    if (hidden % heads !== 0 || hidden / heads < 4) continue;
+    const d = hidden / heads;
+    const scale = 1 / Math.sqrt(d);
+    let error = 0;
+    for (const i of rows) {
+      for (let h = 0; h < heads; h++) {
+        const p = real.map((j) => {
+          let dot = 0;
+          for (let c = 0; c < d; c++) dot += q[i * hidden + h * d + c] * k[j * hidden + h * d + c];
+          return dot * scale;
+        });
+        const max = Math.max(...p);
+        const e = p.map((x) => Math.exp(x - max));
+        const sum = e.reduce((a, b) => a + b, 0);
+        for (let c = 0; c < d; c++) {
+          let ctx = 0;
+          real.forEach((j, n) => (ctx += (e[n] / sum) * v[j * hidden + h * d + c]));
+          error = Math.max(error, Math.abs(ctx - context[i * hidden + h * d + c]));
+        }
+      }
+    }
+    if (!best || error < best.error) best = { heads, error };
+  }
+  return best && best.error <= 1e-4 * (1 + scaleOf) ? best : undefined;
+}
+
+/**
+ * Attention probabilities of every layer and head of a BERT-style model for text (tokenized
+ * with options.tokenizer; a batch is padded to its longest element) or encoded input. The
+ * model's forward must take (input_ids, attention_mask), both int64 [batch, seq].
+ */
+export async function attention(model: Model, input: AttentionInput, options: AttentionOptions): Promise<AttentionResult> {
+  const site = callSite(attention);
+  if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'attention(model, input, options): model must come from torch.load()', site);
+  if (options === null || typeof options !== 'object') {
+    throw failure('INVALID_ARGUMENT', 'attention(model, input, options): options must be an object with a tokenizer', site);
+  }
+  if (!(options.tokenizer instanceof BertTokenizer)) {
+    throw failure('INVALID_ARGUMENT', 'attention: options.tokenizer must be a BertTokenizer (BertTokenizer.fromVocab(path))', site);
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'tokenizer' && key !== 'maxLength') throw failure('INVALID_ARGUMENT', `attention: unknown option '${key}' (expected tokenizer, maxLength)`, site);
+  }
+  const { maxLength } = options;
+  if (maxLength !== undefined && (typeof maxLength !== 'number' || !Number.isInteger(maxLength) || maxLength < 2)) {
+    throw failure('INVALID_ARGUMENT', `attention: maxLength must be an integer of at least 2 (room for [CLS] and [SEP]), got ${String(maxLength)}`, site);
+  }
+  const batch = toBatch(input, options, site);
+  const B = batch.ids.length;
+  const S = batch.ids[0].length;
+  const flatIds = new BigInt64Array(B * S);
+  const flatMask = new BigInt64Array(B * S);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < S; i++) {
+      flatIds[b * S + i] = BigInt(batch.ids[b][i]);
+      flatMask[b * S + i] = BigInt(batch.mask[b][i]);
+    }
+  }
+  const tokens = batch.tokens.map((row, b) => row.filter((_, i) => batch.mask[b][i] === 1));
+  const lengths = tokens.map((t) => t.length);
+  if (lengths.some((n) => n === 0)) throw failure('INVALID_ARGUMENT', 'attention: every batch element needs at least one real token (attention mask 1)', site);
+  const ids = tensor(flatIds, [B, S], 'int64');
+  const mask = tensor(flatMask, [B, S], 'int64');
+  try {
+    const done = (attentions: Tensor, source: AttentionResult['source']): AttentionResult => {
+      const [, layers, heads] = attentions.shape;
+      zeroPadding(attentions.data() as Float32Array, batch.mask, layers * heads, S);
+      return { tokens, lengths, attentions, layers, heads, source };
+    };
+    let plan = plans.get(model);
+    if (plan === undefined) {
+      const found = await choosePlan(model, ids, mask, B, S, batch.mask, site);
+      plans.set(model, found.plan);
+      return done(found.attentions, found.plan.kind);
+    }
+    if (plan.kind === 'output') {
+      const output = await model.forward(ids, mask);
+      const stacked = findStacked(output, B, S, undefined);
+      if (stacked === undefined || stacked.join() !== plan.index.join()) {
+        throw failure('RUNTIME', `attention: ${model.path} no longer returns attentions at output[${plan.index.join('][')}]`, site);
+      }
+      const attentions = at(output, plan.index);
+      disposeAll(output, attentions);
+      return done(attentions, 'output');
+    }
+    if (plan.kind === 'capture') {
+      const captured = await activations(model, plan.layers, ids, mask);
+      return done(await stackCaptures(plan.layers.map((l) => captured[l]), B, S, site, model.path), 'capture');
+    }
+    return done(await recompute(model, plan.layers, plan.heads, ids, mask, B, S, batch.mask, false, site), 'recompute');
+  } finally {
+    ids.dispose();
+    mask.dispose();
+  }
+}
+
+async function stackCaptures(values: Value[], B: number, S: number, site: CallSite, file: string): Promise<Tensor> {
+  const probs = values.map((v) => probsOf(v, B, S));
+  const L = values.length;
+  const H = probs[0]!.shape[1];
+  const block = H * S * S;
+  const out = new Float32Array(B * L * block);
+  for (let l = 0; l < L; l++) {
+    const p = probs[l];
+    if (!p || p.shape[1] !== H) throw failure('RUNTIME', `attention: layer ${l} of ${file} gave no [${B}, ${H}, ${S}, ${S}] probabilities`, site);
+    const data = await cpuData(p);
+    for (let b = 0; b < B; b++) out.set(data.subarray(b * block, (b + 1) * block), (b * L + l) * block);
+  }
+  disposeAll(values);
+  return tensor(out, [B, L, H, S, S], 'float32');
+}
+
+async function recompute(
+  model: Model,
+  layers: string[],
+  heads: number,
+  ids: Tensor,
+  mask: Tensor,
+  B: number,
+  S: number,
+  masks: number[][],
+  verify: boolean,
+  site: CallSite,
+): Promise<Tensor> {
+  const parts = verify ? ['query', 'key', 'value'] : ['query', 'key'];
+  const capture = layers.flatMap((l) => parts.map((p) => `${l}.${p}`)).concat(verify ? layers : []);
+  const captured = await activations(model, capture, ids, mask);
+  const L = layers.length;
+  let out: Float32Array | undefined;
+  let hidden = 0;
+  for (let l = 0; l < L; l++) {
+    const q = captured[`${layers[l]}.query`];
+    const k = captured[`${layers[l]}.key`];
+    if (!(q instanceof Tensor) || !(k instanceof Tensor) || q.shape.length !== 3 || q.shape[0] !== B || q.shape[1] !== S) {
+      throw failure('RUNTIME', `attention: ${layers[l]}.query / .key of ${model.path} are not [${B}, ${S}, hidden] tensors`, site);
+    }
+    hidden = q.shape[2];
+    const qd = await cpuData(q);
+    const kd = await cpuData(k);
+    if (verify) {
+      const v = captured[`${layers[l]}.value`];
+      const ctx = probsOrContext(captured[layers[l]]);
+      const found = v instanceof Tensor && ctx ? findHeads(qd, kd, await cpuData(v), await cpuData(ctx), masks[0], S, hidden) : undefined;
+      if (!found) {
+        throw failure(
+          'RUNTIME',
+          `attention: ${model.path} returns no attentions and its ${layers[l]} returns no probabilities; recomputing them as ` +
+            'softmax(Q K^T / sqrt(d) + mask) does not reproduce what the layer returned, so this attention is not supported',
+          site,
+        );
+      }
+      if (l > 0 && found.heads !== heads) throw failure('RUNTIME', `attention: layers of ${model.path} have different head counts`, site);
+      heads = found.heads;
+    }
+    out ??= new Float32Array(B * L * heads * S * S);
+    recomputeLayer(qd, kd, masks, S, hidden, heads, l, L, out);
+  }
+  disposeAll(captured);
+  return tensor(out!, [B, L, heads, S, S], 'float32');
+}
+
+function probsOrContext(value: Value | undefined): Tensor | undefined {
+  const first = Array.isArray(value) ? value[0] : value;
+  return first instanceof Tensor ? first : undefined;
+}
+
+async function choosePlan(
+  model: Model,
+  ids: Tensor,
+  mask: Tensor,
+  B: number,
+  S: number,
+  masks: number[][],
+  site: CallSite,
+): Promise<{ plan: Plan; attentions: Tensor }> {
+  const layers = selfAttentionLayers(model.modules());
+  // One forward for both: the output (in case it holds the maps) and every attention.self.
+  const result = layers.length > 0 ? await run(model, [ids, mask], { capture: layers }) : { output: await model.forward(ids, mask), activations: {} as Record<string, Value> };
+  const index = findStacked(result.output, B, S, layers.length > 0 ? layers.length : undefined);
+  if (index !== undefined) {
+    const attentions = at(result.output, index);
+    disposeAll(result.output, attentions);
+    disposeAll(result.activations);
+    return { plan: { kind: 'output', index }, attentions };
+  }
+  disposeAll(result.output);
+  if (layers.length === 0) {
+    throw failure(
+      'INVALID_ARGUMENT',
+      `attention: ${model.path} returns no [batch, layers, heads, seq, seq] attentions and has no attention.self modules (BertSelfAttention) to capture them from`,
+      site,
+    );
+  }
+  const values = layers.map((l) => result.activations[l]);
+  if (values.every((v) => probsOf(v, B, S) !== undefined)) {
+    return { plan: { kind: 'capture', layers }, attentions: await stackCaptures(values, B, S, site, model.path) };
+  }
+  disposeAll(values);
+  const names = new Set(model.modules().map((m) => m.path));
+  const missing = layers.flatMap((l) => ['query', 'key', 'value'].map((p) => `${l}.${p}`)).filter((n) => !names.has(n));
+  if (missing.length > 0) {
+    throw failure(
+      'INVALID_ARGUMENT',
+      `attention: ${model.path} returns no attentions, its attention.self modules return no probabilities, and '${missing[0]}' is missing to recompute them`,
+      site,
+    );
+  }
+  const attentions = await recompute(model, layers, 0, ids, mask, B, S, masks, true, site);
+  return { plan: { kind: 'recompute', layers, heads: attentions.shape[2] }, attentions };
+}
