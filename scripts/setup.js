@@ -54,8 +54,12 @@ function probePython(python) {
 function describeLibtorch(dir, source, python) {
   const cmakeDir = path.join(dir, 'share', 'cmake', 'Torch');
   if (!fs.existsSync(path.join(cmakeDir, 'TorchConfig.cmake'))) return null;
-  const header = path.join(dir, 'include', 'torch', 'csrc', 'api', 'include', 'torch', 'version.h');
-  const match = fs.existsSync(header) && /#define TORCH_VERSION "([^"]+)"/.exec(fs.readFileSync(header, 'utf8'));
+  // The header moved between libtorch releases.
+  const header = [
+    path.join(dir, 'include', 'torch', 'headeronly', 'version.h'),
+    path.join(dir, 'include', 'torch', 'csrc', 'api', 'include', 'torch', 'version.h'),
+  ].find((file) => fs.existsSync(file) && /#define TORCH_VERSION\s/.test(fs.readFileSync(file, 'utf8')));
+  const match = header && /#define TORCH_VERSION\s+(?:\\\s*)?"([^"]+)"/.exec(fs.readFileSync(header, 'utf8'));
   const libDir = path.join(dir, 'lib');
   return {
     dir,
