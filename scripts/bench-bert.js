@@ -11,12 +11,10 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { root, pythonPath } = require('./config');
-const { median } = require('./bench/stats');
+const { median, timeCalls } = require('./bench/stats');
 
-const dist = process.env.TORCHSCOPE_DIST || path.join(root, 'dist', 'lib');
-const torch = require(dist);
-// Until lib/index.ts exports it: the module itself.
-const attention = torch.attention || require(path.join(dist, 'attention')).attention;
+const torch = require('../dist/lib');
+const { attention } = torch;
 
 const MODEL = path.join(root, 'models', 'bert.pt');
 const VOCAB = path.join(root, 'models', 'bert-vocab.txt');
@@ -33,15 +31,8 @@ function sentence(shift) {
   return Array.from({ length: 126 }, (_, i) => WORDS[(i * 7 + shift) % WORDS.length]).join(' ');
 }
 
-async function time(fn) {
-  for (let i = 0; i < WARMUP; i++) await fn();
-  const out = [];
-  for (let i = 0; i < REPEATS; i++) {
-    const start = process.hrtime.bigint();
-    await fn();
-    out.push(Number(process.hrtime.bigint() - start) / 1e6);
-  }
-  return out;
+function time(fn) {
+  return timeCalls(fn, WARMUP, REPEATS);
 }
 
 function maxRelDiff(a, b) {

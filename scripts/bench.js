@@ -7,7 +7,7 @@ const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 const { root, readConfig, pythonPath } = require('./config');
-const { median } = require('./bench/stats');
+const { median, timeCalls } = require('./bench/stats');
 const torch = require('../dist/lib');
 
 const MODEL = path.join(root, 'models', 'resnet18.pt');
@@ -39,15 +39,8 @@ function runProcess(command, args) {
   return result.stdout;
 }
 
-async function time(fn) {
-  for (let i = 0; i < WARMUP; i++) await fn();
-  const out = [];
-  for (let i = 0; i < REPEATS; i++) {
-    const start = process.hrtime.bigint();
-    await fn();
-    out.push(Number(process.hrtime.bigint() - start) / 1e6);
-  }
-  return out;
+function time(fn) {
+  return timeCalls(fn, WARMUP, REPEATS);
 }
 
 function randomInput(batch) {

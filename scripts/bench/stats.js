@@ -7,4 +7,16 @@ function median(values) {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-module.exports = { median };
+/** Milliseconds of each of `repeats` awaited calls of fn, after `warmup` untimed ones. */
+async function timeCalls(fn, warmup, repeats) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const out = [];
+  for (let i = 0; i < repeats; i++) {
+    const start = process.hrtime.bigint();
+    await fn();
+    out.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  return out;
+}
+
+module.exports = { median, timeCalls };
