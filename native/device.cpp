@@ -4,6 +4,7 @@
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 #include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 
 #include "errors.h"
 
@@ -23,7 +24,8 @@ c10::Device resolveDevice(const std::string& name) {
   }
   if (device.is_cuda()) {
     if (!cudaAvailable) {
-      const char* why = at::hasCUDA() ? "no GPU is visible" : "this libtorch build has no CUDA support";
+      // hasCUDA() means "a GPU is usable"; isBuilt() means "CUDA compiled in".
+      const char* why = at::detail::getCUDAHooks().isBuilt() ? "no GPU is visible" : "this libtorch build has no CUDA support";
       throw Error(code::kDevice, "device '" + name + "' requested but CUDA is not available (" + why +
                                      "); use 'cpu' or 'auto'");
     }
@@ -54,7 +56,7 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   out.Set("libtorchVersion", TORCH_VERSION);
-  out.Set("cudaBuild", Napi::Boolean::New(env, at::hasCUDA()));
+  out.Set("cudaBuild", Napi::Boolean::New(env, at::detail::getCUDAHooks().isBuilt()));
   out.Set("cudaAvailable", Napi::Boolean::New(env, torch::cuda::is_available()));
   out.Set("gpuCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
   out.Set("threads", Napi::Number::New(env, at::get_num_threads()));

@@ -95,8 +95,8 @@ function settings() {
     include_dirs: [nodeAddonApiDir()],
     defines: ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_DISABLE_DEPRECATED', ...torch.defines],
     cflags: [
-      // gnu++17: what CMake's CXX_STANDARD 17 (extensions on by default) gives.
-      '-std=gnu++17',
+      // gnu++20: what CMake's CXX_STANDARD 20 (extensions on by default) gives.
+      '-std=gnu++20',
       '-fexceptions',
       '-frtti',
       '-Wall',

@@ -38,7 +38,8 @@ function probePython(python) {
   const code = [
     'import json, os, importlib.util as u',
     'import torch',
-    'print(json.dumps({"dir": os.path.dirname(torch.__file__), "version": torch.__version__,',
+    'import sys',
+    'print(json.dumps({"dir": os.path.dirname(torch.__file__), "version": torch.__version__, "python": sys.executable,',
     '  "cuda": torch.version.cuda, "dev": all(u.find_spec(m) for m in ("numpy", "transformers"))}))',
   ].join('\n');
   const result = spawnSync(python, ['-c', code], { encoding: 'utf8', timeout: 60000 });
@@ -97,7 +98,8 @@ function findLibtorch() {
   }
   for (const python of pythonsOnPath()) {
     const probe = probePython(python);
-    if (probe) return describeLibtorch(probe.dir, `python on PATH (${python})`, python);
+    // The interpreter's absolute path: later runs (tests, export) may not have this PATH.
+    if (probe) return describeLibtorch(probe.dir, `python on PATH (${python})`, probe.python);
   }
   if (fs.existsSync(venvPython)) {
     const probe = probePython(venvPython);
