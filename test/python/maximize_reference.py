@@ -52,7 +52,6 @@ Results in OUT/index.json: {"torch": version, "cases": {id: {"objective": [float
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -61,6 +60,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from refio import run_cases, write_index  # noqa: E402
 
 ARCH_BY_FILE = {
     "resnet18.pt": "resnet18",
@@ -199,17 +200,10 @@ def main() -> int:
     out = Path(request["out"])
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    index = {"torch": torch.__version__, "cases": {}}
-    for i, case in enumerate(request.get("cases", [])):
-        try:
-            index["cases"][case["id"]] = run_case(case, out, i)
-        except Exception as e:  # noqa: BLE001 - reported per case, the test decides
-            index["cases"][case["id"]] = {"error": f"{type(e).__name__}: {e}"}
-    tmp = out / "index.json.tmp"
-    tmp.write_text(json.dumps(index))
-    os.replace(tmp, out / "index.json")
+    cases = run_cases(request.get("cases", []), lambda case, i: run_case(case, out, i))
+    write_index(out, {"torch": torch.__version__, "cases": cases})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

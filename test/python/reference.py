@@ -49,7 +49,6 @@ not from native/patch.cpp:
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -58,6 +57,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from refio import run_cases, write_index  # noqa: E402
 
 DTYPES = {
     "float32": (np.float32, torch.float32),
@@ -337,19 +338,11 @@ def main() -> int:
     torch.manual_seed(0)
     torch.set_grad_enabled(False)
     writer = Writer(out)
-    index = {"torch": torch.__version__, "cases": {}, "tasks": []}
-    for task in request.get("tasks", []):
-        index["tasks"].append(run_task(task))
-    for case in request.get("cases", []):
-        try:
-            index["cases"][case["id"]] = run_case(case, writer)
-        except Exception as e:  # noqa: BLE001 - reported per case, the test decides
-            index["cases"][case["id"]] = {"error": f"{type(e).__name__}: {e}"}
-    tmp = out / "index.json.tmp"
-    tmp.write_text(json.dumps(index))
-    os.replace(tmp, out / "index.json")
+    tasks = [run_task(task) for task in request.get("tasks", [])]
+    cases = run_cases(request.get("cases", []), lambda case, _i: run_case(case, writer))
+    write_index(out, {"torch": torch.__version__, "cases": cases, "tasks": tasks})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
