@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 // `npx torchscope <command>`: the library's jobs from a shell.
+//   doctor: what was found (addon, libtorch, GPUs, Python) and what to do about problems
 //   maximize --model FILE --layer NAME --channel N --out FILE.png [--steps N] [--size N] ...
 import { parseArgs } from 'util';
 import { SingleBar, Presets } from 'cli-progress';
 
+import { doctor, formatDoctor } from './doctor';
 import { TorchscopeError } from './errors';
 import { saveImage } from './image';
 import { maximize, MaximizeOptions } from './maximize';
 import { load } from './model';
 
-const usage = `usage: torchscope maximize --model FILE --layer NAME (--channel N | --logit K) --out FILE.png
+const usage = `usage: torchscope doctor
+       torchscope maximize --model FILE --layer NAME (--channel N | --logit K) --out FILE.png
                            [--steps 256] [--size 224] [--lr 0.05] [--seed 0]
                            [--parameterization fft|pixel] [--no-transforms] [--device cpu|cuda|auto]`;
 
@@ -84,6 +87,11 @@ async function maximizeCommand(args: string[]): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'maximize') return maximizeCommand(rest);
+  if (command === 'doctor') {
+    const report = doctor();
+    console.log(formatDoctor(report));
+    return report.problems.length ? 1 : 0;
+  }
   console.error(usage);
   return command === undefined || command === '--help' ? 0 : 2;
 }

@@ -10,3 +10,4 @@ export { BertTokenizer, BertTokenizerOptions, EncodeOptions, BatchEncodeOptions,
 export * as plot from './plot';
 export type { AttentionLike, Colormap, HeatmapOptions, GridOptions, HtmlOptions } from './plot';
 export { attention, AttentionInput, AttentionOptions, AttentionResult } from './attention';
+export { doctor, formatDoctor, DoctorReport } from './doctor';

@@ -103,4 +103,8 @@ export const packageRoot = findPackageRoot();
 
 // node-gyp-build finds build/Release (source builds) or prebuilds/<platform>-<arch>.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native: NativeBinding = require('node-gyp-build')(packageRoot);
+const nodeGypBuild = require('node-gyp-build');
+
+/** The addon file in use. */
+export const addonPath: string = nodeGypBuild.resolve(packageRoot);
+export const native: NativeBinding = require(addonPath);
