@@ -219,6 +219,20 @@ def check_bert_noattn(ts: torch.nn.Module, eager: torch.nn.Module) -> None:
 
 # ---------------------------------------------------------------- groups
 
+# Every BERT variant is traced on the same ids and mask.
+BERT_INPUTS = [
+    {"name": "input_ids", "shape": [1, 16], "dtype": "int64"},
+    {"name": "attention_mask", "shape": [1, 16], "dtype": "int64"},
+]
+
+
+def bert_example() -> Tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.randint(0, 30522, (1, 16), generator=torch.Generator().manual_seed(SEED)),
+        torch.ones(1, 16, dtype=torch.long),
+    )
+
+
 GROUPS = [
     Group(
         key="resnet18",
@@ -249,54 +263,36 @@ GROUPS = [
         only="bert",
         architecture="BertWithAttentions(bert-base-uncased)",
         files=[("bert.pt", "traced")],
-        inputs=[
-            {"name": "input_ids", "shape": [1, 16], "dtype": "int64"},
-            {"name": "attention_mask", "shape": [1, 16], "dtype": "int64"},
-        ],
+        inputs=BERT_INPUTS,
         outputs=["last_hidden_state", "pooler_output", "attentions"],
         can_pretrain=True,
         build=lambda p: build_bert(p, "base"),
         check=check_bert,
-        example=lambda: (
-            torch.randint(0, 30522, (1, 16), generator=torch.Generator().manual_seed(SEED)),
-            torch.ones(1, 16, dtype=torch.long),
-        ),
+        example=bert_example,
     ),
     Group(
         key="bert-tiny",
         only="tiny",
         architecture="BertWithAttentions(tiny: 2 layers, hidden 32, 2 heads)",
         files=[("bert-tiny.pt", "traced")],
-        inputs=[
-            {"name": "input_ids", "shape": [1, 16], "dtype": "int64"},
-            {"name": "attention_mask", "shape": [1, 16], "dtype": "int64"},
-        ],
+        inputs=BERT_INPUTS,
         outputs=["last_hidden_state", "pooler_output", "attentions"],
         can_pretrain=False,
         build=lambda p: build_bert(p, "tiny"),
         check=check_bert,
-        example=lambda: (
-            torch.randint(0, 30522, (1, 16), generator=torch.Generator().manual_seed(SEED)),
-            torch.ones(1, 16, dtype=torch.long),
-        ),
+        example=bert_example,
     ),
     Group(
         key="bert-tiny-noattn",
         only="tiny",
         architecture="BertNoAttentions(tiny: 2 layers, hidden 32, 2 heads)",
         files=[("bert-tiny-noattn.pt", "traced")],
-        inputs=[
-            {"name": "input_ids", "shape": [1, 16], "dtype": "int64"},
-            {"name": "attention_mask", "shape": [1, 16], "dtype": "int64"},
-        ],
+        inputs=BERT_INPUTS,
         outputs=["last_hidden_state", "pooler_output"],
         can_pretrain=False,
         build=lambda p: build_bert_noattn(p, "tiny"),
         check=check_bert_noattn,
-        example=lambda: (
-            torch.randint(0, 30522, (1, 16), generator=torch.Generator().manual_seed(SEED)),
-            torch.ones(1, 16, dtype=torch.long),
-        ),
+        example=bert_example,
     ),
 ]
 
