@@ -50,7 +50,6 @@ Results in OUT/index.json: {"torch": version, "cases": {id: {"objective": [float
 "image": TENSOR}}} or {id: {"error": "..."}}; image files lie next to index.json.
 """
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -61,7 +60,7 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from refio import run_cases, write_index  # noqa: E402
+from refio import read_request, run_cases, write_index  # noqa: E402
 
 ARCH_BY_FILE = {
     "resnet18.pt": "resnet18",
@@ -193,12 +192,10 @@ def run_case(case: dict, out: Path, index: int) -> dict:
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
+    parsed = read_request(__doc__)
+    if parsed is None:
         return 2
-    request = json.loads(Path(sys.argv[1]).read_text())
-    out = Path(request["out"])
-    out.mkdir(parents=True, exist_ok=True)
+    request, out = parsed
     torch.manual_seed(0)
     cases = run_cases(request.get("cases", []), lambda case, i: run_case(case, out, i))
     write_index(out, {"torch": torch.__version__, "cases": cases})

@@ -48,7 +48,6 @@ not from native/patch.cpp:
   - the value must broadcast to the output's shape.
 """
 
-import json
 import sys
 from pathlib import Path
 
@@ -58,7 +57,7 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from refio import run_cases, write_index  # noqa: E402
+from refio import read_request, run_cases, write_index  # noqa: E402
 
 DTYPES = {
     "float32": (np.float32, torch.float32),
@@ -329,12 +328,10 @@ def run_task(task: dict) -> dict:
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
+    parsed = read_request(__doc__)
+    if parsed is None:
         return 2
-    request = json.loads(Path(sys.argv[1]).read_text())
-    out = Path(request["out"])
-    out.mkdir(parents=True, exist_ok=True)
+    request, out = parsed
     torch.manual_seed(0)
     torch.set_grad_enabled(False)
     writer = Writer(out)

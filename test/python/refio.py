@@ -3,7 +3,20 @@ failure as its result (the test decides what it means), write index.json atomica
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable
+import sys
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+
+
+def read_request(usage: str) -> Optional[Tuple[Dict[str, Any], Path]]:
+    """The request named on the command line and its output folder (created); None after
+    printing `usage` when the command line is wrong."""
+    if len(sys.argv) != 2:
+        print(usage, file=sys.stderr)
+        return None
+    request = json.loads(Path(sys.argv[1]).read_text())
+    out = Path(request["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    return request, out
 
 
 def run_cases(cases: Iterable[Dict[str, Any]], run_case: Callable[[Dict[str, Any], int], Any]) -> Dict[str, Any]:
