@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // `npx torchscope <command>`: the library's jobs from a shell.
 //   doctor: what was found (addon, libtorch, GPUs, Python) and what to do about problems
+//   build: builds the addon from source against the libtorch found (needs cmake and a compiler)
 //   maximize --model FILE --layer NAME --channel N --out FILE.png [--steps N] [--size N] ...
+import { spawnSync } from 'child_process';
+import * as path from 'path';
 import { parseArgs } from 'util';
 import { SingleBar, Presets } from 'cli-progress';
 
@@ -10,8 +13,10 @@ import { TorchscopeError } from './errors';
 import { saveImage } from './image';
 import { maximize, MaximizeOptions } from './maximize';
 import { load } from './model';
+import { packageRoot } from './native';
 
 const usage = `usage: torchscope doctor
+       torchscope build
        torchscope maximize --model FILE --layer NAME (--channel N | --logit K) --out FILE.png
                            [--steps 256] [--size 224] [--lr 0.05] [--seed 0]
                            [--parameterization fft|pixel] [--no-transforms] [--device cpu|cuda|auto]`;
@@ -87,6 +92,11 @@ async function maximizeCommand(args: string[]): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'maximize') return maximizeCommand(rest);
+  if (command === 'build') {
+    // The set-up script of `npm install`, forced to compile: the same libtorch search as at run time.
+    const result = spawnSync(process.execPath, [path.join(packageRoot, 'scripts', 'setup.js'), '--rebuild'], { stdio: 'inherit', cwd: packageRoot });
+    return result.status ?? 1;
+  }
   if (command === 'doctor') {
     const report = doctor();
     console.log(formatDoctor(report));

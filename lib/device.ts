@@ -1,13 +1,14 @@
 // What the linked libtorch is and which devices it can use.
-import { native } from './native';
+import { guard } from './errors';
+import { binding } from './native';
 
 export const cuda = {
   /** True when libtorch was built with CUDA and a GPU is visible. */
   isAvailable(): boolean {
-    return native.cudaIsAvailable();
+    return guard(() => binding().cudaIsAvailable());
   },
   deviceCount(): number {
-    return native.cudaDeviceCount();
+    return guard(() => binding().cudaDeviceCount());
   },
 };
 
@@ -23,6 +24,6 @@ export interface Info {
 }
 
 export function info(): Info {
-  const { libtorchVersion, cudaBuild, cudaAvailable, gpuCount, threads } = native.buildInfo();
+  const { libtorchVersion, cudaBuild, cudaAvailable, gpuCount, threads } = guard(() => binding().buildInfo());
   return { libtorchVersion, cudaBuild, cudaAvailable, gpuCount, threads };
 }

@@ -1,83 +1,89 @@
 // torch.doctor() / `npx torchscope doctor`: what torchscope found and runs with, and what to
-// do about each problem.
+// do about each problem. Works when the addon cannot load: that is when it is needed most.
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { addonPath, native, packageRoot } from './native';
+import { binding, packageRoot, planAddon } from './native';
+import { LibtorchProbe } from './libtorch';
 
 export interface DoctorReport {
-  /** The addon binary in use. */
-  addon: string;
-  /** 'build' (built from source here) or 'prebuild' (shipped in prebuilds/). */
-  addonKind: 'build' | 'prebuild';
+  /** The addon binary in use (or that would be), and whether it is a source build or a prebuild. */
+  addon?: string;
+  addonKind?: 'build' | 'prebuild';
+  /** The libtorch version the addon was compiled against. */
+  builtFor?: string;
   /** Node-API version of this Node.js, and the one the addon needs. */
   napiVersion: number;
   napiRequired: number;
-  libtorch: {
-    version: string;
-    /** Where set-up found it, and through which route. */
-    dir?: string;
-    source?: string;
-    cudaBuild: boolean;
-  };
-  cuda: { available: boolean; gpus: number };
-  threads: number;
+  /** The libtorch the addon loads with, and how it was found. */
+  libtorch?: { version: string; dir: string; route: string; cudaBuild: boolean };
+  /** Every place searched for libtorch, in order (lib/libtorch.ts). */
+  searched: LibtorchProbe[];
+  /** Only when the addon loaded. */
+  cuda?: { available: boolean; gpus: number };
+  threads?: number;
   /** The Python set-up recorded (model export, tests' reference). */
   python?: string;
+  /** The addon loaded and works. */
+  ok: boolean;
   problems: string[];
 }
 
-interface SetupConfig {
-  libtorch?: { dir?: string; version?: string; source?: string };
-  python?: string | null;
-}
-
-function readSetupConfig(): SetupConfig | null {
+function recordedPython(): string | undefined {
   try {
-    return JSON.parse(fs.readFileSync(path.join(packageRoot, '.torchscope', 'config.json'), 'utf8')) as SetupConfig;
+    const python = JSON.parse(fs.readFileSync(path.join(packageRoot, '.torchscope', 'config.json'), 'utf8'))?.python;
+    return typeof python === 'string' ? python : undefined;
   } catch {
-    return null;
+    return undefined;
   }
 }
 
 export function doctor(): DoctorReport {
-  const build = native.buildInfo();
-  const config = readSetupConfig();
+  const plan = planAddon();
   const napiRequired = 8;
   const napiVersion = Number(process.versions.napi);
   const problems: string[] = [];
   if (napiVersion < napiRequired) problems.push(`Node-API ${napiVersion} is older than the ${napiRequired} torchscope needs: use Node.js 18 or newer`);
-  if (!config) problems.push('no .torchscope/config.json: set-up did not run here; run `npm run build` in the torchscope package');
-  const recorded = config?.libtorch?.version;
-  if (recorded && recorded !== build.libtorchVersion) {
-    problems.push(`the addon was built for libtorch ${build.libtorchVersion} but set-up found ${recorded}: rebuild with \`npm run build\``);
-  }
-  if (build.cudaBuild && !build.cudaAvailable) problems.push("libtorch has CUDA but no GPU is visible: models run on the CPU ('cpu' / 'auto')");
-  if (config?.python && !fs.existsSync(config.python)) problems.push(`the recorded Python ${config.python} is gone: run \`npm run build\` to find one again`);
-  return {
-    addon: addonPath,
-    addonKind: addonPath.includes(`${path.sep}prebuilds${path.sep}`) ? 'prebuild' : 'build',
+  const report: DoctorReport = {
+    addon: plan.file,
+    addonKind: plan.kind,
+    builtFor: plan.builtFor,
     napiVersion,
     napiRequired,
-    libtorch: { version: build.libtorchVersion, dir: config?.libtorch?.dir, source: config?.libtorch?.source, cudaBuild: build.cudaBuild },
-    cuda: { available: build.cudaAvailable, gpus: build.gpuCount },
-    threads: build.threads,
-    python: config?.python ?? undefined,
+    searched: plan.search?.probes ?? [],
+    python: recordedPython(),
+    ok: false,
     problems,
   };
+  const match = plan.search?.match;
+  if (match) report.libtorch = { version: match.version, dir: match.dir, route: match.route, cudaBuild: match.cuda };
+  try {
+    const build = binding().buildInfo();
+    report.ok = true;
+    report.cuda = { available: build.cudaAvailable, gpus: build.gpuCount };
+    report.threads = build.threads;
+    if (report.libtorch) report.libtorch.cudaBuild = build.cudaBuild;
+    if (build.cudaBuild && !build.cudaAvailable) problems.push("libtorch has CUDA but no GPU is visible: models run on the CPU ('cpu' / 'auto')");
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  if (report.python && !fs.existsSync(report.python)) problems.push(`the recorded Python ${report.python} is gone: run \`npm run build\` to find one again`);
+  return report;
 }
 
 /** The report as lines for a terminal. */
 export function formatDoctor(report: DoctorReport): string {
+  const lt = report.libtorch;
   const lines = [
-    `addon      ${report.addon} (${report.addonKind})`,
+    `addon      ${report.addon ? `${report.addon} (${report.addonKind}, built for libtorch ${report.builtFor ?? 'unknown'})` : 'none for this platform'}`,
     `node-api   ${report.napiVersion} (needs ${report.napiRequired})`,
-    `libtorch   ${report.libtorch.version}${report.libtorch.cudaBuild ? ' with CUDA' : ' (CPU)'}${report.libtorch.dir ? ` at ${report.libtorch.dir}` : ''}${report.libtorch.source ? ` [${report.libtorch.source}]` : ''}`,
-    `gpus       ${report.cuda.available ? report.cuda.gpus : 'none usable'}`,
-    `threads    ${report.threads}`,
+    `libtorch   ${lt ? `${lt.version}${lt.cudaBuild ? ' with CUDA' : ' (CPU)'} at ${lt.dir} [${lt.route}]` : 'none usable'}`,
+    ...report.searched.map((probe) => `           searched ${probe.route}: ${probe.found ? `${probe.found.version} at ${probe.found.dir}` : probe.problem}`),
+    `gpus       ${report.cuda?.available ? report.cuda.gpus : 'none usable'}`,
+    `threads    ${report.threads ?? '-'}`,
     `python     ${report.python ?? 'none recorded'}`,
   ];
   lines.push(report.problems.length ? 'problems:' : 'no problems found');
-  for (const problem of report.problems) lines.push(`  - ${problem}`);
+  for (const problem of report.problems) lines.push(`  - ${problem.replace(/\n/g, '\n    ')}`);
   return lines.join('\n');
 }

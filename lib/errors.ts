@@ -12,7 +12,11 @@ export type ErrorCode =
   | 'OUT_OF_MEMORY'
   | 'ABORTED'
   | 'RUNTIME'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  // Loading: no libtorch found, one of another version than the addon's, or the addon itself.
+  | 'LIBTORCH_NOT_FOUND'
+  | 'LIBTORCH_MISMATCH'
+  | 'ADDON_LOAD';
 
 export class TorchscopeError extends Error {
   readonly code: ErrorCode;

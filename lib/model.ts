@@ -3,7 +3,7 @@ import { promises as fs } from 'fs';
 import { distance } from 'fastest-levenshtein';
 
 import { callSite, CallSite, failure, guard, settle } from './errors';
-import { native, NativeModel, NativeValue } from './native';
+import { binding, NativeModel, NativeValue } from './native';
 import { Device, Tensor, unwrapValue, wrapValue } from './tensor';
 
 /** What a model returns: tuples and lists become arrays, dicts objects. */
@@ -126,6 +126,6 @@ export async function load(file: string, options: LoadOptions = {}): Promise<Mod
   } catch {
     throw failure('MODEL_LOAD', `no such file: '${file}'`, site);
   }
-  const handle = await settle(() => native.ModelHandle.load(file, device, options.optimize ?? false), site);
+  const handle = await settle(() => binding().ModelHandle.load(file, device, options.optimize ?? false), site);
   return new Model(handle, file);
 }

@@ -1,6 +1,6 @@
 // The public Tensor: a handle to native memory with a zero-copy view for reading.
 import { callSite, failure, guard, invalid, settle } from './errors';
-import { native, NativeTensor } from './native';
+import { binding, NativeTensor } from './native';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'int16' | 'int32' | 'int64' | 'bool';
 export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'auto';
@@ -200,7 +200,7 @@ export function tensor(data: TypedArray | NestedArray, shape?: readonly number[]
   if (numel !== values.length) {
     throw failure('SHAPE', `shape [${resolvedShape}] needs ${numel} values but ${values.length} were given`, site);
   }
-  return new Tensor(guard(() => native.TensorHandle.fromData(values, resolvedShape, dtype as string), site));
+  return new Tensor(guard(() => binding().TensorHandle.fromData(values, resolvedShape, dtype as string), site));
 }
 
 /** A tensor of zeros. */
@@ -221,7 +221,7 @@ export function zeros(shape: readonly number[], dtype: DType = 'float32'): Tenso
 export function wrapValue(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map(wrapValue);
-  if (value instanceof (native.TensorHandle as unknown as Function)) return new Tensor(value as NativeTensor);
+  if (value instanceof (binding().TensorHandle as unknown as Function)) return new Tensor(value as NativeTensor);
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) out[key] = wrapValue(item);
   return out;

@@ -42,6 +42,12 @@ c10::Device resolveDevice(const std::string& name) {
 
 std::string deviceName(const c10::Device& device) { return device.str(); }
 
+// The libtorch version this addon was compiled against, readable from the file without loading
+// it: lib/libtorch.ts scans the binary for this line to refuse a different libtorch before the
+// dynamic loader binds symbols (a mismatched addon may load and then fail on its first op).
+// `used` keeps it through --gc-sections and strip.
+extern "C" __attribute__((used)) const char torchscope_build_stamp[] = "TORCHSCOPE_BUILD libtorch=" TORCH_VERSION ";";
+
 namespace {
 
 Napi::Value cudaIsAvailable(const Napi::CallbackInfo& info) {

@@ -40,11 +40,15 @@ function libtorch() {
   return { dir, libDir, cuda: Boolean(found.cuda) };
 }
 
-// The libraries CMake's ${TORCH_LIBRARIES} resolves to (c10 and torch_cpu reach it through the
-// torch targets' interface), plus the CUDA ones in a CUDA libtorch.
-function torchLibraries(lt) {
+// The targets CMake's ${TORCH_LIBRARIES} brings in (c10 and torch_cpu through the torch target's
+// interface, and the CUDA ones in a CUDA libtorch): their compile definitions apply.
+function torchTargets(lt) {
   return ['torch', 'torch_cpu', 'c10', ...(lt.cuda ? ['torch_cuda', 'c10_cuda'] : [])];
 }
+
+// What is linked: with --as-needed CMake's link line keeps only these three (the CUDA libraries
+// have no symbol the addon uses; lib/libtorch.ts loads libtorch.so, which pulls in libtorch_cuda).
+const LINKED = ['torch', 'torch_cpu', 'c10'];
 
 // What find_package(Torch) adds to the compile line besides include directories:
 //   - TORCH_CXX_FLAGS, when this libtorch's TorchConfig.cmake sets it (older releases set
@@ -66,7 +70,7 @@ function torchCmakeFlags(lt) {
     cxxFlags.push(...match[1].split(/\s+/).filter(Boolean));
   }
   const defines = [];
-  const targets = new Set(['headeronly', ...torchLibraries(lt)]);
+  const targets = new Set(['headeronly', ...torchTargets(lt)]);
   const exported = read(path.join('Caffe2', 'Caffe2Targets.cmake'));
   for (const block of exported.matchAll(/set_target_properties\((\S+) PROPERTIES\n([\s\S]*?)\n\)/g)) {
     if (!targets.has(block[1])) continue;
@@ -105,12 +109,10 @@ function settings() {
       '-isystem', path.join(lt.dir, 'include'),
       '-isystem', path.join(lt.dir, 'include', 'torch', 'csrc', 'api', 'include'),
     ],
-    // --no-as-needed: keep libtorch_cuda linked although no symbol of it is referenced (its
-    // static initialisers register the CUDA backend); the rpath finds libtorch at run time,
-    // as the CMake build's build-tree RPATH does.
-    ldflags: ['-Wl,--no-as-needed', `-Wl,-rpath,${lt.libDir}`],
+    // As CMakeLists.txt: --as-needed and no rpath (lib/libtorch.ts finds libtorch at run time).
+    ldflags: ['-Wl,--as-needed'],
     // Full paths, as CMake links imported targets: no -L search that could pick up another libtorch.
-    libraries: torchLibraries(lt).map((name) => path.join(lt.libDir, `lib${name}.so`)),
+    libraries: LINKED.map((name) => path.join(lt.libDir, `lib${name}.so`)),
     libdir: [lt.libDir],
   };
 }

@@ -1,12 +1,19 @@
 #!/usr/bin/env node
-// `npm install` set-up, offline and without questions:
-//   1. find libtorch: TORCHSCOPE_LIBTORCH, a Python on PATH that imports torch, the project's
-//      .venv; failing all three, create .venv and pip-install torch there;
-//   2. build the addon against it with cmake-js (Node-API headers from npm, no download);
-//   3. in a development checkout: compile the TypeScript and export the test/demo models.
+// Set-up, offline and without questions. Runs as `npm install`'s install script (when npm runs
+// it: npm 11 runs a dependency's only if allowed, and nothing depends on it), as `npm run build`
+// / `npx torchscope build` (--rebuild: always compile), and for scripts/prebuild.js
+// (--addon-only: compile the addon, nothing else).
+//   1. find libtorch, in lib/libtorch.ts's search order (the one the addon's loader uses):
+//      TORCHSCOPE_LIBTORCH, a Python on PATH with torch, a project .venv; failing all, create
+//      .venv here and pip-install torch there;
+//   2. with a prebuild for this platform and a libtorch of its version: nothing to compile;
+//      otherwise build the addon against the libtorch found with cmake-js (Node-API headers
+//      from npm, no download);
+//   3. in a development checkout: compile the TypeScript (first: step 1 uses it) and export the
+//      test/demo models.
 // What was found is recorded in .torchscope/config.json (scripts/config.js reads it).
 'use strict';
-const { execFileSync, spawnSync } = require('child_process');
+const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 const { root, configFile } = require('./config');
@@ -17,6 +24,7 @@ const DEV_PACKAGES = ['numpy', 'transformers==5.18.0'];
 const venvDir = path.join(root, '.venv');
 const venvPython = path.join(venvDir, 'bin', 'python');
 const rebuild = process.argv.includes('--rebuild');
+const addonOnly = process.argv.includes('--addon-only');
 const developing = fs.existsSync(path.join(root, 'tsconfig.json')) && fs.existsSync(path.join(root, 'node_modules', 'typescript'));
 
 function log(message) {
@@ -33,119 +41,144 @@ function run(command, args, options = {}) {
   if (result.status !== 0) fail(`${command} ${args.join(' ')} failed (exit ${result.status})`);
 }
 
-// What a Python knows about its torch, or null when it has none.
-function probePython(python) {
-  const code = [
-    'import json, os, importlib.util as u',
-    'import torch',
-    'import sys',
-    'print(json.dumps({"dir": os.path.dirname(torch.__file__), "version": torch.__version__, "python": sys.executable,',
-    '  "cuda": torch.version.cuda, "dev": all(u.find_spec(m) for m in ("numpy", "transformers"))}))',
-  ].join('\n');
-  const result = spawnSync(python, ['-c', code], { encoding: 'utf8', timeout: 60000 });
-  if (result.status !== 0) return null;
-  try {
-    return JSON.parse(result.stdout.trim().split('\n').pop());
-  } catch {
-    return null;
-  }
-}
-
-// A libtorch directory (unzipped libtorch, or a torch wheel's package dir) described from its files.
-function describeLibtorch(dir, source, python) {
-  const cmakeDir = path.join(dir, 'share', 'cmake', 'Torch');
-  if (!fs.existsSync(path.join(cmakeDir, 'TorchConfig.cmake'))) return null;
-  // The header moved between libtorch releases.
-  const header = [
-    path.join(dir, 'include', 'torch', 'headeronly', 'version.h'),
-    path.join(dir, 'include', 'torch', 'csrc', 'api', 'include', 'torch', 'version.h'),
-  ].find((file) => fs.existsSync(file) && /#define TORCH_VERSION\s/.test(fs.readFileSync(file, 'utf8')));
-  const match = header && /#define TORCH_VERSION\s+(?:\\\s*)?"([^"]+)"/.exec(fs.readFileSync(header, 'utf8'));
-  const libDir = path.join(dir, 'lib');
-  return {
-    dir,
-    libDir,
-    cmakePrefix: path.join(dir, 'share', 'cmake'),
-    version: match ? match[1] : 'unknown',
-    cuda: fs.existsSync(path.join(libDir, 'libtorch_cuda.so')),
-    source,
-    python: python || null,
-  };
+// Whether a Python has the packages the development checkout needs.
+function hasDevPackages(python) {
+  const code = `import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in ${JSON.stringify(['torch', 'numpy', 'transformers'])}) else 1)`;
+  return spawnSync(python, ['-c', code], { timeout: 60000 }).status === 0;
 }
 
 function pythonsOnPath() {
   return ['python3', 'python'].filter((name) => spawnSync(name, ['--version'], { timeout: 10000 }).status === 0);
 }
 
-function createVenv(packages) {
+// Creates .venv (if needed) and pip-installs packages there. With required false a failure
+// (no Python, no index) is reported and false returned, for installs that can go on without it.
+function createVenv(packages, required = true) {
+  const give = (message) => {
+    if (required) fail(message);
+    console.warn(`torchscope: warning: ${message}`);
+    return false;
+  };
   if (!fs.existsSync(venvPython)) {
     log('creating .venv (no libtorch found elsewhere)');
     const base = pythonsOnPath()[0];
-    if (!base) fail('no python3 on PATH to create .venv; set TORCHSCOPE_LIBTORCH to a libtorch directory');
-    run(base, ['-m', 'venv', venvDir]);
+    if (!base) return give('no python3 on PATH to create .venv; set TORCHSCOPE_LIBTORCH to a libtorch directory');
+    if (spawnSync(base, ['-m', 'venv', venvDir], { stdio: 'inherit' }).status !== 0) return give(`${base} -m venv .venv failed`);
   }
   log(`pip install ${packages.join(' ')} into .venv`);
   // Short timeouts: an unreachable default index must fail fast, not hang set-up.
-  run(venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', '--timeout', '20', '--retries', '1', ...packages]);
+  const pip = spawnSync(venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', '--timeout', '20', '--retries', '1', ...packages], { stdio: 'inherit' });
+  return pip.status === 0 || give(`pip install ${packages.join(' ')} failed (exit ${pip.status})`);
 }
 
-function findLibtorch() {
-  const fromEnv = process.env.TORCHSCOPE_LIBTORCH;
-  if (fromEnv) {
-    const found = describeLibtorch(path.resolve(fromEnv), 'TORCHSCOPE_LIBTORCH');
-    if (!found) fail(`TORCHSCOPE_LIBTORCH=${fromEnv} is not a libtorch directory (no share/cmake/Torch/TorchConfig.cmake)`);
-    return found;
-  }
-  for (const python of pythonsOnPath()) {
-    const probe = probePython(python);
-    // The interpreter's absolute path: later runs (tests, export) may not have this PATH.
-    if (probe) return describeLibtorch(probe.dir, `python on PATH (${python})`, probe.python);
-  }
-  if (fs.existsSync(venvPython)) {
-    const probe = probePython(venvPython);
-    if (probe) return describeLibtorch(probe.dir, '.venv', venvPython);
-  }
+// The libtorch to build against (any version), creating .venv with torch when none is found.
+function findOrInstallLibtorch(libtorchApi) {
+  const search = libtorchApi.findLibtorch(root);
+  if (search.match) return search.match;
+  if (process.env.TORCHSCOPE_LIBTORCH) fail(`TORCHSCOPE_LIBTORCH=${process.env.TORCHSCOPE_LIBTORCH}: ${search.probes[0].problem}`);
   createVenv([`torch==${TORCH_VERSION}`, ...(developing ? DEV_PACKAGES : [])]);
-  const probe = probePython(venvPython);
-  if (!probe) fail('torch did not import from .venv after installing it');
-  return describeLibtorch(probe.dir, '.venv (created)', venvPython);
+  const created = libtorchApi.findLibtorch(root).match;
+  if (!created) fail('torch is not usable from .venv after installing it');
+  return created;
 }
 
 // The Python used to export models and as the tests' reference: it needs torch, numpy and
 // transformers. A Python on PATH lacking them is left alone; .venv gets them instead.
 function developmentPython(libtorch) {
-  if (libtorch.python) {
-    const probe = probePython(libtorch.python);
-    if (probe && probe.dev) return libtorch.python;
-  }
-  let probe = fs.existsSync(venvPython) ? probePython(venvPython) : null;
-  if (!probe || !probe.dev) {
-    createVenv([`torch==${TORCH_VERSION}`, ...DEV_PACKAGES]);
-    probe = probePython(venvPython);
-  }
-  if (!probe || !probe.dev) fail('could not set up a Python with torch, numpy and transformers in .venv');
+  if (libtorch.python && hasDevPackages(libtorch.python)) return libtorch.python;
+  if (!fs.existsSync(venvPython) || !hasDevPackages(venvPython)) createVenv([`torch==${TORCH_VERSION}`, ...DEV_PACKAGES]);
+  if (!hasDevPackages(venvPython)) fail('could not set up a Python with torch, numpy and transformers in .venv');
   return venvPython;
+}
+
+// A CUDA libtorch's CMake config looks for the CUDA toolkit and nvrtc: point it at the toolkit
+// (the nvcc wrapper on PATH misleads FindCUDA) and at the nvrtc of the nvidia wheels beside torch,
+// and give an architecture list so that it does not probe for a GPU (the addon has no kernels).
+function cudaBuildSettings(libtorch) {
+  if (!libtorch.cuda) return { env: {}, defines: [] };
+  const env = {};
+  if (!process.env.CUDA_PATH && fs.existsSync('/usr/local/cuda')) env.CUDA_PATH = '/usr/local/cuda';
+  if (!process.env.TORCH_CUDA_ARCH_LIST) env.TORCH_CUDA_ARCH_LIST = '9.0';
+  const defines = [];
+  const nvidia = path.join(libtorch.dir, '..', 'nvidia');
+  for (const sub of fs.existsSync(nvidia) ? fs.readdirSync(nvidia) : []) {
+    const lib = path.join(nvidia, sub, 'lib');
+    const nvrtc = fs.existsSync(lib) && fs.readdirSync(lib).find((name) => /^libnvrtc\.so\.\d+$/.test(name));
+    if (nvrtc) defines.push(`--CDCUDA_nvrtc_LIBRARY=${path.join(lib, nvrtc)}`);
+  }
+  return { env, defines };
 }
 
 function buildAddon(libtorch) {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
   const previous = fs.existsSync(configFile) ? JSON.parse(fs.readFileSync(configFile, 'utf8')) : null;
-  const changed = !previous || !previous.libtorch || previous.libtorch.dir !== libtorch.dir;
+  // A build tree from node-gyp (npm run build:gyp) has no CMakeCache.txt to compile in.
+  const changed = !previous || !previous.libtorch || previous.libtorch.dir !== libtorch.dir || !fs.existsSync(path.join(root, 'build', 'CMakeCache.txt'));
   const command = rebuild || changed ? 'rebuild' : 'compile';
   log(`building the addon against libtorch ${libtorch.version} (${command})`);
-  run(process.execPath, [cmakeJs, command, `--CDCMAKE_PREFIX_PATH=${libtorch.cmakePrefix}`, '--log-level', 'warn']);
+  const cuda = cudaBuildSettings(libtorch);
+  run(process.execPath, [cmakeJs, command, `--CDCMAKE_PREFIX_PATH=${path.join(libtorch.dir, 'share', 'cmake')}`, ...cuda.defines, '--log-level', 'warn'], {
+    env: { ...process.env, ...cuda.env },
+  });
+}
+
+// python: the one for model export and the tests' reference; an addon-only build keeps the recorded one.
+function record(libtorch, python) {
+  const { route, ...rest } = libtorch;
+  if (!python && fs.existsSync(configFile)) python = JSON.parse(fs.readFileSync(configFile, 'utf8')).python;
+  fs.mkdirSync(path.dirname(configFile), { recursive: true });
+  fs.writeFileSync(configFile, JSON.stringify({ libtorch: { ...rest, cmakePrefix: path.join(libtorch.dir, 'share', 'cmake'), source: route }, python: python || null }, null, 2) + '\n');
+}
+
+function toolchainPresent() {
+  return ['cmake', 'c++'].every((tool) => spawnSync(tool, ['--version'], { timeout: 10000 }).status === 0);
+}
+
+// Installed as a dependency with a prebuild: find (or install) the libtorch it was built for;
+// compile only when the libtorch found is another version and a toolchain is there.
+function usePrebuild(libtorchApi, prebuild) {
+  const wanted = libtorchApi.addonLibtorchVersion(prebuild);
+  let search = libtorchApi.findLibtorch(root, wanted);
+  const other = search.probes.find((probe) => probe.found);
+  if (!search.match && !other && !process.env.TORCHSCOPE_LIBTORCH && createVenv([`torch==${wanted}`], false)) {
+    search = libtorchApi.findLibtorch(root, wanted);
+  }
+  if (search.match) {
+    log(`prebuild ${path.relative(root, prebuild)} (libtorch ${wanted}); libtorch ${wanted} at ${search.match.dir} [${search.match.route}]: nothing to compile`);
+    record(search.match, search.match.python);
+    return true;
+  }
+  if (other && toolchainPresent()) {
+    log(`the prebuild is for libtorch ${wanted} but libtorch ${other.found.version} was found (${other.route}): building from source`);
+    return false;
+  }
+  // Not fatal: the project's install goes on; loading torchscope explains (and doctor).
+  console.warn(`torchscope: warning: the prebuild is for libtorch ${wanted}, and ${other ? `the libtorch found is ${other.found.version} (${other.route})` : 'none was found'}; ` +
+    `install torch==${wanted} or run \`npx torchscope build\` (needs cmake and a C++ compiler). \`npx torchscope doctor\` shows the search.`);
+  return true;
+}
+
+function prebuildFile() {
+  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  const file = fs.existsSync(dir) && fs.readdirSync(dir).find((name) => name.endsWith('.node'));
+  return file ? path.join(dir, file) : null;
 }
 
 function main() {
-  const libtorch = findLibtorch();
-  log(`libtorch ${libtorch.version}${libtorch.cuda ? ' (CUDA)' : ' (CPU)'} at ${libtorch.dir} [${libtorch.source}]`);
-  const python = developing ? developmentPython(libtorch) : libtorch.python;
-  buildAddon(libtorch);
-  fs.mkdirSync(path.dirname(configFile), { recursive: true });
-  fs.writeFileSync(configFile, JSON.stringify({ libtorch, python }, null, 2) + '\n');
-  if (developing) {
+  if (developing && !addonOnly) {
+    // First: the libtorch search below runs from dist/lib.
     log('compiling TypeScript');
     run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json']);
+  }
+  const libtorchApi = require('../dist/lib/libtorch.js');
+  const prebuild = prebuildFile();
+  if (!rebuild && !addonOnly && !developing && prebuild && usePrebuild(libtorchApi, prebuild)) return;
+  const libtorch = findOrInstallLibtorch(libtorchApi);
+  log(`libtorch ${libtorch.version}${libtorch.cuda ? ' (CUDA)' : ' (CPU)'} at ${libtorch.dir} [${libtorch.route}]`);
+  const python = developing && !addonOnly ? developmentPython(libtorch) : libtorch.python;
+  buildAddon(libtorch);
+  record(libtorch, python);
+  if (developing && !addonOnly) {
     log('exporting models to models/');
     run(python, [path.join('scripts', 'export-models.py')]);
     // After the export: a seeded (non-pretrained) export removes a stale bert-vocab.txt.

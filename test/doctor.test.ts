@@ -9,17 +9,22 @@ const root = path.resolve(__dirname, '..');
 
 test('doctor() reports the addon in use, the libtorch it runs with and no problems on a working set-up', () => {
   const report = torch.doctor();
-  expect(fs.existsSync(report.addon)).toBe(true);
-  expect(report.addon.endsWith('torchscope.node')).toBe(true);
-  expect(report.libtorch.version).toBe(torch.info().libtorchVersion);
-  expect(report.libtorch.cudaBuild).toBe(torch.info().cudaBuild);
-  expect(report.cuda.available).toBe(torch.cuda.isAvailable());
+  expect(fs.existsSync(report.addon!)).toBe(true);
+  expect(report.addon!.endsWith('torchscope.node')).toBe(true);
+  expect(report.addonKind).toBe('build');
+  expect(report.ok).toBe(true);
+  expect(report.builtFor).toBe(torch.info().libtorchVersion);
+  expect(report.libtorch!.version).toBe(torch.info().libtorchVersion);
+  expect(report.libtorch!.cudaBuild).toBe(torch.info().cudaBuild);
+  expect(report.cuda!.available).toBe(torch.cuda.isAvailable());
   expect(report.napiVersion).toBeGreaterThanOrEqual(report.napiRequired);
-  expect(report.libtorch.dir && fs.existsSync(report.libtorch.dir)).toBe(true);
+  expect(fs.existsSync(report.libtorch!.dir)).toBe(true);
+  // The search stops at the libtorch it uses, which is the last place listed.
+  expect(report.searched[report.searched.length - 1].found!.dir).toBe(report.libtorch!.dir);
   expect(report.python && fs.existsSync(report.python)).toBe(true);
   expect(report.problems).toEqual([]);
   const text = torch.formatDoctor(report);
-  expect(text).toContain(`libtorch   ${report.libtorch.version}`);
+  expect(text).toContain(`libtorch   ${report.libtorch!.version}`);
   expect(text).toContain('no problems found');
 });
 

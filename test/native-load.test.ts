@@ -6,7 +6,7 @@ import * as path from 'path';
 const ROOT = path.resolve(__dirname, '..');
 
 test('lib/native.ts loads build/Release/torchscope.node from the source tree', () => {
-  let loaded: { packageRoot: string; native: { buildInfo(): { libtorchVersion: string } } } | undefined;
+  let loaded: { packageRoot: string; binding(): { buildInfo(): { libtorchVersion: string } } } | undefined;
   let error: unknown;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -16,5 +16,5 @@ test('lib/native.ts loads build/Release/torchscope.node from the source tree', (
   }
   expect(error === undefined ? undefined : String(error)).toBeUndefined();
   expect(loaded!.packageRoot).toBe(ROOT);
-  expect(loaded!.native.buildInfo().libtorchVersion).toMatch(/^2\./);
+  expect(loaded!.binding().buildInfo().libtorchVersion).toMatch(/^2\./);
 });
