@@ -26,7 +26,10 @@ export interface DoctorReport {
   python?: string;
   /** The addon loaded and works. */
   ok: boolean;
+  /** What to fix, each with how. */
   problems: string[];
+  /** Worth knowing, nothing to fix (a CUDA libtorch without a GPU, say). */
+  notes: string[];
 }
 
 function recordedPython(): string | undefined {
@@ -43,6 +46,7 @@ export function doctor(): DoctorReport {
   const napiRequired = 8;
   const napiVersion = Number(process.versions.napi);
   const problems: string[] = [];
+  const notes: string[] = [];
   if (napiVersion < napiRequired) problems.push(`Node-API ${napiVersion} is older than the ${napiRequired} torchscope needs: use Node.js 18 or newer`);
   const report: DoctorReport = {
     addon: plan.file,
@@ -54,6 +58,7 @@ export function doctor(): DoctorReport {
     python: recordedPython(),
     ok: false,
     problems,
+    notes,
   };
   const match = plan.search?.match;
   if (match) report.libtorch = { version: match.version, dir: match.dir, route: match.route, cudaBuild: match.cuda };
@@ -63,7 +68,7 @@ export function doctor(): DoctorReport {
     report.cuda = { available: build.cudaAvailable, gpus: build.gpuCount };
     report.threads = build.threads;
     if (report.libtorch) report.libtorch.cudaBuild = build.cudaBuild;
-    if (build.cudaBuild && !build.cudaAvailable) problems.push("libtorch has CUDA but no GPU is visible: models run on the CPU ('cpu' / 'auto')");
+    if (build.cudaBuild && !build.cudaAvailable) notes.push("libtorch has CUDA but no GPU is visible: models run on the CPU ('cpu' / 'auto')");
   } catch (error) {
     problems.push((error as Error).message);
   }
@@ -85,5 +90,6 @@ export function formatDoctor(report: DoctorReport): string {
   ];
   lines.push(report.problems.length ? 'problems:' : 'no problems found');
   for (const problem of report.problems) lines.push(`  - ${problem.replace(/\n/g, '\n    ')}`);
+  for (const note of report.notes) lines.push(`note: ${note}`);
   return lines.join('\n');
 }

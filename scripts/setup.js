@@ -127,7 +127,9 @@ function record(libtorch, python) {
   const { route, ...rest } = libtorch;
   if (!python && fs.existsSync(configFile)) python = JSON.parse(fs.readFileSync(configFile, 'utf8')).python;
   fs.mkdirSync(path.dirname(configFile), { recursive: true });
-  fs.writeFileSync(configFile, JSON.stringify({ libtorch: { ...rest, cmakePrefix: path.join(libtorch.dir, 'share', 'cmake'), source: route }, python: python || null }, null, 2) + '\n');
+  // Through a rename: tests running meanwhile read it.
+  fs.writeFileSync(`${configFile}.tmp`, JSON.stringify({ libtorch: { ...rest, cmakePrefix: path.join(libtorch.dir, 'share', 'cmake'), source: route }, python: python || null }, null, 2) + '\n');
+  fs.renameSync(`${configFile}.tmp`, configFile);
 }
 
 function toolchainPresent() {
@@ -183,6 +185,9 @@ function main() {
     run(python, [path.join('scripts', 'export-models.py')]);
     // After the export: a seeded (non-pretrained) export removes a stale bert-vocab.txt.
     run(process.execPath, [path.join('scripts', 'convert-vocab.js')]);
+    // The prebuild npm pack ships and test/consumer.test.ts installs; from the build just made.
+    log('making the prebuild');
+    run(process.execPath, [path.join('scripts', 'prebuild.js')]);
   }
   log('ready');
 }
