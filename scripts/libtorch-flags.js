@@ -46,9 +46,13 @@ function torchTargets(lt) {
   return ['torch', 'torch_cpu', 'c10', ...(lt.cuda ? ['torch_cuda', 'c10_cuda'] : [])];
 }
 
-// What is linked: with --as-needed CMake's link line keeps only these three (the CUDA libraries
-// have no symbol the addon uses; lib/libtorch.ts loads libtorch.so, which pulls in libtorch_cuda).
-const LINKED = ['torch', 'torch_cpu', 'c10'];
+// What is linked, as CMakeLists.txt links it: libtorch always (in a CUDA libtorch it pulls in
+// libtorch_cuda), libtorch_cpu and libc10 as needed; no CUDA library, so that an addon built
+// against a CUDA libtorch runs with a CPU one of the same version.
+function linked(lt) {
+  const file = (name) => path.join(lt.libDir, `lib${name}.so`);
+  return [`-Wl,--no-as-needed,${file('torch')},--as-needed`, file('torch_cpu'), file('c10')];
+}
 
 // What find_package(Torch) adds to the compile line besides include directories:
 //   - TORCH_CXX_FLAGS, when this libtorch's TorchConfig.cmake sets it (older releases set
@@ -112,7 +116,7 @@ function settings() {
     // As CMakeLists.txt: --as-needed and no rpath (lib/libtorch.ts finds libtorch at run time).
     ldflags: ['-Wl,--as-needed'],
     // Full paths, as CMake links imported targets: no -L search that could pick up another libtorch.
-    libraries: LINKED.map((name) => path.join(lt.libDir, `lib${name}.so`)),
+    libraries: linked(lt),
     libdir: [lt.libDir],
   };
 }
