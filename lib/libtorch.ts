@@ -79,7 +79,13 @@ function probePython(name: string): LibtorchProbe {
   const route = `${name} on PATH`;
   const result = spawnSync(name, ['-c', FIND_TORCH], { encoding: 'utf8', timeout: 30000 });
   if (result.error || result.status !== 0) return { route, problem: result.error ? `no ${name} on PATH` : `${name} failed: ${result.stderr.trim().split('\n').pop()}` };
-  const [executable, torchDir] = JSON.parse(result.stdout.trim().split('\n').pop() as string) as [string, string | null];
+  let executable: string;
+  let torchDir: string | null;
+  try {
+    [executable, torchDir] = JSON.parse(result.stdout.trim().split('\n').pop() as string) as [string, string | null];
+  } catch {
+    return { route, problem: `${name} printed no answer (${result.stdout.trim().slice(0, 80)})` };
+  }
   if (!torchDir) return { route, problem: `${executable} has no torch` };
   const found = describeLibtorch(torchDir, route, executable);
   return typeof found === 'string' ? { route, problem: found } : { route, found };
