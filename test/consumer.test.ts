@@ -126,8 +126,12 @@ function expectCapture(result: AppResult, route: string): void {
   expect(result.addon).toBe(path.join(fs.realpathSync(project), 'node_modules', 'torchscope', 'prebuilds', 'linux-x64', 'torchscope.glibc.node'));
   expect(result.libtorch!.route).toBe(route);
   expect(result.libtorch!.version).toBe(libtorch.version);
+  expectSameValues(result);
+}
+
+// Bit for bit what this checkout's build gives: the same code on the same libtorch.
+function expectSameValues(result: AppResult): void {
   expect(result.shape).toEqual([1, 512, 7, 7]);
-  // Bit for bit what this checkout's build gives: the same code on the same libtorch.
   expect(Buffer.from(result.values!, 'base64').equals(Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength))).toBe(true);
 }
 
@@ -150,6 +154,16 @@ test('libtorch through a Python on PATH that has torch', () => {
 
 test("libtorch through the project's .venv", () => {
   const link = path.join(project, '.venv');
+  fs.symlinkSync(venv, link);
+  try {
+    expectCapture(runApp(consumerEnv([bin])), link);
+  } finally {
+    fs.unlinkSync(link);
+  }
+});
+
+test("libtorch through torchscope's own .venv (where set-up creates one when it finds none)", () => {
+  const link = path.join(project, 'node_modules', 'torchscope', '.venv');
   fs.symlinkSync(venv, link);
   try {
     expectCapture(runApp(consumerEnv([bin])), link);
@@ -204,4 +218,10 @@ test('with the install script allowed and no compiler on PATH, set-up uses the p
   expect(install.status).toBe(0);
   expect(install.stdout).toContain('nothing to compile');
   expect(fs.existsSync(path.join(second, 'node_modules', 'torchscope', 'build'))).toBe(false);
+  // What set-up found is recorded: with no Python on PATH any more, that record is the route.
+  fs.copyFileSync(path.join(__dirname, 'consumer', 'app.js'), path.join(second, 'app.js'));
+  const result = runApp(consumerEnv([bin]), second);
+  expect(result.message).toBeUndefined();
+  expect(result.libtorch!.route).toBe('recorded by set-up (.torchscope/config.json)');
+  expectSameValues(result);
 });
