@@ -89,7 +89,8 @@ export function formatDoctor(report: DoctorReport): string {
     `python     ${report.python ?? 'none recorded'}`,
   ];
   lines.push(report.problems.length ? 'problems:' : 'no problems found');
-  for (const problem of report.problems) lines.push(`  - ${problem.replace(/\n/g, '\n    ')}`);
+  // The search a loading error lists is printed above already.
+  for (const problem of report.problems) lines.push(`  - ${problem.split(' Looked at:')[0].replace(/\n/g, '\n    ')}`);
   for (const note of report.notes) lines.push(`note: ${note}`);
   return lines.join('\n');
 }
