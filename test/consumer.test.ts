@@ -1,5 +1,5 @@
 // The fresh-consumer test: `npm pack` (with the prebuild), install the tarball into a new
-// project whose PATH has node, npm and sh only (no compiler, no cmake, no Python unless a case
+// project whose PATH has node, npm, npx and sh only (no compiler, no cmake, no Python unless a case
 // adds one), then load a model and capture activations there, with libtorch found through
 // each route lib/libtorch.ts supports, and the documented errors when it is missing or of
 // another version. The values must be the ones this checkout's own build computes.
