@@ -152,18 +152,12 @@ test('libtorch through a Python on PATH that has torch', () => {
   expectCapture(runApp(consumerEnv([withPython])), 'python3 on PATH');
 });
 
-test("libtorch through the project's .venv", () => {
-  const link = path.join(project, '.venv');
-  fs.symlinkSync(venv, link);
-  try {
-    expectCapture(runApp(consumerEnv([bin])), link);
-  } finally {
-    fs.unlinkSync(link);
-  }
-});
-
-test("libtorch through torchscope's own .venv (where set-up creates one when it finds none)", () => {
-  const link = path.join(project, 'node_modules', 'torchscope', '.venv');
+// A link to the venv stands for one made in place: the search looks at the path, not its contents.
+test.each([
+  ["the project's .venv", () => path.join(project, '.venv')],
+  ["torchscope's own .venv (where set-up creates one when it finds none)", () => path.join(project, 'node_modules', 'torchscope', '.venv')],
+])('libtorch through %s', (_name, where) => {
+  const link = where();
   fs.symlinkSync(venv, link);
   try {
     expectCapture(runApp(consumerEnv([bin])), link);

@@ -16,7 +16,8 @@ const x = hostRandn([2, 3, 224, 224], 1);
 let cpu: torch.Model;
 let gpu: torch.Model;
 
-const gpuTest = runs ? test : test.skip;
+// Skipped tests carry the reason in their names.
+const gpuTest = runs ? test : (name: string, fn: () => unknown) => test.skip(`${name} [skipped: no GPU visible]`, fn as jest.ProvidesCallback);
 
 beforeAll(async () => {
   if (!runs) return;
