@@ -12,6 +12,8 @@ export interface CaptureRequest {
   layers: string | string[];
   /** 'last' (default): the value of the last call; 'all': an array, one value per call. */
   calls?: Calls;
+  /** See RunOptions.allowNotRun. */
+  allowNotRun?: boolean;
 }
 
 /**
@@ -35,11 +37,19 @@ export interface RunOptions {
   capture?: string[];
   patch?: Record<string, PatchSpec>;
   calls?: Calls;
+  /**
+   * A captured or patched layer whose calls this forward did not reach (they lie in a branch
+   * the input did not take) rejects with LAYER_NOT_RUN by default. With true, such a capture
+   * is null (calls 'last') or [] (calls 'all'), and the layer is listed in `notRun`.
+   */
+  allowNotRun?: boolean;
 }
 
 export interface RunResult {
   output: Value;
   activations: Record<string, Value>;
+  /** Captured or patched layers whose hooks did not run (only with allowNotRun). */
+  notRun: string[];
 }
 
 const patchModes = { set: 0, zero: 1, add: 2, scale: 3 } as const;
@@ -87,7 +97,8 @@ function toNativePatch(layer: string, spec: PatchSpec, site: CallSite): NativePa
 
 function pickCalls(calls: NativeValue[], which: Calls): Value {
   const values = calls.map((call) => wrapValue(call) as Value);
-  return which === 'all' ? values : values[values.length - 1];
+  if (which === 'all') return values;
+  return values.length ? values[values.length - 1] : null;
 }
 
 function normalizeInputs(inputs: Input | Input[]): Input[] {
@@ -104,9 +115,20 @@ async function runInstrumented(model: Model, inputs: Input[], options: RunOption
   const handle = model.native(site);
   const request = { capture, patch: patches.map(([layer, spec]) => toNativePatch(layer, spec, site)), output: wantOutput };
   const result = await settle(() => handle.run(unwrapInputs(inputs), request), site);
+  const notRun = Object.keys(result.calls).filter((layer) => result.calls[layer] === 0);
+  if (notRun.length && options.allowNotRun !== true) {
+    const patched = notRun.filter((layer) => options.patch?.[layer] !== undefined);
+    throw failure(
+      'LAYER_NOT_RUN',
+      `layer(s) ${notRun.map((l) => `'${l}'`).join(', ')} did not run in this forward: their call sites were not reached with this input ` +
+        `(a branch not taken, or a loop that ran zero times)${patched.length ? `, so the patch of ${patched.map((l) => `'${l}'`).join(', ')} changed nothing` : ''}. ` +
+        'Pass allowNotRun: true to get null for such captures instead.',
+      site,
+    );
+  }
   const activations: Record<string, Value> = {};
   for (const layer of capture) activations[layer] = pickCalls(result.captures[layer], calls);
-  return { output: wrapValue(result.output) as Value, activations };
+  return { output: wrapValue(result.output) as Value, activations, notRun };
 }
 
 /**
@@ -124,7 +146,7 @@ export async function activations(model: Model, what: string | string[] | Captur
   const single = typeof request.layers === 'string';
   const layers = single ? [request.layers as string] : (request.layers as string[]);
   if (!Array.isArray(layers) || layers.length === 0) throw failure('INVALID_ARGUMENT', 'name at least one layer', site);
-  const result = await runInstrumented(model, inputs, { capture: layers, calls: request.calls }, false, site);
+  const result = await runInstrumented(model, inputs, { capture: layers, calls: request.calls, allowNotRun: request.allowNotRun }, false, site);
   return single ? result.activations[layers[0]] : result.activations;
 }
 
@@ -138,11 +160,23 @@ export async function run(model: Model, inputs: Input | Input[], options: RunOpt
   return runInstrumented(model, normalizeInputs(inputs), options, true, site);
 }
 
-/** What the instrumented program for a request runs: the module calls left and op counts. */
-export async function inspect(
-  model: Model,
-  options: RunOptions & { output?: boolean },
-): Promise<{ calledModules: string[]; opCounts: Record<string, number>; graph: string }> {
+export interface ProgramInfo {
+  /** Module paths the program still calls (not inlined); 'path:method' for other methods. */
+  calledModules: string[];
+  /** Op counts of the fully inlined program. */
+  opCounts: Record<string, number>;
+  /** The program's TorchScript graph. */
+  graph: string;
+  /** 'exact'; with load({ optimize: true }): 'optimized', or 'frozen' for bfloat16/float16 models (frozen only, same rounding as exact). */
+  numerics: 'exact' | 'optimized' | 'frozen';
+  /** Milliseconds it took to build this program; paid once per (model, layer set), then cached. */
+  buildMs: number;
+  /** Programs this model has built so far. */
+  programsCached: number;
+}
+
+/** What the instrumented program for a request runs: the module calls left, op counts, build time. */
+export async function inspect(model: Model, options: RunOptions & { output?: boolean }): Promise<ProgramInfo> {
   const site = callSite(inspect);
   const capture = options.capture ?? [];
   const patches = Object.entries(options.patch ?? {});

@@ -4,6 +4,10 @@
 export type ErrorCode =
   | 'MODEL_LOAD'
   | 'UNKNOWN_LAYER'
+  // A submodule no hook point reaches (never called by forward, picked from a container at run time...).
+  | 'UNHOOKABLE_LAYER'
+  // A hooked layer whose call sites this forward did not reach (a branch not taken).
+  | 'LAYER_NOT_RUN'
   | 'SHAPE'
   | 'DTYPE'
   | 'DEVICE'

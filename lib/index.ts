@@ -2,7 +2,7 @@
 export { TorchscopeError, ErrorCode } from './errors';
 export { Tensor, tensor, zeros, DType, Device, TypedArray, NestedArray } from './tensor';
 export { Model, load, LoadOptions, ModuleInfo, Value, Input } from './model';
-export { activations, run, inspect, PatchSpec, RunOptions, RunResult, CaptureRequest, Calls } from './activations';
+export { activations, run, inspect, PatchSpec, RunOptions, RunResult, CaptureRequest, Calls, ProgramInfo } from './activations';
 export { cuda, info, Info } from './device';
 export { image, toPng, saveImage, ImageOptions, PngOptions, IMAGENET_MEAN, IMAGENET_STD } from './image';
 export { maximize, maximizeIter, Objective, TransformSpec, MaximizeOptions, MaximizeProgress, MaximizeResult, MaximizeRun } from './maximize';

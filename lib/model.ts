@@ -28,6 +28,12 @@ export interface ModuleInfo {
   path: string;
   /** The module's class name, e.g. 'Conv2d', 'BertSelfAttention'. */
   type: string;
+  /** Whether it can be captured and patched: forward reaches a call of its forward that torchscope can name. */
+  hookable: boolean;
+  /** How many places in the model's code (all of forward, inlined) call its forward. */
+  callSites: number;
+  /** Why it cannot be hooked, when it cannot (picked from a container at run time, never called by forward, ...). */
+  reason?: string;
 }
 
 export class Model {
@@ -40,7 +46,9 @@ export class Model {
   constructor(handle: NativeModel, file: string) {
     this.handle = handle;
     this.path = file;
-    this.moduleList = handle.modules().map(([path, type]) => ({ path, type }));
+    this.moduleList = handle.modules().map(([path, type, callSites, reason]) =>
+      reason ? { path, type, hookable: false, callSites, reason } : { path, type, hookable: true, callSites },
+    );
   }
 
   /** 'cpu' or 'cuda:N'. */

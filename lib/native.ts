@@ -44,12 +44,17 @@ export interface NativeRunRequest {
 export interface NativeRunResult {
   output: NativeValue;
   captures: Record<string, NativeValue[]>;
+  /** How many times each captured or patched layer's hooks ran. */
+  calls: Record<string, number>;
 }
 
 export interface NativeProgramSummary {
   calledModules: string[];
   opCounts: Record<string, number>;
   graph: string;
+  numerics: 'exact' | 'optimized' | 'frozen';
+  buildMs: number;
+  programsCached: number;
 }
 
 export interface NativeMaximizeSession {
@@ -61,7 +66,8 @@ export interface NativeMaximizeSession {
 }
 
 export interface NativeModel {
-  modules(): [string, string][];
+  /** [path, type, static call sites of its forward, why it cannot be hooked ('' when it can)] */
+  modules(): [string, string, number, string][];
   device(): string;
   /** [async] */
   run(inputs: NativeValue[], request: NativeRunRequest): Promise<NativeRunResult>;

@@ -14,6 +14,8 @@ namespace torchscope {
 namespace code {
 inline constexpr const char* kModelLoad = "MODEL_LOAD";
 inline constexpr const char* kUnknownLayer = "UNKNOWN_LAYER";
+inline constexpr const char* kUnhookableLayer = "UNHOOKABLE_LAYER";  // a submodule no hook point reaches
+inline constexpr const char* kLayerNotRun = "LAYER_NOT_RUN";          // hook points not reached this time
 inline constexpr const char* kShape = "SHAPE";
 inline constexpr const char* kDtype = "DTYPE";
 inline constexpr const char* kDevice = "DEVICE";

@@ -1,16 +1,17 @@
 #include "hooks.h"
 
-#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
-#include <torch/csrc/jit/passes/freeze_module.h>
-#include <torch/csrc/jit/passes/frozen_graph_optimizations.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
 #include <algorithm>
 #include <set>
 
 #include "errors.h"
+#include "module_calls.h"
 #include "patch.h"
+#include "snapshot.h"
 
 namespace torchscope {
 
@@ -22,35 +23,23 @@ namespace attr = c10::attr;
 
 namespace {
 
-// The module path that `value` (a module object) refers to, "" for `self`; nullopt when it
-// is not a chain of attribute reads starting at `self` (e.g. a module picked from a list
-// at run time), which torchscope cannot name.
-std::optional<std::string> modulePath(jit::Value* value, const jit::Value* self) {
-  std::vector<std::string> names;
-  while (value != self) {
-    jit::Node* node = value->node();
-    if (node->kind() != prim::GetAttr) return std::nullopt;
-    names.push_back(node->s(attr::name));
-    value = node->input(0);
-  }
-  std::string path;
-  for (auto name = names.rbegin(); name != names.rend(); ++name) {
-    path += (path.empty() ? "" : ".") + *name;
-  }
-  return path;
+// PyTorch kernels that compute a whole module, submodules included, in one call: the "fast
+// path" scripted TransformerEncoderLayer and MultiheadAttention take in inference. Their
+// submodules never run there, so hooks on them would never fire.
+bool isFusedModuleKernel(const jit::Node* node) {
+  static const std::set<Symbol> kernels = {Symbol::fromQualString("aten::_transformer_encoder_layer_fwd"),
+                                           Symbol::fromQualString("aten::_native_multi_head_attention")};
+  return kernels.count(node->kind()) > 0;
 }
 
-// A module call: traced models compile the 2nd, 3rd... call of one module (a ReLU used
-// twice in a block) as methods forward1, forward2...
-bool isForward(const std::string& method) {
-  return method.rfind("forward", 0) == 0 &&
-         std::all_of(method.begin() + 7, method.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// True when the module at `outer` contains the module at `inner` (and is not it).
-bool contains(const std::string& outer, const std::string& inner) {
-  if (outer.empty()) return !inner.empty();
-  return inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 && inner[outer.size()] == '.';
+bool callsFusedKernel(jit::Block* block) {
+  for (jit::Node* node : block->nodes()) {
+    if (isFusedModuleKernel(node)) return true;
+    for (jit::Block* nested : node->blocks()) {
+      if (callsFusedKernel(nested)) return true;
+    }
+  }
+  return false;
 }
 
 // Graph inputs that carry one patch's run-time arguments.
@@ -64,12 +53,10 @@ struct PatchInputs {
 
 class Instrumenter {
  public:
-  Instrumenter(std::shared_ptr<jit::Graph> graph, Program& program)
-      : graph_(std::move(graph)), self_(graph_->inputs().at(0)), program_(program) {
-    const ProgramSpec& spec = program_.spec;
-    targets_.insert(spec.capture.begin(), spec.capture.end());
-    targets_.insert(spec.patch.begin(), spec.patch.end());
-    for (const std::string& layer : spec.patch) {
+  Instrumenter(std::shared_ptr<jit::Graph> graph, const ProgramSpec& spec)
+      : graph_(std::move(graph)), self_(graph_->inputs().at(0)), spec_(spec) {
+    for (const std::string& layer : spec_.targets()) callSites_[layer] = 0;
+    for (const std::string& layer : spec_.patch) {
       const std::string stem = "patch_" + std::to_string(patches_.size()) + "_";
       patches_[layer] = PatchInputs{
           graph_->addInput(stem + "mode")->setType(c10::IntType::get()),
@@ -80,41 +67,46 @@ class Instrumenter {
     }
   }
 
-  void run() {
+  std::map<std::string, int> run() {
     visit(graph_->block());
-    for (const std::string& layer : targets_) {
-      if (program_.callSites[layer] == 0) {
-        throw Error(code::kUnknownLayer, "layer '" + layer +
-                                             "' is a submodule, but forward never calls it in a way torchscope "
-                                             "can follow (it may be unused, or picked from a container at run time)");
-      }
+    // A layer without hook points fails the build; the caller says why.
+    for (const auto& [layer, sites] : callSites_) {
+      if (sites == 0) return callSites_;
     }
     rewriteReturn();
+    // Drops the fused branches turned off (so the program holds no fused kernel it cannot take).
+    if (forcedBranches_) jit::ConstantPropagationImmutableTypes(graph_);
     jit::EliminateDeadCode(graph_);
+    return callSites_;
   }
 
  private:
-  bool isTarget(const std::string& path) const { return targets_.count(path) > 0; }
+  bool isTarget(const std::string& path) const { return callSites_.count(path) > 0; }
   bool leadsToTarget(const std::string& path) const {
-    return std::any_of(targets_.begin(), targets_.end(), [&](const std::string& t) { return contains(path, t); });
+    return std::any_of(callSites_.begin(), callSites_.end(),
+                       [&](const auto& target) { return containsModule(path, target.first); });
   }
 
+  // Every block visited is code of a module that is hooked or holds a hooked module (the
+  // model's forward, or a body inlined on the way to a hook point).
   void visit(jit::Block* block) {
     for (jit::Node* node = block->nodes().front(); node != block->return_node();) {
+      if (node->kind() == prim::If) takeUnfusedBranch(node);
       if (node->kind() == prim::CallMethod) {
         auto path = modulePath(node->input(0), self_);
         auto classType = node->input(0)->type()->cast<c10::ClassType>();
         const std::string method = node->s(attr::name);
-        const bool hooked = path && isForward(method) && isTarget(*path);
-        if (path && classType && leadsToTarget(*path)) {
-          // Inline the call so the calls inside it become visible; continue with its body.
+        const bool hooked = path && isForwardMethod(method) && isTarget(*path);
+        // The unoptimized graph: the optimized one has every nested call already inlined.
+        auto* callee = classType ? &jit::toGraphFunction(classType->getMethod(method)) : nullptr;
+        // Inline calls on the way to a hook point so the calls inside become visible, and a
+        // hooked module with a fused fast path so that its unfused branch can be chosen.
+        if (path && callee && (leadsToTarget(*path) || (hooked && callsFusedKernel(callee->graph()->block())))) {
           jit::Node* before = node->prev();
           jit::Node* after = node->next();
-          // The unoptimized graph: the optimized one has every nested call already inlined.
-          auto& callee = jit::toGraphFunction(classType->getMethod(method));
-          auto outputs = jit::inlineCallTo(node, &callee, callee.graph().get());
+          auto outputs = jit::inlineCallTo(node, callee, callee->graph().get());
           if (hooked) hook(*path, outputs.at(0), after);
-          node = before->next();
+          node = before->next();  // continue with the inlined body
           continue;
         }
         if (hooked) {
@@ -129,8 +121,22 @@ class Instrumenter {
     }
   }
 
-  // Runs after each call of `layer`: patch its output (later uses see the patched value),
-  // then capture what later uses see.
+  // Scripted fast paths return early: `if <fast path allowed>: return fused_kernel(...)`,
+  // the unfused code after it. Forcing the condition of the `if` that directly holds the
+  // kernel keeps the unfused code, in which the submodules run.
+  void takeUnfusedBranch(jit::Node* node) {
+    auto holdsKernel = [](jit::Block* block) {
+      return std::any_of(block->nodes().begin(), block->nodes().end(), isFusedModuleKernel);
+    };
+    const bool inThen = holdsKernel(node->blocks().at(0));
+    const bool inElse = holdsKernel(node->blocks().at(1));
+    if (inThen == inElse) return;
+    jit::WithInsertPoint guard(node);
+    node->replaceInput(0, graph_->insertConstant(!inThen));
+    forcedBranches_ = true;
+  }
+
+  // Runs after each call of `layer`: patch its output, then record what later uses see.
   void hook(const std::string& layer, jit::Value* output, jit::Node* insertBefore) {
     jit::WithInsertPoint guard(insertBefore);
     jit::Value* seen = output;
@@ -138,11 +144,9 @@ class Instrumenter {
       seen = patched(layer, output, found->second);
       output->replaceAllUsesAfterNodeWith(seen->node(), seen);
     }
-    if (std::binary_search(program_.spec.capture.begin(), program_.spec.capture.end(), layer)) {
-      jit::Value* list = captureList(layer, seen->type());
-      captures_.push_back(graph_->insert(aten::append, {list, snapshot(seen)})->node());
-    }
-    program_.callSites[layer] += 1;
+    jit::Value* record = spec_.captures(layer) ? snapshot(seen) : graph_->insertConstant(static_cast<int64_t>(1));
+    records_.push_back(graph_->insert(aten::append, {recordList(layer, record->type()), record})->node());
+    callSites_[layer] += 1;
   }
 
   jit::Value* patched(const std::string& layer, jit::Value* output, const PatchInputs& in) {
@@ -165,19 +169,14 @@ class Instrumenter {
                                             ": only a tensor, or a tuple holding one, can be patched");
   }
 
-  // A copy of the value as the module returned it, so later in-place ops (ReLU(inplace=True))
-  // cannot change what was captured: what a Python hook storing output.clone() sees.
+  // A deep copy of the value as the module returned it, so later in-place ops (ReLU(inplace),
+  // relu_ on a tensor of a returned dict) cannot change what was captured.
   jit::Value* snapshot(jit::Value* value) {
     if (value->type()->cast<c10::TensorType>()) return graph_->insert(aten::clone, {value});
-    if (value->type()->cast<c10::TupleType>()) {
-      auto elements = graph_->insertNode(graph_->createTupleUnpack(value))->outputs().vec();
-      for (auto& element : elements) element = snapshot(element);
-      return graph_->insertNode(graph_->createTuple(elements))->output();
-    }
-    return value;
+    return graph_->insert(Symbol::fromQualString(kSnapshotOperator), {value});
   }
 
-  jit::Value* captureList(const std::string& layer, const c10::TypePtr& type) {
+  jit::Value* recordList(const std::string& layer, const c10::TypePtr& type) {
     const c10::TypePtr elementType = c10::unshapedType(type);
     auto found = lists_.find(layer);
     if (found != lists_.end()) {
@@ -194,24 +193,22 @@ class Instrumenter {
     return lists_[layer] = list->output();
   }
 
-  // Returns (forward's output?, capture lists...). Without the output, everything after the
-  // last capture is cut: a layer2 capture never runs layer3, layer4 or fc.
+  // Returns (forward's output?, record lists...). Without the output, everything after the
+  // last record is cut: a layer2 capture never runs layer3, layer4 or fc.
   void rewriteReturn() {
     std::vector<jit::Value*> results;
-    if (program_.spec.returnOutput) {
-      results.assign(graph_->outputs().begin(), graph_->outputs().end());
-    }
+    if (spec_.returnOutput) results.assign(graph_->outputs().begin(), graph_->outputs().end());
     while (!graph_->outputs().empty()) graph_->eraseOutput(0);
-    if (!program_.spec.returnOutput) cutAfterLastCapture();
-    for (const std::string& layer : program_.spec.capture) results.push_back(lists_.at(layer));
+    if (!spec_.returnOutput) cutAfterLastRecord();
+    for (const auto& target : callSites_) results.push_back(lists_.at(target.first));
     jit::WithInsertPoint guard(graph_->block()->return_node());
     graph_->registerOutput(graph_->insertNode(graph_->createTuple(results))->output());
   }
 
-  void cutAfterLastCapture() {
+  void cutAfterLastRecord() {
     jit::Block* top = graph_->block();
     jit::Node* last = nullptr;
-    for (jit::Node* node : captures_) {
+    for (jit::Node* node : records_) {
       while (node->owningBlock() != top) node = node->owningBlock()->owningNode();
       if (last == nullptr || node->isAfter(last)) last = node;
     }
@@ -226,149 +223,18 @@ class Instrumenter {
 
   std::shared_ptr<jit::Graph> graph_;
   jit::Value* self_;
-  Program& program_;
-  std::set<std::string> targets_;
+  const ProgramSpec& spec_;
+  std::map<std::string, int> callSites_;  // sorted: the order of the records
   std::map<std::string, PatchInputs> patches_;
   std::map<std::string, jit::Value*> lists_;
-  std::vector<jit::Node*> captures_;
+  std::vector<jit::Node*> records_;
+  bool forcedBranches_ = false;
 };
 
-void countOps(jit::Block* block, std::map<std::string, int>& counts) {
-  for (jit::Node* node : block->nodes()) {
-    counts[node->kind().toQualString()] += 1;
-    for (jit::Block* nested : node->blocks()) countOps(nested, counts);
-  }
-}
-
-void collectCalls(jit::Block* block, const jit::Value* self, std::set<std::string>& calls) {
-  for (jit::Node* node : block->nodes()) {
-    if (node->kind() == prim::CallMethod) {
-      auto path = modulePath(node->input(0), self);
-      const std::string method = node->s(attr::name);
-      if (path) calls.insert(*path + (isForward(method) ? "" : ":" + method));
-    }
-    for (jit::Block* nested : node->blocks()) collectCalls(nested, self, calls);
-  }
-}
-
 }  // namespace
 
-std::string ProgramSpec::key() const {
-  std::string key;
-  for (const auto& layer : capture) key += layer + ",";
-  key += "|";
-  for (const auto& layer : patch) key += layer + ",";
-  return key + (returnOutput ? "|output" : "|cut") + (optimize ? "|optimized" : "|exact");
-}
-
-namespace {
-
-// Programs run on the simple executor: the profiling one specializes on input shapes and
-// re-optimizes when they change, which random-transform inputs do every step (maximize spent
-// seconds per step re-profiling); on the CPU it brings nothing else.
-std::shared_ptr<jit::GraphFunction> simpleFunction(std::shared_ptr<jit::Graph> graph) {
-  return std::make_shared<jit::GraphFunction>(c10::QualifiedName("torchscope.instrumented_forward"), std::move(graph),
-                                              nullptr, jit::ExecutorExecutionMode::SIMPLE);
-}
-
-// The program as a method of a frozen copy of the module, optimized for inference. The copy
-// shares the module's tensors (clone in place gives new types, same data); folding makes new
-// ones only for the weights it rewrites.
-void buildOptimized(const torch::jit::Module& module, Program& program) {
-  static const std::string name = "torchscope_program";
-  torch::jit::Module base = module.clone(/*inplace=*/true);
-  auto graph = jit::toGraphFunction(base.get_method("forward").function()).graph()->copy();
-  Instrumenter(graph, program).run();
-  auto* function = base._ivalue()->compilation_unit()->create_function(
-      c10::QualifiedName(*base.type()->name(), name), graph);
-  base.type()->addMethod(function);
-  torch::jit::Module frozen = jit::freeze_module(base, {name});
-  // torch::jit::freeze would optimize forward only; the program is another method.
-  auto frozenGraph = jit::toGraphFunction(frozen.get_method(name).function()).graph();
-  jit::OptimizeFrozenGraph(frozenGraph, /*optimize_numerics=*/true);
-  frozen = jit::optimize_for_inference(frozen, {name});
-  program.function = simpleFunction(jit::toGraphFunction(frozen.get_method(name).function()).graph());
-  program.forwardSchema = frozen.get_method("forward").function().getSchema();  // self is the frozen type
-  program.self = frozen._ivalue();
-}
-
-void buildExact(const torch::jit::Module& module, Program& program) {
-  auto graph = jit::toGraphFunction(module.get_method("forward").function()).graph()->copy();
-  Instrumenter(graph, program).run();
-  program.function = simpleFunction(graph);
-  program.forwardSchema = module.get_method("forward").function().getSchema();
-  program.self = module._ivalue();
-}
-
-}  // namespace
-
-std::shared_ptr<const Program> instrument(const torch::jit::Module& module, const ProgramSpec& spec) {
-  std::set<std::string> known;
-  for (const auto& child : module.named_modules()) known.insert(child.name);
-  for (const auto* layers : {&spec.capture, &spec.patch}) {
-    for (const std::string& layer : *layers) {
-      if (layer.empty() || !known.count(layer)) throw Error(code::kUnknownLayer, "no submodule named '" + layer + "'");
-    }
-  }
-  auto program = std::make_shared<Program>();
-  program->spec = spec;
-  if (spec.optimize) {
-    buildOptimized(module, *program);
-  } else {
-    buildExact(module, *program);
-  }
-  return program;
-}
-
-RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches) {
-  jit::Stack stack;
-  stack.reserve(inputs.size() + 1 + patches.size() * 5);
-  stack.push_back(program.self);
-  for (auto& input : inputs) stack.push_back(std::move(input));
-  try {
-    program.forwardSchema->checkAndNormalizeInputs(stack);
-  } catch (const c10::Error& e) {
-    throw Error(code::kInvalidArgument, e.what_without_backtrace());
-  }
-  for (const PatchArgs& patch : patches) {
-    stack.emplace_back(patch.mode);
-    stack.emplace_back(patch.value);
-    stack.emplace_back(patch.scale);
-    stack.emplace_back(c10::List<int64_t>(patch.channels));
-    stack.emplace_back(c10::List<int64_t>(patch.positions));
-  }
-  program.function->run(stack);
-  auto results = stack.back().toTuple()->elements().vec();
-  RunResult result;
-  size_t next = 0;
-  if (program.spec.returnOutput) result.output = results.at(next++);
-  for (const std::string& layer : program.spec.capture) {
-    result.captures[layer] = results.at(next++).toList().vec();
-  }
-  return result;
-}
-
-std::shared_ptr<const Program> ProgramCache::get(const torch::jit::Module& module, const ProgramSpec& spec) {
-  const std::string key = spec.key();
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto found = programs_.find(key);
-  if (found != programs_.end()) return found->second;
-  auto program = instrument(module, spec);
-  programs_[key] = program;
-  return program;
-}
-
-ProgramSummary summarize(const Program& program) {
-  ProgramSummary summary;
-  auto graph = program.function->graph();
-  summary.graph = graph->toString();
-  std::set<std::string> calls;
-  collectCalls(graph->block(), graph->inputs().at(0), calls);
-  summary.calledModules.assign(calls.begin(), calls.end());
-  auto inlined = graph->copy();
-  jit::Inline(*inlined);
-  countOps(inlined->block(), summary.opCounts);
-  return summary;
+std::map<std::string, int> instrumentGraph(const std::shared_ptr<jit::Graph>& graph, const ProgramSpec& spec) {
+  return Instrumenter(graph, spec).run();
 }
 
 }  // namespace torchscope

@@ -103,6 +103,7 @@ struct MaximizeSession::State {
     at::Tensor input = applyTransforms(image, spec.transforms, generator);
     if (spec.normalize) input = imagenetNormalize(input);
     RunResult run = runProgram(*program, {input}, {});
+    requireAllRan(*program, run);
     const at::Tensor activation = spec.layer.empty() || !program->spec.capture.size()
                                       ? at::Tensor()
                                       : run.captures.at(spec.layer).back().toTensor();
@@ -190,7 +191,7 @@ Napi::Value MaximizeSession::start(Napi::Env env, std::shared_ptr<ModelState> mo
         programSpec.returnOutput = needsOutput;
         // Autograd needs the exact program: oneDNN layouts of optimized ones have no backward.
         programSpec.optimize = false;
-        state->program = state->model->programs.get(state->model->module, programSpec);
+        state->program = state->model->program(programSpec);
         state->generator = at::make_generator<at::CPUGeneratorImpl>(spec.seed);
         state->param = std::make_unique<ImageParam>(spec.image, state->model->device, state->generator);
       },

@@ -10,7 +10,7 @@
 #include <atomic>
 #include <memory>
 
-#include "hooks.h"
+#include "program.h"
 #include "image_params.h"
 #include "model.h"
 

@@ -31,13 +31,6 @@ std::vector<int64_t> intList(Napi::Value value) {
   return out;
 }
 
-std::vector<c10::IValue> inputList(Napi::Value value) {
-  std::vector<c10::IValue> out;
-  auto array = value.As<Napi::Array>();
-  for (uint32_t i = 0; i < array.Length(); ++i) out.push_back(toIValue(array.Get(i)));
-  return out;
-}
-
 // A run request copied out of JS on the main thread (the worker never touches JS values).
 struct RunRequest {
   ProgramSpec spec;
@@ -131,6 +124,8 @@ Napi::Value ModelHandle::load(const Napi::CallbackInfo& info) {
         for (const auto& child : state->module.named_modules()) {
           state->submodules.emplace_back(child.name, child.value.type()->name()->name());
         }
+        for (auto& [path, hookability] : surveyModules(state->module)) state->survey[path] = std::move(hookability);
+        state->forwardSchema = state->module.get_method("forward").function().getSchema();
       },
       [state](Napi::Env env) -> Napi::Value {
         auto* holder = new std::shared_ptr<ModelState>(state);
@@ -143,10 +138,14 @@ Napi::Value ModelHandle::modules(const Napi::CallbackInfo& info) {
   auto state = live(env);
   Napi::Array out = Napi::Array::New(env, state->submodules.size());
   for (size_t i = 0; i < state->submodules.size(); ++i) {
-    Napi::Array pair = Napi::Array::New(env, 2);
-    pair.Set(0u, state->submodules[i].first);
-    pair.Set(1u, state->submodules[i].second);
-    out.Set(static_cast<uint32_t>(i), pair);
+    const auto& [path, type] = state->submodules[i];
+    const Hookability& hookability = state->survey.at(path);
+    Napi::Array entry = Napi::Array::New(env, 4);
+    entry.Set(0u, path);
+    entry.Set(1u, type);
+    entry.Set(2u, hookability.callSites);
+    entry.Set(3u, hookability.reason);
+    out.Set(static_cast<uint32_t>(i), entry);
   }
   return out;
 }
@@ -158,7 +157,7 @@ Napi::Value ModelHandle::device(const Napi::CallbackInfo& info) {
 Napi::Value ModelHandle::run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto state = live(env);
-  auto inputs = std::make_shared<std::vector<c10::IValue>>(inputList(info[0]));
+  auto inputs = std::make_shared<std::vector<c10::IValue>>(toForwardInputs(info[0], state->forwardSchema));
   auto request = std::make_shared<RunRequest>(parseRunRequest(info[1].As<Napi::Object>()));
   auto result = std::make_shared<RunResult>();
   return queueWork(
@@ -167,8 +166,7 @@ Napi::Value ModelHandle::run(const Napi::CallbackInfo& info) {
         at::NoGradGuard noGrad;
         for (auto& input : *inputs) input = toDevice(input, state->device);
         request->spec.optimize = state->optimize;
-        auto program = state->programs.get(state->module, request->spec);
-        *result = runProgram(*program, std::move(*inputs), request->patches);
+        *result = runProgram(*state->program(request->spec), std::move(*inputs), request->patches);
         result->output = toDevice(result->output, c10::kCPU);
         for (auto& [layer, calls] : result->captures) {
           for (auto& call : calls) call = toDevice(call, c10::kCPU);
@@ -184,6 +182,9 @@ Napi::Value ModelHandle::run(const Napi::CallbackInfo& info) {
           captures.Set(layer, array);
         }
         out.Set("captures", captures);
+        Napi::Object calls = Napi::Object::New(env);
+        for (const auto& [layer, count] : result->calls) calls.Set(layer, static_cast<double>(count));
+        out.Set("calls", calls);
         return out;
       },
       {info.This().As<Napi::Object>()});
@@ -198,7 +199,8 @@ Napi::Value ModelHandle::inspect(const Napi::CallbackInfo& info) {
       env, code::kInternal,
       [state, request, summary] {
         request->spec.optimize = state->optimize;
-        *summary = summarize(*state->programs.get(state->module, request->spec));
+        *summary = summarize(*state->program(request->spec));
+        summary->programsCached = state->programs.size();
       },
       [summary](Napi::Env env) -> Napi::Value {
         Napi::Object out = Napi::Object::New(env);
@@ -209,6 +211,9 @@ Napi::Value ModelHandle::inspect(const Napi::CallbackInfo& info) {
         for (const auto& [kind, count] : summary->opCounts) ops.Set(kind, count);
         out.Set("opCounts", ops);
         out.Set("graph", summary->graph);
+        out.Set("numerics", summary->numerics);
+        out.Set("buildMs", summary->buildMs);
+        out.Set("programsCached", static_cast<double>(summary->programsCached));
         return out;
       },
       {info.This().As<Napi::Object>()});

@@ -8,7 +8,7 @@
 #include <atomic>
 #include <memory>
 
-#include "hooks.h"
+#include "program.h"
 
 namespace torchscope {
 
@@ -19,7 +19,11 @@ struct ModelState {
   c10::Device device{c10::kCPU};
   bool optimize = false;  // see ProgramSpec::optimize
   std::vector<std::pair<std::string, std::string>> submodules;  // path, type name
+  ModuleSurvey survey;                                          // by path: can it be hooked?
+  c10::FunctionSchema forwardSchema{"forward", "", {}, {}};     // how JS inputs are converted
   ProgramCache programs;
+
+  std::shared_ptr<const Program> program(const ProgramSpec& spec) { return programs.get(module, survey, spec); }
 };
 
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
@@ -30,15 +34,17 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
  private:
   // [async] load(path, device, optimize) -> ModelHandle. Rejects MODEL_LOAD / DEVICE.
   static Napi::Value load(const Napi::CallbackInfo& info);
-  // [sync] [[path, typeName], ...] for every submodule, root ("") first.
+  // [sync] [[path, typeName, callSites, whyNotHookable], ...] for every submodule, root ("") first.
   Napi::Value modules(const Napi::CallbackInfo& info);
   // [sync] 'cpu' | 'cuda:N'
   Napi::Value device(const Napi::CallbackInfo& info);
   // [async] run(inputs[], { capture[], patch: [{layer, mode, value, scale, channels, positions}], output })
-  //   -> { output, captures: { layer: [value per call] } }, tensors brought back to the CPU.
+  //   -> { output, captures: { layer: [value per call] }, calls: { layer: hook runs } }, tensors
+  //   brought back to the CPU.
   //   A plain forward is run(inputs, { output: true }).
   Napi::Value run(const Napi::CallbackInfo& info);
-  // [async] inspect({ capture[], patch[], output }) -> { calledModules, opCounts, graph }
+  // [async] inspect({ capture[], patch[], output })
+  //   -> { calledModules, opCounts, graph, numerics, buildMs, programsCached }
   Napi::Value inspect(const Napi::CallbackInfo& info);
   // [async] maximize(spec) -> MaximizeSession (see maximize.h; spec from lib/maximize.ts)
   Napi::Value maximize(const Napi::CallbackInfo& info);

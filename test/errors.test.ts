@@ -106,14 +106,20 @@ describe('UNKNOWN_LAYER', () => {
     await expectTorchscopeError(() => torch.run(model, toTorch(x), { patch: { 'layer2.0.bn3': { zero: true } } }), 'UNKNOWN_LAYER', /layer2\.0\.bn3/);
     await expectTorchscopeError(() => torch.inspect(model, { capture: ['fc2'] }), 'UNKNOWN_LAYER', /fc2/);
   });
+});
+
+describe('UNHOOKABLE_LAYER: a submodule no hook point reaches, with the reason', () => {
   test('a submodule that forward never calls (scripted model with an unused Linear)', async () => {
     const unused = await torch.load(files.unused);
     try {
-      expect(unused.modules().map((m) => m.path)).toEqual(['', 'used', 'unused']);
+      expect(unused.modules().map((m) => [m.path, m.hookable])).toEqual([['', false], ['used', true], ['unused', false]]);
+      expect(unused.modules()[2].reason).toMatch(/forward never calls it/);
       const input = torch.tensor(new Float32Array([1, 2, 3, 4]), [1, 4]);
       expect(asTensor(await torch.activations(unused, 'used', input)).shape).toEqual([1, 3]);
-      await expectTorchscopeError(() => torch.activations(unused, 'unused', input), 'UNKNOWN_LAYER', /never calls/);
-      await expectTorchscopeError(() => torch.run(unused, input, { patch: { unused: { zero: true } } }), 'UNKNOWN_LAYER', /never calls/);
+      await expectTorchscopeError(() => torch.activations(unused, 'unused', input), 'UNHOOKABLE_LAYER', /layer 'unused' cannot be hooked: forward never calls it/);
+      await expectTorchscopeError(() => torch.run(unused, input, { patch: { unused: { zero: true } } }), 'UNHOOKABLE_LAYER', /'unused'.*never calls/);
+      // One unhookable layer names itself; its hookable neighbours still work alone.
+      await expectTorchscopeError(() => torch.activations(unused, ['used', 'unused'], input), 'UNHOOKABLE_LAYER', /'unused'/);
       expect(asTensor(await unused.forward(input)).shape).toEqual([1, 3]);
     } finally {
       unused.dispose();
@@ -122,8 +128,10 @@ describe('UNKNOWN_LAYER', () => {
   test('traced BERT: a dropout module the trace never calls, and a ModuleList', async () => {
     const ids = torch.tensor(randint(8, 30522, 1), [1, 8]);
     const mask = torch.tensor(new BigInt64Array(8).fill(1n), [1, 8]);
-    await expectTorchscopeError(() => torch.activations(bert, 'encoder.layer.0.attention.self.dropout', ids, mask), 'UNKNOWN_LAYER');
-    await expectTorchscopeError(() => torch.activations(bert, 'encoder.layer', ids, mask), 'UNKNOWN_LAYER');
+    await expectTorchscopeError(() => torch.activations(bert, 'encoder.layer.0.attention.self.dropout', ids, mask), 'UNHOOKABLE_LAYER', /never calls it/);
+    await expectTorchscopeError(() => torch.activations(bert, 'encoder.layer', ids, mask), 'UNHOOKABLE_LAYER', /a container: forward calls the modules in it/);
+    expect(bert.modules().find((m) => m.path === 'encoder.layer')).toMatchObject({ hookable: false, callSites: 0 });
+    expect(bert.modules().find((m) => m.path === 'encoder.layer.0.output')).toMatchObject({ hookable: true, callSites: 1 });
     expect(asTensor(await torch.activations(bert, 'encoder.layer.0.output', ids, mask)).shape).toEqual([1, 8, 32]);
   });
 });

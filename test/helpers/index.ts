@@ -117,6 +117,7 @@ export function toHost(t: torch.Tensor): HostTensor {
 export type RefValue =
   | { type: 'tensor'; dtype: string; shape: number[]; data: TypedArray }
   | { type: 'tuple'; items: RefValue[] }
+  | { type: 'dict'; items: Record<string, RefValue> }
   | { type: 'none' }
   | { type: 'scalar'; value: unknown }
   | { type: 'other'; repr: string };
@@ -163,6 +164,7 @@ const fileDtypes: Record<string, { new (buffer: ArrayBuffer): TypedArray }> = {
   int32: Int32Array,
   int64: BigInt64Array,
   float16: Uint16Array,
+  bfloat16: Uint16Array,
 };
 
 function writeHost(dir: string, name: string, host: HostTensor): { file: string; dtype: string; shape: number[] } {
@@ -173,7 +175,8 @@ function writeHost(dir: string, name: string, host: HostTensor): { file: string;
   return { file, dtype: host.dtype, shape: host.shape };
 }
 
-function readValue(raw: any): RefValue {
+/** A reference VALUE from an index.json (tensor files read). */
+export function readValue(raw: any): RefValue {
   switch (raw.type) {
     case 'tensor': {
       const bytes = fs.readFileSync(raw.file);
@@ -182,6 +185,8 @@ function readValue(raw: any): RefValue {
     }
     case 'tuple':
       return { type: 'tuple', items: raw.items.map(readValue) };
+    case 'dict':
+      return { type: 'dict', items: Object.fromEntries(Object.entries(raw.items).map(([k, v]) => [k, readValue(v)])) };
     default:
       return raw as RefValue;
   }
@@ -285,9 +290,26 @@ export function refTensor(value: RefValue | undefined, what = 'reference value')
 
 type Comparable = torch.Tensor | HostTensor | Extract<RefValue, { type: 'tensor' }>;
 
+/** The value of an IEEE half-precision word. */
+function halfToNumber(word: number): number {
+  const sign = word & 0x8000 ? -1 : 1;
+  const exponent = (word >> 10) & 0x1f;
+  const fraction = word & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 0x1f) return fraction ? NaN : sign * Infinity;
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+}
+
+/** float16 / bfloat16 raw words as numbers; other data as it is. */
+function numbersOf(data: ArrayLike<number | bigint>, dtype: string): ArrayLike<number | bigint> {
+  if (dtype === 'bfloat16') return new Float32Array(Uint32Array.from(data as Uint16Array, (w) => w << 16).buffer);
+  if (dtype === 'float16') return Float64Array.from(data as Uint16Array, halfToNumber);
+  return data;
+}
+
 function unpack(value: Comparable): { data: ArrayLike<number | bigint>; shape: number[]; dtype: string } {
-  if (value instanceof torch.Tensor) return { data: value.data(), shape: value.shape, dtype: value.dtype };
-  return { data: value.data, shape: value.shape, dtype: value.dtype };
+  if (value instanceof torch.Tensor) return { data: numbersOf(value.data(), value.dtype), shape: value.shape, dtype: value.dtype };
+  return { data: numbersOf(value.data, value.dtype), shape: value.shape, dtype: value.dtype };
 }
 
 function unravel(index: number, shape: number[]): number[] {
@@ -348,12 +370,28 @@ export function expectEqual(actual: Comparable, expected: Comparable, label = 't
   expectClose(actual, expected, 0, label);
 }
 
-/** Structural comparison: a Tensor against a reference tensor, arrays against tuples. */
-export function expectValueClose(actual: torch.Value | undefined, expected: RefValue | undefined, tol: number, label = 'value'): void {
+/** A tolerance, or one computed from the expected tensor (relative bars). */
+export type Tolerance = number | ((expected: Extract<RefValue, { type: 'tensor' }>) => number);
+
+/** max |expected| x `factor`, at least `factor`: a relative bar for one tensor. */
+export function relativeTolerance(factor: number): Tolerance {
+  return (expected) => factor * Math.max(1, maxAbs(numbersOf(expected.data, expected.dtype) as ArrayLike<number>));
+}
+
+/** Structural comparison: a Tensor against a reference tensor, arrays against tuples, objects against dicts. */
+export function expectValueClose(actual: torch.Value | undefined, expected: RefValue | undefined, tol: Tolerance, label = 'value'): void {
   if (expected === undefined) throw new Error(`${label}: no expected value`);
   if (expected.type === 'tensor') {
     if (!(actual instanceof torch.Tensor)) throw new Error(`${label}: expected a Tensor, got ${describeValue(actual)}`);
-    expectClose(actual, expected, tol, label);
+    expectClose(actual, expected, typeof tol === 'number' ? tol : tol(expected), label);
+    return;
+  }
+  if (expected.type === 'dict') {
+    if (actual === null || typeof actual !== 'object' || Array.isArray(actual) || actual instanceof torch.Tensor) {
+      throw new Error(`${label}: expected an object with keys ${Object.keys(expected.items)}, got ${describeValue(actual)}`);
+    }
+    expect(Object.keys(actual).sort()).toEqual(Object.keys(expected.items).sort());
+    for (const [key, item] of Object.entries(expected.items)) expectValueClose(actual[key], item, tol, `${label}.${key}`);
     return;
   }
   if (expected.type === 'tuple') {
@@ -368,6 +406,10 @@ export function expectValueClose(actual: torch.Value | undefined, expected: RefV
     if (actual !== null) throw new Error(`${label}: expected null, got ${describeValue(actual)}`);
     return;
   }
+  if (expected.type === 'scalar') {
+    expect(actual).toEqual(expected.value);
+    return;
+  }
   throw new Error(`${label}: cannot compare with ${JSON.stringify(expected)}`);
 }
 
@@ -376,6 +418,24 @@ export function describeValue(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(describeValue).join(', ')}]`;
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   return `{${Object.entries(value).map(([k, v]) => `${k}: ${describeValue(v)}`).join(', ')}}`;
+}
+
+/** A reference value as a model input: tensors copied into torch Tensors, tuples as arrays, dicts as objects. */
+export function refInput(value: RefValue): torch.Input {
+  switch (value.type) {
+    case 'tensor':
+      return torch.tensor(value.data, value.shape, value.dtype as torch.DType);
+    case 'tuple':
+      return value.items.map(refInput);
+    case 'dict':
+      return Object.fromEntries(Object.entries(value.items).map(([k, v]) => [k, refInput(v)]));
+    case 'none':
+      return null;
+    case 'scalar':
+      return value.value as torch.Input;
+    default:
+      throw new Error(`cannot make an input of ${JSON.stringify(value)}`);
+  }
 }
 
 /** Narrows a model Value to a Tensor, failing clearly otherwise. */

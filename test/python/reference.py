@@ -35,8 +35,9 @@ One process answers many cases (importing torch costs seconds). The request:
 
 Results: OUT/index.json = {"cases": {id: {"output": VALUE, "captures": {layer: [VALUE per call]}}},
 "tasks": [...]}, where VALUE is {"type": "tensor", "file", "dtype", "shape"} |
-{"type": "tuple", "items": [VALUE...]} | {"type": "none"} | {"type": "scalar", "value"} and
-tensor files hold raw little-endian data next to index.json.
+{"type": "tuple", "items": [VALUE...]} (tuples and lists) | {"type": "dict", "items": {key: VALUE}} |
+{"type": "none"} | {"type": "scalar", "value"} and tensor files hold raw little-endian data next
+to index.json (bfloat16: the raw 16-bit words).
 
 The patch semantics are written from the documentation (native/patch.h, lib/activations.ts),
 not from native/patch.cpp:
@@ -95,6 +96,9 @@ class Writer:
 
     def tensor(self, t: torch.Tensor) -> dict:
         t = t.detach().contiguous().cpu()
+        if t.dtype == torch.bfloat16:  # numpy has no bfloat16: its raw words
+            entry = self.tensor(t.view(torch.int16))
+            return {**entry, "dtype": "bfloat16"}
         name = TORCH_TO_NAME.get(t.dtype)
         if name is None:
             raise TypeError(f"cannot write dtype {t.dtype}")
@@ -113,6 +117,8 @@ class Writer:
             return {"type": "tuple", "items": [self.value(x) for x in v.to_tuple()]}
         if isinstance(v, (tuple, list)):
             return {"type": "tuple", "items": [self.value(x) for x in v]}
+        if isinstance(v, dict):
+            return {"type": "dict", "items": {str(k): self.value(x) for k, x in v.items()}}
         if isinstance(v, (bool, int, float, str)):
             return {"type": "scalar", "value": v}
         return {"type": "other", "repr": repr(v)[:200]}
@@ -236,12 +242,15 @@ def patched_output(output, spec: dict):
 
 
 def clone_output(output):
+    """A deep clone: every tensor in nested tuples, lists and dicts copied."""
     if isinstance(output, torch.Tensor):
         return output.clone()
     if hasattr(output, "to_tuple"):  # transformers ModelOutput: its non-None fields, in order
         return tuple(clone_output(x) for x in output.to_tuple())
     if isinstance(output, (tuple, list)):
         return type(output)(clone_output(x) for x in output)
+    if isinstance(output, dict):
+        return {k: clone_output(x) for k, x in output.items()}
     return output
 
 

@@ -1,0 +1,216 @@
+#include "program.h"
+
+#include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/csrc/jit/passes/frozen_graph_optimizations.h>
+#include <torch/csrc/jit/passes/inliner.h>
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include "errors.h"
+#include "hooks.h"
+
+namespace torchscope {
+
+namespace jit = torch::jit;
+namespace prim = c10::prim;
+namespace attr = c10::attr;
+
+std::string ProgramSpec::key() const {
+  std::string key;
+  for (const auto& layer : capture) key += layer + ",";
+  key += "|";
+  for (const auto& layer : patch) key += layer + ",";
+  return key + (returnOutput ? "|output" : "|cut") + (optimize ? "|optimized" : "|exact");
+}
+
+std::vector<std::string> ProgramSpec::targets() const {
+  std::set<std::string> all(capture.begin(), capture.end());
+  all.insert(patch.begin(), patch.end());
+  return {all.begin(), all.end()};
+}
+
+bool ProgramSpec::captures(const std::string& layer) const {
+  return std::binary_search(capture.begin(), capture.end(), layer);
+}
+
+namespace {
+
+// Programs run on the simple executor: the profiling one specializes on input shapes and
+// re-optimizes when they change, which random-transform inputs do every step (maximize spent
+// seconds per step re-profiling); on the CPU it brings nothing else.
+std::shared_ptr<jit::GraphFunction> simpleFunction(std::shared_ptr<jit::Graph> graph) {
+  return std::make_shared<jit::GraphFunction>(c10::QualifiedName("torchscope.instrumented_forward"), std::move(graph),
+                                              nullptr, jit::ExecutorExecutionMode::SIMPLE);
+}
+
+void instrumentInto(const std::shared_ptr<jit::Graph>& graph, const ModuleSurvey& survey, Program& program) {
+  program.callSites = instrumentGraph(graph, program.spec);
+  for (const auto& [layer, sites] : program.callSites) {
+    if (sites > 0) continue;
+    auto found = survey.find(layer);
+    const std::string why = found != survey.end() && !found->second.reason.empty()
+                                ? found->second.reason
+                                : "forward never calls it in a way torchscope can follow";
+    throw Error(code::kUnhookableLayer, "layer '" + layer + "' cannot be hooked: " + why);
+  }
+}
+
+// bfloat16/float16 weights: conv-BN folding, linear -> matmul + add and oneDNN kernels
+// round differently at that precision (up to 7e-3 relative), so those models are frozen only.
+bool hasReducedPrecisionWeights(const jit::Module& module) {
+  auto reduced = [](const at::Tensor& t) { return t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf; };
+  for (const auto& parameter : module.parameters()) {
+    if (reduced(parameter)) return true;
+  }
+  for (const auto& buffer : module.buffers()) {
+    if (reduced(buffer)) return true;
+  }
+  return false;
+}
+
+// The program as a method of a frozen copy of the module, optimized for inference. The copy
+// shares the module's tensors (clone in place gives new types, same data); folding makes new
+// ones only for the weights it rewrites.
+void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Program& program) {
+  static const std::string name = "torchscope_program";
+  jit::Module base = module.clone(/*inplace=*/true);
+  auto graph = jit::toGraphFunction(base.get_method("forward").function()).graph()->copy();
+  instrumentInto(graph, survey, program);
+  auto* function = base._ivalue()->compilation_unit()->create_function(
+      c10::QualifiedName(*base.type()->name(), name), graph);
+  base.type()->addMethod(function);
+  jit::Module frozen = jit::freeze_module(base, {name});
+  if (hasReducedPrecisionWeights(module)) {
+    program.numerics = "frozen";
+  } else {
+    // torch::jit::freeze would optimize forward only; the program is another method.
+    auto frozenGraph = jit::toGraphFunction(frozen.get_method(name).function()).graph();
+    jit::OptimizeFrozenGraph(frozenGraph, /*optimize_numerics=*/true);
+    frozen = jit::optimize_for_inference(frozen, {name});
+    program.numerics = "optimized";
+  }
+  program.function = simpleFunction(jit::toGraphFunction(frozen.get_method(name).function()).graph());
+  program.forwardSchema = frozen.get_method("forward").function().getSchema();  // self is the frozen type
+  program.self = frozen._ivalue();
+}
+
+void buildExact(const jit::Module& module, const ModuleSurvey& survey, Program& program) {
+  auto graph = jit::toGraphFunction(module.get_method("forward").function()).graph()->copy();
+  instrumentInto(graph, survey, program);
+  program.function = simpleFunction(graph);
+  program.forwardSchema = module.get_method("forward").function().getSchema();
+  program.self = module._ivalue();
+  program.numerics = "exact";
+}
+
+void countOps(jit::Block* block, std::map<std::string, int>& counts) {
+  for (jit::Node* node : block->nodes()) {
+    counts[node->kind().toQualString()] += 1;
+    for (jit::Block* nested : node->blocks()) countOps(nested, counts);
+  }
+}
+
+void collectCalls(jit::Block* block, const jit::Value* self, std::set<std::string>& calls) {
+  for (jit::Node* node : block->nodes()) {
+    if (node->kind() == prim::CallMethod) {
+      auto path = modulePath(node->input(0), self);
+      const std::string method = node->s(attr::name);
+      if (path) calls.insert(*path + (isForwardMethod(method) ? "" : ":" + method));
+    }
+    for (jit::Block* nested : node->blocks()) collectCalls(nested, self, calls);
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const Program> buildProgram(const jit::Module& module, const ModuleSurvey& survey, const ProgramSpec& spec) {
+  for (const auto* layers : {&spec.capture, &spec.patch}) {
+    for (const std::string& layer : *layers) {
+      if (layer.empty() || !survey.count(layer)) throw Error(code::kUnknownLayer, "no submodule named '" + layer + "'");
+    }
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto program = std::make_shared<Program>();
+  program->spec = spec;
+  if (spec.optimize) {
+    buildOptimized(module, survey, *program);
+  } else {
+    buildExact(module, survey, *program);
+  }
+  program->buildMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return program;
+}
+
+RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches) {
+  jit::Stack stack;
+  stack.reserve(inputs.size() + 1 + patches.size() * 5);
+  stack.push_back(program.self);
+  for (auto& input : inputs) stack.push_back(std::move(input));
+  try {
+    program.forwardSchema->checkAndNormalizeInputs(stack);
+  } catch (const c10::Error& e) {
+    throw Error(code::kInvalidArgument, e.what_without_backtrace());
+  }
+  for (const PatchArgs& patch : patches) {
+    stack.emplace_back(patch.mode);
+    stack.emplace_back(patch.value);
+    stack.emplace_back(patch.scale);
+    stack.emplace_back(c10::List<int64_t>(patch.channels));
+    stack.emplace_back(c10::List<int64_t>(patch.positions));
+  }
+  program.function->run(stack);
+  auto results = stack.back().toTuple()->elements().vec();
+  RunResult result;
+  size_t next = 0;
+  if (program.spec.returnOutput) result.output = results.at(next++);
+  for (const std::string& layer : program.spec.targets()) {
+    auto records = results.at(next++).toList();
+    result.calls[layer] = static_cast<int64_t>(records.size());
+    if (program.spec.captures(layer)) result.captures[layer] = records.vec();
+  }
+  return result;
+}
+
+void requireAllRan(const Program& program, const RunResult& result) {
+  std::string missing;
+  for (const auto& [layer, calls] : result.calls) {
+    if (calls == 0) missing += (missing.empty() ? "'" : ", '") + layer + "'";
+  }
+  if (missing.empty()) return;
+  throw Error(code::kLayerNotRun, "layer(s) " + missing + " did not run in this forward: their call sites were not reached "
+                                  "with this input (a branch not taken, or a loop that ran zero times)");
+}
+
+std::shared_ptr<const Program> ProgramCache::get(const jit::Module& module, const ModuleSurvey& survey, const ProgramSpec& spec) {
+  const std::string key = spec.key();
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = programs_.find(key);
+  if (found != programs_.end()) return found->second;
+  auto program = buildProgram(module, survey, spec);
+  programs_[key] = program;
+  return program;
+}
+
+size_t ProgramCache::size() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return programs_.size();
+}
+
+ProgramSummary summarize(const Program& program) {
+  ProgramSummary summary;
+  auto graph = program.function->graph();
+  summary.graph = graph->toString();
+  std::set<std::string> calls;
+  collectCalls(graph->block(), graph->inputs().at(0), calls);
+  summary.calledModules.assign(calls.begin(), calls.end());
+  auto inlined = graph->copy();
+  jit::Inline(*inlined);
+  countOps(inlined->block(), summary.opCounts);
+  summary.numerics = program.numerics;
+  summary.buildMs = program.buildMs;
+  return summary;
+}
+
+}  // namespace torchscope

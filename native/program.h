@@ -1,0 +1,98 @@
+// Instrumented programs: a model's forward rewritten to run hooks (native/hooks.h), built
+// once per (model, layer set), run with the hooks' run-time arguments.
+#pragma once
+
+#include <ATen/core/ivalue.h>
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "module_calls.h"
+
+namespace torchscope {
+
+// What a program must do; values (patch tensors, channels) are run-time inputs, not part of it.
+struct ProgramSpec {
+  std::vector<std::string> capture;  // sorted, unique layer paths
+  std::vector<std::string> patch;    // sorted, unique layer paths
+  bool returnOutput = true;          // false: stop once the last capture is taken
+  // Freeze the program and apply libtorch's inference optimisations (conv-BN folding,
+  // oneDNN layouts): faster, captured values within 1e-4 relative instead of 1e-5. Models
+  // with bfloat16/float16 weights are frozen only: those rewrites round differently there.
+  bool optimize = false;
+  std::string key() const;
+  // Every hooked layer (captured or patched), sorted: the order of the program's records.
+  std::vector<std::string> targets() const;
+  bool captures(const std::string& layer) const;
+};
+
+// The run-time part of one patch (see patch.h for the meaning of each field).
+struct PatchArgs {
+  int64_t mode = 0;
+  std::optional<at::Tensor> value;
+  double scale = 1.0;
+  std::vector<int64_t> channels;
+  std::vector<int64_t> positions;
+};
+
+struct Program {
+  ProgramSpec spec;
+  c10::IValue self;  // the module object the program reads attributes from (keeps a frozen copy alive)
+  std::shared_ptr<torch::jit::GraphFunction> function;
+  std::optional<c10::FunctionSchema> forwardSchema;  // the model's forward, to check inputs
+  std::map<std::string, int> callSites;               // hook points per requested layer
+  std::string numerics;                               // "exact", "optimized" or "frozen"
+  double buildMs = 0;                                 // time taken to build it (once per spec)
+};
+
+struct RunResult {
+  c10::IValue output;                                         // None unless requested
+  std::map<std::string, std::vector<c10::IValue>> captures;  // every call, in call order
+  std::map<std::string, int64_t> calls;                       // hook runs per targeted layer
+};
+
+// The submodules a model has, with whether (and why not) they can be hooked.
+using ModuleSurvey = std::map<std::string, Hookability>;
+
+// Builds the instrumented program. Throws UNKNOWN_LAYER for a path that is not a submodule
+// and UNHOOKABLE_LAYER (with the survey's reason) for one that forward never calls.
+std::shared_ptr<const Program> buildProgram(const torch::jit::Module& module, const ModuleSurvey& survey,
+                                            const ProgramSpec& spec);
+
+// Runs it. `inputs` are forward's arguments (checked and defaulted against forward's schema);
+// `patches` are in spec.patch order.
+RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches);
+
+// Throws LAYER_NOT_RUN, naming them, when a targeted layer's hooks did not run in `result`
+// (its call sites lie in a branch this input did not take).
+void requireAllRan(const Program& program, const RunResult& result);
+
+// Programs of one model, built once per spec; safe to use from several threads.
+class ProgramCache {
+ public:
+  std::shared_ptr<const Program> get(const torch::jit::Module& module, const ModuleSurvey& survey, const ProgramSpec& spec);
+  size_t size();
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<const Program>> programs_;
+};
+
+// For tests and the curious: the module paths still called and the op counts of the fully
+// inlined program, which show what a capture really computes.
+struct ProgramSummary {
+  std::vector<std::string> calledModules;
+  std::map<std::string, int> opCounts;
+  std::string graph;
+  std::string numerics;
+  double buildMs = 0;
+  size_t programsCached = 0;  // programs this model has built so far
+};
+ProgramSummary summarize(const Program& program);
+
+}  // namespace torchscope
