@@ -228,11 +228,19 @@ export function wrapValue(value: unknown): unknown {
 }
 
 /** Replaces Tensors by their native handles, recursively, for passing to native code. */
-export function unwrapValue(value: unknown): unknown {
+export function unwrapValue(value: unknown, within: Set<object> = new Set()): unknown {
   if (value instanceof Tensor) return value.handle;
   if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value;
-  if (Array.isArray(value)) return value.map(unwrapValue);
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = unwrapValue(item);
+  if (within.has(value)) throw invalid('the input contains a cycle (an array or object inside itself)');
+  within.add(value);
+  let out: unknown;
+  if (Array.isArray(value)) {
+    out = value.map((item) => unwrapValue(item, within));
+  } else {
+    const entries: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) entries[key] = unwrapValue(item, within);
+    out = entries;
+  }
+  within.delete(value);
   return out;
 }

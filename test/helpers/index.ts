@@ -147,7 +147,8 @@ export type RefTask =
   | { kind: 'save_state_dict'; model: string; path: string }
   | { kind: 'save_eager_module'; arch: string; path: string }
   | { kind: 'script_unused'; path: string }
-  | { kind: 'script_raises'; path: string };
+  | { kind: 'script_raises'; path: string }
+  | { kind: 'script_branches'; path: string };
 
 export interface RefResult {
   output?: RefValue;
@@ -190,6 +191,21 @@ export function readValue(raw: any): RefValue {
     default:
       return raw as RefValue;
   }
+}
+
+/** Runs a Python reference script (the set-up's Python, PYTHONHASHSEED=0); rejects with its stderr. */
+export function runPythonScript(script: string, args: string[], timeoutMs = 600_000): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    execFile(
+      python(),
+      [script, ...args],
+      { maxBuffer: 64 << 20, timeout: timeoutMs, env: { ...process.env, PYTHONHASHSEED: '0' } },
+      (error, _stdout, stderr) => {
+        if (error) reject(new Error(`${path.basename(script)} failed (${error.message}):\n${stderr}`));
+        else resolve();
+      },
+    );
+  });
 }
 
 /**
@@ -242,17 +258,7 @@ export class Reference {
     fs.writeFileSync(requestFile, JSON.stringify({ out: outDir, cases, tasks: this.tasks }));
     this.cases = [];
     this.tasks = [];
-    await new Promise<void>((resolve, reject) => {
-      execFile(
-        python(),
-        [REFERENCE_SCRIPT, requestFile],
-        { maxBuffer: 64 << 20, timeout: 600_000, env: { ...process.env, PYTHONHASHSEED: '0' } },
-        (error, _stdout, stderr) => {
-          if (error) reject(new Error(`reference.py failed (${error.message}):\n${stderr}`));
-          else resolve();
-        },
-      );
-    });
+    await runPythonScript(REFERENCE_SCRIPT, [requestFile]);
     const index = JSON.parse(fs.readFileSync(path.join(outDir, 'index.json'), 'utf8'));
     const results = new Map<string, RefResult>();
     for (const [id, raw] of Object.entries<any>(index.cases)) {

@@ -24,7 +24,9 @@ One process answers many cases (importing torch costs seconds). The request:
         {"kind": "save_state_dict", "model": "/abs/x.pt", "path": "/tmp/sd.pt"},
         {"kind": "save_eager_module", "arch": "resnet-tiny", "path": "/tmp/m.pt"},
         {"kind": "script_unused", "path": "/tmp/unused.pt"},   # forward never calls .unused
-        {"kind": "script_raises", "path": "/tmp/raises.pt"}    # raises for negative inputs
+        {"kind": "script_raises", "path": "/tmp/raises.pt"},   # raises for negative inputs
+        {"kind": "script_branches", "path": "/tmp/b.pt"}       # .pos runs for inputs with a
+                                                               # positive sum, .neg otherwise
       ]
     }
 
@@ -331,6 +333,24 @@ def run_task(task: dict) -> dict:
 
         torch.manual_seed(0)
         torch.jit.save(torch.jit.script(Refuses().eval()), task["path"])
+    elif kind == "script_branches":
+
+        class Branches(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.pos = torch.nn.Linear(4, 3)
+                self.neg = torch.nn.Linear(4, 3)
+                self.head = torch.nn.Linear(3, 2)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                if bool(x.sum() > 0):
+                    y = self.pos(x)
+                else:
+                    y = self.neg(x)
+                return self.head(y)
+
+        torch.manual_seed(0)
+        torch.jit.save(torch.jit.script(Branches().eval()), task["path"])
     else:
         raise ValueError(f"unknown task {kind!r}")
     return {"kind": kind, "path": task["path"]}

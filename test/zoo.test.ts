@@ -1,0 +1,190 @@
+// The model zoo: architectures this repository did not design (scripts/zoo.py, exported at
+// set-up into models/zoo/): Hugging Face GPT-2 with its LM head, DistilBERT, RoBERTa, ViT,
+// MobileNetV3/EfficientNet/ConvNeXt-style CNNs, scripted and traced LSTM, GRU and
+// TransformerEncoder, a UNet, dict and list inputs and outputs, float64, bfloat16, modules
+// called repeatedly and in loops. For every model, in exact and optimize modes: forward, the
+// captures of its layers (every call, calls 'all' and 'last') and a zero patch, against eager
+// PyTorch forward hooks computed now by test/python/zoo_reference.py on the same weights and
+// inputs. Exact: 1e-5 absolute; optimize: 1e-4 x max |expected| (the documented bar).
+// Scripted models return what eager returns, compared structure for structure. A trace keeps
+// only the outputs of a submodule that are used and flattens nested tuples and dicts (traced
+// LSTM: (out, h, c) for eager's (out, (h, c)); a Hugging Face attention: its context tensor
+// alone): there the captured tensors are compared, in order, with the first ones eager's hook
+// saw.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import * as torch from '../lib';
+import {
+  describeValue,
+  expectClose,
+  expectValueClose,
+  MODELS,
+  readValue,
+  RefValue,
+  refInput,
+  relativeTolerance,
+  removeDir,
+  ROOT,
+  runPythonScript,
+  scratchDir,
+  Tolerance,
+} from './helpers';
+
+const ZOO = path.join(MODELS, 'zoo');
+const ZOO_REFERENCE = path.join(ROOT, 'test', 'python', 'zoo_reference.py');
+const EXACT_TOL = 1e-5;
+const OPTIMIZE_TOL = relativeTolerance(1e-4);
+
+interface ZooEntry {
+  name: string;
+  file: string;
+  mode: 'script' | 'trace';
+  family: string;
+  dtype: string;
+  capture: string[];
+  multiCall: string[];
+  patch: string;
+  notes: string;
+}
+
+interface ZooResult {
+  inputs: RefValue[];
+  output: RefValue;
+  captures: Record<string, RefValue[]>;
+}
+
+const manifest = JSON.parse(fs.readFileSync(path.join(ZOO, 'manifest.json'), 'utf8')) as { models: ZooEntry[] };
+const entries = manifest.models;
+
+let dir: string;
+let results: Map<string, ZooResult>;
+
+beforeAll(async () => {
+  dir = scratchDir('zoo');
+  const cases = entries.flatMap((e) => [
+    { id: `${e.name}/plain`, model: e.name, seed: 0, capture: e.capture },
+    { id: `${e.name}/patch`, model: e.name, seed: 0, capture: e.capture, patch: { [e.patch]: { mode: 'zero' } } },
+  ]);
+  const out = path.join(dir, 'out');
+  const request = path.join(dir, 'request.json');
+  fs.writeFileSync(request, JSON.stringify({ out, zoo: ZOO, cases }));
+  await runPythonScript(ZOO_REFERENCE, [request]);
+  const index = JSON.parse(fs.readFileSync(path.join(out, 'index.json'), 'utf8'));
+  results = new Map();
+  for (const [id, raw] of Object.entries<any>(index.cases)) {
+    if (raw.error) throw new Error(`zoo reference case '${id}' failed in Python: ${raw.error}`);
+    results.set(id, {
+      inputs: raw.inputs.map(readValue),
+      output: readValue(raw.output),
+      captures: Object.fromEntries(Object.entries<any[]>(raw.captures).map(([k, v]) => [k, v.map(readValue)])),
+    });
+  }
+}, 600_000);
+
+afterAll(() => removeDir(dir));
+
+function reference(id: string): ZooResult {
+  const result = results?.get(id);
+  if (!result) throw new Error(`no zoo reference result '${id}' (did the reference run in beforeAll fail?)`);
+  return result;
+}
+
+/** The tensors of a value, depth first (dict values in their order), Nones dropped. */
+function tensorsOf(value: RefValue): Extract<RefValue, { type: 'tensor' }>[] {
+  if (value.type === 'tensor') return [value];
+  if (value.type === 'tuple') return value.items.flatMap(tensorsOf);
+  if (value.type === 'dict') return Object.values(value.items).flatMap(tensorsOf);
+  return [];
+}
+
+function actualTensorsOf(value: torch.Value): torch.Tensor[] {
+  if (value instanceof torch.Tensor) return [value];
+  if (Array.isArray(value)) return value.flatMap(actualTensorsOf);
+  if (value !== null && typeof value === 'object') return Object.values(value).flatMap(actualTensorsOf);
+  return [];
+}
+
+/** A captured value against eager's (see the header for traces). */
+function expectCaptureClose(entry: ZooEntry, actual: torch.Value, expected: RefValue, tol: Tolerance, label: string): void {
+  if (entry.mode === 'script') {
+    expectValueClose(actual, expected, tol, label);
+    return;
+  }
+  const got = actualTensorsOf(actual);
+  const want = tensorsOf(expected);
+  if (got.length === 0 || got.length > want.length) {
+    throw new Error(`${label}: the trace's ${describeValue(actual)} is not a prefix of eager's ${want.length} tensors`);
+  }
+  got.forEach((t, i) => expectClose(t, want[i], typeof tol === 'number' ? tol : tol(want[i]), `${label} tensor ${i}`));
+}
+
+test('the zoo has at least 12 architectures, each with 3+ captured layers', () => {
+  const architectures = new Set(entries.map((e) => e.name.replace(/-(scripted|traced)$/, '')));
+  expect(architectures.size).toBeGreaterThanOrEqual(12);
+  for (const entry of entries) expect(entry.capture.length).toBeGreaterThanOrEqual(3);
+});
+
+describe.each(entries)('$name: $family', (entry) => {
+  test('every captured and patched layer is hookable (model.modules())', async () => {
+    const model = await torch.load(path.join(ZOO, entry.file));
+    try {
+      const byPath = new Map(model.modules().map((m) => [m.path, m]));
+      for (const layer of [...entry.capture, entry.patch]) {
+        expect({ layer, ...byPath.get(layer) }).toMatchObject({ layer, hookable: true });
+      }
+      for (const layer of entry.multiCall) expect(byPath.get(layer)!.callSites).toBeGreaterThanOrEqual(1);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  describe.each([
+    ['exact', false, EXACT_TOL],
+    ['optimize', true, OPTIMIZE_TOL],
+  ] as [string, boolean, Tolerance][])('%s', (_mode, optimize, tol) => {
+    let model: torch.Model;
+    let inputs: torch.Input[];
+    beforeAll(async () => {
+      model = await torch.load(path.join(ZOO, entry.file), { optimize });
+    });
+    beforeEach(() => {
+      // Fresh inputs per test: a model may change its inputs in place.
+      inputs = reference(`${entry.name}/plain`).inputs.map(refInput);
+    });
+    afterAll(() => model?.dispose());
+
+    test('forward equals eager', async () => {
+      expectValueClose(await model.forward(...inputs), reference(`${entry.name}/plain`).output, tol, 'output');
+    });
+
+    test(`captures of ${entry.capture.join(', ')}: every call equals eager forward hooks`, async () => {
+      const eager = reference(`${entry.name}/plain`).captures;
+      const all = (await torch.activations(model, { layers: entry.capture, calls: 'all' }, ...inputs)) as Record<string, torch.Value[]>;
+      for (const layer of entry.capture) {
+        expect({ layer, calls: all[layer].length }).toEqual({ layer, calls: eager[layer].length });
+        eager[layer].forEach((call, i) => expectCaptureClose(entry, all[layer][i], call, tol, `${layer} call ${i}`));
+      }
+      for (const layer of entry.multiCall) expect({ layer, calls: eager[layer].length > 1 }).toEqual({ layer, calls: true });
+      const last = (await torch.activations(model, entry.capture, ...refInputs(entry))) as Record<string, torch.Value>;
+      for (const layer of entry.capture) expectCaptureClose(entry, last[layer], eager[layer][eager[layer].length - 1], tol, `${layer} (last)`);
+    });
+
+    test(`a zero patch of ${entry.patch}: output and captures equal eager's, and the output changed`, async () => {
+      const eager = reference(`${entry.name}/patch`);
+      const result = await torch.run(model, inputs, { patch: { [entry.patch]: { zero: true } }, capture: entry.capture, calls: 'all' });
+      expect(result.notRun).toEqual([]);
+      expectValueClose(result.output, eager.output, tol, 'patched output');
+      for (const layer of entry.capture) {
+        const calls = result.activations[layer] as torch.Value[];
+        expect({ layer, calls: calls.length }).toEqual({ layer, calls: eager.captures[layer].length });
+        eager.captures[layer].forEach((call, i) => expectCaptureClose(entry, calls[i], call, tol, `${layer} call ${i} (patched)`));
+      }
+      expect(() => expectValueClose(result.output, reference(`${entry.name}/plain`).output, EXACT_TOL)).toThrow();
+    });
+  });
+});
+
+function refInputs(entry: ZooEntry): torch.Input[] {
+  return reference(`${entry.name}/plain`).inputs.map(refInput);
+}
