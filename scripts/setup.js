@@ -10,7 +10,7 @@
 //      otherwise build the addon against the libtorch found with cmake-js (Node-API headers
 //      from npm, no download);
 //   3. in a development checkout: compile the TypeScript (first: step 1 uses it) and export the
-//      test/demo models and the model zoo (scripts/zoo.py).
+//      test/demo models and the model zoo (scripts/zoo/).
 // What was found is recorded in .torchscope/config.json (scripts/config.js reads it).
 'use strict';
 const { spawnSync } = require('child_process');
@@ -184,7 +184,7 @@ function main() {
     log('exporting models to models/');
     run(python, [path.join('scripts', 'export-models.py')]);
     log('exporting the model zoo to models/zoo/');
-    run(python, [path.join('scripts', 'zoo.py')]);
+    run(python, [path.join('scripts', 'zoo')]);
     // After the export: a seeded (non-pretrained) export removes a stale bert-vocab.txt.
     run(process.execPath, [path.join('scripts', 'convert-vocab.js')]);
     // The prebuild npm pack ships and test/consumer.test.ts installs; from the build just made.

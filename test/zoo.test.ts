@@ -1,4 +1,4 @@
-// The model zoo: architectures this repository did not design (scripts/zoo.py, exported at
+// The model zoo: architectures this repository did not design (scripts/zoo/, exported at
 // set-up into models/zoo/): Hugging Face GPT-2 with its LM head, DistilBERT, RoBERTa, ViT,
 // MobileNetV3/EfficientNet/ConvNeXt-style CNNs, scripted and traced LSTM, GRU and
 // TransformerEncoder, a UNet, dict and list inputs and outputs, float64, bfloat16, modules

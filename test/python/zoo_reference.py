@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Eager PyTorch reference for the model zoo (scripts/zoo.py): forward hooks on the eager
+"""Eager PyTorch reference for the model zoo (scripts/zoo/): forward hooks on the eager
 module, with the exported file's weights, on inputs made here.
 
     python test/python/zoo_reference.py REQUEST.json
 
     {
       "out": "/tmp/dir",
-      "zoo": "/abs/models/zoo",                 # where scripts/zoo.py wrote <name>.pt
+      "zoo": "/abs/models/zoo",                 # where scripts/zoo/ wrote <name>.pt
       "cases": [
         {
           "id": "gru-traced/patch",
