@@ -19,6 +19,8 @@ module.exports = {
     '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/test/tsconfig.json' }],
   },
   moduleFileExtensions: ['ts', 'js', 'json', 'node'],
+  // Compiles lib/ to dist/lib for the suites that run it in child processes (test/children/).
+  globalSetup: '<rootDir>/test/global-setup.js',
   // BERT-base and ResNet-18 on a 2-core machine: give each test room, but not forever.
   testTimeout: 120_000,
   maxWorkers: 2,

@@ -3,6 +3,7 @@
 // The addon is loaded on first use, after the libtorch it was built for (lib/libtorch.ts).
 import * as fs from 'fs';
 import * as path from 'path';
+import { isMainThread } from 'worker_threads';
 
 import { TorchscopeError } from './errors';
 import { addonLibtorchVersion, findLibtorch, LibtorchSearch, preloadLibtorch } from './libtorch';
@@ -98,6 +99,8 @@ export interface NativeBinding {
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   buildInfo(): NativeBuildInfo;
+  /** Drops queued calls and waits for the one in flight (process exit). */
+  stopComputeThread(): void;
 }
 
 // The package root holds package.json: one level up from lib/ (sources, as jest runs them),
@@ -181,6 +184,9 @@ export function binding(): NativeBinding {
     preloadLibtorch(plan.search!.match!);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     loaded = require(plan.file!) as NativeBinding;
+    // exit() would run libtorch's static destructors under a call in flight (native/async_work.h).
+    const binding = loaded;
+    if (isMainThread) process.once('exit', () => binding.stopComputeThread());
   } catch (error) {
     throw new TorchscopeError('ADDON_LOAD', `could not load ${plan.file} with libtorch ${plan.builtFor} at ${plan.search!.match!.dir}: ${(error as Error).message}`);
   }

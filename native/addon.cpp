@@ -16,7 +16,13 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   TensorHandle::define(env, exports);
   ModelHandle::define(env, exports);
   MaximizeSession::define(env, exports);
+  CancelToken::define(env, exports);
   deviceExports(env, exports);
+  // [sync] at process exit, from the main thread (lib/native.ts): see async_work.h.
+  exports.Set("stopComputeThread", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                stopComputeThread();
+                return info.Env().Undefined();
+              }));
   return exports;
 }
 

@@ -1,6 +1,7 @@
 #include "async_work.h"
 
 #include <condition_variable>
+#include <algorithm>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -9,10 +10,36 @@
 #include "errors.h"
 
 namespace torchscope {
+
+// A call as the compute thread sees it: C++ only. Its JS side (the promise, the references
+// keeping wrappers alive) stays in AddonData::pending on the JS thread, found again by id.
+struct Job;
+void settleCompletion(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job);
+using CompletionChannel = Napi::TypedThreadSafeFunction<std::nullptr_t, Job, settleCompletion>;
+
+// The compute thread's way back into one environment. Closed by the environment's cleanup
+// hook, after which the compute thread never touches the environment again.
+struct Channel {
+  std::mutex mutex;
+  bool open = true;
+  CompletionChannel completions;
+};
+
+struct Job {
+  std::shared_ptr<Channel> channel;
+  uint64_t id;
+  const char* fallbackCode;
+  WorkFn work;
+  ResolveFn resolve;
+  CancelFlag cancel;
+  bool failed = false;
+  ErrorInfo error;
+};
+
 namespace {
 
-// The process-wide compute thread. Never joined: it lives until the process exits, and a
-// static std::thread would terminate() at exit while joinable.
+// The process-wide compute thread. Never joined: it lives until the process exits (a static
+// std::thread would terminate() at exit while joinable); at exit it is stopped, see stop().
 class ComputeThread {
  public:
   static ComputeThread& instance() {
@@ -20,98 +47,203 @@ class ComputeThread {
     return *thread;
   }
 
-  void post(std::function<void()> job) {
+  void post(std::unique_ptr<Job> job) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;  // the process is exiting: the call never settles
       jobs_.push_back(std::move(job));
     }
-    ready_.notify_one();
+    changed_.notify_all();
   }
+
+  // At process exit: drop the queue and wait for the call in flight, so that exit() never
+  // runs libtorch's static destructors under it.
+  void stop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    stopping_ = true;
+    jobs_.clear();
+    changed_.wait(lock, [this] { return current_ == nullptr; });
+  }
+
+  // At an environment's cleanup (its channel closed): drop its queued calls and wait for its
+  // call in flight, which stops early where it can (workCancelled()). The process may exit as
+  // soon as the last environment is gone, and must not exit under a running call.
+  void forget(const std::shared_ptr<Channel>& channel) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    jobs_.erase(std::remove_if(jobs_.begin(), jobs_.end(), [&](const auto& job) { return job->channel == channel; }),
+                jobs_.end());
+    changed_.wait(lock, [&] { return current_ == nullptr || current_->channel != channel; });
+  }
+
+  // The compute thread's current call, for workCancelled().
+  static thread_local Job* running;
 
  private:
   ComputeThread() : thread_([this] { loop(); }) { thread_.detach(); }
 
   void loop() {
     for (;;) {
-      std::function<void()> job;
+      std::unique_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        ready_.wait(lock, [this] { return !jobs_.empty(); });
+        changed_.wait(lock, [this] { return !jobs_.empty(); });
         job = std::move(jobs_.front());
         jobs_.pop_front();
+        current_ = job.get();
       }
-      job();
+      running = job.get();
+      run(*job);
+      running = nullptr;
+      deliver(std::move(job));
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        current_ = nullptr;
+      }
+      changed_.notify_all();
     }
   }
 
+
+ public:
+  static bool isOpen(Channel& channel) {
+    std::lock_guard<std::mutex> lock(channel.mutex);
+    return channel.open;
+  }
+
+ private:
+  static void run(Job& job) {
+    if (!isOpen(*job.channel)) return;  // its environment is gone: nobody waits for it
+    if (job.cancel && job.cancel->load()) {
+      job.error = {code::kAborted, "the call was aborted before it started", ""};
+      job.failed = true;
+      return;
+    }
+    try {
+      job.work();
+    } catch (...) {
+      job.error = describeException(std::current_exception(), job.fallbackCode);
+      job.failed = true;
+    }
+  }
+
+  void deliver(std::unique_ptr<Job> job) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+    }
+    std::shared_ptr<Channel> channel = job->channel;
+    std::lock_guard<std::mutex> lock(channel->mutex);
+    if (!channel->open) return;
+    // Owned by the channel's queue from here on: settle() (or its teardown call) frees it.
+    if (channel->completions.NonBlockingCall(job.get()) == napi_ok) job.release();
+  }
+
   std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<std::function<void()>> jobs_;
+  std::condition_variable changed_;
+  std::deque<std::unique_ptr<Job>> jobs_;
+  Job* current_ = nullptr;
+  bool stopping_ = false;
   std::thread thread_;
 };
 
-struct Job {
-  Napi::Promise::Deferred deferred;
-  std::vector<Napi::ObjectReference> keepAlive;
-  const char* fallbackCode;
-  WorkFn work;
-  ResolveFn resolve;
-  bool failed = false;
-  ErrorInfo error;
-};
+thread_local Job* ComputeThread::running = nullptr;
 
-void runJob(Job& job) {
-  try {
-    job.work();
-  } catch (...) {
-    job.error = describeException(std::current_exception(), job.fallbackCode);
-    job.failed = true;
-  }
-}
-
-// JS thread: settle the promise and let the process exit once nothing is pending.
-void settle(Napi::Env env, Napi::Function, Job* job) {
-  if (env == nullptr) return;  // environment shutting down: nothing left to settle
+// Nothing in here may throw: an exception escaping a thread-safe function's callback
+// terminates the process.
+void settleJob(Napi::Env env, Job* job) noexcept {
   std::unique_ptr<Job> owned(job);
   AddonData& data = addonData(env);
-  if (--data.pendingJobs == 0) data.completions.Unref(env);
+  auto found = data.pending.find(job->id);
+  if (found == data.pending.end()) return;
+  PendingCall call = std::move(found->second);
+  data.pending.erase(found);
+  if (data.pending.empty()) data.channel->completions.Unref(env);
   Napi::HandleScope scope(env);
-  if (job->failed) {
-    job->deferred.Reject(toJsError(env, job->error).Value());
-    return;
-  }
   try {
-    job->deferred.Resolve(job->resolve(env));
-  } catch (const Napi::Error& e) {
-    job->deferred.Reject(e.Value());
+    if (job->failed) {
+      call.deferred.Reject(toJsError(env, job->error).Value());
+      return;
+    }
+    try {
+      call.deferred.Resolve(job->resolve(env));
+    } catch (...) {
+      call.deferred.Reject(toJsError(env, describeException(std::current_exception(), code::kInternal)).Value());
+    }
   } catch (...) {
-    job->deferred.Reject(toJsError(env, describeException(std::current_exception(), code::kInternal)).Value());
+    // The environment is terminating (worker.terminate()): JS can run no more.
   }
 }
 
 }  // namespace
 
-void initAsyncWork(Napi::Env env) {
-  AddonData& data = addonData(env);
-  data.completions = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                                   "torchscope-completions", 0, 1);
-  // Referenced only while work is pending, so an idle addon never keeps the process alive.
-  data.completions.Unref(env);
+// env is null when the channel is torn down with calls still queued: free them.
+void settleCompletion(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job) {
+  if (env == nullptr) {
+    delete job;
+    return;
+  }
+  settleJob(env, job);
 }
 
-Napi::Promise queueWork(Napi::Env env, const char* fallbackCode, WorkFn work, ResolveFn resolve,
-                        const std::vector<Napi::Object>& keepAlive) {
-  auto* job = new Job{Napi::Promise::Deferred::New(env), {}, fallbackCode, std::move(work), std::move(resolve)};
-  for (const auto& object : keepAlive) job->keepAlive.push_back(Napi::Persistent(object));
-  Napi::Promise promise = job->deferred.Promise();
+void initAsyncWork(Napi::Env env) {
   AddonData& data = addonData(env);
-  if (data.pendingJobs++ == 0) data.completions.Ref(env);
-  Napi::ThreadSafeFunction completions = data.completions;
-  ComputeThread::instance().post([job, completions]() mutable {
-    runJob(*job);
-    completions.NonBlockingCall(job, settle);
+  data.channel = std::make_shared<Channel>();
+  data.channel->completions = CompletionChannel::New(env, "torchscope-completions", 0, 1);
+  // Referenced only while work is pending, so an idle addon never keeps the process alive.
+  data.channel->completions.Unref(env);
+  // Registered after the channel's thread-safe function: cleanup hooks run last-in first-out,
+  // so the channel is closed before Node tears the thread-safe function down.
+  env.AddCleanupHook([env, channel = data.channel] {
+    {
+      std::lock_guard<std::mutex> lock(channel->mutex);
+      channel->open = false;
+    }
+    ComputeThread::instance().forget(channel);
+    addonData(env).releaseReferences();
   });
+}
+
+bool workCancelled() {
+  Job* job = ComputeThread::running;
+  return job != nullptr && ((job->cancel && job->cancel->load()) || !ComputeThread::isOpen(*job->channel));
+}
+
+void stopComputeThread() { ComputeThread::instance().stop(); }
+
+Napi::Promise queueWork(Napi::Env env, const char* fallbackCode, WorkFn work, ResolveFn resolve,
+                        const std::vector<Napi::Object>& keepAlive, CancelFlag cancel) {
+  AddonData& data = addonData(env);
+  const uint64_t id = ++data.nextCall;
+  PendingCall call{Napi::Promise::Deferred::New(env), {}};
+  for (const auto& object : keepAlive) call.keepAlive.push_back(Napi::Persistent(object));
+  Napi::Promise promise = call.deferred.Promise();
+  if (data.pending.empty()) data.channel->completions.Ref(env);
+  data.pending.emplace(id, std::move(call));
+  ComputeThread::instance().post(std::unique_ptr<Job>(
+      new Job{data.channel, id, fallbackCode, std::move(work), std::move(resolve), std::move(cancel)}));
   return promise;
+}
+
+void CancelToken::define(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "CancelToken", {InstanceMethod<&CancelToken::cancel>("cancel")});
+  addonData(env).cancelTokenClass = Napi::Persistent(cls);
+  exports.Set("CancelToken", cls);
+}
+
+CancelToken::CancelToken(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CancelToken>(info) {}
+
+CancelFlag CancelToken::flagOf(Napi::Value value) {
+  Napi::Env env = value.Env();
+  if (value.IsUndefined() || value.IsNull()) return nullptr;
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(addonData(env).cancelTokenClass.Value())) {
+    throwJs(env, code::kInvalidArgument, "expected a CancelToken");
+  }
+  return Unwrap(value.As<Napi::Object>())->flag_;
+}
+
+Napi::Value CancelToken::cancel(const Napi::CallbackInfo& info) {
+  flag_->store(true);
+  return info.Env().Undefined();
 }
 
 }  // namespace torchscope

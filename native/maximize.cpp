@@ -210,7 +210,9 @@ Napi::Value MaximizeSession::steps(const Napi::CallbackInfo& info) {
   return queueWork(
       env, code::kRuntime,
       [state, count, objectives] {
-        for (int64_t i = 0; i < count && !state->aborted.load(); ++i) objectives->push_back(state->runStep());
+        for (int64_t i = 0; i < count && !state->aborted.load() && !workCancelled(); ++i) {
+          objectives->push_back(state->runStep());
+        }
       },
       [state, objectives](Napi::Env env) -> Napi::Value {
         Napi::Object out = Napi::Object::New(env);

@@ -1,0 +1,29 @@
+// A process that ends, or a worker that is terminated, while torchscope calls are queued or
+// running: the compute thread never calls into an environment that is gone, queued calls are
+// dropped, exit waits for the call in flight (native/async_work.h). Each scenario runs in child
+// processes (test/children/lifetime.js), several times: exit code 0, no signal.
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+
+import { modelPath } from './helpers';
+
+const CHILD = path.join(__dirname, 'children', 'lifetime.js');
+
+function runChild(scenario: string): { status: number | null; signal: string | null; output: string } {
+  const result = spawnSync(process.execPath, [CHILD, scenario, modelPath('resnet18.pt')], { encoding: 'utf8', timeout: 120_000 });
+  return { status: result.status, signal: result.signal, output: `${result.stdout}${result.stderr}`.slice(-2000) };
+}
+
+describe.each([
+  ['exit-queued', 'process.exit(0) 5 ms after queuing 50 forwards', 10],
+  ['exit-maximize', 'process.exit(0) during maximize', 3],
+  ['worker-capture', 'worker.terminate() while the worker captures layer4', 5],
+  ['worker-maximize', 'worker.terminate() during the worker\'s maximize', 5],
+  ['worker-load', 'worker.terminate() while the worker loads a model', 3],
+])('%s: %s', (scenario, _what, runs) => {
+  test(`exits 0 without a signal, ${runs} runs out of ${runs}`, () => {
+    const outcomes = Array.from({ length: runs }, () => runChild(scenario));
+    for (const outcome of outcomes) expect(outcome).toMatchObject({ status: 0, signal: null });
+    if (scenario.startsWith('worker-')) for (const outcome of outcomes) expect(outcome.output).toContain('ok');
+  }, 300_000);
+});
