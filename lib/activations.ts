@@ -3,7 +3,8 @@
 import { callSite, CallSite, failure, settle } from './errors';
 import { NativePatch, NativeValue } from './native';
 import { Input, Model, unwrapInputs, Value } from './model';
-import { Tensor, wrapValue } from './tensor';
+import { cancellable } from './signal';
+import { disposeValue, Tensor, wrapValue } from './tensor';
 
 /** Which calls of a module called several times in one forward to keep. */
 export type Calls = 'last' | 'all';
@@ -14,6 +15,8 @@ export interface CaptureRequest {
   calls?: Calls;
   /** See RunOptions.allowNotRun. */
   allowNotRun?: boolean;
+  /** Aborts the call while it waits behind other calls; a running call is not interrupted. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -43,13 +46,26 @@ export interface RunOptions {
    * is null (calls 'last') or [] (calls 'all'), and the layer is listed in `notRun`.
    */
   allowNotRun?: boolean;
+  /** Aborts the call while it waits behind other calls; a running call is not interrupted. */
+  signal?: AbortSignal;
 }
 
-export interface RunResult {
+export interface RunResult extends Disposable {
   output: Value;
   activations: Record<string, Value>;
   /** Captured or patched layers whose hooks did not run (only with allowNotRun). */
   notRun: string[];
+  /** Frees every tensor of the output and the activations now (`using result = await torch.run(...)`). */
+  dispose(): void;
+}
+
+/** A record of activations that frees all its tensors with `using` / [Symbol.dispose](). */
+export type ActivationRecord = Record<string, Value> & Disposable;
+
+// Not enumerable: Object.keys and for..in see the layers only.
+function disposable<T extends object>(target: T, values: () => unknown): T & Disposable {
+  Object.defineProperty(target, Symbol.dispose, { value: () => disposeValue(values()), enumerable: false });
+  return target as T & Disposable;
 }
 
 const patchModes = { set: 0, zero: 1, add: 2, scale: 3 } as const;
@@ -114,7 +130,7 @@ async function runInstrumented(model: Model, inputs: Input[], options: RunOption
   model.checkLayers([...capture, ...patches.map(([layer]) => layer)], site);
   const handle = model.native(site);
   const request = { capture, patch: patches.map(([layer, spec]) => toNativePatch(layer, spec, site)), output: wantOutput };
-  const result = await settle(() => handle.run(unwrapInputs(inputs), request), site);
+  const result = await cancellable(options.signal, site, (cancel) => handle.run(unwrapInputs(inputs), request, cancel));
   const notRun = Object.keys(result.calls).filter((layer) => result.calls[layer] === 0);
   if (notRun.length && options.allowNotRun !== true) {
     const patched = notRun.filter((layer) => options.patch?.[layer] !== undefined);
@@ -126,9 +142,12 @@ async function runInstrumented(model: Model, inputs: Input[], options: RunOption
       site,
     );
   }
-  const activations: Record<string, Value> = {};
-  for (const layer of capture) activations[layer] = pickCalls(result.captures[layer], calls);
-  return { output: wrapValue(result.output) as Value, activations, notRun };
+  const record: Record<string, Value> = {};
+  for (const layer of capture) record[layer] = pickCalls(result.captures[layer], calls);
+  const activations: ActivationRecord = disposable(record, () => record);
+  const output = wrapValue(result.output) as Value;
+  const dispose = () => disposeValue([output, activations]);
+  return { output, activations, notRun, dispose, [Symbol.dispose]: dispose };
 }
 
 /**
@@ -136,17 +155,23 @@ async function runInstrumented(model: Model, inputs: Input[], options: RunOption
  * (a record by layer name), from one forward pass that stops after the last requested layer.
  */
 export function activations(model: Model, layer: string, ...inputs: Input[]): Promise<Value>;
-export function activations(model: Model, layers: string[], ...inputs: Input[]): Promise<Record<string, Value>>;
+export function activations(model: Model, layers: string[], ...inputs: Input[]): Promise<ActivationRecord>;
 export function activations(model: Model, request: CaptureRequest & { layers: string }, ...inputs: Input[]): Promise<Value>;
-export function activations(model: Model, request: CaptureRequest & { layers: string[] }, ...inputs: Input[]): Promise<Record<string, Value>>;
-export async function activations(model: Model, what: string | string[] | CaptureRequest, ...inputs: Input[]): Promise<Value | Record<string, Value>> {
+export function activations(model: Model, request: CaptureRequest & { layers: string[] }, ...inputs: Input[]): Promise<ActivationRecord>;
+export async function activations(model: Model, what: string | string[] | CaptureRequest, ...inputs: Input[]): Promise<Value | ActivationRecord> {
   const site = callSite(activations);
   if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'activations(model, layer, ...inputs): model must come from torch.load()', site);
   const request: CaptureRequest = typeof what === 'string' || Array.isArray(what) ? { layers: what } : what;
   const single = typeof request.layers === 'string';
   const layers = single ? [request.layers as string] : (request.layers as string[]);
   if (!Array.isArray(layers) || layers.length === 0) throw failure('INVALID_ARGUMENT', 'name at least one layer', site);
-  const result = await runInstrumented(model, inputs, { capture: layers, calls: request.calls, allowNotRun: request.allowNotRun }, false, site);
+  const result = await runInstrumented(
+    model,
+    inputs,
+    { capture: layers, calls: request.calls, allowNotRun: request.allowNotRun, signal: request.signal },
+    false,
+    site,
+  );
   return single ? result.activations[layers[0]] : result.activations;
 }
 

@@ -26,7 +26,16 @@ export async function image(source: string | Buffer | Uint8Array, options: Image
   if (normalize !== 'imagenet' && normalize !== 'none' && normalize !== false) {
     throw failure('INVALID_ARGUMENT', `normalize must be 'imagenet' or 'none', got ${JSON.stringify(normalize)}`, site);
   }
-  let pipeline = sharp(source).removeAlpha().toColourspace('srgb');
+  if (typeof source !== 'string' && !(source instanceof Uint8Array)) {
+    throw failure('INVALID_ARGUMENT', 'image(source): source is a file path, a Buffer or a Uint8Array', site);
+  }
+  if (typeof source !== 'string' && source.length === 0) throw failure('INVALID_ARGUMENT', 'cannot decode image: the buffer is empty', site);
+  let pipeline: ReturnType<typeof sharp>;
+  try {
+    pipeline = sharp(source).removeAlpha().toColourspace('srgb');
+  } catch (error) {
+    throw failure('INVALID_ARGUMENT', `cannot decode image: ${(error as Error).message}`, site);
+  }
   if (options.size !== undefined) {
     const [height, width] = typeof options.size === 'number' ? [options.size, options.size] : options.size;
     if (![height, width].every((n) => Number.isInteger(n) && n > 0)) {

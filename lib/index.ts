@@ -1,8 +1,8 @@
 // torchscope: `import * as torch from 'torchscope'`.
 export { TorchscopeError, ErrorCode } from './errors';
-export { Tensor, tensor, zeros, DType, Device, TypedArray, NestedArray } from './tensor';
-export { Model, load, LoadOptions, ModuleInfo, Value, Input } from './model';
-export { activations, run, inspect, PatchSpec, RunOptions, RunResult, CaptureRequest, Calls, ProgramInfo } from './activations';
+export { Tensor, tensor, zeros, disposeValue as dispose, DType, Device, TypedArray, NestedArray } from './tensor';
+export { Model, load, LoadOptions, CallOptions, ModuleInfo, Value, Input } from './model';
+export { activations, run, inspect, PatchSpec, RunOptions, RunResult, ActivationRecord, CaptureRequest, Calls, ProgramInfo } from './activations';
 export { cuda, info, Info } from './device';
 export { image, toPng, saveImage, ImageOptions, PngOptions, IMAGENET_MEAN, IMAGENET_STD } from './image';
 export { maximize, maximizeIter, Objective, TransformSpec, MaximizeOptions, MaximizeProgress, MaximizeResult, MaximizeRun } from './maximize';

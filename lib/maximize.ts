@@ -2,7 +2,7 @@
 // direction or logit fire most, optimised natively with libtorch's autograd (native/maximize.h).
 import { callSite, CallSite, failure, settle } from './errors';
 import { Model } from './model';
-import { NativeMaximizeSession } from './native';
+import { NativeMaximizeRequest, NativeMaximizeSession, NativeObjective } from './native';
 import { Tensor } from './tensor';
 
 export type Objective =
@@ -109,13 +109,13 @@ function needsLayer(objective: Objective): boolean {
   return !('logit' in objective);
 }
 
-function toNativeObjective(objective: Objective): unknown {
+function toNativeObjective(objective: Objective): NativeObjective {
   if ('direction' in objective) return { direction: objective.direction.handle };
   if ('sum' in objective) return { sum: objective.sum.map((t) => ({ weight: t.weight ?? 1, objective: toNativeObjective(t.objective) })) };
   return objective;
 }
 
-function toNativeTransform(transform: TransformSpec, site: CallSite): { kind: string; values: number[] } {
+function toNativeTransform(transform: TransformSpec, site: CallSite): NonNullable<NativeMaximizeRequest['transforms']>[number] {
   const keys = Object.keys(transform ?? {});
   const kind = keys[0] as (typeof transformKinds)[number];
   if (keys.length !== 1 || !transformKinds.includes(kind)) {
@@ -130,7 +130,7 @@ function toNativeTransform(transform: TransformSpec, site: CallSite): { kind: st
 }
 
 interface Plan {
-  native: Record<string, unknown>;
+  native: NativeMaximizeRequest;
   steps: number;
   progressEvery: number;
 }
@@ -206,7 +206,7 @@ function plan(model: Model, layer: string | null, options: MaximizeOptions, site
     steps,
     progressEvery,
     native: {
-      layer: usesLayer ? layer : '',
+      layer: usesLayer ? (layer as string) : '',
       objectives: objectives.map(toNativeObjective),
       image: {
         parameterization,
@@ -239,6 +239,7 @@ async function* drive(model: Model, layer: string | null, options: MaximizeOptio
   if (signal?.aborted) throw failure('ABORTED', 'aborted before the first step', site);
   const handle = model.native(site);
   const session: NativeMaximizeSession = await settle(() => handle.maximize(native), site);
+  // Aborts a chunk in flight; dispose() in `finally` frees the image and Adam's state at once.
   const onAbort = () => session.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
   if (signal?.aborted) session.abort(); // aborted while the session was being set up
@@ -258,6 +259,7 @@ async function* drive(model: Model, layer: string | null, options: MaximizeOptio
     return { image: new Tensor(final.image), input: new Tensor(final.input), objective, steps: objective.length, elapsedMs: performance.now() - start, aborted };
   } finally {
     signal?.removeEventListener('abort', onAbort);
+    session.dispose();
   }
 }
 

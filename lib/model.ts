@@ -2,8 +2,9 @@
 import { promises as fs } from 'fs';
 import { distance } from 'fastest-levenshtein';
 
-import { callSite, CallSite, failure, guard, settle } from './errors';
+import { callSite, CallSite, failure, guard } from './errors';
 import { binding, NativeModel, NativeValue } from './native';
+import { cancellable } from './signal';
 import { Device, Tensor, unwrapValue, wrapValue } from './tensor';
 
 /** What a model returns: tuples and lists become arrays, dicts objects. */
@@ -11,9 +12,34 @@ export type Value = Tensor | Value[] | { [key: string]: Value } | number | strin
 /** What a model takes: tensors mostly; arrays of tensors become List[Tensor]. */
 export type Input = Tensor | number | bigint | boolean | string | null | Input[] | { [key: string]: Input };
 
+/** Options of a single call. */
+export interface CallOptions {
+  /** Aborts the call while it waits behind other calls; a running call is not interrupted. */
+  signal?: AbortSignal;
+}
+
+/** forward(x, { signal }): a last argument that is an object holding only an AbortSignal. */
+function splitCallOptions(args: (Input | CallOptions)[]): { inputs: Input[]; options: CallOptions } {
+  const last = args[args.length - 1] as Record<string, unknown> | undefined;
+  const isOptions =
+    last !== null && typeof last === 'object' && !Array.isArray(last) && !(last instanceof Tensor) &&
+    Object.keys(last).length === 1 && last.signal instanceof AbortSignal;
+  return isOptions ? { inputs: args.slice(0, -1) as Input[], options: last as CallOptions } : { inputs: args as Input[], options: {} };
+}
+
 export interface LoadOptions {
   /** Where the model runs; 'auto' picks the first GPU when one is usable. Default 'cpu'. */
   device?: Device;
+  /**
+   * A TorchScript file is a program. By default a file whose code calls an operator with effects
+   * outside tensor computation (writing or reading files, process-wide state, network) is refused
+   * before any of it runs, naming the operator and the method. true runs such a file. Default false.
+   */
+  trusted?: boolean;
+  /** How far the archive may inflate, in bytes. Default 4 x the file's size + 64 MiB, at most the machine's memory. */
+  maxInflatedBytes?: number;
+  /** Aborts the load while it waits behind other calls. */
+  signal?: AbortSignal;
   /**
    * Run frozen, inference-optimised programs (conv-BN folding, oneDNN layouts): faster, with
    * captured values and outputs within 1e-4 relative of PyTorch's instead of 1e-5 absolute.
@@ -66,11 +92,12 @@ export class Model {
     return this.moduleList.map((m) => ({ ...m }));
   }
 
-  /** Runs forward(...inputs). Outputs come back on the CPU. */
-  async forward(...inputs: Input[]): Promise<Value> {
+  /** Runs forward(...inputs); a last `{ signal }` aborts it while queued. Outputs come back on the CPU. */
+  async forward(...args: (Input | CallOptions)[]): Promise<Value> {
     const site = callSite(this.forward);
     const handle = this.native(site);
-    const result = await settle(() => handle.run(unwrapInputs(inputs), { output: true }), site);
+    const { inputs, options } = splitCallOptions(args);
+    const result = await cancellable(options.signal, site, (cancel) => handle.run(unwrapInputs(inputs), { output: true }, cancel));
     return wrapValue(result.output) as Value;
   }
 
@@ -129,11 +156,16 @@ export async function load(file: string, options: LoadOptions = {}): Promise<Mod
   const site = callSite(load);
   if (typeof file !== 'string') throw failure('INVALID_ARGUMENT', 'load(path): path must be a string', site);
   const device = options.device ?? 'cpu';
+  const maxInflatedBytes = options.maxInflatedBytes;
+  if (maxInflatedBytes !== undefined && !(Number.isSafeInteger(maxInflatedBytes) && maxInflatedBytes > 0)) {
+    throw failure('INVALID_ARGUMENT', 'maxInflatedBytes must be a positive integer', site);
+  }
   try {
     await fs.access(file);
   } catch {
     throw failure('MODEL_LOAD', `no such file: '${file}'`, site);
   }
-  const handle = await settle(() => binding().ModelHandle.load(file, device, options.optimize ?? false), site);
+  const request = { device, optimize: options.optimize ?? false, trusted: options.trusted ?? false, maxInflatedBytes };
+  const handle = await cancellable(options.signal, site, (cancel) => binding().ModelHandle.load(file, request, cancel));
   return new Model(handle, file);
 }

@@ -58,12 +58,57 @@ export interface NativeProgramSummary {
   programsCached: number;
 }
 
+export type NativeObjective =
+  | { channel: number }
+  | { neuron: { channel: number; y?: number; x?: number } }
+  | { direction: NativeTensor }
+  | { logit: number }
+  | { sum: { weight: number; objective: NativeObjective }[] };
+
+/** What native/requests.cpp parseMaximizeSpec reads. */
+export interface NativeMaximizeRequest {
+  /** '' when every objective is a logit. */
+  layer: string;
+  objectives: NativeObjective[];
+  image: {
+    parameterization: 'fft' | 'pixel';
+    range: 'sigmoid' | 'clamp' | 'none';
+    decorrelate: boolean;
+    height: number;
+    width: number;
+    decayPower: number;
+    init?: NativeTensor;
+  };
+  /** Absent: Lucid's standard set. */
+  transforms?: { kind: 'pad' | 'jitter' | 'scale' | 'rotate'; values: number[] }[];
+  regularizers: { l1?: number; l2?: number; tv?: number; blur?: number };
+  normalize: boolean;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  seed: number;
+}
+
 export interface NativeMaximizeSession {
   /** [async] up to n steps; fewer after abort(). */
   steps(n: number): Promise<{ objectives: number[]; aborted: boolean }>;
   abort(): void;
   /** [async] the current image, or the best so far. */
   result(best: boolean): Promise<{ image: NativeTensor; input: NativeTensor; bestStep: number }>;
+  /** Frees the image and optimiser state once a chunk in flight finishes. */
+  dispose(): void;
+}
+
+/** Handed to a call; cancel() makes it reject ABORTED if it has not started yet. */
+export interface NativeCancelToken {
+  cancel(): void;
+}
+
+export interface NativeLoadOptions {
+  device: string;
+  optimize: boolean;
+  trusted: boolean;
+  maxInflatedBytes?: number;
 }
 
 export interface NativeModel {
@@ -71,17 +116,24 @@ export interface NativeModel {
   modules(): [string, string, number, string][];
   device(): string;
   /** [async] */
-  run(inputs: NativeValue[], request: NativeRunRequest): Promise<NativeRunResult>;
+  run(inputs: NativeValue[], request: NativeRunRequest, cancel?: NativeCancelToken): Promise<NativeRunResult>;
   /** [async] */
   inspect(request: NativeRunRequest): Promise<NativeProgramSummary>;
   /** [async] */
-  maximize(spec: Record<string, unknown>): Promise<NativeMaximizeSession>;
+  maximize(request: NativeMaximizeRequest): Promise<NativeMaximizeSession>;
   dispose(): void;
 }
 
 export interface NativeModelClass {
-  /** [async] */
-  load(file: string, device: string, optimize: boolean): Promise<NativeModel>;
+  /** [async] checks the file (native/model_file.h), then loads it. */
+  load(file: string, options: NativeLoadOptions, cancel?: NativeCancelToken): Promise<NativeModel>;
+}
+
+/** The constants native code and lib/ share (test/constants.test.ts compares them). */
+export interface NativeConstants {
+  errorCodes: string[];
+  patchModes: Record<'set' | 'zero' | 'add' | 'scale', number>;
+  napiVersion: number;
 }
 
 export interface NativeBuildInfo {
@@ -96,6 +148,8 @@ export interface NativeBuildInfo {
 export interface NativeBinding {
   TensorHandle: NativeTensorClass;
   ModelHandle: NativeModelClass;
+  CancelToken: new () => NativeCancelToken;
+  constants(): NativeConstants;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   buildInfo(): NativeBuildInfo;

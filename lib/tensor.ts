@@ -1,5 +1,5 @@
 // The public Tensor: a handle to native memory with a zero-copy view for reading.
-import { callSite, failure, guard, invalid, settle } from './errors';
+import { callSite, CallSite, failure, guard, invalid, settle } from './errors';
 import { binding, NativeTensor } from './native';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'int16' | 'int32' | 'int64' | 'bool';
@@ -69,6 +69,9 @@ function shapeOfNested(data: NestedArray): number[] {
 function flatten(data: NestedArray, shape: number[], depth: number, out: (number | boolean)[]): void {
   if (depth === shape.length) {
     if (Array.isArray(data)) throw invalid('ragged nested array: every row must have the same length');
+    if (typeof data !== 'number' && typeof data !== 'boolean' && typeof data !== 'bigint') {
+      throw invalid(`nested arrays hold numbers, booleans or bigints; found ${data === null ? 'null' : typeof data} ${JSON.stringify(data)}`);
+    }
     out.push(data);
     return;
   }
@@ -193,20 +196,29 @@ export function tensor(data: TypedArray | NestedArray, shape?: readonly number[]
     values = convert(flat, dtype);
     if (shape) resolvedShape = [...shape];
   }
-  for (const size of resolvedShape) {
-    if (!Number.isInteger(size) || size < 0) throw invalid(`invalid shape [${resolvedShape}]`, site);
-  }
-  const numel = resolvedShape.reduce((a, b) => a * b, 1);
+  const numel = checkedNumel(resolvedShape, site);
   if (numel !== values.length) {
     throw failure('SHAPE', `shape [${resolvedShape}] needs ${numel} values but ${values.length} were given`, site);
   }
   return new Tensor(guard(() => binding().TensorHandle.fromData(values, resolvedShape, dtype as string), site));
 }
 
+/** The element count of a shape: sizes must be non-negative safe integers, the count too. */
+function checkedNumel(shape: readonly number[], site: CallSite): number {
+  if (!Array.isArray(shape)) throw invalid('a shape is an array of sizes', site);
+  for (const size of shape) {
+    if (!Number.isSafeInteger(size) || size < 0) throw invalid(`invalid shape [${shape}]: sizes are non-negative integers below 2^53`, site);
+  }
+  const numel = shape.reduce((a, b) => a * BigInt(b), 1n);
+  if (numel > BigInt(Number.MAX_SAFE_INTEGER)) throw failure('SHAPE', `shape [${shape}] has ${numel} elements, more than a tensor can hold`, site);
+  return Number(numel);
+}
+
 /** A tensor of zeros. */
 export function zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
   const site = callSite(zeros);
-  const numel = shape.reduce((a, b) => a * b, 1);
+  if (!(dtype in arrayKinds)) throw invalid(`unknown dtype '${dtype}'`, site);
+  const numel = checkedNumel(shape, site);
   let data: TypedArray;
   try {
     data = new arrayKinds[dtype](numel);
@@ -225,6 +237,17 @@ export function wrapValue(value: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) out[key] = wrapValue(item);
   return out;
+}
+
+/** Frees every Tensor in a value (arrays, objects, nested), now. Returns nothing; idempotent. */
+export function disposeValue(value: unknown): void {
+  if (value instanceof Tensor) {
+    value.dispose();
+  } else if (Array.isArray(value)) {
+    value.forEach(disposeValue);
+  } else if (value !== null && typeof value === 'object') {
+    Object.values(value).forEach(disposeValue);
+  }
 }
 
 /** Replaces Tensors by their native handles, recursively, for passing to native code. */

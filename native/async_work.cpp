@@ -62,7 +62,7 @@ class ComputeThread {
     std::unique_lock<std::mutex> lock(mutex_);
     stopping_ = true;
     jobs_.clear();
-    changed_.wait(lock, [this] { return current_ == nullptr; });
+    changed_.wait(lock, [this] { return !busy_; });
   }
 
   // At an environment's cleanup (its channel closed): drop its queued calls and wait for its
@@ -72,11 +72,14 @@ class ComputeThread {
     std::unique_lock<std::mutex> lock(mutex_);
     jobs_.erase(std::remove_if(jobs_.begin(), jobs_.end(), [&](const auto& job) { return job->channel == channel; }),
                 jobs_.end());
-    changed_.wait(lock, [&] { return current_ == nullptr || current_->channel != channel; });
+    changed_.wait(lock, [&] { return !busy_ || busyChannel_ != channel; });
   }
 
-  // The compute thread's current call, for workCancelled().
-  static thread_local Job* running;
+  // The call running now (workCancelled() asks from inside it, on this thread).
+  bool currentCancelled() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return busy_ && ((busyCancel_ && busyCancel_->load()) || !isOpen(*busyChannel_));
+  }
 
  private:
   ComputeThread() : thread_([this] { loop(); }) { thread_.detach(); }
@@ -89,28 +92,28 @@ class ComputeThread {
         changed_.wait(lock, [this] { return !jobs_.empty(); });
         job = std::move(jobs_.front());
         jobs_.pop_front();
-        current_ = job.get();
+        busy_ = true;
+        busyChannel_ = job->channel;
+        busyCancel_ = job->cancel;
       }
-      running = job.get();
       run(*job);
-      running = nullptr;
+      // Busy until the job is handed over or destroyed: its closures may own a model.
       deliver(std::move(job));
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        current_ = nullptr;
+        busy_ = false;
+        busyChannel_.reset();
+        busyCancel_.reset();
       }
       changed_.notify_all();
     }
   }
 
-
- public:
   static bool isOpen(Channel& channel) {
     std::lock_guard<std::mutex> lock(channel.mutex);
     return channel.open;
   }
 
- private:
   static void run(Job& job) {
     if (!isOpen(*job.channel)) return;  // its environment is gone: nobody waits for it
     if (job.cancel && job.cancel->load()) {
@@ -141,12 +144,12 @@ class ComputeThread {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<std::unique_ptr<Job>> jobs_;
-  Job* current_ = nullptr;
+  bool busy_ = false;  // a call runs (or is being delivered); its channel and cancel flag:
+  std::shared_ptr<Channel> busyChannel_;
+  CancelFlag busyCancel_;
   bool stopping_ = false;
   std::thread thread_;
 };
-
-thread_local Job* ComputeThread::running = nullptr;
 
 // Nothing in here may throw: an exception escaping a thread-safe function's callback
 // terminates the process.
@@ -203,10 +206,7 @@ void initAsyncWork(Napi::Env env) {
   });
 }
 
-bool workCancelled() {
-  Job* job = ComputeThread::running;
-  return job != nullptr && ((job->cancel && job->cancel->load()) || !ComputeThread::isOpen(*job->channel));
-}
+bool workCancelled() { return ComputeThread::instance().currentCancelled(); }
 
 void stopComputeThread() { ComputeThread::instance().stop(); }
 

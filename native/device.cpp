@@ -7,6 +7,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include "errors.h"
+#include "patch.h"
 
 namespace torchscope {
 
@@ -50,16 +51,7 @@ extern "C" __attribute__((used)) const char torchscope_build_stamp[] = "TORCHSCO
 
 namespace {
 
-Napi::Value cudaIsAvailable(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), torch::cuda::is_available());
-}
-
-Napi::Value cudaDeviceCount(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));
-}
-
-Napi::Value buildInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+Napi::Value describeBuild(Napi::Env env) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("libtorchVersion", TORCH_VERSION);
   out.Set("cudaBuild", Napi::Boolean::New(env, at::detail::getCUDAHooks().isBuilt()));
@@ -70,12 +62,45 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value cudaIsAvailable(const Napi::CallbackInfo& info) {
+  return entryPoint(info.Env(), code::kDevice, [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); });
+}
+
+Napi::Value cudaDeviceCount(const Napi::CallbackInfo& info) {
+  return entryPoint(info.Env(), code::kDevice, [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));
+  });
+}
+
+Napi::Value buildInfo(const Napi::CallbackInfo& info) {
+  return entryPoint(info.Env(), code::kInternal, [&]() -> Napi::Value { return describeBuild(info.Env()); });
+}
+
+// The addon's shared constants, for lib/ to be checked against (test/constants.test.ts).
+Napi::Value constants(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Array codes = Napi::Array::New(env);
+  for (const char* code : kAllCodes) codes.Set(codes.Length(), code);
+  out.Set("errorCodes", codes);
+  Napi::Object modes = Napi::Object::New(env);
+  modes.Set("set", static_cast<double>(kPatchSet));
+  modes.Set("zero", static_cast<double>(kPatchZero));
+  modes.Set("add", static_cast<double>(kPatchAdd));
+  modes.Set("scale", static_cast<double>(kPatchScale));
+  out.Set("patchModes", modes);
+  out.Set("napiVersion", NAPI_VERSION);
+  return out;
+}
+
+
 }  // namespace
 
 Napi::Object deviceExports(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaIsAvailable", Napi::Function::New(env, cudaIsAvailable));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, cudaDeviceCount));
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
+  exports.Set("constants", Napi::Function::New(env, constants));
   return exports;
 }
 

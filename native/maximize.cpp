@@ -10,6 +10,7 @@
 #include "addon.h"
 #include "async_work.h"
 #include "errors.h"
+#include "resources.h"
 #include "tensor.h"
 
 namespace torchscope {
@@ -150,6 +151,20 @@ struct MaximizeSession::State {
     parameter.addcdiv_(expAvg, denom, -spec.lr / biasCorrection1);
   }
 
+  // Bytes one step holds while its autograd graph is alive, measured on a small probe image and
+  // scaled by the pixel count (activations grow with it), so that a size this machine cannot
+  // hold is refused before it is tried rather than killed part way.
+  uint64_t estimateStepBytes() const {
+    constexpr int64_t side = 64;
+    at::AutoGradMode gradients(true);
+    const uint64_t before = heapInUseBytes();
+    const at::Tensor probe = at::zeros({spec.image.batch, 3, side, side}, at::TensorOptions(model->device)).requires_grad_(true);
+    RunResult run = runProgram(*program, {spec.normalize ? imagenetNormalize(probe) : probe}, {});
+    const uint64_t after = heapInUseBytes();
+    const double scale = static_cast<double>(spec.image.height * spec.image.width) / (side * side);
+    return static_cast<uint64_t>(static_cast<double>(after > before ? after - before : 0) * scale);
+  }
+
   // What the model sees for the current image, without the random transforms.
   at::Tensor modelView(const at::Tensor& image) const { return spec.normalize ? imagenetNormalize(image) : image; }
 };
@@ -158,10 +173,24 @@ void MaximizeSession::define(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "MaximizeSession",
                                    {InstanceMethod<&MaximizeSession::steps>("steps"),
                                     InstanceMethod<&MaximizeSession::abort>("abort"),
-                                    InstanceMethod<&MaximizeSession::result>("result")});
+                                    InstanceMethod<&MaximizeSession::result>("result"),
+                                    InstanceMethod<&MaximizeSession::dispose>("dispose")});
   addonData(env).sessionClass = Napi::Persistent(cls);
   exports.Set("MaximizeSession", cls);
 }
+
+namespace {
+
+// Larger images are probed for the memory a step needs before the run starts.
+constexpr int64_t kProbedPixels = 512 * 512;
+
+// The session's own tensors: the parameter, its gradient, Adam's two moments, the best image.
+int64_t sessionBytes(const MaximizeSpec& spec) {
+  const int64_t pixels = spec.image.batch * 3 * spec.image.height * spec.image.width;
+  return 5 * pixels * static_cast<int64_t>(sizeof(float));
+}
+
+}  // namespace
 
 MaximizeSession::MaximizeSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MaximizeSession>(info) {
   if (info.Length() != 1 || !info[0].IsExternal()) {
@@ -169,10 +198,31 @@ MaximizeSession::MaximizeSession(const Napi::CallbackInfo& info) : Napi::ObjectW
   }
   std::unique_ptr<std::shared_ptr<State>> state(info[0].As<Napi::External<std::shared_ptr<State>>>().Data());
   state_ = std::move(*state);
+  env_ = info.Env();
+  reportedBytes_ = sessionBytes(state_->spec);
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reportedBytes_);
+}
+
+MaximizeSession::~MaximizeSession() { release(); }
+
+void MaximizeSession::release() {
+  if (reportedBytes_ != 0 && env_ != nullptr) Napi::MemoryManagement::AdjustExternalMemory(Napi::Env(env_), -reportedBytes_);
+  reportedBytes_ = 0;
+  if (state_) state_->aborted.store(true);  // a chunk in flight stops at its next step
+  state_.reset();
+}
+
+std::shared_ptr<MaximizeSession::State> MaximizeSession::live(Napi::Env env) const {
+  if (!state_) throwJs(env, code::kDisposed, "this maximize session has been disposed");
+  return state_;
 }
 
 Napi::Value MaximizeSession::start(Napi::Env env, std::shared_ptr<ModelState> model, MaximizeSpec spec,
                                    Napi::Object keepAlive) {
+  // The image and Adam's state alone, before anything is allocated (activations come on top).
+  checkFits(static_cast<uint64_t>(sessionBytes(spec)),
+            "maximize of " + std::to_string(spec.image.batch) + " image(s) of " + std::to_string(spec.image.height) + "x" +
+                std::to_string(spec.image.width));
   auto state = std::make_shared<State>();
   state->model = std::move(model);
   state->spec = std::move(spec);
@@ -192,6 +242,11 @@ Napi::Value MaximizeSession::start(Napi::Env env, std::shared_ptr<ModelState> mo
         // Autograd needs the exact program: oneDNN layouts of optimized ones have no backward.
         programSpec.optimize = false;
         state->program = state->model->program(programSpec);
+        if (spec.image.height * spec.image.width > kProbedPixels && state->model->device.is_cpu()) {
+          checkFits(state->estimateStepBytes() + static_cast<uint64_t>(sessionBytes(spec)),
+                    "one step of maximize at " + std::to_string(spec.image.height) + "x" + std::to_string(spec.image.width) +
+                        " (estimated from a 64x64 probe)");
+        }
         state->generator = at::make_generator<at::CPUGeneratorImpl>(spec.seed);
         state->param = std::make_unique<ImageParam>(spec.image, state->model->device, state->generator);
       },
@@ -204,130 +259,65 @@ Napi::Value MaximizeSession::start(Napi::Env env, std::shared_ptr<ModelState> mo
 
 Napi::Value MaximizeSession::steps(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int64_t count = info[0].As<Napi::Number>().Int64Value();
-  auto state = state_;
-  auto objectives = std::make_shared<std::vector<double>>();
-  return queueWork(
-      env, code::kRuntime,
-      [state, count, objectives] {
-        for (int64_t i = 0; i < count && !state->aborted.load() && !workCancelled(); ++i) {
-          objectives->push_back(state->runStep());
-        }
-      },
-      [state, objectives](Napi::Env env) -> Napi::Value {
-        Napi::Object out = Napi::Object::New(env);
-        Napi::Array values = Napi::Array::New(env, objectives->size());
-        for (size_t i = 0; i < objectives->size(); ++i) values.Set(static_cast<uint32_t>(i), (*objectives)[i]);
-        out.Set("objectives", values);
-        out.Set("aborted", Napi::Boolean::New(env, state->aborted.load()));
-        return out;
-      },
-      {info.This().As<Napi::Object>()});
+  return entryPoint(env, code::kRuntime, [&] {
+    auto state = live(env);
+    if (!info[0].IsNumber()) throw Error(code::kInvalidArgument, "steps(n): n must be a number");
+    const int64_t count = info[0].As<Napi::Number>().Int64Value();
+    auto objectives = std::make_shared<std::vector<double>>();
+    return queueWork(
+        env, code::kRuntime,
+        [state, count, objectives] {
+          for (int64_t i = 0; i < count && !state->aborted.load() && !workCancelled(); ++i) {
+            objectives->push_back(state->runStep());
+          }
+        },
+        [state, objectives](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          Napi::Array values = Napi::Array::New(env, objectives->size());
+          for (size_t i = 0; i < objectives->size(); ++i) values.Set(static_cast<uint32_t>(i), (*objectives)[i]);
+          out.Set("objectives", values);
+          out.Set("aborted", Napi::Boolean::New(env, state->aborted.load()));
+          return out;
+        },
+        {info.This().As<Napi::Object>()});
+  });
 }
 
 Napi::Value MaximizeSession::abort(const Napi::CallbackInfo& info) {
-  state_->aborted.store(true);
+  if (state_) state_->aborted.store(true);
   return info.Env().Undefined();
 }
 
 Napi::Value MaximizeSession::result(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto state = state_;
-  auto image = std::make_shared<at::Tensor>();
-  auto input = std::make_shared<at::Tensor>();
-  const bool best = info[0].ToBoolean();
-  return queueWork(
-      env, code::kRuntime,
-      [state, image, input, best] {
-        at::NoGradGuard noGrad;
-        const bool useBest = best && state->bestImage.defined();
-        *image = (useBest ? state->bestImage : state->param->image()).detach();
-        *input = state->modelView(*image).to(c10::kCPU);
-        *image = image->to(c10::kCPU);
-      },
-      [state, image, input](Napi::Env env) -> Napi::Value {
-        Napi::Object out = Napi::Object::New(env);
-        out.Set("image", TensorHandle::wrap(env, *image));
-        out.Set("input", TensorHandle::wrap(env, *input));
-        out.Set("bestStep", Napi::Number::New(env, static_cast<double>(state->bestStep)));
-        return out;
-      },
-      {info.This().As<Napi::Object>()});
+  return entryPoint(env, code::kRuntime, [&] {
+    auto state = live(env);
+    auto image = std::make_shared<at::Tensor>();
+    auto input = std::make_shared<at::Tensor>();
+    const bool best = info[0].ToBoolean();
+    return queueWork(
+        env, code::kRuntime,
+        [state, image, input, best] {
+          at::NoGradGuard noGrad;
+          const bool useBest = best && state->bestImage.defined();
+          *image = (useBest ? state->bestImage : state->param->image()).detach();
+          *input = state->modelView(*image).to(c10::kCPU);
+          *image = image->to(c10::kCPU);
+        },
+        [state, image, input](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("image", TensorHandle::wrap(env, *image));
+          out.Set("input", TensorHandle::wrap(env, *input));
+          out.Set("bestStep", Napi::Number::New(env, static_cast<double>(state->bestStep)));
+          return out;
+        },
+        {info.This().As<Napi::Object>()});
+  });
 }
 
-namespace {
-
-Objective parseObjective(Napi::Value value) {
-  if (!value.IsObject()) badObjective("an objective is an object like { channel: 10 }");
-  Napi::Object o = value.As<Napi::Object>();
-  Objective objective;
-  auto integer = [&](const char* key) { return o.Get(key).As<Napi::Number>().Int64Value(); };
-  if (o.Has("sum")) {
-    objective.kind = Objective::kSum;
-    auto terms = o.Get("sum").As<Napi::Array>();
-    for (uint32_t i = 0; i < terms.Length(); ++i) {
-      Napi::Object term = terms.Get(i).As<Napi::Object>();
-      const double weight = term.Has("weight") ? term.Get("weight").As<Napi::Number>().DoubleValue() : 1.0;
-      objective.terms.emplace_back(weight, parseObjective(term.Get("objective")));
-    }
-  } else if (o.Has("neuron")) {
-    objective.kind = Objective::kNeuron;
-    Napi::Object neuron = o.Get("neuron").As<Napi::Object>();
-    objective.index = neuron.Get("channel").As<Napi::Number>().Int64Value();
-    if (neuron.Get("y").IsNumber()) objective.y = neuron.Get("y").As<Napi::Number>().Int64Value();
-    if (neuron.Get("x").IsNumber()) objective.x = neuron.Get("x").As<Napi::Number>().Int64Value();
-  } else if (o.Has("direction")) {
-    objective.kind = Objective::kDirection;
-    objective.direction = TensorHandle::unwrap(o.Get("direction"));
-  } else if (o.Has("logit")) {
-    objective.kind = Objective::kLogit;
-    objective.index = integer("logit");
-  } else {
-    objective.kind = Objective::kChannel;
-    objective.index = integer("channel");
-  }
-  return objective;
-}
-
-}  // namespace
-
-MaximizeSpec parseMaximizeSpec(Napi::Object options) {
-  MaximizeSpec spec;
-  spec.layer = options.Get("layer").As<Napi::String>().Utf8Value();
-  auto objectives = options.Get("objectives").As<Napi::Array>();
-  for (uint32_t i = 0; i < objectives.Length(); ++i) spec.objectives.push_back(parseObjective(objectives.Get(i)));
-  Napi::Object image = options.Get("image").As<Napi::Object>();
-  spec.image.parameterization = image.Get("parameterization").As<Napi::String>().Utf8Value();
-  spec.image.range = image.Get("range").As<Napi::String>().Utf8Value();
-  spec.image.decorrelate = image.Get("decorrelate").ToBoolean();
-  spec.image.batch = static_cast<int64_t>(spec.objectives.size());
-  spec.image.height = image.Get("height").As<Napi::Number>().Int64Value();
-  spec.image.width = image.Get("width").As<Napi::Number>().Int64Value();
-  spec.image.decayPower = image.Get("decayPower").As<Napi::Number>().DoubleValue();
-  if (!image.Get("init").IsUndefined()) spec.image.init = TensorHandle::unwrap(image.Get("init"));
-  if (options.Get("transforms").IsArray()) {
-    auto transforms = options.Get("transforms").As<Napi::Array>();
-    static const std::map<std::string, Transform::Kind> kinds = {
-        {"pad", Transform::kPad}, {"jitter", Transform::kJitter}, {"scale", Transform::kScale}, {"rotate", Transform::kRotate}};
-    for (uint32_t i = 0; i < transforms.Length(); ++i) {
-      Napi::Object t = transforms.Get(i).As<Napi::Object>();
-      Transform transform{kinds.at(t.Get("kind").As<Napi::String>().Utf8Value()), {}};
-      auto values = t.Get("values").As<Napi::Array>();
-      for (uint32_t j = 0; j < values.Length(); ++j) transform.values.push_back(values.Get(j).As<Napi::Number>().DoubleValue());
-      spec.transforms.push_back(std::move(transform));
-    }
-  } else {
-    spec.transforms = standardTransforms();
-  }
-  Napi::Object regs = options.Get("regularizers").As<Napi::Object>();
-  auto weight = [&](const char* key) { return regs.Get(key).IsNumber() ? regs.Get(key).As<Napi::Number>().DoubleValue() : 0.0; };
-  spec.regularizers = {weight("l1"), weight("l2"), weight("tv"), weight("blur")};
-  spec.normalize = options.Get("normalize").ToBoolean();
-  spec.lr = options.Get("lr").As<Napi::Number>().DoubleValue();
-  spec.beta1 = options.Get("beta1").As<Napi::Number>().DoubleValue();
-  spec.beta2 = options.Get("beta2").As<Napi::Number>().DoubleValue();
-  spec.seed = static_cast<uint64_t>(options.Get("seed").As<Napi::Number>().Int64Value());
-  return spec;
+Napi::Value MaximizeSession::dispose(const Napi::CallbackInfo& info) {
+  release();
+  return info.Env().Undefined();
 }
 
 }  // namespace torchscope

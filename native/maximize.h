@@ -28,6 +28,9 @@ struct Objective {
   bool needsOutput() const;
 };
 
+// Larger sides are refused before any work (a typo of 100000 would allocate until killed).
+inline constexpr int64_t kMaxImageSide = 16384;
+
 struct MaximizeSpec {
   std::string layer;                  // may be empty when every objective is a logit
   std::vector<Objective> objectives;  // one per batch element
@@ -45,6 +48,7 @@ class MaximizeSession : public Napi::ObjectWrap<MaximizeSession> {
   // [async] a new session for `model` (builds the program and the parameters).
   static Napi::Value start(Napi::Env env, std::shared_ptr<ModelState> model, MaximizeSpec spec, Napi::Object keepAlive);
   explicit MaximizeSession(const Napi::CallbackInfo& info);
+  ~MaximizeSession() override;
 
   struct State;
 
@@ -56,11 +60,17 @@ class MaximizeSession : public Napi::ObjectWrap<MaximizeSession> {
   // [async] result(best) -> { image, input, bestStep }: the current image, or with `best` the
   // one that scored highest so far
   Napi::Value result(const Napi::CallbackInfo& info);
+  // [sync] frees the session (its image and optimiser state) once a chunk in flight finishes;
+  // later calls reject DISPOSED. Idempotent.
+  Napi::Value dispose(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<State> live(Napi::Env env) const;
+  void release();
 
   std::shared_ptr<State> state_;
+  int64_t reportedBytes_ = 0;
+  napi_env env_ = nullptr;
 };
 
-// Parses a maximize request from JS (main thread): objectives, image, transforms, options.
-MaximizeSpec parseMaximizeSpec(Napi::Object options);
 
 }  // namespace torchscope

@@ -21,6 +21,7 @@ struct ModelState {
   std::vector<std::pair<std::string, std::string>> submodules;  // path, type name
   ModuleSurvey survey;                                          // by path: can it be hooked?
   c10::FunctionSchema forwardSchema{"forward", "", {}, {}};     // how JS inputs are converted
+  int64_t bytes = 0;                                            // of its tensors, reported to V8
   ProgramCache programs;
 
   std::shared_ptr<const Program> program(const ProgramSpec& spec) { return programs.get(module, survey, spec); }
@@ -30,15 +31,18 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
  public:
   static void define(Napi::Env env, Napi::Object exports);
   explicit ModelHandle(const Napi::CallbackInfo& info);
+  ~ModelHandle() override;
 
  private:
-  // [async] load(path, device, optimize) -> ModelHandle. Rejects MODEL_LOAD / DEVICE.
+  // [async] load(path, { device, optimize, trusted, maxInflatedBytes }, cancelToken?) -> ModelHandle.
+  //   The file is checked before libtorch loads it (model_file.h). Rejects MODEL_LOAD / DEVICE.
   static Napi::Value load(const Napi::CallbackInfo& info);
   // [sync] [[path, typeName, callSites, whyNotHookable], ...] for every submodule, root ("") first.
   Napi::Value modules(const Napi::CallbackInfo& info);
   // [sync] 'cpu' | 'cuda:N'
   Napi::Value device(const Napi::CallbackInfo& info);
-  // [async] run(inputs[], { capture[], patch: [{layer, mode, value, scale, channels, positions}], output })
+  // [async] run(inputs[], { capture[], patch: [{layer, mode, value, scale, channels, positions}], output },
+  //   cancelToken?)
   //   -> { output, captures: { layer: [value per call] }, calls: { layer: hook runs } }, tensors
   //   brought back to the CPU.
   //   A plain forward is run(inputs, { output: true }).
@@ -52,8 +56,11 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<ModelState> live(Napi::Env env) const;
+  void release();
 
   std::shared_ptr<ModelState> state_;
+  int64_t reportedBytes_ = 0;
+  napi_env env_ = nullptr;
 };
 
 }  // namespace torchscope

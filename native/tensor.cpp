@@ -1,5 +1,6 @@
 #include "tensor.h"
 
+#include <cmath>
 #include <cstring>
 #include <unordered_map>
 
@@ -7,6 +8,7 @@
 #include "async_work.h"
 #include "device.h"
 #include "errors.h"
+#include "resources.h"
 
 namespace torchscope {
 
@@ -121,33 +123,48 @@ const at::Tensor& TensorHandle::live(Napi::Env env) const {
 
 Napi::Value TensorHandle::fromData(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 3 || !info[0].IsTypedArray() || !info[1].IsArray() || !info[2].IsString()) {
-    throwJs(env, code::kInvalidArgument, "fromData(typedArray, shape, dtype)");
-  }
-  auto source = info[0].As<Napi::TypedArray>();
-  auto shapeArray = info[1].As<Napi::Array>();
-  std::vector<int64_t> shape;
-  for (uint32_t i = 0; i < shapeArray.Length(); ++i) {
-    shape.push_back(shapeArray.Get(i).As<Napi::Number>().Int64Value());
-  }
-  at::ScalarType type;
-  try {
-    type = parseDtype(info[2].As<Napi::String>().Utf8Value());
-  } catch (const Error& e) {
-    throwJs(env, e.code(), e.what());
-  }
-  // A copy, not a view: JS may reuse or free the source buffer at any time.
-  at::Tensor tensor = at::empty(shape, at::TensorOptions().dtype(type));
-  if (tensor.nbytes() != source.ByteLength()) {
-    throwJs(env, code::kShape, "data holds " + std::to_string(source.ByteLength()) + " bytes but shape " +
-                                   c10::str(tensor.sizes()) + " of " + dtypeName(type) + " needs " +
-                                   std::to_string(tensor.nbytes()));
-  }
-  if (tensor.nbytes() > 0) {
-    auto* bytes = static_cast<uint8_t*>(source.ArrayBuffer().Data()) + source.ByteOffset();
-    std::memcpy(tensor.data_ptr(), bytes, tensor.nbytes());
-  }
-  return wrap(env, std::move(tensor));
+  return entryPoint(env, code::kInvalidArgument, [&]() -> Napi::Value {
+    if (info.Length() != 3 || !info[0].IsTypedArray() || !info[1].IsArray() || !info[2].IsString()) {
+      throw Error(code::kInvalidArgument, "fromData(typedArray, shape, dtype)");
+    }
+    auto source = info[0].As<Napi::TypedArray>();
+    auto shapeArray = info[1].As<Napi::Array>();
+    const at::ScalarType type = parseDtype(info[2].As<Napi::String>().Utf8Value());
+    std::vector<int64_t> shape;
+    uint64_t numel = 1;
+    bool overflow = false;
+    for (uint32_t i = 0; i < shapeArray.Length(); ++i) {
+      Napi::Value size = shapeArray.Get(i);
+      const double value = size.IsNumber() ? size.As<Napi::Number>().DoubleValue() : -1;
+      if (!(value >= 0 && value <= 9007199254740991.0 && std::trunc(value) == value)) {
+        throw Error(code::kInvalidArgument, "shape sizes are non-negative safe integers; size " + std::to_string(i) +
+                                                " is " + size.ToString().Utf8Value());
+      }
+      shape.push_back(static_cast<int64_t>(value));
+      overflow = overflow || __builtin_mul_overflow(numel, static_cast<uint64_t>(value), &numel);
+    }
+    uint64_t bytes = 0;
+    if (overflow || __builtin_mul_overflow(numel, static_cast<uint64_t>(c10::elementSize(type)), &bytes) ||
+        bytes > static_cast<uint64_t>(INT64_MAX)) {
+      throw Error(code::kShape, "shape " + c10::str(at::IntArrayRef(shape)) + " has more elements than a tensor can hold");
+    }
+    if (bytes != source.ByteLength()) {
+      throw Error(code::kShape, "data holds " + std::to_string(source.ByteLength()) + " bytes but shape " +
+                                    c10::str(at::IntArrayRef(shape)) + " of " + dtypeName(type) + " needs " + std::to_string(bytes));
+    }
+    // A copy, not a view: JS may reuse or free the source buffer at any time. The typed array's
+    // own data pointer works for ArrayBuffers and SharedArrayBuffers alike.
+    void* data = nullptr;
+    size_t length = 0;
+    napi_typedarray_type arrayType;
+    napi_value arrayBuffer;
+    size_t byteOffset = 0;
+    NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, source, &arrayType, &length, &data, &arrayBuffer, &byteOffset),
+                         Napi::Value());
+    at::Tensor tensor = at::empty(shape, at::TensorOptions().dtype(type));
+    if (bytes > 0) std::memcpy(tensor.data_ptr(), data, bytes);
+    return wrap(env, std::move(tensor));
+  });
 }
 
 Napi::Value TensorHandle::shape(const Napi::CallbackInfo& info) {
@@ -168,42 +185,45 @@ Napi::Value TensorHandle::device(const Napi::CallbackInfo& info) {
 
 Napi::Value TensorHandle::data(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const at::Tensor& current = live(env);
-  if (!current.device().is_cpu()) {
-    throwJs(env, code::kDevice, "data() needs a CPU tensor; this one is on " + deviceName(current.device()) +
-                                    ": call `await tensor.to('cpu')` first");
-  }
-  // Views need one flat block; a non-contiguous tensor is made contiguous once, in place of itself.
-  if (!current.is_contiguous()) tensor_ = current.contiguous();
-  const size_t length = static_cast<size_t>(tensor_.numel());
-  Napi::ArrayBuffer buffer;
-  if (tensor_.nbytes() == 0) {
-    buffer = Napi::ArrayBuffer::New(env, 0);
-  } else {
-    // The buffer holds its own reference to the tensor: the memory outlives dispose() and the
-    // handle for as long as JS references the view.
-    auto* keeper = new at::Tensor(tensor_);
-    buffer = Napi::ArrayBuffer::New(
-        env, keeper->data_ptr(), keeper->nbytes(),
-        [](Napi::Env, void*, at::Tensor* kept) { delete kept; }, keeper);
-  }
-  return typedArrayFor(env, tensor_.scalar_type(), buffer, length);
+  return entryPoint(env, code::kRuntime, [&]() -> Napi::Value {
+    const at::Tensor& current = live(env);
+    if (!current.device().is_cpu()) {
+      throw Error(code::kDevice, "data() needs a CPU tensor; this one is on " + deviceName(current.device()) +
+                                     ": call `await tensor.to('cpu')` first");
+    }
+    // Views need one flat block; a non-contiguous tensor (a broadcast view holds far fewer bytes
+    // than its elements) is made contiguous once, in place of itself, if the machine can hold it.
+    if (!current.is_contiguous()) {
+      checkFits(static_cast<uint64_t>(current.numel()) * current.element_size(),
+                "data() of a non-contiguous tensor of shape " + c10::str(current.sizes()));
+      tensor_ = current.contiguous();
+    }
+    const size_t length = static_cast<size_t>(tensor_.numel());
+    Napi::ArrayBuffer buffer;
+    if (tensor_.nbytes() == 0) {
+      buffer = Napi::ArrayBuffer::New(env, 0);
+    } else {
+      // The buffer holds its own reference to the tensor: the memory outlives dispose() and the
+      // handle for as long as JS references the view.
+      auto* keeper = new at::Tensor(tensor_);
+      buffer = Napi::ArrayBuffer::New(
+          env, keeper->data_ptr(), keeper->nbytes(), [](Napi::Env, void*, at::Tensor* kept) { delete kept; }, keeper);
+    }
+    return typedArrayFor(env, tensor_.scalar_type(), buffer, length);
+  });
 }
 
 Napi::Value TensorHandle::to(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const at::Tensor source = live(env);
-  if (info.Length() < 1 || !info[0].IsString()) throwJs(env, code::kInvalidArgument, "to(device: string)");
-  auto target = std::make_shared<c10::Device>(c10::kCPU);
-  auto result = std::make_shared<at::Tensor>();
-  const std::string name = info[0].As<Napi::String>().Utf8Value();
-  return queueWork(
-      env, code::kDevice,
-      [source, name, target, result] {
-        *target = resolveDevice(name);
-        *result = source.to(*target);
-      },
-      [result](Napi::Env env) -> Napi::Value { return wrap(env, *result); });
+  return entryPoint(env, code::kDevice, [&] {
+    const at::Tensor source = live(env);
+    if (info.Length() < 1 || !info[0].IsString()) throw Error(code::kInvalidArgument, "to(device: string)");
+    auto result = std::make_shared<at::Tensor>();
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    return queueWork(
+        env, code::kDevice, [source, name, result] { *result = source.to(resolveDevice(name)); },
+        [result](Napi::Env env) -> Napi::Value { return wrap(env, *result); });
+  });
 }
 
 Napi::Value TensorHandle::dispose(const Napi::CallbackInfo& info) {

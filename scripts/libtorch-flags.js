@@ -96,12 +96,14 @@ function nodeAddonApiDir() {
 function settings() {
   const lt = libtorch();
   const torch = torchCmakeFlags(lt);
+  // package.json's binary.napi_versions is the one place the Node-API version is set.
+  const napiVersion = require(path.join(root, 'package.json')).binary.napi_versions[0];
   return {
     sources: sources(),
     // The -I directories; libtorch's come as -isystem in cflags, as CMake passes imported
     // targets' include directories (no -Wall noise from libtorch headers).
     include_dirs: [nodeAddonApiDir()],
-    defines: ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_DISABLE_DEPRECATED', ...torch.defines],
+    defines: [`NAPI_VERSION=${napiVersion}`, 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_CPP_EXCEPTIONS_ALL', 'NODE_ADDON_API_DISABLE_DEPRECATED', ...torch.defines],
     cflags: [
       // gnu++20: what CMake's CXX_STANDARD 20 (extensions on by default) gives.
       '-std=gnu++20',

@@ -1,0 +1,18 @@
+// AbortSignal for native calls: a call still queued behind others when its signal aborts
+// rejects with ABORTED and never runs; a call already running finishes (native/async_work.h).
+import { CallSite, failure, settle } from './errors';
+import { binding, NativeCancelToken } from './native';
+
+export async function cancellable<T>(signal: AbortSignal | undefined, site: CallSite, call: (cancel?: NativeCancelToken) => Promise<T>): Promise<T> {
+  if (signal === undefined) return settle(() => call(), site);
+  if (!(signal instanceof AbortSignal)) throw failure('INVALID_ARGUMENT', 'signal must be an AbortSignal', site);
+  if (signal.aborted) throw failure('ABORTED', 'the signal was aborted before the call started', site);
+  const token = new (binding().CancelToken)();
+  const onAbort = () => token.cancel();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await settle(() => call(token), site);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,230 @@
+#include "requests.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "errors.h"
+#include "patch.h"
+#include "tensor.h"
+
+namespace torchscope {
+
+namespace {
+
+constexpr int64_t kMaxSafeInteger = 9007199254740991;  // 2^53 - 1: integers JS numbers hold exactly
+
+std::string describe(Napi::Value value) {
+  if (value.IsUndefined()) return "nothing";
+  if (value.IsNull()) return "null";
+  if (value.IsNumber()) return "the number " + value.ToString().Utf8Value();
+  if (value.IsString()) return "a string";
+  if (value.IsBoolean()) return "a boolean";
+  if (value.IsArray()) return "an array";
+  return "an object";
+}
+
+}  // namespace
+
+RequestReader::RequestReader(Napi::Value value, std::string where) : where_(std::move(where)) {
+  if (!value.IsObject() || value.IsArray()) throw Error(code::kInvalidArgument, where_ + ": expected an object, got " + describe(value));
+  object_ = value.As<Napi::Object>();
+}
+
+Napi::Value RequestReader::field(const char* key) const { return object_.Get(key); }
+
+bool RequestReader::has(const char* key) const { return !field(key).IsUndefined(); }
+
+void RequestReader::fail(const char* key, const std::string& expected, Napi::Value got) const {
+  throw Error(code::kInvalidArgument, where_ + "." + key + ": expected " + expected + ", got " + describe(got));
+}
+
+std::string RequestReader::string(const char* key) const {
+  Napi::Value value = field(key);
+  if (!value.IsString()) fail(key, "a string", value);
+  return value.As<Napi::String>().Utf8Value();
+}
+
+int64_t RequestReader::integer(const char* key, int64_t min, int64_t max) const {
+  Napi::Value value = field(key);
+  const std::string range = "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+  if (!value.IsNumber()) fail(key, range, value);
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || std::trunc(number) != number || number < static_cast<double>(min) ||
+      number > static_cast<double>(max)) {
+    fail(key, range, value);
+  }
+  return static_cast<int64_t>(number);
+}
+
+double RequestReader::number(const char* key) const {
+  Napi::Value value = field(key);
+  if (!value.IsNumber() || !std::isfinite(value.As<Napi::Number>().DoubleValue())) fail(key, "a finite number", value);
+  return value.As<Napi::Number>().DoubleValue();
+}
+
+bool RequestReader::boolean(const char* key) const {
+  Napi::Value value = field(key);
+  if (!value.IsBoolean()) fail(key, "a boolean", value);
+  return value.As<Napi::Boolean>().Value();
+}
+
+at::Tensor RequestReader::tensor(const char* key) const {
+  Napi::Value value = field(key);
+  if (!TensorHandle::isHandle(value.Env(), value)) fail(key, "a Tensor", value);
+  return TensorHandle::unwrap(value);
+}
+
+RequestReader RequestReader::object(const char* key) const { return RequestReader(field(key), where_ + "." + key); }
+
+std::vector<Napi::Value> RequestReader::array(const char* key) const {
+  Napi::Value value = field(key);
+  if (value.IsUndefined()) return {};
+  if (!value.IsArray()) fail(key, "an array", value);
+  auto array = value.As<Napi::Array>();
+  std::vector<Napi::Value> items;
+  items.reserve(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) items.push_back(array.Get(i));
+  return items;
+}
+
+std::vector<std::string> RequestReader::strings(const char* key) const {
+  std::vector<std::string> out;
+  for (const Napi::Value& item : array(key)) {
+    if (!item.IsString()) fail(key, "an array of strings", item);
+    out.push_back(item.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+std::vector<int64_t> RequestReader::integers(const char* key) const {
+  std::vector<int64_t> out;
+  for (const Napi::Value& item : array(key)) {
+    const double number = item.IsNumber() ? item.As<Napi::Number>().DoubleValue() : NAN;
+    if (!std::isfinite(number) || std::trunc(number) != number || std::fabs(number) > kMaxSafeInteger) {
+      fail(key, "an array of integers", item);
+    }
+    out.push_back(static_cast<int64_t>(number));
+  }
+  return out;
+}
+
+std::vector<double> RequestReader::numbers(const char* key) const {
+  std::vector<double> out;
+  for (const Napi::Value& item : array(key)) {
+    if (!item.IsNumber() || !std::isfinite(item.As<Napi::Number>().DoubleValue())) fail(key, "an array of finite numbers", item);
+    out.push_back(item.As<Napi::Number>().DoubleValue());
+  }
+  return out;
+}
+
+std::vector<RequestReader> RequestReader::objects(const char* key) const {
+  std::vector<RequestReader> out;
+  size_t i = 0;
+  for (const Napi::Value& item : array(key)) out.emplace_back(item, where_ + "." + key + "[" + std::to_string(i++) + "]");
+  return out;
+}
+
+RunRequest parseRunRequest(Napi::Value value) {
+  const RequestReader request(value, "run request");
+  RunRequest out;
+  out.spec.capture = request.strings("capture");
+  std::sort(out.spec.capture.begin(), out.spec.capture.end());
+  out.spec.capture.erase(std::unique(out.spec.capture.begin(), out.spec.capture.end()), out.spec.capture.end());
+  out.spec.returnOutput = request.boolean("output");
+  std::map<std::string, PatchArgs> byLayer;
+  for (const RequestReader& patch : request.objects("patch")) {
+    PatchArgs args;
+    args.mode = patch.integer("mode", kPatchSet, kPatchScale);
+    if (patch.has("value")) args.value = patch.tensor("value");
+    if (patch.has("scale")) args.scale = patch.number("scale");
+    args.channels = patch.integers("channels");
+    args.positions = patch.integers("positions");
+    byLayer[patch.string("layer")] = std::move(args);
+  }
+  for (auto& [layer, args] : byLayer) {
+    out.spec.patch.push_back(layer);
+    out.patches.push_back(std::move(args));
+  }
+  return out;
+}
+
+namespace {
+
+constexpr int64_t kMaxIndex = 1LL << 31;
+
+Objective parseObjective(const RequestReader& o) {
+  Objective objective;
+  if (o.has("sum")) {
+    objective.kind = Objective::kSum;
+    for (const RequestReader& term : o.objects("sum")) {
+      objective.terms.emplace_back(term.number("weight"), parseObjective(term.object("objective")));
+    }
+    if (objective.terms.empty()) throw Error(code::kInvalidArgument, "a sum objective needs at least one term");
+  } else if (o.has("neuron")) {
+    objective.kind = Objective::kNeuron;
+    const RequestReader neuron = o.object("neuron");
+    objective.index = neuron.integer("channel", 0, kMaxIndex);
+    if (neuron.has("y")) objective.y = neuron.integer("y", 0, kMaxIndex);
+    if (neuron.has("x")) objective.x = neuron.integer("x", 0, kMaxIndex);
+  } else if (o.has("direction")) {
+    objective.kind = Objective::kDirection;
+    objective.direction = o.tensor("direction");
+  } else if (o.has("logit")) {
+    objective.kind = Objective::kLogit;
+    objective.index = o.integer("logit", 0, kMaxIndex);
+  } else {
+    objective.kind = Objective::kChannel;
+    objective.index = o.integer("channel", 0, kMaxIndex);
+  }
+  return objective;
+}
+
+}  // namespace
+
+MaximizeSpec parseMaximizeSpec(Napi::Value value) {
+  const RequestReader request(value, "maximize request");
+  MaximizeSpec spec;
+  spec.layer = request.string("layer");
+  for (const RequestReader& objective : request.objects("objectives")) spec.objectives.push_back(parseObjective(objective));
+  if (spec.objectives.empty()) throw Error(code::kInvalidArgument, "maximize request .objectives: expected at least one");
+  const RequestReader image = request.object("image");
+  spec.image.parameterization = image.string("parameterization");
+  spec.image.range = image.string("range");
+  if (spec.image.parameterization != "fft" && spec.image.parameterization != "pixel") {
+    throw Error(code::kInvalidArgument, "maximize request .image.parameterization: expected 'fft' or 'pixel'");
+  }
+  if (spec.image.range != "sigmoid" && spec.image.range != "clamp" && spec.image.range != "none") {
+    throw Error(code::kInvalidArgument, "maximize request .image.range: expected 'sigmoid', 'clamp' or 'none'");
+  }
+  spec.image.decorrelate = image.boolean("decorrelate");
+  spec.image.batch = static_cast<int64_t>(spec.objectives.size());
+  spec.image.height = image.integer("height", 1, kMaxImageSide);
+  spec.image.width = image.integer("width", 1, kMaxImageSide);
+  spec.image.decayPower = image.number("decayPower");
+  if (image.has("init")) spec.image.init = image.tensor("init");
+  if (request.has("transforms")) {
+    static const std::map<std::string, Transform::Kind> kinds = {
+        {"pad", Transform::kPad}, {"jitter", Transform::kJitter}, {"scale", Transform::kScale}, {"rotate", Transform::kRotate}};
+    for (const RequestReader& t : request.objects("transforms")) {
+      auto kind = kinds.find(t.string("kind"));
+      if (kind == kinds.end()) throw Error(code::kInvalidArgument, "maximize request .transforms: unknown kind");
+      Transform transform{kind->second, t.numbers("values")};
+      if (transform.values.empty()) throw Error(code::kInvalidArgument, "maximize request .transforms: a transform needs values");
+      spec.transforms.push_back(std::move(transform));
+    }
+  } else {
+    spec.transforms = standardTransforms();
+  }
+  const RequestReader regularizers = request.object("regularizers");
+  auto weight = [&](const char* key) { return regularizers.has(key) ? regularizers.number(key) : 0.0; };
+  spec.regularizers = {weight("l1"), weight("l2"), weight("tv"), weight("blur")};
+  spec.normalize = request.boolean("normalize");
+  spec.lr = request.number("lr");
+  spec.beta1 = request.number("beta1");
+  spec.beta2 = request.number("beta2");
+  spec.seed = static_cast<uint64_t>(request.integer("seed", 0, kMaxSafeInteger));
+  return spec;
+}
+
+}  // namespace torchscope
