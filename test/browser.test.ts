@@ -1,6 +1,9 @@
-// The HTML viewer in a real headless Chromium (Debian's /usr/bin/chromium, driven by
-// playwright-core): no console errors, no network, the controls change the drawing, and a
-// 512-token x 12 x 12 page loads in seconds. Chromium missing is a failure, not a skip.
+// The HTML viewer in a real headless Chromium driven by playwright-core: no console errors, no
+// network, the controls change the drawing, and a 512-token x 12 x 12 page loads and stays
+// responsive (bounds generous enough for a loaded 2-core machine; the times are printed). The
+// browser: CHROMIUM_PATH, else the Chromium inside the @sparticuz/chromium devDependency
+// (test/helpers/browser.ts), so `npm install && npm test` needs no system browser. No browser is
+// a failure, never a skip.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -8,8 +11,8 @@ import sharp from 'sharp';
 
 import * as torch from '../lib';
 import * as plot from '../lib/plot';
+import { browser, missingLibraries } from './helpers/browser';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const TOKENS = ['[CLS]', 'the', 'cat', 'sat', 'on', 'the', 'mat', 'because', 'it', 'was', 'tired', '<&>', '[SEP]'];
 
 function synthetic(tokens: string[], layers: number, heads: number, peaks = 2) {
@@ -40,21 +43,28 @@ let context: Any;
 let dir: string;
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH. The viewer's browser test cannot run without it.`);
-  }
   try {
     playwright = require('playwright-core');
   } catch {
     throw new Error('playwright-core is not installed: npm install (it is a devDependency). The viewer\'s browser test cannot run without it.');
   }
+  const t0 = Date.now();
+  const b = await browser();
+  const t1 = Date.now();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'torchscope-browser-'));
-  context = await playwright.chromium.launchPersistentContext(path.join(dir, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1200, height: 900 },
-  });
+  try {
+    context = await playwright.chromium.launchPersistentContext(path.join(dir, 'profile'), {
+      executablePath: b.executablePath,
+      headless: true,
+      args: b.args,
+      env: b.env,
+      viewport: { width: 1200, height: 900 },
+    });
+  } catch (e) {
+    const missing = missingLibraries(b.executablePath);
+    throw new Error(`Chromium from ${b.source} did not start${missing.length ? `; missing shared libraries ${missing.join(', ')} (install the system packages that provide them)` : ''}: ${(e as Error).message}`);
+  }
+  console.log(`browser: ${b.source}, ${context.browser()?.version() ?? '?'}; found/unpacked in ${t1 - t0} ms, launched in ${Date.now() - t1} ms`);
 }, 60_000);
 
 afterAll(async () => {
@@ -212,8 +222,8 @@ describe('viewer in Chromium', () => {
     });
     console.log(`512x12x12 page: ${(html.length / 1e6).toFixed(1)} MB; goto..ready ${o.loadMs} ms (decode+first draw in page ${inPage} ms), ` +
       `all 144 thumbnails +${thumbsMs} ms, redraw all heads ${drawMs.toFixed(0)} ms, layer switch ${layerMs.toFixed(0)} ms`);
-    expect(o.loadMs).toBeLessThan(10_000);
-    expect(drawMs).toBeLessThan(1000);
+    expect(o.loadMs).toBeLessThan(30_000);
+    expect(drawMs).toBeLessThan(3000);
     const shot = await raw(await page.screenshot());
     expect(nonWhite(shot)).toBeGreaterThan(0.05);
     // Hover stays responsive.
@@ -222,7 +232,7 @@ describe('viewer in Chromium', () => {
     const h0 = Date.now();
     await page.mouse.move(at.x, at.y);
     await drawn(page, n);
-    expect(Date.now() - h0).toBeLessThan(2000);
+    expect(Date.now() - h0).toBeLessThan(5000);
     expect(await page.textContent('#ts-status')).toContain('is attended by');
     expect(o.errors).toEqual([]);
     expect(offsite(o)).toEqual([]);
