@@ -68,7 +68,8 @@ function disposable<T extends object>(target: T, values: () => unknown): T & Dis
   return target as T & Disposable;
 }
 
-const patchModes = { set: 0, zero: 1, add: 2, scale: 3 } as const;
+/** The patch operator's modes (native/patch.h; test/constants.test.ts compares). */
+export const PATCH_MODES = { set: 0, zero: 1, add: 2, scale: 3 } as const;
 const patchKeys = new Set(['set', 'zero', 'add', 'scale', 'channels', 'positions']);
 
 function checkIndices(values: unknown, what: string, layer: string, site: CallSite): number[] {
@@ -90,12 +91,12 @@ function toNativePatch(layer: string, spec: PatchSpec, site: CallSite): NativePa
       throw failure('INVALID_ARGUMENT', `patch '${layer}': unknown key '${key}' (expected set, zero, add, scale, channels, positions)`, site);
     }
   }
-  const modes = (Object.keys(patchModes) as (keyof typeof patchModes)[]).filter((k) => spec[k] !== undefined);
+  const modes = (Object.keys(PATCH_MODES) as (keyof typeof PATCH_MODES)[]).filter((k) => spec[k] !== undefined);
   if (modes.length !== 1) {
     throw failure('INVALID_ARGUMENT', `patch '${layer}' needs exactly one of set, zero, add, scale; got ${modes.length ? modes.join(', ') : 'none'}`, site);
   }
   const mode = modes[0];
-  const out: NativePatch = { layer, mode: patchModes[mode] };
+  const out: NativePatch = { layer, mode: PATCH_MODES[mode] };
   if (mode === 'set' || mode === 'add') {
     const value = spec[mode];
     if (!(value instanceof Tensor)) throw failure('INVALID_ARGUMENT', `patch '${layer}': ${mode} must be a Tensor`, site);

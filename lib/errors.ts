@@ -1,26 +1,34 @@
 // Typed errors. Native code rejects with { code, message }; this module turns that into a
 // TorchscopeError whose stack points at the user's call, not at an event-loop tick.
 
-export type ErrorCode =
-  | 'MODEL_LOAD'
-  | 'UNKNOWN_LAYER'
+/** The codes native code raises (native/errors.h lists the same; test/constants.test.ts compares). */
+export const NATIVE_ERROR_CODES = [
+  'MODEL_LOAD',
+  'UNKNOWN_LAYER',
   // A submodule no hook point reaches (never called by forward, picked from a container at run time...).
-  | 'UNHOOKABLE_LAYER'
+  'UNHOOKABLE_LAYER',
   // A hooked layer whose call sites this forward did not reach (a branch not taken).
-  | 'LAYER_NOT_RUN'
-  | 'SHAPE'
-  | 'DTYPE'
-  | 'DEVICE'
-  | 'DISPOSED'
-  | 'INVALID_ARGUMENT'
-  | 'OUT_OF_MEMORY'
-  | 'ABORTED'
-  | 'RUNTIME'
-  | 'INTERNAL'
-  // Loading: no libtorch found, one of another version than the addon's, or the addon itself.
-  | 'LIBTORCH_NOT_FOUND'
-  | 'LIBTORCH_MISMATCH'
-  | 'ADDON_LOAD';
+  'LAYER_NOT_RUN',
+  'SHAPE',
+  'DTYPE',
+  'DEVICE',
+  'DISPOSED',
+  'INVALID_ARGUMENT',
+  'OUT_OF_MEMORY',
+  'ABORTED',
+  'RUNTIME',
+  'INTERNAL',
+] as const;
+
+/** Codes raised while loading the addon, before any native code runs. */
+export const LOADER_ERROR_CODES = [
+  // No libtorch found, one of another version than the addon's, or the addon itself.
+  'LIBTORCH_NOT_FOUND',
+  'LIBTORCH_MISMATCH',
+  'ADDON_LOAD',
+] as const;
+
+export type ErrorCode = (typeof NATIVE_ERROR_CODES)[number] | (typeof LOADER_ERROR_CODES)[number];
 
 export class TorchscopeError extends Error {
   readonly code: ErrorCode;

@@ -44,9 +44,10 @@ std::string trim(std::string text) {
 // libtorch reports shape, dtype and device problems as plain c10::Error; the message is the
 // only signal, so match the phrases its kernels use.
 const char* classifyLibtorchMessage(const std::string& message, const char* fallbackCode) {
-  // CPU allocation failures are plain c10::Errors ("DefaultCPUAllocator: not enough memory"),
+  // CPU allocation failures are plain c10::Errors ("DefaultCPUAllocator: can't allocate memory"),
   // and the interpreter rewraps even OutOfMemoryError as a string.
-  static const std::regex memory(R"(not enough memory|out of memory|bad_alloc)", std::regex::icase);
+  static const std::regex memory(R"(not enough memory|out of memory|can't allocate memory|cannot allocate memory|bad_alloc)",
+                                 std::regex::icase);
   if (std::regex_search(message, memory)) return code::kOutOfMemory;
   static const std::regex device(R"(device|CUDA|cuda|Expected all tensors to be on the same)");
   static const std::regex dtype(

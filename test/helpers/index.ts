@@ -148,7 +148,9 @@ export type RefTask =
   | { kind: 'save_eager_module'; arch: string; path: string }
   | { kind: 'script_unused'; path: string }
   | { kind: 'script_raises'; path: string }
-  | { kind: 'script_branches'; path: string };
+  | { kind: 'script_branches'; path: string }
+  | { kind: 'script_expand'; path: string }
+  | { kind: 'script_allocates'; path: string };
 
 export interface RefResult {
   output?: RefValue;

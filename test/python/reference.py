@@ -25,8 +25,11 @@ One process answers many cases (importing torch costs seconds). The request:
         {"kind": "save_eager_module", "arch": "resnet-tiny", "path": "/tmp/m.pt"},
         {"kind": "script_unused", "path": "/tmp/unused.pt"},   # forward never calls .unused
         {"kind": "script_raises", "path": "/tmp/raises.pt"},   # raises for negative inputs
-        {"kind": "script_branches", "path": "/tmp/b.pt"}       # .pos runs for inputs with a
+        {"kind": "script_branches", "path": "/tmp/b.pt"},      # .pos runs for inputs with a
                                                                # positive sum, .neg otherwise
+        {"kind": "script_expand", "path": "/tmp/e.pt"},        # returns x.expand(n, n, ...): a
+                                                               # view of far more elements than bytes
+        {"kind": "script_allocates", "path": "/tmp/a.pt"}      # forward(x, n) allocates n x n floats
       ]
     }
 
@@ -351,6 +354,20 @@ def run_task(task: dict) -> dict:
 
         torch.manual_seed(0)
         torch.jit.save(torch.jit.script(Branches().eval()), task["path"])
+    elif kind == "script_expand":
+
+        class Expand(torch.nn.Module):
+            def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
+                return x.expand(n, n, x.size(-1))
+
+        torch.jit.save(torch.jit.script(Expand()), task["path"])
+    elif kind == "script_allocates":
+
+        class Allocates(torch.nn.Module):
+            def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
+                return torch.zeros([n, n]) + x.sum()
+
+        torch.jit.save(torch.jit.script(Allocates()), task["path"])
     else:
         raise ValueError(f"unknown task {kind!r}")
     return {"kind": kind, "path": task["path"]}

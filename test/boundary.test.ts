@@ -1,0 +1,171 @@
+// The native boundary and resources: inputs that used to abort the process, corrupt a value
+// silently or fail untyped now reject with a specific code (or work); memory the machine cannot
+// hold is refused before it is tried; queued calls can be aborted; results free their tensors
+// at once; dropped models are collected under memory pressure (their memory is reported to V8).
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+
+import * as torch from '../lib';
+import { binding } from '../lib/native';
+import { asTensor, expectTorchscopeError, modelPath, Reference, removeDir, ROOT, scratchDir } from './helpers';
+
+let dir: string;
+let expand: torch.Model;
+let allocates: torch.Model;
+let tiny: torch.Model;
+
+beforeAll(async () => {
+  dir = scratchDir('boundary');
+  await new Reference(dir)
+    .task({ kind: 'script_expand', path: path.join(dir, 'expand.pt') })
+    .task({ kind: 'script_allocates', path: path.join(dir, 'allocates.pt') })
+    .run();
+  [expand, allocates, tiny] = await Promise.all([
+    torch.load(path.join(dir, 'expand.pt')),
+    torch.load(path.join(dir, 'allocates.pt')),
+    torch.load(modelPath('resnet-tiny.pt')),
+  ]);
+}, 120_000);
+
+afterAll(() => {
+  for (const model of [expand, allocates, tiny]) model?.dispose();
+  removeDir(dir);
+});
+
+/** A native call's synchronous throw, as a plain object (the process survived it). */
+function nativeThrow(call: () => unknown): { code?: string; message: string } {
+  try {
+    call();
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    return { code, message };
+  }
+  throw new Error('the native call did not throw');
+}
+
+describe('synchronous native calls throw typed errors, never abort', () => {
+  test('a shape whose element count overflows, straight to native code (was a c10::Error escaping: abort)', () => {
+    const thrown = nativeThrow(() => binding().TensorHandle.fromData(new Float32Array(0), [0, 2 ** 62, 2 ** 62], 'float32'));
+    expect(thrown.code).toBe('INVALID_ARGUMENT');
+    expect(nativeThrow(() => binding().TensorHandle.fromData(new Float32Array(0), [2 ** 40, 2 ** 40], 'float32')).code).toBe('SHAPE');
+  });
+  test('the same through torch.tensor and torch.zeros', async () => {
+    await expectTorchscopeError(() => torch.tensor(new Float32Array(0), [0, 2 ** 62, 2 ** 62]), 'INVALID_ARGUMENT', /sizes are non-negative integers below 2\^53/);
+    await expectTorchscopeError(() => torch.tensor(new Float32Array(0), [0, 1e20]), 'INVALID_ARGUMENT', /invalid shape/);
+    await expectTorchscopeError(() => torch.zeros([2 ** 30, 2 ** 30, 2 ** 30]), 'SHAPE', /more than a tensor can hold/);
+  });
+  test('data() of a broadcast view far larger than memory (was an abort)', async () => {
+    const view = asTensor(await expand.forward(torch.zeros([1, 1, 64]), 65536));
+    expect(view.shape).toEqual([65536, 65536, 64]);
+    await expectTorchscopeError(() => view.data(), 'OUT_OF_MEMORY', /data\(\) of a non-contiguous tensor of shape \[65536, 65536, 64\] needs 1024\.0 GiB/);
+    expect(asTensor(await expand.forward(torch.zeros([1, 1, 2]), 3)).toArray()).toEqual([[[0, 0], [0, 0], [0, 0]], [[0, 0], [0, 0], [0, 0]], [[0, 0], [0, 0], [0, 0]]]);
+  });
+  test('malformed requests straight to native code name the field', () => {
+    const handle = tiny.native();
+    expect(nativeThrow(() => handle.run([], { output: true, patch: [{ layer: 'layer1', mode: 7 }] } as never))).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'run request.patch[0].mode: expected an integer in [0, 3], got the number 7',
+    });
+    expect(nativeThrow(() => handle.run([], { output: 'yes' } as never)).message).toBe('run request.output: expected a boolean, got a string');
+    expect(nativeThrow(() => handle.maximize({ layer: 'layer1', objectives: [{ channel: -1 }] } as never)).message).toMatch(/maximize request\.objectives\[0\]\.channel: expected an integer/);
+  });
+});
+
+describe('inputs that were silently wrong or untyped', () => {
+  test('nested arrays of strings (were NaN)', async () => {
+    await expectTorchscopeError(() => torch.tensor([['a', 'b']] as never), 'INVALID_ARGUMENT', /found string "a"/);
+  });
+  test('an empty image buffer (was an untyped Error)', async () => {
+    await expectTorchscopeError(() => torch.image(Buffer.alloc(0)), 'INVALID_ARGUMENT', /the buffer is empty/);
+  });
+  test('a Float32Array over a SharedArrayBuffer works (was INTERNAL)', () => {
+    const shared = new Float32Array(new SharedArrayBuffer(16));
+    shared.set([1, 2, 3, 4]);
+    const t = torch.tensor(shared, [2, 2]);
+    shared[0] = 99; // copied, not viewed
+    expect(t.toArray()).toEqual([[1, 2], [3, 4]]);
+  });
+});
+
+describe('memory', () => {
+  test('an allocation that fails inside forward is OUT_OF_MEMORY (was RUNTIME), and the model still works', async () => {
+    await expectTorchscopeError(() => allocates.forward(torch.zeros([1]), 10_000_000), 'OUT_OF_MEMORY', /can't allocate memory: you tried to allocate 400000000000000 bytes/);
+    expect(asTensor(await allocates.forward(torch.zeros([1]), 2)).shape).toEqual([2, 2]);
+  });
+  test('maximize: a side past the bound, and a size whose step would not fit, before any work (was killed by the kernel)', async () => {
+    await expectTorchscopeError(() => torch.maximize(tiny, 'layer2', { channel: 0, size: 100000 }), 'INVALID_ARGUMENT', /image\.height: expected an integer in \[1, 16384\]/);
+    const batch = Array.from({ length: 8 }, (_, channel) => ({ channel }));
+    await expectTorchscopeError(() => torch.maximize(tiny, 'layer2', { objective: batch, size: 16384, steps: 1 }), 'OUT_OF_MEMORY', /maximize of 8 image\(s\) of 16384x16384 needs 120\.0 GiB/);
+    // One image fits; the activations of one step, measured on a probe, would not.
+    await expectTorchscopeError(() => torch.maximize(tiny, 'layer2', { channel: 0, size: 16384, steps: 1 }), 'OUT_OF_MEMORY', /estimated from a 64x64 probe\) needs [\d.]+ GiB; this machine has/);
+  }, 60_000);
+  test('dropped models are collected under pressure: 16 bert-base loads stay under 2.5 GB (a child process)', () => {
+    const script = `const torch = require(${JSON.stringify(path.join(ROOT, 'dist', 'lib'))});
+      (async () => { let peak = 0; for (let i = 0; i < 16; i++) { await torch.load(${JSON.stringify(modelPath('bert.pt'))}); peak = Math.max(peak, process.memoryUsage().rss); }
+      console.log(peak); })();`;
+    const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 300_000 });
+    expect(result.status).toBe(0);
+    const peakMb = Number(result.stdout.trim()) / 2 ** 20;
+    console.log(`16 dropped bert-base loads (440 MB each): peak RSS ${peakMb.toFixed(0)} MB`);
+    expect(peakMb).toBeLessThan(2500);
+  }, 300_000);
+});
+
+describe('AbortSignal: a call still queued is dropped, ABORTED', () => {
+  const big = () => torch.zeros([4, 3, 64, 64]);
+
+  test.each([
+    ['forward', (m: torch.Model, signal: AbortSignal) => m.forward(big(), { signal })],
+    ['run', (m: torch.Model, signal: AbortSignal) => torch.run(m, [big()], { capture: ['layer1'], signal })],
+    ['activations', (m: torch.Model, signal: AbortSignal) => torch.activations(m, { layers: 'layer1', signal }, big())],
+    ['load', (_m: torch.Model, signal: AbortSignal) => torch.load(modelPath('resnet-tiny.pt'), { signal })],
+  ])('%s, behind a running call', async (_name, call) => {
+    const running = Promise.all(Array.from({ length: 4 }, () => tiny.forward(big())));
+    const controller = new AbortController();
+    const queued = call(tiny, controller.signal);
+    controller.abort();
+    await expectTorchscopeError(() => queued, 'ABORTED', /aborted before/);
+    // The running calls are not interrupted.
+    for (const output of await running) expect(asTensor(output).shape).toEqual([4, 10]);
+  });
+
+  test('an already aborted signal rejects without queuing; a forward whose last argument is not { signal } is not confused', async () => {
+    await expectTorchscopeError(() => tiny.forward(big(), { signal: AbortSignal.abort() }), 'ABORTED', /before the call started/);
+    await expectTorchscopeError(() => torch.run(tiny, [big()], { signal: 'soon' as never }), 'INVALID_ARGUMENT', /AbortSignal/);
+    expect(asTensor(await tiny.forward(big(), { signal: new AbortController().signal })).shape).toEqual([4, 10]);
+  });
+});
+
+describe('disposable results free every tensor at once', () => {
+  test('run(): result.dispose() and `using`', async () => {
+    const result = await torch.run(tiny, [torch.zeros([1, 3, 32, 32])], { capture: ['layer1', 'layer2'], calls: 'all' });
+    const tensors = [asTensor(result.output), ...Object.values(result.activations).flatMap((calls) => calls as torch.Tensor[])];
+    result.dispose();
+    expect(tensors.map((t) => t.disposed)).toEqual(tensors.map(() => true));
+    let held: torch.Tensor;
+    {
+      using scoped = await torch.run(tiny, [torch.zeros([1, 3, 32, 32])]);
+      held = asTensor(scoped.output);
+    }
+    expect(held.disposed).toBe(true);
+  });
+  test('activations() with several layers: [Symbol.dispose], invisible to Object.keys', async () => {
+    const record = await torch.activations(tiny, ['layer1', 'layer2'], torch.zeros([1, 3, 32, 32]));
+    expect(Object.keys(record)).toEqual(['layer1', 'layer2']);
+    record[Symbol.dispose]();
+    expect([asTensor(record.layer1).disposed, asTensor(record.layer2).disposed]).toEqual([true, true]);
+  });
+  test('torch.dispose(value) frees the tensors of any value; maximize sessions are disposed with their run', async () => {
+    const outputs = [torch.zeros([2]), { a: torch.zeros([1]), b: [torch.zeros([1])] }];
+    torch.dispose(outputs);
+    expect([outputs[0], (outputs[1] as any).a, (outputs[1] as any).b[0]].map((t: torch.Tensor) => t.disposed)).toEqual([true, true, true]);
+    const session = await tiny.native().maximize({
+      layer: 'layer1', objectives: [{ channel: 0 }], image: { parameterization: 'pixel', range: 'clamp', decorrelate: false, height: 16, width: 16, decayPower: 1 },
+      transforms: [], regularizers: {}, normalize: false, lr: 0.05, beta1: 0.9, beta2: 0.999, seed: 0,
+    });
+    expect((await session.steps(1)).objectives).toHaveLength(1);
+    session.dispose();
+    session.dispose();
+    expect(nativeThrow(() => session.steps(1)).code).toBe('DISPOSED');
+  });
+});

@@ -1,0 +1,31 @@
+// One source of truth for what native/ and lib/ share: the error codes, the patch operator's
+// modes and the Node-API version (package.json's binary.napi_versions, which CMakeLists.txt,
+// scripts/libtorch-flags.js and lib/doctor.ts read). The addon reports what it was compiled with.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { NATIVE_ERROR_CODES } from '../lib/errors';
+import { PATCH_MODES } from '../lib/activations';
+import { binding } from '../lib/native';
+import * as torch from '../lib';
+
+const ROOT = path.resolve(__dirname, '..');
+const packageJson = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+
+test('error codes: the addon raises exactly the codes lib/errors.ts lists', () => {
+  expect([...binding().constants().errorCodes].sort()).toEqual([...NATIVE_ERROR_CODES].sort());
+});
+
+test('patch modes: the same numbers on both sides', () => {
+  expect(binding().constants().patchModes).toEqual(PATCH_MODES);
+});
+
+test('Node-API version: the addon was built for package.json\'s, which doctor requires', () => {
+  expect(packageJson.binary.napi_versions).toHaveLength(1);
+  expect(binding().constants().napiVersion).toBe(packageJson.binary.napi_versions[0]);
+  expect(torch.doctor().napiRequired).toBe(packageJson.binary.napi_versions[0]);
+  // Nobody writes the number down again.
+  for (const file of ['CMakeLists.txt', 'scripts/libtorch-flags.js', 'binding.gyp']) {
+    expect({ file, pinned: /NAPI_VERSION=\d/.test(fs.readFileSync(path.join(ROOT, file), 'utf8')) }).toEqual({ file, pinned: false });
+  }
+});
