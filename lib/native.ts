@@ -153,8 +153,8 @@ export interface NativeBinding {
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   buildInfo(): NativeBuildInfo;
-  /** Drops queued calls and waits for the one in flight (process exit). */
-  stopComputeThread(): void;
+  /** At process exit: drops queued calls and waits for the one in flight (10 s at most, then exits with `code`). */
+  stopComputeThread(code: number): void;
 }
 
 // The package root holds package.json: one level up from lib/ (sources, as jest runs them),
@@ -240,7 +240,7 @@ export function binding(): NativeBinding {
     loaded = require(plan.file!) as NativeBinding;
     // exit() would run libtorch's static destructors under a call in flight (native/async_work.h).
     const binding = loaded;
-    if (isMainThread) process.once('exit', () => binding.stopComputeThread());
+    if (isMainThread) process.once('exit', (code) => binding.stopComputeThread(code));
   } catch (error) {
     throw new TorchscopeError('ADDON_LOAD', `could not load ${plan.file} with libtorch ${plan.builtFor} at ${plan.search!.match!.dir}: ${(error as Error).message}`);
   }

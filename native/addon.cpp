@@ -20,7 +20,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   deviceExports(env, exports);
   // [sync] at process exit, from the main thread (lib/native.ts): see async_work.h.
   exports.Set("stopComputeThread", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
-                stopComputeThread();
+                stopComputeThread(info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0);
                 return info.Env().Undefined();
               }));
   return exports;

@@ -1,6 +1,8 @@
 #include "async_work.h"
 
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <algorithm>
 #include <deque>
 #include <mutex>
@@ -57,12 +59,12 @@ class ComputeThread {
   }
 
   // At process exit: drop the queue and wait for the call in flight, so that exit() never
-  // runs libtorch's static destructors under it.
-  void stop() {
+  // runs libtorch's static destructors under it. False when it is still running after `wait`.
+  bool stop(std::chrono::milliseconds wait) {
     std::unique_lock<std::mutex> lock(mutex_);
     stopping_ = true;
     jobs_.clear();
-    changed_.wait(lock, [this] { return !busy_; });
+    return changed_.wait_for(lock, wait, [this] { return !busy_; });
   }
 
   // At an environment's cleanup (its channel closed): drop its queued calls and wait for its
@@ -73,6 +75,21 @@ class ComputeThread {
     jobs_.erase(std::remove_if(jobs_.begin(), jobs_.end(), [&](const auto& job) { return job->channel == channel; }),
                 jobs_.end());
     changed_.wait(lock, [&] { return !busy_ || busyChannel_ != channel; });
+  }
+
+  // The queued calls `flag` cancels, out of the queue: they never run.
+  std::vector<std::unique_ptr<Job>> takeQueued(const CancelFlag& flag) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::unique_ptr<Job>> taken;
+    for (auto job = jobs_.begin(); job != jobs_.end();) {
+      if ((*job)->cancel == flag) {
+        taken.push_back(std::move(*job));
+        job = jobs_.erase(job);
+      } else {
+        ++job;
+      }
+    }
+    return taken;
   }
 
   // The call running now (workCancelled() asks from inside it, on this thread).
@@ -208,7 +225,11 @@ void initAsyncWork(Napi::Env env) {
 
 bool workCancelled() { return ComputeThread::instance().currentCancelled(); }
 
-void stopComputeThread() { ComputeThread::instance().stop(); }
+void stopComputeThread(int exitCode) {
+  // A call that never finishes (a model's endless loop) must not hold the exit forever: after
+  // the wait, leave without static destructors, which would run under it.
+  if (!ComputeThread::instance().stop(std::chrono::seconds(10))) std::_Exit(exitCode);
+}
 
 Napi::Promise queueWork(Napi::Env env, const char* fallbackCode, WorkFn work, ResolveFn resolve,
                         const std::vector<Napi::Object>& keepAlive, CancelFlag cancel) {
@@ -243,6 +264,13 @@ CancelFlag CancelToken::flagOf(Napi::Value value) {
 
 Napi::Value CancelToken::cancel(const Napi::CallbackInfo& info) {
   flag_->store(true);
+  // Queued calls reject now, not when the compute thread reaches them: that may be never,
+  // behind a forward that does not end.
+  for (auto& job : ComputeThread::instance().takeQueued(flag_)) {
+    job->failed = true;
+    job->error = {code::kAborted, "the call was aborted before it started", ""};
+    settleJob(info.Env(), job.release());
+  }
   return info.Env().Undefined();
 }
 

@@ -13,8 +13,8 @@
 // running call. At process exit (lib/native.ts calls stopComputeThread from
 // the main thread's 'exit' event: exit() runs no cleanup hooks, and static destructors
 // registered by libtorch's lazily built state run before any atexit handler registered at
-// load), queued calls are dropped and exit waits for the call in flight, so that libtorch's
-// static state is not torn down under it.
+// load), queued calls are dropped and exit waits for the call in flight (up to 10 s, then
+// leaves without static destructors), so that libtorch's static state is not torn down under it.
 #pragma once
 
 #include <napi.h>
@@ -42,8 +42,9 @@ Napi::Promise queueWork(Napi::Env env, const char* fallbackCode, WorkFn work, Re
 // Per-environment set-up (the completion channel back to the JS thread), called at init.
 void initAsyncWork(Napi::Env env);
 
-// Drops every queued call and waits for the one in flight; later calls never run.
-void stopComputeThread();
+// At process exit: drops every queued call and waits for the one in flight (later calls never
+// run); if it is still running after 10 s, ends the process with `exitCode` at once.
+void stopComputeThread(int exitCode);
 
 // On the compute thread: true when nobody waits for the current call any more (its
 // environment is gone, or it was cancelled); long work (maximize steps) stops early.

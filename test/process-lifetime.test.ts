@@ -5,13 +5,24 @@
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 
-import { modelPath } from './helpers';
+import { modelPath, Reference, removeDir, scratchDir } from './helpers';
 
 const CHILD = path.join(__dirname, 'children', 'lifetime.js');
+let dir: string;
+let endless: string;
 
-function runChild(scenario: string): { status: number | null; signal: string | null; output: string } {
-  const result = spawnSync(process.execPath, [CHILD, scenario, modelPath('resnet18.pt')], { encoding: 'utf8', timeout: 120_000 });
-  return { status: result.status, signal: result.signal, output: `${result.stdout}${result.stderr}`.slice(-2000) };
+beforeAll(async () => {
+  dir = scratchDir('lifetime');
+  endless = path.join(dir, 'endless.pt');
+  await new Reference(dir).task({ kind: 'script_endless', path: endless }).run();
+}, 120_000);
+
+afterAll(() => removeDir(dir));
+
+function runChild(scenario: string, model = modelPath('resnet18.pt')): { status: number | null; signal: string | null; output: string; ms: number } {
+  const start = Date.now();
+  const result = spawnSync(process.execPath, [CHILD, scenario, model], { encoding: 'utf8', timeout: 120_000 });
+  return { status: result.status, signal: result.signal, output: `${result.stdout}${result.stderr}`.slice(-2000), ms: Date.now() - start };
 }
 
 describe.each([
@@ -28,3 +39,13 @@ describe.each([
     if (scenario.startsWith('worker-')) for (const outcome of outcomes) expect(outcome.output).toContain('ok');
   }, 300_000);
 });
+
+test('a forward that never returns: a call queued behind it aborts at once, and process.exit still exits', () => {
+  const outcome = runChild('endless', endless);
+  expect(outcome.status === 0 && outcome.signal === null ? 'exit 0' : outcome).toBe('exit 0');
+  const aborted = /queued: ABORTED after (\d+) ms/.exec(outcome.output);
+  expect(aborted).not.toBeNull();
+  expect(Number(aborted![1])).toBeLessThan(1000);
+  // exit waits 10 s for the running call, then leaves.
+  expect(outcome.ms).toBeLessThan(60_000);
+}, 120_000);

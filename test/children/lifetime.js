@@ -4,6 +4,8 @@
 //   worker-capture     a worker captures in a loop; the main thread terminates it mid-call
 //   worker-maximize    the same during maximize
 //   worker-load        terminate the worker while it loads the model
+//   endless            MODEL's forward never returns: a call queued behind it is aborted (it
+//                      must reject at once), then process.exit(0) (it must not wait forever)
 // Exit code 0 and no signal mean the process survived; the test checks the code and signal.
 'use strict';
 const { Worker, isMainThread, parentPort, workerData } = require('worker_threads');
@@ -45,6 +47,14 @@ async function main() {
     const x = torch.zeros([1, 3, 64, 64]);
     for (let i = 0; i < 50; i++) m.forward(x).catch(() => {});
     setTimeout(() => process.exit(0), 5);
+  } else if (scenario === 'endless') {
+    m.forward(torch.zeros([1])).catch(() => {});
+    const controller = new AbortController();
+    const queued = m.forward(torch.zeros([1]), { signal: controller.signal });
+    const start = Date.now();
+    controller.abort();
+    await queued.catch((error) => console.log(`queued: ${error.code} after ${Date.now() - start} ms`));
+    process.exit(0);
   } else if (scenario === 'exit-maximize') {
     torch.maximize(m, 'layer3', { channel: 1, steps: 500, size: 96 }).catch(() => {});
     setTimeout(() => process.exit(0), 300);

@@ -150,7 +150,8 @@ export type RefTask =
   | { kind: 'script_raises'; path: string }
   | { kind: 'script_branches'; path: string }
   | { kind: 'script_expand'; path: string }
-  | { kind: 'script_allocates'; path: string };
+  | { kind: 'script_allocates'; path: string }
+  | { kind: 'script_endless'; path: string };
 
 export interface RefResult {
   output?: RefValue;

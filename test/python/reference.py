@@ -29,7 +29,8 @@ One process answers many cases (importing torch costs seconds). The request:
                                                                # positive sum, .neg otherwise
         {"kind": "script_expand", "path": "/tmp/e.pt"},        # returns x.expand(n, n, ...): a
                                                                # view of far more elements than bytes
-        {"kind": "script_allocates", "path": "/tmp/a.pt"}      # forward(x, n) allocates n x n floats
+        {"kind": "script_allocates", "path": "/tmp/a.pt"},     # forward(x, n) allocates n x n floats
+        {"kind": "script_endless", "path": "/tmp/s.pt"}        # forward never returns
       ]
     }
 
@@ -368,6 +369,15 @@ def run_task(task: dict) -> dict:
                 return torch.zeros([n, n]) + x.sum()
 
         torch.jit.save(torch.jit.script(Allocates()), task["path"])
+    elif kind == "script_endless":
+
+        class Endless(torch.nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                while bool(x.sum() > -1):
+                    x = x + 0
+                return x
+
+        torch.jit.save(torch.jit.script(Endless()), task["path"])
     else:
         raise ValueError(f"unknown task {kind!r}")
     return {"kind": kind, "path": task["path"]}
