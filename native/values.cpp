@@ -217,10 +217,6 @@ std::vector<c10::IValue> toForwardInputs(Napi::Value inputs, const c10::Function
   return out;
 }
 
-c10::IValue toIValue(Napi::Value value, const c10::TypePtr& expected, const std::string& where) {
-  return Converter(value.Env()).convert(value, expected, where, 0);
-}
-
 Napi::Value toJs(Napi::Env env, const c10::IValue& value) {
   if (value.isTensor()) return TensorHandle::wrap(env, value.toTensor());
   if (value.isNone()) return env.Null();

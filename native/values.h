@@ -12,18 +12,15 @@
 
 namespace torchscope {
 
-// forward's arguments from a JS array, each converted to the type forward declares for it
-// (see toIValue); inputs past the declared ones are inferred and left to the schema check.
+// forward's arguments from a JS array, each converted to the type forward declares for it:
+// Tensor handles, numbers (int or float as the type says; bigint for int), booleans, strings,
+// null/undefined for None, arrays for lists and tuples, plain objects for dicts. Containers get
+// unshaped element types, as TorchScript's own values have: the schema check refuses a
+// Dict[str, Tensor] whose values carry their shapes. With Any (or a type JS cannot spell), and
+// for inputs past the declared ones (left to the schema check), the type is inferred: integral
+// numbers int, others float, arrays of tensors List[Tensor], other arrays tuples, objects
+// Dict[str, T]. Errors name the value: "input 0 ('batch')['image']". Throws INVALID_ARGUMENT.
 std::vector<c10::IValue> toForwardInputs(Napi::Value inputs, const c10::FunctionSchema& forward);
-
-// A JS value as a value of type `expected`: Tensor handles, numbers (int or float as the type
-// says; bigint for int), booleans, strings, null/undefined for None, arrays for lists and
-// tuples, plain objects for dicts. Containers get unshaped element types, as TorchScript's own
-// values have: the schema check refuses a Dict[str, Tensor] whose values carry their shapes.
-// With Any (or a type JS cannot spell), the type is inferred: integral numbers int, others
-// float, arrays of tensors List[Tensor], other arrays tuples, objects Dict[str, T].
-// `where` names the value in errors: "input 0 ('batch')['image']". Throws INVALID_ARGUMENT.
-c10::IValue toIValue(Napi::Value value, const c10::TypePtr& expected, const std::string& where);
 
 // Tensors become TensorHandles; tuples and lists become arrays, dicts objects, None null.
 Napi::Value toJs(Napi::Env env, const c10::IValue& value);
