@@ -267,6 +267,8 @@ class Inspector {
         }
       }
       for (jit::Block* nested : node->blocks()) auditBlock(nested, function);
+      // torch.jit.fork and closures carry their code as a subgraph attribute.
+      if (node->hasAttribute(c10::attr::Subgraph)) auditBlock(node->g(c10::attr::Subgraph)->block(), function);
     }
   }
 

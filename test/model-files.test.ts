@@ -81,6 +81,7 @@ describe('what is not a regular file is refused, not read', () => {
 describe('code with effects outside tensor computation is refused before any of it runs', () => {
   test.each([
     ['save-in-forward', /aten::save \(writes files\) in __torch__\.SaveInForward\.forward/],
+    ['save-in-fork', /aten::save \(writes files\) in __torch__\./],
     ['setstate-writes', /aten::save \(writes files\) in __torch__\.SetStateWrites\.__setstate__/],
     ['from-file', /aten::from_file .* in __torch__\.FromFile\.forward/],
     ['from-file-shared', /aten::from_file .* in __torch__\.FromFile\.forward/],
