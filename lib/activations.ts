@@ -1,7 +1,7 @@
 // Capture and patching: what PyTorch users do with register_forward_hook, done by native
 // graph instrumentation (native/hooks.h) in one forward pass.
 import { callSite, CallSite, failure, settle } from './errors';
-import { NativePatch, NativeValue } from './native';
+import { NativePatch, NativeProgramSummary, NativeValue } from './native';
 import { Input, Model, unwrapInputs, Value } from './model';
 import { cancellable } from './signal';
 import { disposeValue, Tensor, wrapValue } from './tensor';
@@ -186,20 +186,8 @@ export async function run(model: Model, inputs: Input | Input[], options: RunOpt
   return runInstrumented(model, normalizeInputs(inputs), options, true, site);
 }
 
-export interface ProgramInfo {
-  /** Module paths the program still calls (not inlined); 'path:method' for other methods. */
-  calledModules: string[];
-  /** Op counts of the fully inlined program. */
-  opCounts: Record<string, number>;
-  /** The program's TorchScript graph. */
-  graph: string;
-  /** 'exact'; with load({ optimize: true }): 'optimized', or 'frozen' for bfloat16/float16 models (frozen only, same rounding as exact). */
-  numerics: 'exact' | 'optimized' | 'frozen';
-  /** Milliseconds it took to build this program; paid once per (model, layer set), then cached. */
-  buildMs: number;
-  /** Programs this model has built so far. */
-  programsCached: number;
-}
+/** What torch.inspect reports (fields documented on NativeProgramSummary, which it is). */
+export type ProgramInfo = NativeProgramSummary;
 
 /** What the instrumented program for a request runs: the module calls left, op counts, build time. */
 export async function inspect(model: Model, options: RunOptions & { output?: boolean }): Promise<ProgramInfo> {

@@ -49,12 +49,19 @@ export interface NativeRunResult {
   calls: Record<string, number>;
 }
 
+/** What an instrumented program runs; torch.inspect's ProgramInfo. */
 export interface NativeProgramSummary {
+  /** Module paths the program still calls (not inlined); 'path:method' for other methods. */
   calledModules: string[];
+  /** Op counts of the fully inlined program. */
   opCounts: Record<string, number>;
+  /** The program's TorchScript graph. */
   graph: string;
+  /** 'exact'; with load({ optimize: true }): 'optimized', or 'frozen' for bfloat16/float16 models (frozen only, same rounding as exact). */
   numerics: 'exact' | 'optimized' | 'frozen';
+  /** Milliseconds it took to build this program; paid once per (model, layer set), then cached. */
   buildMs: number;
+  /** Programs this model has built so far. */
   programsCached: number;
 }
 
