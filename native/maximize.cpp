@@ -151,18 +151,23 @@ struct MaximizeSession::State {
     parameter.addcdiv_(expAvg, denom, -spec.lr / biasCorrection1);
   }
 
-  // Bytes one step holds while its autograd graph is alive, measured on a small probe image and
-  // scaled by the pixel count (activations grow with it), so that a size this machine cannot
-  // hold is refused before it is tried rather than killed part way.
+  // Bytes one step needs at its peak (forward, then backward to the image), measured on a
+  // small probe image and scaled by the pixel count (activations grow with it), so that a size
+  // this machine cannot hold is refused before it is tried rather than killed part way. The
+  // probe backpropagates a plain sum: an objective's indices may only exist at the full size.
   uint64_t estimateStepBytes() const {
     constexpr int64_t side = 64;
     at::AutoGradMode gradients(true);
-    const uint64_t before = heapInUseBytes();
-    const at::Tensor probe = at::zeros({spec.image.batch, 3, side, side}, at::TensorOptions(model->device)).requires_grad_(true);
-    RunResult run = runProgram(*program, {spec.normalize ? imagenetNormalize(probe) : probe}, {});
-    const uint64_t after = heapInUseBytes();
+    AllocationPeakMeter meter;
+    {
+      const at::Tensor probe = at::zeros({spec.image.batch, 3, side, side}, at::TensorOptions(model->device)).requires_grad_(true);
+      RunResult run = runProgram(*program, {spec.normalize ? imagenetNormalize(probe) : probe}, {});
+      requireAllRan(*program, run);
+      const c10::IValue& value = spec.layer.empty() || program->spec.capture.empty() ? run.output : run.captures.at(spec.layer).back();
+      if (value.isTensor() && value.toTensor().requires_grad()) value.toTensor().sum().backward();
+    }
     const double scale = static_cast<double>(spec.image.height * spec.image.width) / (side * side);
-    return static_cast<uint64_t>(static_cast<double>(after > before ? after - before : 0) * scale);
+    return static_cast<uint64_t>(static_cast<double>(meter.peakBytes()) * scale);
   }
 
   // What the model sees for the current image, without the random transforms.
