@@ -55,10 +55,18 @@ function dtypeOfArray(data: TypedArray): DType {
   return dtype;
 }
 
+/** Nested arrays deeper than this are refused (far more dimensions than any model takes). */
+const MAX_NESTED_DEPTH = 64;
+
 function shapeOfNested(data: NestedArray): number[] {
   const shape: number[] = [];
+  const seen = new Set<unknown>();
   let level: NestedArray = data;
   while (Array.isArray(level)) {
+    // A cycle (an array inside itself) would otherwise be followed for ever.
+    if (seen.has(level)) throw invalid('the nested array contains a cycle (an array inside itself)');
+    if (shape.length === MAX_NESTED_DEPTH) throw invalid(`nested arrays deeper than ${MAX_NESTED_DEPTH} levels`);
+    seen.add(level);
     shape.push(level.length);
     if (level.length === 0) break;
     level = level[0];

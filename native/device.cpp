@@ -77,8 +77,7 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
 }
 
 // The addon's shared constants, for lib/ to be checked against (test/constants.test.ts).
-Napi::Value constants(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+Napi::Object constantsObject(Napi::Env env) {
   Napi::Object out = Napi::Object::New(env);
   Napi::Array codes = Napi::Array::New(env);
   for (const char* code : kAllCodes) codes.Set(codes.Length(), code);
@@ -93,6 +92,9 @@ Napi::Value constants(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value constants(const Napi::CallbackInfo& info) {
+  return entryPoint(info.Env(), code::kInternal, [&]() -> Napi::Value { return constantsObject(info.Env()); });
+}
 
 }  // namespace
 

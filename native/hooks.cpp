@@ -24,19 +24,27 @@ namespace attr = c10::attr;
 namespace {
 
 // PyTorch kernels that compute a whole module, submodules included, in one call: the "fast
-// path" scripted TransformerEncoderLayer and MultiheadAttention take in inference. Their
-// submodules never run there, so hooks on them would never fire.
+// path" scripted TransformerEncoderLayer and MultiheadAttention take in inference. Submodules
+// never run there, so hooks on them would never fire.
 bool isFusedModuleKernel(const jit::Node* node) {
   static const std::set<Symbol> kernels = {Symbol::fromQualString("aten::_transformer_encoder_layer_fwd"),
                                            Symbol::fromQualString("aten::_native_multi_head_attention")};
   return kernels.count(node->kind()) > 0;
 }
 
-bool callsFusedKernel(jit::Block* block) {
+// Python's TransformerEncoderLayer also leaves its fast path while a hook is attached to the
+// layer itself (it checks its own modules' hooks); MultiheadAttention does not check, and a
+// hook on it sees the fused kernel's output. A hooked module turns off only the former.
+bool offWhileHooked(const jit::Node* node) {
+  static const Symbol kernel = Symbol::fromQualString("aten::_transformer_encoder_layer_fwd");
+  return node->kind() == kernel;
+}
+
+bool callsKernelOffWhileHooked(jit::Block* block) {
   for (jit::Node* node : block->nodes()) {
-    if (isFusedModuleKernel(node)) return true;
+    if (offWhileHooked(node)) return true;
     for (jit::Block* nested : node->blocks()) {
-      if (callsFusedKernel(nested)) return true;
+      if (callsKernelOffWhileHooked(nested)) return true;
     }
   }
   return false;
@@ -100,8 +108,9 @@ class Instrumenter {
         // The unoptimized graph: the optimized one has every nested call already inlined.
         auto* callee = classType ? &jit::toGraphFunction(classType->getMethod(method)) : nullptr;
         // Inline calls on the way to a hook point so the calls inside become visible, and a
-        // hooked module with a fused fast path so that its unfused branch can be chosen.
-        if (path && callee && (leadsToTarget(*path) || (hooked && callsFusedKernel(callee->graph()->block())))) {
+        // hooked module whose fast path Python leaves while it is hooked, so that its unfused
+        // branch can be chosen.
+        if (path && callee && (leadsToTarget(*path) || (hooked && callsKernelOffWhileHooked(callee->graph()->block())))) {
           jit::Node* before = node->prev();
           jit::Node* after = node->next();
           auto outputs = jit::inlineCallTo(node, callee, callee->graph().get());

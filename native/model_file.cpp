@@ -16,6 +16,8 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <regex>
+#include <sstream>
 #include <set>
 
 #include "errors.h"
@@ -285,6 +287,35 @@ class Inspector {
   jit::SourceImporter importer_;
 };
 
+// Compiling the file's code while inspecting it (before any of it runs) met an operator no
+// library in this process registered: refuse, naming it and the method that calls it (the
+// compiler's message points at a line of the file's code; its `def` is read from there).
+// Other compile errors go on as they are.
+void refuseUnknownOperator(const std::string& path, PyTorchStreamReader& reader, const std::string& message) {
+  static const std::regex unknown("Unknown builtin op: ([A-Za-z0-9_]+::[A-Za-z0-9_]+)");
+  static const std::regex location("File \"(code/[^\"]+)\", line ([0-9]+)");
+  std::smatch op, where;
+  if (!std::regex_search(message, op, unknown)) return;
+  std::string method = "a method of its code";
+  if (std::regex_search(message, where, location) && reader.hasRecord(where[1].str())) {
+    const auto [data, size] = reader.getRecord(where[1].str());
+    std::istringstream code(std::string(static_cast<const char*>(data.get()), size));
+    static const std::regex definition("^\\s*(def|class) ([A-Za-z0-9_]+)");
+    const long lineOfCall = std::stol(where[2].str());
+    std::string cls, def, line;
+    std::smatch found;
+    for (long n = 1; n <= lineOfCall && std::getline(code, line); ++n) {
+      if (!std::regex_search(line, found, definition)) continue;
+      if (found[1] == "class") cls = found[2].str();
+      else def = found[2].str();
+    }
+    if (!def.empty()) method = "the method " + (cls.empty() ? def : cls + "." + def) + " (" + where[1].str() + ")";
+  }
+  refuse(path, "its code calls " + op[1].str() + " in " + method +
+                   ", an operator of a namespace this process has not registered (its library is not loaded), so none "
+                   "of the file was run; { trusted: true } would not load it either. " + message);
+}
+
 // Inflated sizes come from the zip directory, so a bomb is refused before anything inflates.
 void checkInflation(const std::string& path, PyTorchStreamReader& reader, uint64_t fileBytes, const LoadPolicy& policy) {
   const uint64_t limit = policy.maxInflatedBytes > 0 ? policy.maxInflatedBytes
@@ -316,7 +347,12 @@ jit::Module load(const std::string& path, const c10::Device& device, const LoadP
     }
     checkInflation(path, reader, file->size(), policy);
     Inspector inspector(path, reader);
-    inspector.inspect();
+    try {
+      inspector.inspect();
+    } catch (const std::exception&) {
+      refuseUnknownOperator(path, reader, describeException(std::current_exception(), code::kModelLoad).message);
+      throw;
+    }
     if (!policy.trusted) inspector.audit();
   }
   // Debug pickles (source ranges of the original Python) are not read: less untrusted input.

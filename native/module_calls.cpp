@@ -96,6 +96,20 @@ struct CallGraph {
     return std::nullopt;
   }
 
+  // Why a module that forward calls through its path at some sites cannot be hooked all the
+  // same: other calls of it have no path, and hooks that miss some calls would be wrong.
+  std::optional<std::string> whySomeCallsMissed(const std::string& path) const {
+    if (auto container = enclosing(pickedContainers, path)) {
+      return "forward also calls it as an element of '" + *container +
+             "' picked at run time (prim::ModuleContainerIndex): hooks would miss those calls";
+    }
+    if (auto holder = enclosing(interfaces, path); holder && *holder != path) {
+      return "forward may also reach it through '" + *holder +
+             "', an attribute of a module interface type: hooks would miss those calls";
+    }
+    return std::nullopt;
+  }
+
   std::string whyNot(const std::string& path) const {
     if (path.empty()) return "the model itself: its output is what forward returns";
     if (auto container = enclosing(pickedContainers, path)) {
@@ -132,7 +146,11 @@ std::vector<std::pair<std::string, Hookability>> surveyModules(const jit::Module
       auto found = calls.forwardCalls.find(child.name);
       hookability.callSites = found == calls.forwardCalls.end() ? 0 : found->second;
     }
-    if (hookability.callSites == 0) hookability.reason = calls.whyNot(child.name);
+    if (hookability.callSites == 0) {
+      hookability.reason = calls.whyNot(child.name);
+    } else if (auto why = calls.whySomeCallsMissed(child.name)) {
+      hookability.reason = *why;
+    }
     out.emplace_back(child.name, std::move(hookability));
   }
   return out;

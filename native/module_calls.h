@@ -28,10 +28,11 @@ std::optional<std::string> modulePath(torch::jit::Value* value, const torch::jit
 bool containsModule(const std::string& outer, const std::string& inner);
 
 // Whether a submodule can be hooked: it can when forward reaches at least one call of its
-// forward through attribute reads (every such call is a hook point).
+// forward through attribute reads (every such call is a hook point) and no call of it any
+// other way (through a container indexed at run time), which hooks would miss.
 struct Hookability {
   int callSites = 0;   // static call sites of its forward reachable from the model's forward
-  std::string reason;  // why it cannot be hooked; empty when callSites > 0
+  std::string reason;  // why it cannot be hooked; empty when it can
 };
 
 // Every submodule path (named_modules order, root "" included) with its hookability.

@@ -48,11 +48,10 @@ std::shared_ptr<jit::GraphFunction> simpleFunction(std::shared_ptr<jit::Graph> g
 void instrumentInto(const std::shared_ptr<jit::Graph>& graph, const ModuleSurvey& survey, Program& program) {
   program.callSites = instrumentGraph(graph, program.spec);
   for (const auto& [layer, sites] : program.callSites) {
-    if (sites > 0) continue;
     auto found = survey.find(layer);
-    const std::string why = found != survey.end() && !found->second.reason.empty()
-                                ? found->second.reason
-                                : "forward never calls it in a way torchscope can follow";
+    const bool surveyed = found != survey.end() && !found->second.reason.empty();
+    if (sites > 0 && !surveyed) continue;
+    const std::string why = surveyed ? found->second.reason : "forward never calls it in a way torchscope can follow";
     throw Error(code::kUnhookableLayer, "layer '" + layer + "' cannot be hooked: " + why);
   }
 }

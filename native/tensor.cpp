@@ -169,18 +169,24 @@ Napi::Value TensorHandle::fromData(const Napi::CallbackInfo& info) {
 
 Napi::Value TensorHandle::shape(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const at::Tensor& tensor = live(env);
-  Napi::Array out = Napi::Array::New(env, tensor.dim());
-  for (int64_t i = 0; i < tensor.dim(); ++i) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, tensor.size(i)));
-  return out;
+  return entryPoint(env, code::kInternal, [&]() -> Napi::Value {
+    const at::Tensor& tensor = live(env);
+    Napi::Array out = Napi::Array::New(env, tensor.dim());
+    for (int64_t i = 0; i < tensor.dim(); ++i) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, tensor.size(i)));
+    return out;
+  });
 }
 
 Napi::Value TensorHandle::dtype(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), dtypeName(live(info.Env()).scalar_type()));
+  return entryPoint(info.Env(), code::kInternal, [&]() -> Napi::Value {
+    return Napi::String::New(info.Env(), dtypeName(live(info.Env()).scalar_type()));
+  });
 }
 
 Napi::Value TensorHandle::device(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), deviceName(live(info.Env()).device()));
+  return entryPoint(info.Env(), code::kInternal, [&]() -> Napi::Value {
+    return Napi::String::New(info.Env(), deviceName(live(info.Env()).device()));
+  });
 }
 
 Napi::Value TensorHandle::data(const Napi::CallbackInfo& info) {

@@ -77,6 +77,14 @@ describe('inputs that were silently wrong or untyped', () => {
   test('nested arrays of strings (were NaN)', async () => {
     await expectTorchscopeError(() => torch.tensor([['a', 'b']] as never), 'INVALID_ARGUMENT', /found string "a"/);
   });
+  test('a cyclic nested array, and one nested past 64 levels (a cycle was followed for ever)', async () => {
+    const cyclic: unknown[] = [];
+    cyclic.push(cyclic);
+    await expectTorchscopeError(() => torch.tensor(cyclic as never), 'INVALID_ARGUMENT', /contains a cycle/);
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    await expectTorchscopeError(() => torch.tensor(deep as never), 'INVALID_ARGUMENT', /deeper than 64 levels/);
+  });
   test('an empty image buffer (was an untyped Error)', async () => {
     await expectTorchscopeError(() => torch.image(Buffer.alloc(0)), 'INVALID_ARGUMENT', /the buffer is empty/);
   });

@@ -28,7 +28,7 @@ let ref: Map<string, RefResult>;
 let model: torch.Model; // resnet-tiny, shared: must survive every error
 let bert: torch.Model;
 let baseline: { output: torch.Tensor; layer2: torch.Tensor };
-const files = { random: '', text: '', stateDict: '', eagerPickle: '', unused: '', raises: '' };
+const files = { random: '', text: '', stateDict: '', eagerPickle: '', unused: '', unhookable: '', raises: '' };
 
 beforeAll(async () => {
   dir = scratchDir('errors');
@@ -37,6 +37,7 @@ beforeAll(async () => {
   files.stateDict = path.join(dir, 'state_dict.pt');
   files.eagerPickle = path.join(dir, 'eager_module.pt');
   files.unused = path.join(dir, 'with_unused.pt');
+  files.unhookable = path.join(dir, 'unhookable.pt');
   files.raises = path.join(dir, 'raises.pt');
   const bytes = Buffer.alloc(4096);
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
@@ -46,6 +47,7 @@ beforeAll(async () => {
     .task({ kind: 'save_state_dict', model: modelPath('resnet-tiny.pt'), path: files.stateDict })
     .task({ kind: 'save_eager_module', arch: 'resnet-tiny', path: files.eagerPickle })
     .task({ kind: 'script_unused', path: files.unused })
+    .task({ kind: 'script_unhookable', path: files.unhookable })
     .task({ kind: 'script_raises', path: files.raises })
     .add({ id: 'jit', kind: 'jit', model: modelPath('resnet-tiny.pt'), inputs: [x] })
     .add({ id: 'eager', kind: 'eager', model: modelPath('resnet-tiny.pt'), inputs: [x], capture: ['layer2'] });
@@ -123,6 +125,28 @@ describe('UNHOOKABLE_LAYER: a submodule no hook point reaches, with the reason',
       expect(asTensor(await unused.forward(input)).shape).toEqual([1, 3]);
     } finally {
       unused.dispose();
+    }
+  });
+  test('calls no path names: picked from a ModuleList at run time, behind an interface, only another method', async () => {
+    const model = await torch.load(files.unhookable);
+    try {
+      const byPath = Object.fromEntries(model.modules().map((m) => [m.path, m]));
+      expect(byPath['picked.1']).toMatchObject({ hookable: false, callSites: 0 });
+      expect(byPath['picked.1'].reason).toMatch(/only as an element of 'picked' picked at run time \(prim::ModuleContainerIndex\)/);
+      // Called directly once and through the run-time index: hooks would miss calls, so none.
+      expect(byPath['picked.0']).toMatchObject({ hookable: false, callSites: 1 });
+      expect(byPath['picked.0'].reason).toMatch(/also calls it as an element of 'picked' picked at run time/);
+      expect(byPath['impl']).toMatchObject({ hookable: true, callSites: 1 });
+      expect(byPath['impl.0'].reason).toMatch(/only through 'impl', an attribute of a module interface type/);
+      expect(byPath['helper'].reason).toMatch(/only its method\(s\) 'doubled'/);
+      expect(byPath['direct']).toMatchObject({ hookable: true, callSites: 1 });
+      const x = torch.tensor(new Float32Array([1, -2, 3, -4]), [1, 4]);
+      for (const [layer, why] of [['picked.0', /hooks would miss those calls/], ['picked.1', /ModuleContainerIndex/], ['impl.0', /interface/], ['helper', /'doubled'/]] as const) {
+        await expectTorchscopeError(() => torch.activations(model, layer, x, 1), 'UNHOOKABLE_LAYER', new RegExp(`layer '${layer.replace('.', '\\.')}' cannot be hooked: .*${why.source}`));
+      }
+      expect(asTensor(await torch.activations(model, ['impl', 'direct'], x, 1).then((r) => r.direct)).shape).toEqual([1, 4]);
+    } finally {
+      model.dispose();
     }
   });
   test('traced BERT: a dropout module the trace never calls, and a ModuleList', async () => {

@@ -35,6 +35,7 @@ io_models.py
                                         dict whose value the caller then modifies in place
   list-io                       script  List[Tensor] in and out; a submodule returning a list, mutated in place
   mlp-float64                   script  Conv1d + MLP in float64
+  mlp-float16                   trace   the same architecture in float16
   cnn-bfloat16                  trace   small CNN + Linear head in bfloat16
 call_models.py
   loop-scripted / loop-traced   script/trace  a shared block called twice in straight-line code and in a
@@ -47,7 +48,7 @@ saves one entry (values.py: comparing nested outputs); manifest.py records what 
 cli.py is the command line (__main__.py runs it).
 
 manifest.json: {"version": 1, "torch", "transformers", "models": [{"name", "file", "mode",
-"family", "dtype", "capture", "multiCall", "patch", "notes", "sha256", "definition_hash",
+"family", "dtype", "capture", "multiCall", "singleCalls", "patch", "notes", "sha256", "definition_hash",
 "bytes", "weights_sha256", "calls", "eagerOutputs", "torchscriptReturns"}]}; the last three
 give, per capture/patch path, the eager forward-hook call count on inputs(0), the structure an
 eager hook sees, and the return type of each forward-like method TorchScript compiled for it

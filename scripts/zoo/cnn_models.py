@@ -142,9 +142,10 @@ class EfficientNet(nn.Module):
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
-        self.stem = ConvBN(3, 16, 3, 2, act=nn.SiLU())
+        self.stem = ConvBN(3, 16, 3, 2)
         self.blocks = nn.Sequential(*[MBConv(*c) for c in self.CONFIG])
-        self.head = ConvBN(40, 128, 1, act=nn.SiLU())
+        self.head = ConvBN(40, 128, 1)
+        self.act = nn.SiLU()  # one instance for the stem and the head: called twice
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(0.2)
         self.classifier = nn.Linear(128, num_classes)
@@ -159,7 +160,7 @@ class EfficientNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.head(self.blocks(self.stem(x)))
+        x = self.act(self.head(self.blocks(self.act(self.stem(x)))))
         x = torch.flatten(self.pool(x), 1)
         return self.classifier(self.dropout(x))
 
@@ -290,10 +291,13 @@ ENTRIES: List[Entry] = [
         build=build_efficientnet,
         inputs=lambda seed: [randn(seed, 2, 3, 32, 32)],
         alt_inputs=lambda seed: [randn(seed, 3, 3, 48, 48)],
-        capture=["stem", "blocks.1.se", "blocks.3.dw.act", "blocks.4", "head"],
-        multi_call=[],
+        capture=["stem", "act", "blocks.1.se", "blocks.3.dw.act", "blocks.4", "head"],
+        multi_call=["act"],
         patch="blocks.3.se",
-        notes="BatchNorm running stats calibrated; no stochastic depth; blocks.0 has an nn.Identity expand.",
+        notes=(
+            "BatchNorm running stats calibrated; no stochastic depth; blocks.0 has an nn.Identity expand. One "
+            "nn.SiLU `act` follows the stem and the head (called twice, traced as forward and forward1)."
+        ),
     ),
     Entry(
         name="convnext",
@@ -304,6 +308,7 @@ ENTRIES: List[Entry] = [
         alt_inputs=lambda seed: [randn(seed, 1, 3, 48, 48)],
         capture=["features.0", "features.1.0.dwconv", "features.1.1.norm", "features.3.1", "head_norm"],
         multi_call=[],
+        single_calls="ConvNeXt gives every block its own modules: none is called twice.",
         patch="features.1.0.pwconv2",
         notes=(
             "features.N.M.norm and pwconv1/pwconv2 work on channels-last [N, H, W, C] tensors (after a "

@@ -26,6 +26,7 @@ class Entry:
                   tensors); deterministic; the same structure and shapes for every seed
     capture       >= 3 module paths (named_modules() names) to capture, one nested at least
     multi_call    the capture paths forward calls more than once (eager hook count >= 2)
+    single_calls  when multi_call is empty: why (the architecture calls no module twice)
     patch         a path whose output's first tensor, zeroed, visibly changes the output
     """
 
@@ -37,6 +38,7 @@ class Entry:
     capture: List[str]
     multi_call: List[str]
     patch: str
+    single_calls: str = ""
     dtype: str = "float32"
     notes: str = ""
     # Inputs of another batch size / length / image size, for the export check only

@@ -105,6 +105,9 @@ def check_entry_paths(entry: Entry, model: nn.Module) -> Tuple[Dict[str, int], D
     assert len(entry.capture) >= 3, f"{entry.name}: needs >= 3 capture paths"
     assert any("." in p for p in entry.capture), f"{entry.name}: needs a nested capture path"
     assert set(entry.multi_call) <= set(entry.capture), f"{entry.name}: multi_call must be a subset of capture"
+    assert bool(entry.multi_call) != bool(entry.single_calls), (
+        f"{entry.name}: capture a module called several times (multi_call), or say in single_calls why there is none"
+    )
     for p in [*entry.capture, entry.patch]:
         assert p in names and p, f"{entry.name}: no module {p!r}"
     inputs = entry.inputs(SEED)

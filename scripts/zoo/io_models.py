@@ -32,6 +32,7 @@ class DictNet(nn.Module):
         self.head = nn.Conv2d(8, 3, 1)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(16, 5)
+        self.act = nn.GELU()  # on the head's output and on p3: called twice
 
     def forward(self, batch: Dict[str, Tensor]) -> Dict[str, Tensor]:
         x = torch.cat([batch["image"], batch["mask"]], dim=1)
@@ -39,8 +40,8 @@ class DictNet(nn.Module):
         # In place on a value of the dict fpn returned (which is fpn.c2's output
         # tensor itself): captures of fpn / fpn.c2 must be copies taken before this.
         p2 = torch.relu_(feats["p2"])
-        logits = self.head(p2) * batch["mask"]
-        features = self.fc(torch.flatten(self.pool(feats["p3"]), 1))
+        logits = self.act(self.head(p2)) * batch["mask"]
+        features = self.fc(torch.flatten(self.pool(self.act(feats["p3"])), 1))
         return {"logits": logits, "features": features}
 
 
@@ -106,16 +107,21 @@ class SignalMLP(nn.Module):
         super().__init__()
         self.conv = nn.Conv1d(4, 8, 5, padding=2)
         self.pool = nn.AdaptiveAvgPool1d(8)
-        self.mlp = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh())
+        self.mlp = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 32))
+        self.act = nn.Tanh()  # after the convolution and after the MLP: called twice
         self.out = nn.Linear(32, 3)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = torch.flatten(self.pool(torch.tanh(self.conv(x))), 1)
-        return self.out(self.mlp(h))
+        h = torch.flatten(self.pool(self.act(self.conv(x))), 1)
+        return self.out(self.act(self.mlp(h)))
 
 
 def build_mlp64() -> nn.Module:
     return seeded(SignalMLP).double().eval()
+
+
+def build_mlp16() -> nn.Module:
+    return seeded(SignalMLP).half().eval()
 
 
 class TinyCNN(nn.Module):
@@ -128,13 +134,15 @@ class TinyCNN(nn.Module):
             nn.MaxPool2d(2),
             nn.Conv2d(8, 16, 3, padding=1, bias=False),
             nn.BatchNorm2d(16),
-            nn.ReLU(),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
+        self.hidden = nn.Linear(16, 16)
+        self.act = nn.ReLU()  # after features and after hidden: called twice
         self.fc = nn.Linear(16, classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+        h = torch.flatten(self.pool(self.act(self.features(x))), 1)
+        return self.fc(self.act(self.hidden(h)))
 
 
 def build_cnn_bf16() -> nn.Module:
@@ -149,8 +157,8 @@ DICT_IO_SCRIPTED = Entry(
     build=build_dictnet,
     inputs=dict_inputs,
     alt_inputs=lambda seed: dict_inputs(seed, 3, 24),
-    capture=["fpn", "fpn.c2", "fpn.c3", "head", "fc"],
-    multi_call=[],
+    capture=["fpn", "fpn.c2", "fpn.c3", "head", "act", "fc"],
+    multi_call=["act"],
     patch="fpn.c2",
     notes=(
         "forward(batch: Dict[str, Tensor]) with keys image [N,3,H,W], mask [N,1,H,W] (0/1 float) -> "
@@ -199,10 +207,23 @@ ENTRIES: List[Entry] = [
         build=build_mlp64,
         inputs=lambda seed: [randn(seed, 2, 4, 16, dtype=torch.float64)],
         alt_inputs=lambda seed: [randn(seed, 3, 4, 24, dtype=torch.float64)],
-        capture=["conv", "mlp.0", "mlp", "out"],
-        multi_call=[],
+        capture=["conv", "mlp.0", "mlp", "act", "out"],
+        multi_call=["act"],
         patch="mlp.2",
         notes="All parameters and inputs are float64; input [N, 4, L] (AdaptiveAvgPool1d makes L free).",
+    ),
+    Entry(
+        name="mlp-float16",
+        mode="trace",
+        family="Conv1d + MLP in float16 (traced)",
+        dtype="float16",
+        build=build_mlp16,
+        inputs=lambda seed: [randn(seed, 2, 4, 16, dtype=torch.float16)],
+        alt_inputs=lambda seed: [randn(seed, 3, 4, 24, dtype=torch.float16)],
+        capture=["conv", "mlp.0", "mlp", "act", "out"],
+        multi_call=["act"],
+        patch="mlp.2",
+        notes="mlp-float64's architecture with float16 parameters and inputs.",
     ),
     Entry(
         name="cnn-bfloat16",
@@ -212,8 +233,8 @@ ENTRIES: List[Entry] = [
         build=build_cnn_bf16,
         inputs=lambda seed: [randn(seed, 2, 3, 32, 32, dtype=torch.bfloat16)],
         alt_inputs=lambda seed: [randn(seed, 3, 3, 24, 24, dtype=torch.bfloat16)],
-        capture=["features.0", "features.5", "features", "fc"],
-        multi_call=[],
+        capture=["features.0", "features.5", "features", "act", "fc"],
+        multi_call=["act"],
         patch="features.4",
         notes="Parameters, BatchNorm stats (calibrated in float32 first) and inputs are bfloat16.",
     ),

@@ -43,7 +43,8 @@ def definition_hash(entry: Entry) -> str:
     """
     meta = {
         k: getattr(entry, k)
-        for k in ("name", "mode", "family", "capture", "multi_call", "patch", "dtype", "notes", "trace_strict", "tol")
+        for k in ("name", "mode", "family", "capture", "multi_call", "single_calls", "patch", "dtype", "notes",
+                  "trace_strict", "tol")
     }
     fns = (entry.build, entry.inputs, entry.alt_inputs, entry.trace_context)
     files = [inspect.getsource(sys.modules[m]) for m in zoo_modules({fn.__module__ for fn in fns if fn})]
@@ -103,6 +104,7 @@ def manifest_record(entry: Entry, out: Path, dhash: str, facts: dict) -> dict:
         "dtype": entry.dtype,
         "capture": entry.capture,
         "multiCall": entry.multi_call,
+        "singleCalls": entry.single_calls,
         "patch": entry.patch,
         "notes": entry.notes,
         "sha256": sha256_file(path),

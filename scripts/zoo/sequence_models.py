@@ -24,6 +24,7 @@ class RNNTagger(nn.Module):
         self.rnn = rnn(emb, hidden, num_layers=2, batch_first=True)
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, classes))
         self.state_head = nn.Linear(states * hidden, classes)
+        self.act = nn.Tanh()  # on the sequence output and on the final state(s): called twice
 
 
 class LSTMTagger(RNNTagger):
@@ -34,8 +35,8 @@ class LSTMTagger(RNNTagger):
 
     def forward(self, ids: Tensor) -> Tensor:
         out, (h, c) = self.rnn(self.embed(ids))
-        y = self.head(out)
-        s = self.state_head(torch.cat([h[-1], c[-1]], dim=1))
+        y = self.head(self.act(out))
+        s = self.state_head(self.act(torch.cat([h[-1], c[-1]], dim=1)))
         return y + s.unsqueeze(1)
 
 
@@ -45,8 +46,8 @@ class GRUTagger(RNNTagger):
 
     def forward(self, ids: Tensor) -> Tensor:
         out, h = self.rnn(self.embed(ids))
-        y = self.head(out)
-        return y + self.state_head(h[-1]).unsqueeze(1)
+        y = self.head(self.act(out))
+        return y + self.state_head(self.act(h[-1])).unsqueeze(1)
 
 
 def build_lstm() -> nn.Module:
@@ -68,10 +69,11 @@ class EncoderClassifier(nn.Module):
         layer = nn.TransformerEncoderLayer(d_model, nhead=4, dim_feedforward=64, dropout=0.1, batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
         self.head = nn.Linear(d_model, classes)
+        self.act = nn.GELU()  # after the input projection and after the encoder: called twice
 
     def forward(self, x: Tensor, padding_mask: Tensor) -> Tensor:
-        h = self.encoder(self.inp(x), src_key_padding_mask=padding_mask)
-        return self.head(h)
+        h = self.encoder(self.act(self.inp(x)), src_key_padding_mask=padding_mask)
+        return self.head(self.act(h))
 
 
 def build_transformer_encoder() -> nn.Module:
@@ -101,8 +103,8 @@ LSTM_SCRIPTED = Entry(
     build=build_lstm,
     inputs=rnn_inputs,
     alt_inputs=lambda seed: rnn_inputs(seed, 3, 13),
-    capture=["embed", "rnn", "head.0", "head", "state_head"],
-    multi_call=[],
+    capture=["embed", "rnn", "act", "head.0", "head", "state_head"],
+    multi_call=["act"],
     patch="rnn",
     notes=(
         "nn.LSTM's forward is overloaded in TorchScript: the call compiles to "
@@ -118,8 +120,8 @@ GRU_SCRIPTED = Entry(
     build=build_gru,
     inputs=rnn_inputs,
     alt_inputs=lambda seed: rnn_inputs(seed, 3, 13),
-    capture=["embed", "rnn", "head.2", "state_head"],
-    multi_call=[],
+    capture=["embed", "rnn", "act", "head.2", "state_head"],
+    multi_call=["act"],
     patch="rnn",
     notes=(
         "nn.GRU's forward is overloaded: called as forward__0. rnn returns (output, h_n); the patch zeroes "
@@ -134,9 +136,9 @@ ENCODER_SCRIPTED = Entry(
     build=build_transformer_encoder,
     inputs=encoder_inputs,
     alt_inputs=lambda seed: encoder_inputs(seed, 3, 7),
-    capture=["inp", "encoder.layers.0.self_attn", "encoder.layers.0.linear1", "encoder.layers.1",
+    capture=["inp", "act", "encoder.layers.0.self_attn", "encoder.layers.0.linear1", "encoder.layers.1",
              "encoder.layers.1.norm2"],
-    multi_call=[],
+    multi_call=["act"],
     patch="encoder.layers.0.linear2",
     notes=(
         "FUSED FAST PATH: in eval mode with grad disabled, the scripted TransformerEncoderLayer.forward "

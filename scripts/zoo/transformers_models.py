@@ -114,6 +114,7 @@ ENTRIES: List[Entry] = [
         capture=["model.transformer.h.0.attn", "model.transformer.h.1.mlp", "model.transformer.ln_f",
                  "model.lm_head"],
         multi_call=[],
+        single_calls="Hugging Face GPT-2 gives every block its own modules (its activation and dropouts included): no module is called twice.",
         patch="model.transformer.h.0.mlp",
         notes=(
             "Wrapper module: paths start with 'model.'; lm_head.weight is tied to transformer.wte.weight (both "
@@ -132,6 +133,7 @@ ENTRIES: List[Entry] = [
         capture=["embeddings", "transformer.layer.0.attention", "transformer.layer.1.ffn.lin1",
                  "transformer.layer.1.output_layer_norm"],
         multi_call=[],
+        single_calls="Hugging Face DistilBERT gives every layer its own modules: no module is called twice.",
         patch="transformer.layer.0.ffn",
         notes=(
             "Subclass of DistilBertModel (HF paths) returning (last_hidden_state,). Inputs (input_ids, "
@@ -150,6 +152,7 @@ ENTRIES: List[Entry] = [
         alt_inputs=lambda seed: list(tokens(seed, 3, 9, pad_id=1)),
         capture=["embeddings", "encoder.layer.0.attention.self", "encoder.layer.1.intermediate", "pooler"],
         multi_call=[],
+        single_calls="Hugging Face RoBERTa gives every layer its own modules: no module is called twice.",
         patch="encoder.layer.0.attention.self",
         notes=(
             "Subclass of RobertaModel returning (last_hidden_state, pooler_output). Padded positions hold "

@@ -147,6 +147,7 @@ export type RefTask =
   | { kind: 'save_state_dict'; model: string; path: string }
   | { kind: 'save_eager_module'; arch: string; path: string }
   | { kind: 'script_unused'; path: string }
+  | { kind: 'script_unhookable'; path: string }
   | { kind: 'script_raises'; path: string }
   | { kind: 'script_branches'; path: string }
   | { kind: 'script_expand'; path: string }

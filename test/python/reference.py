@@ -27,6 +27,7 @@ One process answers many cases (importing torch costs seconds). The request:
         {"kind": "script_raises", "path": "/tmp/raises.pt"},   # raises for negative inputs
         {"kind": "script_branches", "path": "/tmp/b.pt"},      # .pos runs for inputs with a
                                                                # positive sum, .neg otherwise
+        {"kind": "script_unhookable", "path": "/tmp/u.pt"},   # calls no module path names
         {"kind": "script_expand", "path": "/tmp/e.pt"},        # returns x.expand(n, n, ...): a
                                                                # view of far more elements than bytes
         {"kind": "script_allocates", "path": "/tmp/a.pt"},     # forward(x, n) allocates n x n floats
@@ -355,6 +356,48 @@ def run_task(task: dict) -> dict:
 
         torch.manual_seed(0)
         torch.jit.save(torch.jit.script(Branches().eval()), task["path"])
+    elif kind == "script_unhookable":
+        # Calls no path names: an element of a ModuleList picked by a run-time index (also
+        # called directly: picked.0), a submodule behind a module interface attribute, a
+        # module whose forward is never called, only another method.
+
+        @torch.jit.interface
+        class Op(torch.nn.Module):
+            def forward(self, input: torch.Tensor) -> torch.Tensor:
+                pass
+
+        class Helper(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = torch.nn.Linear(4, 4)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.lin(x)
+
+            @torch.jit.export
+            def doubled(self, x: torch.Tensor) -> torch.Tensor:
+                return x * 2
+
+        class Unhookable(torch.nn.Module):
+            impl: Op
+
+            def __init__(self):
+                super().__init__()
+                self.picked = torch.nn.ModuleList([torch.nn.Tanh(), torch.nn.Tanh()])
+                self.impl = torch.nn.Sequential(torch.nn.Sigmoid())
+                self.helper = Helper()
+                self.direct = torch.nn.Linear(4, 4)
+
+            def forward(self, x: torch.Tensor, i: int) -> torch.Tensor:
+                y = self.picked[0](x)
+                picked: Op = self.picked[i]
+                y = y + picked.forward(x)
+                y = self.impl.forward(y)
+                y = self.helper.doubled(y)
+                return self.direct(y)
+
+        torch.manual_seed(0)
+        torch.jit.save(torch.jit.script(Unhookable().eval()), task["path"])
     elif kind == "script_expand":
 
         class Expand(torch.nn.Module):
