@@ -84,7 +84,7 @@ function checkIndices(values: unknown, what: string, layer: string, site: CallSi
   return flat as number[];
 }
 
-function toNativePatch(layer: string, spec: PatchSpec, site: CallSite): NativePatch {
+export function toNativePatch(layer: string, spec: PatchSpec, site: CallSite): NativePatch {
   if (spec === null || typeof spec !== 'object') throw failure('INVALID_ARGUMENT', `patch '${layer}' must be an object`, site);
   for (const key of Object.keys(spec)) {
     if (!patchKeys.has(key)) {
@@ -118,7 +118,7 @@ function pickCalls(calls: NativeValue[], which: Calls): Value {
   return values.length ? values[values.length - 1] : null;
 }
 
-function normalizeInputs(inputs: Input | Input[]): Input[] {
+export function normalizeInputs(inputs: Input | Input[]): Input[] {
   return Array.isArray(inputs) ? inputs : [inputs];
 }
 

@@ -2,15 +2,9 @@
 // direction or logit fire most, optimised natively with libtorch's autograd (native/maximize.h).
 import { callSite, CallSite, failure, settle } from './errors';
 import { Model } from './model';
-import { NativeMaximizeRequest, NativeMaximizeSession, NativeObjective } from './native';
+import { NativeMaximizeRequest, NativeMaximizeSession } from './native';
+import { nativeObjectives, Objective } from './objective';
 import { Tensor } from './tensor';
-
-export type Objective =
-  | { channel: number }
-  | { neuron: { channel: number; y?: number; x?: number } }
-  | { direction: Tensor }
-  | { logit: number }
-  | { sum: { weight?: number; objective: Objective }[] };
 
 export type TransformSpec = { pad: number } | { jitter: number } | { scale: number[] } | { rotate: number[] };
 
@@ -77,44 +71,6 @@ function isNonNegativeInteger(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) >= 0;
 }
 
-function checkObjective(objective: Objective, site: CallSite): void {
-  const o = objective as Record<string, unknown>;
-  if (o === null || typeof o !== 'object') throw failure('INVALID_ARGUMENT', 'an objective is an object like { channel: 10 }', site);
-  const keys = Object.keys(o);
-  if (keys.length !== 1 || !['channel', 'neuron', 'direction', 'logit', 'sum'].includes(keys[0])) {
-    throw failure('INVALID_ARGUMENT', `an objective has exactly one of channel, neuron, direction, logit, sum; got ${JSON.stringify(keys)}`, site);
-  }
-  const [key] = keys;
-  if ((key === 'channel' || key === 'logit') && !isNonNegativeInteger(o[key])) {
-    throw failure('INVALID_ARGUMENT', `${key} must be a non-negative integer, got ${String(o[key])}`, site);
-  }
-  if (key === 'neuron') {
-    const n = o.neuron as Record<string, unknown>;
-    if (!n || !isNonNegativeInteger(n.channel) || (n.y !== undefined && !isNonNegativeInteger(n.y)) || (n.x !== undefined && !isNonNegativeInteger(n.x))) {
-      throw failure('INVALID_ARGUMENT', 'neuron is { channel, y?, x? } with non-negative integers', site);
-    }
-  }
-  if (key === 'direction' && !(o.direction instanceof Tensor)) throw failure('INVALID_ARGUMENT', 'direction must be a Tensor [C]', site);
-  if (key === 'sum') {
-    if (!Array.isArray(o.sum) || o.sum.length === 0) throw failure('INVALID_ARGUMENT', 'sum is a non-empty array of { weight?, objective }', site);
-    for (const term of o.sum as { weight?: number; objective: Objective }[]) {
-      if (term.weight !== undefined && !Number.isFinite(term.weight)) throw failure('INVALID_ARGUMENT', 'sum weights must be finite numbers', site);
-      checkObjective(term.objective, site);
-    }
-  }
-}
-
-function needsLayer(objective: Objective): boolean {
-  if ('sum' in objective) return objective.sum.some((t) => needsLayer(t.objective));
-  return !('logit' in objective);
-}
-
-function toNativeObjective(objective: Objective): NativeObjective {
-  if ('direction' in objective) return { direction: objective.direction.handle };
-  if ('sum' in objective) return { sum: objective.sum.map((t) => ({ weight: t.weight ?? 1, objective: toNativeObjective(t.objective) })) };
-  return objective;
-}
-
 function toNativeTransform(transform: TransformSpec, site: CallSite): NonNullable<NativeMaximizeRequest['transforms']>[number] {
   const keys = Object.keys(transform ?? {});
   const kind = keys[0] as (typeof transformKinds)[number];
@@ -146,13 +102,6 @@ function plan(model: Model, layer: string | null, options: MaximizeOptions, site
     objectives = [{ channel: options.channel }];
   } else {
     throw failure('INVALID_ARGUMENT', 'maximize needs a target: { channel } or { objective }', site);
-  }
-  if (objectives.length === 0) throw failure('INVALID_ARGUMENT', 'objective array is empty', site);
-  objectives.forEach((o) => checkObjective(o, site));
-  const usesLayer = objectives.some(needsLayer);
-  if (usesLayer) {
-    if (typeof layer !== 'string' || layer === '') throw failure('INVALID_ARGUMENT', 'this objective needs a layer name', site);
-    model.checkLayers([layer], site);
   }
   const steps = options.steps ?? 256;
   if (!Number.isInteger(steps) || steps <= 0) throw failure('INVALID_ARGUMENT', `steps must be a positive integer, got ${steps}`, site);
@@ -200,14 +149,15 @@ function plan(model: Model, layer: string | null, options: MaximizeOptions, site
   if (normalize !== 'imagenet' && normalize !== false) throw failure('INVALID_ARGUMENT', "normalize is 'imagenet' or false", site);
   const seed = options.seed ?? 0;
   if (!isNonNegativeInteger(seed)) throw failure('INVALID_ARGUMENT', 'seed must be a non-negative integer', site);
+  const objectiveSpec = nativeObjectives(model, objectives, layer ?? '', site);
   const progressEvery = options.progressEvery ?? 10;
   if (!Number.isInteger(progressEvery) || progressEvery <= 0) throw failure('INVALID_ARGUMENT', 'progressEvery must be a positive integer', site);
   return {
     steps,
     progressEvery,
     native: {
-      layer: usesLayer ? (layer as string) : '',
-      objectives: objectives.map(toNativeObjective),
+      layer: objectiveSpec.layer,
+      objectives: objectiveSpec.objectives,
       image: {
         parameterization,
         range,

@@ -70,7 +70,73 @@ export type NativeObjective =
   | { neuron: { channel: number; y?: number; x?: number } }
   | { direction: NativeTensor }
   | { logit: number }
+  | { target: number }
   | { sum: { weight: number; objective: NativeObjective }[] };
+
+/** Objectives (one, or one per batch element) and the layer they read ('' for the model's output). */
+export interface NativeObjectiveSpec {
+  layer: string;
+  objectives: NativeObjective[];
+}
+
+/** What native/requests.cpp parseGradientSpec reads. */
+export interface NativeGradientsRequest {
+  objective: NativeObjectiveSpec;
+  /** forward argument indices whose gradient is wanted */
+  inputs: number[];
+  /** layers whose output's gradient is wanted */
+  layers: string[];
+  patch: NativePatch[];
+}
+
+/** What native/requests.cpp parseAttributionSpec reads; lib/attribution.ts fills every field. */
+export interface NativeAttributionRequest {
+  method: string;
+  objective: NativeObjectiveSpec;
+  input: number;
+  baseline?: NativeTensor;
+  baselineValue: number;
+  abs: boolean;
+  multiplyByInputs: boolean;
+  steps: number;
+  integration: string;
+  /** 0: decided natively (every step in one pass when it fits) */
+  internalBatchSize: number;
+  convergenceDelta: boolean;
+  layer: string;
+  relu: boolean;
+  upsample: number[];
+  upsampleMode: string;
+  window: number[];
+  strides: number[];
+  featureMask?: NativeTensor;
+  perturbationsPerEval: number;
+  /** '' for none */
+  noise: string;
+  samples: number;
+  /** 0: every sample in one pass */
+  samplesBatchSize: number;
+  stdev: number;
+  seed: number;
+}
+
+export interface NativeAttributionRun {
+  /** [async] up to n more passes; fewer after abort(). */
+  steps(n: number): Promise<{ done: number; total: number; aborted: boolean }>;
+  abort(): void;
+  /** [async] once every pass ran. */
+  result(): Promise<{ attributions: NativeTensor; convergenceDelta?: number[]; internalBatchSize: number }>;
+  dispose(): void;
+}
+
+export interface NativeGradientsResult {
+  /** The objective's value per batch element. */
+  objective: number[];
+  /** Per requested input. */
+  inputs: NativeTensor[];
+  /** Per requested layer, one per call. */
+  layers: Record<string, NativeTensor[]>;
+}
 
 /** What native/requests.cpp parseMaximizeSpec reads. */
 export interface NativeMaximizeRequest {
@@ -126,6 +192,10 @@ export interface NativeModel {
   run(inputs: NativeValue[], request: NativeRunRequest, cancel?: NativeCancelToken): Promise<NativeRunResult>;
   /** [async] */
   inspect(request: NativeRunRequest): Promise<NativeProgramSummary>;
+  /** [async] */
+  gradients(inputs: NativeValue[], request: NativeGradientsRequest, cancel?: NativeCancelToken): Promise<NativeGradientsResult>;
+  /** [async] plans the run */
+  attribute(inputs: NativeValue[], request: NativeAttributionRequest): Promise<NativeAttributionRun>;
   /** [async] */
   maximize(request: NativeMaximizeRequest): Promise<NativeMaximizeSession>;
   dispose(): void;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "errors.h"
+#include "gradient_tap.h"
 #include "module_calls.h"
 #include "patch.h"
 #include "snapshot.h"
@@ -145,13 +146,17 @@ class Instrumenter {
     forcedBranches_ = true;
   }
 
-  // Runs after each call of `layer`: patch its output, then record what later uses see.
+  // Runs after each call of `layer`: patch its output, tap it, then record what later uses see.
   void hook(const std::string& layer, jit::Value* output, jit::Node* insertBefore) {
     jit::WithInsertPoint guard(insertBefore);
     jit::Value* seen = output;
     if (auto found = patches_.find(layer); found != patches_.end()) {
       seen = patched(layer, output, found->second);
       output->replaceAllUsesAfterNodeWith(seen->node(), seen);
+    }
+    if (spec_.taps(layer)) {
+      jit::Value* tapped = tap(layer, seen);
+      records_.push_back(graph_->insert(aten::append, {tapList(layer), tapped})->node());
     }
     jit::Value* record = spec_.captures(layer) ? snapshot(seen) : graph_->insertConstant(static_cast<int64_t>(1));
     records_.push_back(graph_->insert(aten::append, {recordList(layer, record->type()), record})->node());
@@ -176,6 +181,41 @@ class Instrumenter {
     }
     throw Error(code::kInvalidArgument, "layer '" + layer + "' returns " + output->type()->str() +
                                             ": only a tensor, or a tuple holding one, can be patched");
+  }
+
+  // The tensor whose gradient is wanted (the output, or the first tensor of a returned tuple),
+  // through the gradient tap (it then requires grad), kept as it is for the record; every
+  // later use of `value` gets a copy instead, so an in-place op downstream (ReLU(inplace))
+  // rewrites the copy, not the recorded value.
+  jit::Value* tap(const std::string& layer, jit::Value* value) {
+    const Symbol tapOperator = Symbol::fromQualString(kGradientTapOperator);
+    if (value->type()->cast<c10::TensorType>()) {
+      jit::Value* tapped = graph_->insert(tapOperator, {value});
+      jit::Value* copy = graph_->insert(aten::clone, {tapped});
+      value->replaceAllUsesAfterNodeWith(copy->node(), copy);
+      return tapped;
+    }
+    if (value->type()->cast<c10::TupleType>()) {
+      auto elements = graph_->insertNode(graph_->createTupleUnpack(value))->outputs().vec();
+      for (auto& element : elements) {
+        if (!element->type()->cast<c10::TensorType>()) continue;
+        jit::Value* tapped = graph_->insert(tapOperator, {element});
+        element = graph_->insert(aten::clone, {tapped});
+        jit::Value* rebuilt = graph_->insertNode(graph_->createTuple(elements))->output();
+        value->replaceAllUsesAfterNodeWith(rebuilt->node(), rebuilt);
+        return tapped;
+      }
+    }
+    throw Error(code::kInvalidArgument, "layer '" + layer + "' returns " + value->type()->str() +
+                                            ": a gradient is taken of a tensor, or of the first tensor of a tuple");
+  }
+
+  jit::Value* tapList(const std::string& layer) {
+    auto found = tapLists_.find(layer);
+    if (found != tapLists_.end()) return found->second;
+    jit::Node* list = graph_->createList(c10::TensorType::get(), {});
+    list->insertAfter(graph_->block()->param_node());
+    return tapLists_[layer] = list->output();
   }
 
   // A deep copy of the value as the module returned it, so later in-place ops (ReLU(inplace),
@@ -210,6 +250,7 @@ class Instrumenter {
     while (!graph_->outputs().empty()) graph_->eraseOutput(0);
     if (!spec_.returnOutput) cutAfterLastRecord();
     for (const auto& target : callSites_) results.push_back(lists_.at(target.first));
+    for (const std::string& layer : spec_.gradient) results.push_back(tapLists_.at(layer));
     jit::WithInsertPoint guard(graph_->block()->return_node());
     graph_->registerOutput(graph_->insertNode(graph_->createTuple(results))->output());
   }
@@ -236,6 +277,7 @@ class Instrumenter {
   std::map<std::string, int> callSites_;  // sorted: the order of the records
   std::map<std::string, PatchInputs> patches_;
   std::map<std::string, jit::Value*> lists_;
+  std::map<std::string, jit::Value*> tapLists_;
   std::vector<jit::Node*> records_;
   bool forcedBranches_ = false;
 };

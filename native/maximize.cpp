@@ -15,70 +15,9 @@
 
 namespace torchscope {
 
-bool Objective::needsLayer() const {
-  if (kind == kSum) {
-    for (const auto& term : terms) if (term.second.needsLayer()) return true;
-    return false;
-  }
-  return kind != kLogit;
-}
-
-bool Objective::needsOutput() const {
-  if (kind == kSum) {
-    for (const auto& term : terms) if (term.second.needsOutput()) return true;
-    return false;
-  }
-  return kind == kLogit;
-}
-
 namespace {
 
 [[noreturn]] void badObjective(const std::string& message) { throw Error(code::kInvalidArgument, message); }
-
-int64_t checkedIndex(int64_t index, int64_t size, const char* what, const std::string& where) {
-  if (index < 0 || index >= size) {
-    badObjective(std::string(what) + " " + std::to_string(index) + " is out of range for " + where + " (size " +
-                 std::to_string(size) + ")");
-  }
-  return index;
-}
-
-// One batch element: `activation` is [C, ...] from the layer, `output` the model's output row.
-at::Tensor evaluate(const Objective& objective, const at::Tensor& activation, const at::Tensor& output,
-                    const std::string& layer) {
-  const std::string where = "layer '" + layer + "'";
-  switch (objective.kind) {
-    case Objective::kChannel:
-      return activation.select(0, checkedIndex(objective.index, activation.size(0), "channel", where)).mean();
-    case Objective::kNeuron: {
-      if (activation.dim() != 3) badObjective("a neuron objective needs a [C, H, W] output; " + where + " gives " + c10::str(activation.sizes()));
-      const int64_t c = checkedIndex(objective.index, activation.size(0), "channel", where);
-      const int64_t y = checkedIndex(objective.y.value_or(activation.size(1) / 2), activation.size(1), "y", where);
-      const int64_t x = checkedIndex(objective.x.value_or(activation.size(2) / 2), activation.size(2), "x", where);
-      return activation[c][y][x];
-    }
-    case Objective::kDirection: {
-      if (objective.direction.dim() != 1 || objective.direction.size(0) != activation.size(0)) {
-        badObjective("direction of shape " + c10::str(objective.direction.sizes()) + " does not match the " +
-                     std::to_string(activation.size(0)) + " channels of " + where);
-      }
-      std::vector<int64_t> shape(static_cast<size_t>(activation.dim()), 1);
-      shape[0] = activation.size(0);
-      const at::Tensor direction = objective.direction.to(activation.options()).view(shape);
-      return (activation * direction).sum(0).mean();
-    }
-    case Objective::kLogit: {
-      const at::Tensor row = output.reshape({-1});
-      return row[checkedIndex(objective.index, row.size(0), "class", "the model output")];
-    }
-    case Objective::kSum: {
-      at::Tensor total = at::zeros({}, activation.defined() ? activation.options() : output.options());
-      for (const auto& [weight, term] : objective.terms) total = total + weight * evaluate(term, activation, output, layer);
-      return total;
-    }
-  }
-  badObjective("unknown objective");
-}
 
 }  // namespace
 
@@ -112,7 +51,7 @@ struct MaximizeSession::State {
     const auto batch = static_cast<int64_t>(spec.objectives.size());
     at::Tensor objective = at::zeros({}, image.options());
     for (int64_t b = 0; b < batch; ++b) {
-      objective = objective + evaluate(spec.objectives[static_cast<size_t>(b)],
+      objective = objective + evaluateObjective(spec.objectives[static_cast<size_t>(b)],
                                        activation.defined() ? activation[b] : at::Tensor(),
                                        output.defined() ? output[b] : at::Tensor(), spec.layer);
     }

@@ -13,20 +13,9 @@
 #include "program.h"
 #include "image_params.h"
 #include "model.h"
+#include "objective.h"
 
 namespace torchscope {
-
-// What to maximize, evaluated on one batch element of the layer's output (or of the model's
-// output, for logits).
-struct Objective {
-  enum Kind { kChannel, kNeuron, kDirection, kLogit, kSum } kind = kChannel;
-  int64_t index = 0;                  // channel, or class for logits
-  std::optional<int64_t> y, x;        // neuron position (default: the centre)
-  at::Tensor direction;               // [C]
-  std::vector<std::pair<double, Objective>> terms;  // weighted sum
-  bool needsLayer() const;
-  bool needsOutput() const;
-};
 
 // Larger sides are refused before any work (a typo of 100000 would allocate until killed).
 inline constexpr int64_t kMaxImageSide = 16384;

@@ -22,6 +22,8 @@ void ModelHandle::define(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod<&ModelHandle::device>("device"),
                                     InstanceMethod<&ModelHandle::run>("run"),
                                     InstanceMethod<&ModelHandle::inspect>("inspect"),
+                                    InstanceMethod<&ModelHandle::gradients>("gradients"),
+                                    InstanceMethod<&ModelHandle::attribute>("attribute"),
                                     InstanceMethod<&ModelHandle::maximize>("maximize"),
                                     InstanceMethod<&ModelHandle::dispose>("dispose")});
   addonData(env).modelClass = Napi::Persistent(cls);
@@ -183,6 +185,57 @@ Napi::Value ModelHandle::inspect(const Napi::CallbackInfo& info) {
           return out;
         },
         {info.This().As<Napi::Object>()});
+  });
+}
+
+Napi::Value ModelHandle::gradients(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kRuntime, [&] {
+    auto state = live(env);
+    auto inputs = std::make_shared<std::vector<c10::IValue>>(toForwardInputs(info[0], state->forwardSchema));
+    auto spec = std::make_shared<GradientSpec>(parseGradientSpec(info[1]));
+    auto result = std::make_shared<GradientResult>();
+    return queueWork(
+        env, code::kRuntime,
+        [state, inputs, spec, result] {
+          for (auto& input : *inputs) input = toDevice(input, state->device);
+          *result = computeGradients(*state, std::move(*inputs), *spec);
+          auto toCpu = [](at::Tensor& t) { t = t.cpu(); };
+          toCpu(result->objective);
+          for (auto& grad : result->inputs) toCpu(grad);
+          for (auto& [layer, calls] : result->layers) {
+            for (auto& grad : calls) toCpu(grad);
+          }
+          result->values.clear();
+        },
+        [result](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          const at::Tensor objective = result->objective.to(at::kDouble).contiguous();
+          Napi::Array values = Napi::Array::New(env, static_cast<size_t>(objective.numel()));
+          for (int64_t i = 0; i < objective.numel(); ++i) values.Set(static_cast<uint32_t>(i), objective.data_ptr<double>()[i]);
+          out.Set("objective", values);
+          Napi::Array inputs = Napi::Array::New(env, result->inputs.size());
+          for (size_t i = 0; i < result->inputs.size(); ++i) inputs.Set(static_cast<uint32_t>(i), TensorHandle::wrap(env, result->inputs[i]));
+          out.Set("inputs", inputs);
+          Napi::Object layers = Napi::Object::New(env);
+          for (const auto& [layer, calls] : result->layers) {
+            Napi::Array array = Napi::Array::New(env, calls.size());
+            for (size_t i = 0; i < calls.size(); ++i) array.Set(static_cast<uint32_t>(i), TensorHandle::wrap(env, calls[i]));
+            layers.Set(layer, array);
+          }
+          out.Set("layers", layers);
+          return out;
+        },
+        {info.This().As<Napi::Object>()}, CancelToken::flagOf(info[2]));
+  });
+}
+
+Napi::Value ModelHandle::attribute(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kRuntime, [&] {
+    auto state = live(env);
+    return AttributionRun::start(env, state, toForwardInputs(info[0], state->forwardSchema), parseAttributionSpec(info[1]),
+                                 info.This().As<Napi::Object>());
   });
 }
 

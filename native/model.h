@@ -50,6 +50,12 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   // [async] inspect({ capture[], patch[], output })
   //   -> { calledModules, opCounts, graph, numerics, buildMs, programsCached }
   Napi::Value inspect(const Napi::CallbackInfo& info);
+  // [async] gradients(inputs[], { objective: { layer, objectives }, inputs[], layers[], patch[] },
+  //   cancelToken?) -> { objective: number[], inputs: Tensor[], layers: { layer: Tensor[] per call } }
+  //   (see gradients.h), tensors brought back to the CPU.
+  Napi::Value gradients(const Napi::CallbackInfo& info);
+  // [async] attribute(inputs[], spec) -> AttributionRun (see attribution.h; spec from lib/attribution.ts)
+  Napi::Value attribute(const Napi::CallbackInfo& info);
   // [async] maximize(spec) -> MaximizeSession (see maximize.h; spec from lib/maximize.ts)
   Napi::Value maximize(const Napi::CallbackInfo& info);
   // [sync] releases the module once in-flight calls finish; later calls reject DISPOSED.

@@ -22,17 +22,24 @@ std::string ProgramSpec::key() const {
   for (const auto& layer : capture) key += layer + ",";
   key += "|";
   for (const auto& layer : patch) key += layer + ",";
+  key += "|";
+  for (const auto& layer : gradient) key += layer + ",";
   return key + (returnOutput ? "|output" : "|cut") + (optimize ? "|optimized" : "|exact");
 }
 
 std::vector<std::string> ProgramSpec::targets() const {
   std::set<std::string> all(capture.begin(), capture.end());
   all.insert(patch.begin(), patch.end());
+  all.insert(gradient.begin(), gradient.end());
   return {all.begin(), all.end()};
 }
 
 bool ProgramSpec::captures(const std::string& layer) const {
   return std::binary_search(capture.begin(), capture.end(), layer);
+}
+
+bool ProgramSpec::taps(const std::string& layer) const {
+  return std::binary_search(gradient.begin(), gradient.end(), layer);
 }
 
 namespace {
@@ -125,7 +132,7 @@ void collectCalls(jit::Block* block, const jit::Value* self, std::set<std::strin
 }  // namespace
 
 std::shared_ptr<const Program> buildProgram(const jit::Module& module, const ModuleSurvey& survey, const ProgramSpec& spec) {
-  for (const auto* layers : {&spec.capture, &spec.patch}) {
+  for (const auto* layers : {&spec.capture, &spec.patch, &spec.gradient}) {
     for (const std::string& layer : *layers) {
       if (layer.empty() || !survey.count(layer)) throw Error(code::kUnknownLayer, "no submodule named '" + layer + "'");
     }
@@ -168,6 +175,10 @@ RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, co
     auto records = results.at(next++).toList();
     result.calls[layer] = static_cast<int64_t>(records.size());
     if (program.spec.captures(layer)) result.captures[layer] = records.vec();
+  }
+  for (const std::string& layer : program.spec.gradient) {
+    auto& values = result.taps[layer];
+    for (const c10::IValue& value : results.at(next++).toList().vec()) values.push_back(value.toTensor());
   }
   return result;
 }

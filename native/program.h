@@ -20,15 +20,20 @@ namespace torchscope {
 struct ProgramSpec {
   std::vector<std::string> capture;  // sorted, unique layer paths
   std::vector<std::string> patch;    // sorted, unique layer paths
+  // Sorted, unique layer paths whose output's gradient is wanted: each call's value (the first
+  // tensor of a tuple) is recorded as it is, and the rest of forward uses a copy of it, so
+  // that in-place ops downstream cannot rewrite it (Captum's layer methods do the same).
+  std::vector<std::string> gradient;
   bool returnOutput = true;          // false: stop once the last capture is taken
   // Freeze the program and apply libtorch's inference optimisations (conv-BN folding,
   // oneDNN layouts): faster, captured values within 1e-4 relative instead of 1e-5. Models
   // with bfloat16/float16 weights are frozen only: those rewrites round differently there.
   bool optimize = false;
   std::string key() const;
-  // Every hooked layer (captured or patched), sorted: the order of the program's records.
+  // Every hooked layer (captured, patched or tapped), sorted: the order of the program's records.
   std::vector<std::string> targets() const;
   bool captures(const std::string& layer) const;
+  bool taps(const std::string& layer) const;
 };
 
 // The run-time part of one patch (see patch.h for the meaning of each field).
@@ -53,6 +58,7 @@ struct Program {
 struct RunResult {
   c10::IValue output;                                         // None unless requested
   std::map<std::string, std::vector<c10::IValue>> captures;  // every call, in call order
+  std::map<std::string, std::vector<at::Tensor>> taps;        // spec.gradient's values, every call
   std::map<std::string, int64_t> calls;                       // hook runs per targeted layer
 };
 

@@ -125,13 +125,17 @@ std::vector<RequestReader> RequestReader::objects(const char* key) const {
   return out;
 }
 
-RunRequest parseRunRequest(Napi::Value value) {
-  const RequestReader request(value, "run request");
-  RunRequest out;
-  out.spec.capture = request.strings("capture");
-  std::sort(out.spec.capture.begin(), out.spec.capture.end());
-  out.spec.capture.erase(std::unique(out.spec.capture.begin(), out.spec.capture.end()), out.spec.capture.end());
-  out.spec.returnOutput = request.boolean("output");
+namespace {
+
+std::vector<std::string> sortedUnique(std::vector<std::string> layers) {
+  std::sort(layers.begin(), layers.end());
+  layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+  return layers;
+}
+
+// `patch`: [{ layer, mode, value?, scale?, channels?, positions? }], into layers sorted as a
+// program takes them and their run-time arguments in the same order.
+void parsePatches(const RequestReader& request, std::vector<std::string>& layers, std::vector<PatchArgs>& patches) {
   std::map<std::string, PatchArgs> byLayer;
   for (const RequestReader& patch : request.objects("patch")) {
     PatchArgs args;
@@ -143,9 +147,19 @@ RunRequest parseRunRequest(Napi::Value value) {
     byLayer[patch.string("layer")] = std::move(args);
   }
   for (auto& [layer, args] : byLayer) {
-    out.spec.patch.push_back(layer);
-    out.patches.push_back(std::move(args));
+    layers.push_back(layer);
+    patches.push_back(std::move(args));
   }
+}
+
+}  // namespace
+
+RunRequest parseRunRequest(Napi::Value value) {
+  const RequestReader request(value, "run request");
+  RunRequest out;
+  out.spec.capture = sortedUnique(request.strings("capture"));
+  out.spec.returnOutput = request.boolean("output");
+  parsePatches(request, out.spec.patch, out.patches);
   return out;
 }
 
@@ -173,6 +187,9 @@ Objective parseObjective(const RequestReader& o) {
   } else if (o.has("logit")) {
     objective.kind = Objective::kLogit;
     objective.index = o.integer("logit", 0, kMaxIndex);
+  } else if (o.has("target")) {
+    objective.kind = Objective::kTarget;
+    objective.index = o.integer("target", 0, kMaxIndex);
   } else {
     objective.kind = Objective::kChannel;
     objective.index = o.integer("channel", 0, kMaxIndex);
@@ -181,6 +198,55 @@ Objective parseObjective(const RequestReader& o) {
 }
 
 }  // namespace
+
+ObjectiveSpec parseObjectiveSpec(const RequestReader& request) {
+  ObjectiveSpec spec;
+  spec.layer = request.string("layer");
+  for (const RequestReader& objective : request.objects("objectives")) spec.objectives.push_back(parseObjective(objective));
+  if (spec.objectives.empty()) throw Error(code::kInvalidArgument, "objective: expected at least one");
+  if (spec.needsLayer() && spec.layer.empty()) throw Error(code::kInvalidArgument, "this objective reads a layer: give its layer");
+  return spec;
+}
+
+GradientSpec parseGradientSpec(Napi::Value value) {
+  const RequestReader request(value, "gradients request");
+  GradientSpec spec;
+  spec.objective = parseObjectiveSpec(request.object("objective"));
+  spec.inputs = request.integers("inputs");
+  spec.layers = sortedUnique(request.strings("layers"));
+  parsePatches(request, spec.patchLayers, spec.patches);
+  return spec;
+}
+
+AttributionSpec parseAttributionSpec(Napi::Value value) {
+  const RequestReader request(value, "attribute request");
+  AttributionSpec spec;
+  spec.method = request.string("method");
+  spec.objective = parseObjectiveSpec(request.object("objective"));
+  spec.input = request.integer("input", 0, kMaxIndex);
+  if (request.has("baseline")) spec.baseline = request.tensor("baseline");
+  spec.baselineValue = request.number("baselineValue");
+  spec.abs = request.boolean("abs");
+  spec.multiplyByInputs = request.boolean("multiplyByInputs");
+  spec.steps = request.integer("steps", 1, kMaxIndex);
+  spec.integration = request.string("integration");
+  spec.internalBatchSize = request.integer("internalBatchSize", 0, kMaxSafeInteger);
+  spec.convergenceDelta = request.boolean("convergenceDelta");
+  spec.layer = request.string("layer");
+  spec.relu = request.boolean("relu");
+  spec.upsample = request.integers("upsample");
+  spec.upsampleMode = request.string("upsampleMode");
+  spec.window = request.integers("window");
+  spec.strides = request.integers("strides");
+  if (request.has("featureMask")) spec.featureMask = request.tensor("featureMask");
+  spec.perturbationsPerEval = request.integer("perturbationsPerEval", 1, kMaxIndex);
+  spec.noise = request.string("noise");
+  spec.samples = request.integer("samples", 1, kMaxIndex);
+  spec.samplesBatchSize = request.integer("samplesBatchSize", 0, kMaxIndex);
+  spec.stdev = request.number("stdev");
+  spec.seed = static_cast<uint64_t>(request.integer("seed", 0, kMaxSafeInteger));
+  return spec;
+}
 
 MaximizeSpec parseMaximizeSpec(Napi::Value value) {
   const RequestReader request(value, "maximize request");

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "attribution.h"
+#include "gradients.h"
 #include "maximize.h"
 #include "program.h"
 
@@ -51,5 +53,9 @@ struct RunRequest {
 
 RunRequest parseRunRequest(Napi::Value request);
 MaximizeSpec parseMaximizeSpec(Napi::Value request);
+// { layer, objectives: [...] } (lib/objective.ts); objectives on a layer need one.
+ObjectiveSpec parseObjectiveSpec(const RequestReader& request);
+GradientSpec parseGradientSpec(Napi::Value request);
+AttributionSpec parseAttributionSpec(Napi::Value request);
 
 }  // namespace torchscope

@@ -1,0 +1,264 @@
+// Attribution: which inputs, or which units of a layer, made a prediction what it is. The
+// methods and their defaults are Captum's (captum.attr), computed natively
+// (native/attribution.h) in batched passes that JS drives a few at a time, so a long run
+// reports progress, can be aborted, and never blocks the event loop.
+import { callSite, CallSite, failure, settle } from './errors';
+import { objectiveOf } from './gradients';
+import { Input, Model, unwrapInputs } from './model';
+import { normalizeInputs } from './activations';
+import { NativeAttributionRequest } from './native';
+import { Objective } from './objective';
+import { Tensor } from './tensor';
+
+export type AttributionMethod =
+  | 'saliency'
+  | 'inputXGradient'
+  | 'integratedGradients'
+  | 'layerIntegratedGradients'
+  | 'layerGradCam'
+  | 'occlusion'
+  | 'featureAblation';
+
+export type Integration = 'gausslegendre' | 'riemann_left' | 'riemann_right' | 'riemann_middle' | 'riemann_trapezoid';
+export type NoiseType = 'smoothgrad' | 'smoothgrad_sq' | 'vargrad';
+
+/** Captum's NoiseTunnel around a gradient method: the method on noisy copies of the input, combined. */
+export interface NoiseOptions {
+  type: NoiseType;
+  /** Noisy copies per input. Default 5. */
+  samples?: number;
+  /** Standard deviation of the Gaussian noise, in input units. Default 1.0. */
+  stdev?: number;
+  /** Seeds the noise (reproducible runs). Default 0. */
+  seed?: number;
+  /** Copies per pass (memory); default all. */
+  samplesBatchSize?: number;
+}
+
+export interface AttributeOptions {
+  method: AttributionMethod;
+  /** output[:, target] of an [N, C] output, Captum's target; an array gives one per batch element. */
+  target?: number | number[];
+  /** Instead of a target: any objective (lib/objective.ts), e.g. { layer: 'layer4', channel: 3 }. */
+  objective?: Objective | Objective[];
+  /** Which of forward's arguments is attributed. Default 0. */
+  input?: number;
+  /** What "absent" means: a number, or a tensor broadcastable to the input. Default 0. */
+  baseline?: Tensor | number;
+  /** saliency: the gradient's magnitude (Captum's abs). Default true. */
+  abs?: boolean;
+  /** Integrated gradients: integration steps. Default 50. */
+  steps?: number;
+  /** Integrated gradients: how the path integral is approximated. Default 'gausslegendre'. */
+  integration?: Integration;
+  /** Integrated gradients: rows (steps x batch) per pass. Default: all in one pass, fewer when memory would not hold them. */
+  internalBatchSize?: number;
+  /** Integrated gradients: also return Σ attributions - (F(input) - F(baseline)) per batch element. Default false. */
+  convergenceDelta?: boolean;
+  /** Integrated gradients: multiply by (input - baseline). Default true. */
+  multiplyByInputs?: boolean;
+  /** layerIntegratedGradients, layerGradCam: the module whose output is attributed. */
+  layer?: string;
+  /** layerGradCam: ReLU on the map. Default false (Captum's relu_attributions). */
+  relu?: boolean;
+  /** layerGradCam: interpolate the map to the input's size (true) or to given sizes. Default false. */
+  upsample?: boolean | number[];
+  /** layerGradCam: 'nearest' (default, Captum's), 'bilinear' (2-D), 'linear' (1-D). */
+  upsampleMode?: 'nearest' | 'bilinear' | 'linear';
+  /** occlusion: the occluded block, over every dim past the batch (e.g. [3, 16, 16] for an image). */
+  window?: number[];
+  /** occlusion: its shift per dim, or one for every dim. Default 1. */
+  strides?: number | number[];
+  /** featureAblation: integer feature ids, broadcastable to the input (first dim 1 or the batch); default every element alone. */
+  featureMask?: Tensor;
+  /** Perturbation methods: perturbed copies per forward pass. Default 1. */
+  perturbationsPerEval?: number;
+  /** Wraps a gradient method in Captum's NoiseTunnel (SmoothGrad, SmoothGrad², VarGrad). */
+  noise?: NoiseOptions;
+  /** Stops within one pass; the promise then rejects with ABORTED. */
+  signal?: AbortSignal;
+  /** Called after every pass. */
+  onProgress?: (progress: AttributionProgress) => void;
+}
+
+export interface AttributionProgress {
+  /** Passes done and planned. */
+  step: number;
+  steps: number;
+  elapsedMs: number;
+}
+
+export interface AttributionResult extends Disposable {
+  /** The input's shape (input methods), the layer output's (layerIntegratedGradients), [N, 1, h, w] (layerGradCam). */
+  attributions: Tensor;
+  /** With convergenceDelta: per batch element (per element and noise sample with noise). */
+  convergenceDelta?: number[];
+  /** Integrated gradients: the rows per pass it used. */
+  internalBatchSize?: number;
+  elapsedMs: number;
+  dispose(): void;
+}
+
+/** Captum's defaults, in one place. */
+export const ATTRIBUTION_DEFAULTS = {
+  input: 0,
+  baseline: 0,
+  abs: true,
+  steps: 50,
+  integration: 'gausslegendre' as Integration,
+  convergenceDelta: false,
+  multiplyByInputs: true,
+  relu: false,
+  upsampleMode: 'nearest' as const,
+  perturbationsPerEval: 1,
+  noise: { samples: 5, stdev: 1.0, seed: 0 },
+};
+
+const METHODS: readonly AttributionMethod[] = [
+  'saliency', 'inputXGradient', 'integratedGradients', 'layerIntegratedGradients', 'layerGradCam', 'occlusion', 'featureAblation',
+];
+const INTEGRATIONS: readonly Integration[] = ['gausslegendre', 'riemann_left', 'riemann_right', 'riemann_middle', 'riemann_trapezoid'];
+const NOISE_TYPES: readonly NoiseType[] = ['smoothgrad', 'smoothgrad_sq', 'vargrad'];
+const GRADIENT_METHODS = new Set<AttributionMethod>(['saliency', 'inputXGradient', 'integratedGradients', 'layerIntegratedGradients', 'layerGradCam']);
+
+// Which options each method reads: any other one given is a mistake, said so.
+const COMMON = ['method', 'target', 'objective', 'input', 'signal', 'onProgress'];
+const OPTIONS_OF: Record<AttributionMethod, string[]> = {
+  saliency: ['abs', 'noise'],
+  inputXGradient: ['noise'],
+  integratedGradients: ['baseline', 'steps', 'integration', 'internalBatchSize', 'convergenceDelta', 'multiplyByInputs', 'noise'],
+  layerIntegratedGradients: ['layer', 'baseline', 'steps', 'integration', 'internalBatchSize', 'convergenceDelta', 'multiplyByInputs', 'noise'],
+  layerGradCam: ['layer', 'relu', 'upsample', 'upsampleMode', 'noise'],
+  occlusion: ['window', 'strides', 'baseline', 'perturbationsPerEval'],
+  featureAblation: ['featureMask', 'baseline', 'perturbationsPerEval'],
+};
+
+function positiveInteger(value: unknown, name: string, site: CallSite, min = 1): number {
+  if (!Number.isInteger(value) || (value as number) < min) throw failure('INVALID_ARGUMENT', `${name} must be an integer >= ${min}, got ${String(value)}`, site);
+  return value as number;
+}
+
+function integers(value: unknown, name: string, site: CallSite): number[] {
+  const list = typeof value === 'number' ? [value] : value;
+  if (!Array.isArray(list) || list.length === 0) throw failure('INVALID_ARGUMENT', `${name} must be a non-empty array of positive integers`, site);
+  return list.map((v, i) => positiveInteger(v, `${name}[${i}]`, site));
+}
+
+function request(model: Model, args: Input[], options: AttributeOptions, site: CallSite): NativeAttributionRequest {
+  if (options === null || typeof options !== 'object') throw failure('INVALID_ARGUMENT', "attribute needs options, e.g. { method: 'saliency', target: 3 }", site);
+  const method = options.method;
+  if (!METHODS.includes(method)) throw failure('INVALID_ARGUMENT', `unknown attribution method ${JSON.stringify(method)} (${METHODS.join(', ')})`, site);
+  const allowed = new Set([...COMMON, ...OPTIONS_OF[method]]);
+  for (const key of Object.keys(options)) {
+    if (!allowed.has(key) && (options as unknown as Record<string, unknown>)[key] !== undefined) {
+      throw failure('INVALID_ARGUMENT', `${method} takes no option '${key}' (it takes ${[...allowed].filter((k) => k !== 'method').join(', ')})`, site);
+    }
+  }
+  const d = ATTRIBUTION_DEFAULTS;
+  const input = positiveInteger(options.input ?? d.input, 'input', site, 0);
+  if (input >= args.length) throw failure('INVALID_ARGUMENT', `input ${input}: forward was given ${args.length} input(s)`, site);
+  const baseline = options.baseline ?? d.baseline;
+  if (!(baseline instanceof Tensor) && !(typeof baseline === 'number' && Number.isFinite(baseline))) {
+    throw failure('INVALID_ARGUMENT', 'baseline must be a finite number or a Tensor broadcastable to the input', site);
+  }
+  const layerMethod = method === 'layerIntegratedGradients' || method === 'layerGradCam';
+  if (layerMethod) {
+    if (typeof options.layer !== 'string' || options.layer === '') throw failure('INVALID_ARGUMENT', `${method} needs a layer`, site);
+    model.checkLayers([options.layer], site);
+  }
+  const steps = positiveInteger(options.steps ?? d.steps, 'steps', site);
+  const integration = options.integration ?? d.integration;
+  if (!INTEGRATIONS.includes(integration)) throw failure('INVALID_ARGUMENT', `integration is one of ${INTEGRATIONS.join(', ')}, got ${JSON.stringify(integration)}`, site);
+  if (integration !== 'gausslegendre' && steps < 2) throw failure('INVALID_ARGUMENT', `${integration} needs steps >= 2`, site);
+  let upsample: number[] = [];
+  if (options.upsample === true) {
+    const x = args[input];
+    if (!(x instanceof Tensor) || x.shape.length < 3) throw failure('INVALID_ARGUMENT', 'upsample: true needs a [N, C, ...] tensor input to take the size from', site);
+    upsample = x.shape.slice(2);
+  } else if (options.upsample !== undefined && options.upsample !== false) {
+    upsample = integers(options.upsample, 'upsample', site);
+  }
+  if (method === 'occlusion' && options.window === undefined) throw failure('INVALID_ARGUMENT', 'occlusion needs a window, e.g. [3, 16, 16] for an image', site);
+  if (options.featureMask !== undefined && !(options.featureMask instanceof Tensor)) throw failure('INVALID_ARGUMENT', 'featureMask must be a Tensor of integer ids', site);
+  const noise = options.noise;
+  if (noise !== undefined) {
+    if (!GRADIENT_METHODS.has(method)) throw failure('INVALID_ARGUMENT', `noise wraps a gradient method, not ${method}`, site);
+    if (noise === null || typeof noise !== 'object' || !NOISE_TYPES.includes(noise.type)) {
+      throw failure('INVALID_ARGUMENT', `noise is { type: ${NOISE_TYPES.map((t) => `'${t}'`).join(' | ')}, samples?, stdev?, seed? }`, site);
+    }
+    if (noise.stdev !== undefined && !(Number.isFinite(noise.stdev) && noise.stdev >= 0)) throw failure('INVALID_ARGUMENT', 'noise.stdev must be a finite number >= 0', site);
+  }
+  for (const flag of ['abs', 'convergenceDelta', 'multiplyByInputs', 'relu'] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw failure('INVALID_ARGUMENT', `${flag} must be a boolean`, site);
+  }
+  const upsampleMode = options.upsampleMode ?? d.upsampleMode;
+  if (!['nearest', 'bilinear', 'linear'].includes(upsampleMode)) throw failure('INVALID_ARGUMENT', `upsampleMode is 'nearest', 'bilinear' or 'linear'`, site);
+  return {
+    method,
+    objective: objectiveOf(model, options, site),
+    input,
+    baseline: baseline instanceof Tensor ? baseline.handle : undefined,
+    baselineValue: baseline instanceof Tensor ? 0 : baseline,
+    abs: options.abs ?? d.abs,
+    multiplyByInputs: options.multiplyByInputs ?? d.multiplyByInputs,
+    steps,
+    integration,
+    internalBatchSize: options.internalBatchSize === undefined ? 0 : positiveInteger(options.internalBatchSize, 'internalBatchSize', site),
+    convergenceDelta: options.convergenceDelta ?? d.convergenceDelta,
+    layer: options.layer ?? '',
+    relu: options.relu ?? d.relu,
+    upsample,
+    upsampleMode,
+    window: options.window === undefined ? [] : integers(options.window, 'window', site),
+    strides: options.strides === undefined ? [] : integers(options.strides, 'strides', site),
+    featureMask: options.featureMask?.handle,
+    perturbationsPerEval: positiveInteger(options.perturbationsPerEval ?? d.perturbationsPerEval, 'perturbationsPerEval', site),
+    noise: noise?.type ?? '',
+    samples: positiveInteger(noise?.samples ?? d.noise.samples, 'noise.samples', site),
+    samplesBatchSize: noise?.samplesBatchSize === undefined ? 0 : positiveInteger(noise.samplesBatchSize, 'noise.samplesBatchSize', site),
+    stdev: noise?.stdev ?? d.noise.stdev,
+    seed: positiveInteger(noise?.seed ?? d.noise.seed, 'noise.seed', site, 0),
+  };
+}
+
+/**
+ * Attributes an objective (a `target` class, or any objective) to the input, or to a layer,
+ * with one of Captum's methods: same definitions, same defaults, same numbers.
+ */
+export async function attribute(model: Model, inputs: Input | Input[], options: AttributeOptions): Promise<AttributionResult> {
+  const site = callSite(attribute);
+  if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'attribute(model, inputs, options): model must come from torch.load()', site);
+  const args = normalizeInputs(inputs);
+  const native = request(model, args, options, site);
+  const signal = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw failure('INVALID_ARGUMENT', 'signal must be an AbortSignal', site);
+  if (signal?.aborted) throw failure('ABORTED', 'the signal was aborted before the attribution started', site);
+  const handle = model.native(site);
+  const start = performance.now();
+  const run = await settle(() => handle.attribute(unwrapInputs(args), native), site);
+  const onAbort = () => run.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (signal?.aborted) run.abort(); // aborted while the run was being planned
+    for (;;) {
+      const progress = await settle(() => run.steps(1), site);
+      if (progress.aborted) throw failure('ABORTED', `the attribution was aborted after ${progress.done} of ${progress.total} passes`, site);
+      options.onProgress?.({ step: progress.done, steps: progress.total, elapsedMs: performance.now() - start });
+      if (progress.done === progress.total) break;
+    }
+    const outcome = await settle(() => run.result(), site);
+    const attributions = new Tensor(outcome.attributions);
+    const dispose = () => attributions.dispose();
+    return {
+      attributions,
+      ...(outcome.convergenceDelta ? { convergenceDelta: outcome.convergenceDelta } : {}),
+      ...(outcome.internalBatchSize ? { internalBatchSize: outcome.internalBatchSize } : {}),
+      elapsedMs: performance.now() - start,
+      dispose,
+      [Symbol.dispose]: dispose,
+    };
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    run.dispose();
+  }
+}

@@ -1,0 +1,95 @@
+// Declarative objectives: what maximization climbs and what gradients and attributions are
+// taken of (native/objective.h evaluates them). One objective per batch element, or one for all.
+import { CallSite, failure } from './errors';
+import { Model } from './model';
+import { NativeObjective, NativeObjectiveSpec } from './native';
+import { Tensor } from './tensor';
+
+/** What one objective reads and reduces to a number per batch element. */
+export type ObjectiveKind =
+  /** Mean of a channel of the layer's output. */
+  | { channel: number }
+  /** One unit of a [C, H, W] layer output (y, x default to the centre). */
+  | { neuron: { channel: number; y?: number; x?: number } }
+  /** Mean over positions of the layer's output projected on a [C] direction. */
+  | { direction: Tensor }
+  /** The model output's row, flattened, at `logit`. */
+  | { logit: number }
+  /** output[:, target] of an [N, C] model output: Captum's `target`. */
+  | { target: number }
+  /** A weighted sum of objectives (weight 1 by default). */
+  | { sum: { weight?: number; objective: ObjectiveKind }[] };
+
+/** An objective; those that read a layer (channel, neuron, direction) name it in `layer`. */
+export type Objective = ObjectiveKind & { layer?: string };
+
+const kinds = ['channel', 'neuron', 'direction', 'logit', 'target', 'sum'] as const;
+
+function isNonNegativeInteger(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 0;
+}
+
+function checkKind(objective: ObjectiveKind, allowLayer: boolean, site: CallSite): void {
+  const o = objective as Record<string, unknown>;
+  if (o === null || typeof o !== 'object') throw failure('INVALID_ARGUMENT', 'an objective is an object like { channel: 10 }', site);
+  const keys = Object.keys(o).filter((key) => !(allowLayer && key === 'layer'));
+  if (keys.length !== 1 || !(kinds as readonly string[]).includes(keys[0])) {
+    throw failure('INVALID_ARGUMENT', `an objective has exactly one of ${kinds.join(', ')}${allowLayer ? ' (and its layer)' : ''}; got ${JSON.stringify(Object.keys(o))}`, site);
+  }
+  const [key] = keys;
+  if ((key === 'channel' || key === 'logit' || key === 'target') && !isNonNegativeInteger(o[key])) {
+    throw failure('INVALID_ARGUMENT', `${key} must be a non-negative integer, got ${String(o[key])}`, site);
+  }
+  if (key === 'neuron') {
+    const n = o.neuron as Record<string, unknown>;
+    if (!n || !isNonNegativeInteger(n.channel) || (n.y !== undefined && !isNonNegativeInteger(n.y)) || (n.x !== undefined && !isNonNegativeInteger(n.x))) {
+      throw failure('INVALID_ARGUMENT', 'neuron is { channel, y?, x? } with non-negative integers', site);
+    }
+  }
+  if (key === 'direction' && !(o.direction instanceof Tensor)) throw failure('INVALID_ARGUMENT', 'direction must be a Tensor [C]', site);
+  if (key === 'sum') {
+    if (!Array.isArray(o.sum) || o.sum.length === 0) throw failure('INVALID_ARGUMENT', 'sum is a non-empty array of { weight?, objective }', site);
+    for (const term of o.sum as { weight?: number; objective: ObjectiveKind }[]) {
+      if (term.weight !== undefined && !Number.isFinite(term.weight)) throw failure('INVALID_ARGUMENT', 'sum weights must be finite numbers', site);
+      checkKind(term.objective, false, site);
+    }
+  }
+}
+
+/** Whether an objective reads a layer's output (else only the model's output). */
+export function readsLayer(objective: ObjectiveKind): boolean {
+  if ('sum' in objective) return objective.sum.some((t) => readsLayer(t.objective));
+  return !('logit' in objective) && !('target' in objective);
+}
+
+function toNativeObjective(objective: ObjectiveKind): NativeObjective {
+  if ('direction' in objective) return { direction: objective.direction.handle };
+  if ('sum' in objective) return { sum: objective.sum.map((t) => ({ weight: t.weight ?? 1, objective: toNativeObjective(t.objective) })) };
+  if ('channel' in objective) return { channel: objective.channel };
+  if ('neuron' in objective) return { neuron: objective.neuron };
+  if ('logit' in objective) return { logit: objective.logit };
+  return { target: objective.target };
+}
+
+/**
+ * Checks objectives (one, or one per batch element) and the layer they read: `layer` is the
+ * layer given apart (maximize's argument), or null when each objective names its own.
+ */
+export function nativeObjectives(model: Model, objectives: Objective[], layer: string | null, site: CallSite): NativeObjectiveSpec {
+  if (!Array.isArray(objectives) || objectives.length === 0) throw failure('INVALID_ARGUMENT', 'objective array is empty', site);
+  objectives.forEach((o) => checkKind(o, true, site));
+  const named = new Set(objectives.map((o) => o.layer).filter((l): l is string => l !== undefined));
+  if (layer !== null && named.size > 0 && (named.size > 1 || !named.has(layer))) {
+    throw failure('INVALID_ARGUMENT', `the objective names layer '${[...named].join("', '")}' but the call's layer is '${layer}'`, site);
+  }
+  if (named.size > 1) throw failure('INVALID_ARGUMENT', `objectives read one layer; these name ${[...named].map((l) => `'${l}'`).join(', ')}`, site);
+  const layerRead = layer ?? [...named][0] ?? '';
+  const usesLayer = objectives.some(readsLayer);
+  if (usesLayer) {
+    if (typeof layerRead !== 'string' || layerRead === '') {
+      throw failure('INVALID_ARGUMENT', layer === null ? "this objective reads a layer: name it, e.g. { layer: 'layer4', channel: 3 }" : 'this objective needs a layer name', site);
+    }
+    model.checkLayers([layerRead], site);
+  }
+  return { layer: usesLayer ? layerRead : '', objectives: objectives.map(toNativeObjective) };
+}

@@ -1,0 +1,44 @@
+// What a gradient is taken of: a declarative objective evaluated on one batch element of a
+// layer's output (channel, neuron, direction) or of the model's output (logit, target), or a
+// weighted sum of those. Shared by maximization, gradients and attribution.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace torchscope {
+
+struct Objective {
+  // kLogit: the row of the output flattened, at `index`; kTarget: output[b, index] of an
+  // [N, C] output (Captum's `target`), refused on other shapes.
+  enum Kind { kChannel, kNeuron, kDirection, kLogit, kTarget, kSum } kind = kChannel;
+  int64_t index = 0;                  // channel, or class for logits and targets
+  std::optional<int64_t> y, x;        // neuron position (default: the centre)
+  at::Tensor direction;               // [C]
+  std::vector<std::pair<double, Objective>> terms;  // weighted sum
+  bool needsLayer() const;
+  bool needsOutput() const;
+};
+
+// Objectives with the layer they read (empty when they read only the model's output): one
+// for every batch element, or one per element.
+struct ObjectiveSpec {
+  std::string layer;
+  std::vector<Objective> objectives;
+  bool needsLayer() const;
+  bool needsOutput() const;
+};
+
+// One batch element: `activation` is its row of the layer's output ([C, ...]), `output` its
+// row of the model's output. A scalar tensor; INVALID_ARGUMENT for indices out of range.
+at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activation, const at::Tensor& output,
+                             const std::string& layer);
+
+// [rows] values, one per batch element, of `spec` on the layer's output and/or the model's
+// output (undefined tensors where not needed).
+at::Tensor objectiveValues(const ObjectiveSpec& spec, int64_t rows, const at::Tensor& activation, const at::Tensor& output);
+
+}  // namespace torchscope
