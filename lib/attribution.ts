@@ -119,9 +119,9 @@ const METHODS: readonly AttributionMethod[] = [
 ];
 const INTEGRATIONS: readonly Integration[] = ['gausslegendre', 'riemann_left', 'riemann_right', 'riemann_middle', 'riemann_trapezoid'];
 const NOISE_TYPES: readonly NoiseType[] = ['smoothgrad', 'smoothgrad_sq', 'vargrad'];
-const GRADIENT_METHODS = new Set<AttributionMethod>(['saliency', 'inputXGradient', 'integratedGradients', 'layerIntegratedGradients', 'layerGradCam']);
 
-// Which options each method reads: any other one given is a mistake, said so.
+// Which options each method reads: any other one given is a mistake, said so (noise wraps the
+// gradient methods only).
 const COMMON = ['method', 'target', 'objective', 'input', 'signal', 'onProgress'];
 const OPTIONS_OF: Record<AttributionMethod, string[]> = {
   saliency: ['abs', 'noise'],
@@ -182,7 +182,6 @@ function request(model: Model, args: Input[], options: AttributeOptions, site: C
   if (options.featureMask !== undefined && !(options.featureMask instanceof Tensor)) throw failure('INVALID_ARGUMENT', 'featureMask must be a Tensor of integer ids', site);
   const noise = options.noise;
   if (noise !== undefined) {
-    if (!GRADIENT_METHODS.has(method)) throw failure('INVALID_ARGUMENT', `noise wraps a gradient method, not ${method}`, site);
     if (noise === null || typeof noise !== 'object' || !NOISE_TYPES.includes(noise.type)) {
       throw failure('INVALID_ARGUMENT', `noise is { type: ${NOISE_TYPES.map((t) => `'${t}'`).join(' | ')}, samples?, stdev?, seed? }`, site);
     }

@@ -10,6 +10,10 @@ Files (in DIR, default <repo>/models):
   bert.pt / bert-tiny.pt                        BertWithAttentions, traced
   bert-tiny-noattn.pt                           BertNoAttentions (tiny, bert-tiny's weights),
                                                 traced: returns no attentions
+  bert-tiny-cls.pt                              BertClassifier (tiny, 2 labels), traced: logits
+  digits-cnn.pt / digits-cnn-scripted.pt        DigitsCNN trained on scikit-learn's 8x8 digits
+  digits-cnn-randomized.pt                      the same with its top layers re-initialised
+  digits-samples.json                           held-out digits: {images: [[64 floats]], labels}
   bert-vocab.txt                                only with --pretrained
   manifest.json                                 provenance + sha256 per file
 
@@ -47,6 +51,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import digits as dg  # noqa: E402
 import torchscope_models as tm  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,6 +124,32 @@ def build_bert(pretrained: bool, size: str = "base") -> torch.nn.Module:
     return tm.BertWithAttentions(tm.bert_config(size)).eval()
 
 
+def build_bert_classifier(pretrained: bool, size: str = "tiny") -> torch.nn.Module:
+    torch.manual_seed(SEED)
+    config = tm.bert_config(size)
+    config.num_labels = 2
+    return tm.BertClassifier(config).eval()
+
+
+def build_digits(pretrained: bool) -> torch.nn.Module:
+    model, accuracy = dg.train()
+    print(f"digits-cnn: held-out accuracy {accuracy:.4f}")
+    return model
+
+
+def build_digits_randomized(pretrained: bool) -> torch.nn.Module:
+    return dg.randomized(dg.train()[0])
+
+
+def write_digits_samples(out: Path, count: int = 20) -> None:
+    """Held-out digits for the demo and the CLI's examples (the tests take theirs from Python)."""
+    images, labels = dg.held_out()
+    data = {"images": images[:count].reshape(count, -1).tolist(), "labels": labels[:count].tolist(), "shape": [1, 8, 8]}
+    tmp = out / "digits-samples.json.tmp"
+    tmp.write_text(json.dumps(data) + "\n")
+    os.replace(tmp, out / "digits-samples.json")
+
+
 def save_bert_vocab(out: Path) -> Path:
     from transformers.utils import cached_file
 
@@ -178,6 +209,14 @@ def check_bert_outputs(name: str, ts: torch.nn.Module, eager: torch.nn.Module, a
             assert_close(f"{name} padded vs unpadded", got[0][1:, :4], alone[0], tol=1e-4)
 
 
+def check_logits(example: Callable[[], tuple]) -> Callable:
+    def check(ts: torch.nn.Module, eager: torch.nn.Module) -> None:
+        with torch.no_grad():
+            assert_close("logits", ts(*example()), eager(*example()))
+
+    return check
+
+
 def check_bert(ts: torch.nn.Module, eager: torch.nn.Module) -> None:
     check_bert_outputs("bert", ts, eager, attentions=True)
 
@@ -232,6 +271,19 @@ def bert_example() -> Tuple[torch.Tensor, torch.Tensor]:
         torch.ones(1, 16, dtype=torch.long),
     )
 
+
+def digits_example() -> Tuple[torch.Tensor]:
+    return (dg.held_out()[0][:4],)
+
+
+def bert_cls_example() -> Tuple[torch.Tensor, torch.Tensor]:
+    ids, mask = bert_example()
+    mask = mask.clone()
+    mask[0, 12:] = 0
+    return ids, mask
+
+
+DIGITS_ARCHITECTURE = f"DigitsCNN on sklearn digits (seed {dg.SEED}, {dg.EPOCHS} epochs, batch {dg.BATCH}, lr {dg.LR})"
 
 GROUPS = [
     Group(
@@ -293,6 +345,42 @@ GROUPS = [
         build=lambda p: build_bert_noattn(p, "tiny"),
         check=check_bert_noattn,
         example=bert_example,
+    ),
+    Group(
+        key="bert-tiny-cls",
+        only="tiny",
+        architecture="BertClassifier(tiny: 2 layers, hidden 32, 2 heads; 2 labels)",
+        files=[("bert-tiny-cls.pt", "traced")],
+        inputs=BERT_INPUTS,
+        outputs=["logits"],
+        can_pretrain=False,
+        build=lambda p: build_bert_classifier(p, "tiny"),
+        check=check_logits(bert_cls_example),
+        example=bert_example,
+    ),
+    Group(
+        key="digits",
+        only="digits",
+        architecture=DIGITS_ARCHITECTURE,
+        files=[("digits-cnn.pt", "traced"), ("digits-cnn-scripted.pt", "scripted")],
+        inputs=[{"name": "x", "shape": [1, 1, 8, 8], "dtype": "float32"}],
+        outputs=["logits"],
+        can_pretrain=False,
+        build=build_digits,
+        check=check_logits(digits_example),
+        example=digits_example,
+    ),
+    Group(
+        key="digits-randomized",
+        only="digits",
+        architecture=DIGITS_ARCHITECTURE + f", top layers {dg.TOP_LAYERS} re-initialised (seed {dg.SEED + 1})",
+        files=[("digits-cnn-randomized.pt", "traced")],
+        inputs=[{"name": "x", "shape": [1, 1, 8, 8], "dtype": "float32"}],
+        outputs=["logits"],
+        can_pretrain=False,
+        build=build_digits_randomized,
+        check=check_logits(digits_example),
+        example=digits_example,
     ),
 ]
 
@@ -442,7 +530,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--only",
         choices=sorted({g.only for g in GROUPS}),
         action="append",
-        help="export only this group (repeatable); tiny = resnet-tiny + bert-tiny + bert-tiny-noattn",
+        help="export only this group (repeatable); tiny = resnet-tiny + bert-tiny + bert-tiny-noattn + bert-tiny-cls",
     )
     args = ap.parse_args(argv)
 
@@ -500,6 +588,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Persist after each group so an interrupted run keeps what it finished.
         write_manifest(out, manifest)
 
+    if not args.only or "digits" in args.only:
+        write_digits_samples(out)
     write_manifest(out, manifest)
     print(f"done in {time.perf_counter() - t_start:.1f}s -> {out / 'manifest.json'}")
     return 0

@@ -20,7 +20,7 @@ const { root, configFile } = require('./config');
 
 const TORCH_VERSION = '2.13.0';
 // Python packages the development checkout needs besides torch (export, reference tests).
-const DEV_PACKAGES = ['numpy', 'transformers==5.18.0'];
+const DEV_PACKAGES = ['numpy', 'transformers==5.18.0', 'scikit-learn==1.9.1'];
 const venvDir = path.join(root, '.venv');
 const venvPython = path.join(venvDir, 'bin', 'python');
 const rebuild = process.argv.includes('--rebuild');
@@ -43,7 +43,7 @@ function run(command, args, options = {}) {
 
 // Whether a Python has the packages the development checkout needs.
 function hasDevPackages(python) {
-  const code = `import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in ${JSON.stringify(['torch', 'numpy', 'transformers'])}) else 1)`;
+  const code = `import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in ${JSON.stringify(['torch', 'numpy', 'transformers', 'sklearn'])}) else 1)`;
   return spawnSync(python, ['-c', code], { timeout: 60000 }).status === 0;
 }
 
@@ -87,7 +87,7 @@ function findOrInstallLibtorch(libtorchApi) {
 function developmentPython(libtorch) {
   if (libtorch.python && hasDevPackages(libtorch.python)) return libtorch.python;
   if (!fs.existsSync(venvPython) || !hasDevPackages(venvPython)) createVenv([`torch==${TORCH_VERSION}`, ...DEV_PACKAGES]);
-  if (!hasDevPackages(venvPython)) fail('could not set up a Python with torch, numpy and transformers in .venv');
+  if (!hasDevPackages(venvPython)) fail('could not set up a Python with torch, numpy, transformers and scikit-learn in .venv');
   return venvPython;
 }
 

@@ -233,7 +233,7 @@ def calibrate_bn(model: nn.Module, seed: int, shape: Sequence[int], steps: int =
 # BERT with attention probabilities
 # --------------------------------------------------------------------------
 
-from transformers import BertConfig, BertModel  # noqa: E402
+from transformers import BertConfig, BertForSequenceClassification, BertModel  # noqa: E402
 
 BERT_SIZES = {
     # bert-base-uncased
@@ -306,6 +306,19 @@ class BertNoAttentions(BertModel):
         return out.last_hidden_state, out.pooler_output
 
 
+class BertClassifier(BertForSequenceClassification):
+    """BertForSequenceClassification returning its logits [batch, labels] alone (a traceable
+    output), with Hugging Face's paths: bert.embeddings.word_embeddings is where token
+    attributions are taken."""
+
+    def forward(  # type: ignore[override]
+        self, input_ids: Tensor, attention_mask: Optional[Tensor] = None
+    ) -> Tensor:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).logits
+
+
 def bert(size: str = "base") -> BertWithAttentions:
     return BertWithAttentions(bert_config(size)).eval()
 
@@ -323,5 +336,6 @@ __all__ = [
     "bert_config",
     "BertWithAttentions",
     "BertNoAttentions",
+    "BertClassifier",
     "bert",
 ]

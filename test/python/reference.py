@@ -87,6 +87,10 @@ ARCH_BY_FILE = {
     "resnet-tiny-scripted.pt": "resnet-tiny",
     "bert.pt": "bert-base",
     "bert-tiny.pt": "bert-tiny",
+    "bert-tiny-cls.pt": "bert-tiny-cls",
+    "digits-cnn.pt": "digits",
+    "digits-cnn-scripted.pt": "digits",
+    "digits-cnn-randomized.pt": "digits",
 }
 
 
@@ -153,6 +157,14 @@ def build_arch(arch: str) -> torch.nn.Module:
         return tm.resnet((1, 1, 1, 1), width=8, num_classes=10)
     if arch in ("bert-base", "bert-tiny"):
         return tm.BertWithAttentions(tm.bert_config(arch.split("-")[1]))
+    if arch == "bert-tiny-cls":
+        config = tm.bert_config("tiny")
+        config.num_labels = 2
+        return tm.BertClassifier(config)
+    if arch == "digits":
+        import digits
+
+        return digits.DigitsCNN()
     raise ValueError(f"unknown arch {arch!r}")
 
 
@@ -164,15 +176,16 @@ def load_eager(file: str, arch: str) -> torch.nn.Module:
         result = model.load_state_dict(state, strict=False)
         missing = list(result.missing_keys)
         # TorchScript keeps BertEmbeddings' non-persistent buffers; nothing else may differ.
-        allowed_extra = {"embeddings.position_ids", "embeddings.token_type_ids"} if arch.startswith("bert") else set()
+        prefix = "bert." if arch == "bert-tiny-cls" else ""
+        allowed_extra = {f"{prefix}embeddings.position_ids", f"{prefix}embeddings.token_type_ids"} if arch.startswith("bert") else set()
         unexpected = [k for k in result.unexpected_keys if k not in allowed_extra]
         if missing or unexpected:
             raise RuntimeError(f"{file} vs eager {arch}: missing {missing}, unexpected {unexpected}")
         if arch.startswith("bert"):
             # The buffers eager builds itself must equal what the trace kept.
-            emb = model.embeddings
+            emb = model.bert.embeddings if prefix else model.embeddings
             for name in ("position_ids", "token_type_ids"):
-                if not torch.equal(getattr(emb, name), state[f"embeddings.{name}"]):
+                if not torch.equal(getattr(emb, name), state[f"{prefix}embeddings.{name}"]):
                     raise RuntimeError(f"{file}: embeddings.{name} differs from the eager buffer")
         _eager_cache[key] = model.eval()
     return _eager_cache[key]
