@@ -189,13 +189,18 @@ export async function run(model: Model, inputs: Input | Input[], options: RunOpt
 /** What torch.inspect reports (fields documented on NativeProgramSummary, which it is). */
 export type ProgramInfo = NativeProgramSummary;
 
-/** What the instrumented program for a request runs: the module calls left, op counts, build time. */
-export async function inspect(model: Model, options: RunOptions & { output?: boolean }): Promise<ProgramInfo> {
+/**
+ * What the instrumented program for a request runs: the module calls left, op counts, build
+ * time. `gradient` names layers whose gradients the program takes (torch.gradients' program:
+ * with the objective's layer as `capture` and no output, it shows where the forward stops).
+ */
+export async function inspect(model: Model, options: RunOptions & { output?: boolean; gradient?: string[] }): Promise<ProgramInfo> {
   const site = callSite(inspect);
   const capture = options.capture ?? [];
+  const gradient = options.gradient ?? [];
   const patches = Object.entries(options.patch ?? {});
-  model.checkLayers([...capture, ...patches.map(([layer]) => layer)], site);
+  model.checkLayers([...capture, ...gradient, ...patches.map(([layer]) => layer)], site);
   const patch = patches.map(([layer, spec]) => toNativePatch(layer, spec, site));
   const handle = model.native(site);
-  return settle(() => handle.inspect({ capture, patch, output: options.output ?? false }), site);
+  return settle(() => handle.inspect({ capture, patch, gradient, output: options.output ?? false }), site);
 }

@@ -40,6 +40,8 @@ export interface NativeRunRequest {
   capture?: string[];
   patch?: NativePatch[];
   output: boolean;
+  /** inspect only: the layers a gradients program taps */
+  gradient?: string[];
 }
 
 export interface NativeRunResult {

@@ -160,6 +160,7 @@ RunRequest parseRunRequest(Napi::Value value) {
   out.spec.capture = sortedUnique(request.strings("capture"));
   out.spec.returnOutput = request.boolean("output");
   parsePatches(request, out.spec.patch, out.patches);
+  out.spec.gradient = sortedUnique(request.strings("gradient"));  // inspect: a gradients program
   return out;
 }
 

@@ -13,7 +13,7 @@ import {
   relativeTo,
   runAttributionReference,
 } from './helpers/attribution';
-import { asTensor, expectClose, expectTorchscopeError, HostTensor, hostRandn, modelPath, randint, removeDir, scratchDir, toTorch } from './helpers';
+import { asTensor, expectClose, expectTorchscopeError, HostTensor, hostRandn, maxAbs, modelPath, randint, removeDir, scratchDir, toTorch } from './helpers';
 
 const EXACT = 1e-5; // x max |expected|
 const INTEGRATED = 1e-4; // integrated gradients over many steps
@@ -148,6 +148,7 @@ describe.each(MODELS)('%s ResNet-18 (%s), 2 images 64x64, a target per image', (
     };
     const result = await torch.attribute(model, toTorch(image), options);
     const expected = attributionResult(reference, `${kind}/${c.name}`);
+    expect(maxAbs(expected.attributions!.data as Float32Array)).toBeGreaterThan(0);
     expectClose(result.attributions, expected.attributions!, relativeTo(expected.attributions!, c.tol), c.name);
     if (c.options.convergenceDelta) {
       const delta = result.convergenceDelta!;
