@@ -21,9 +21,9 @@ export interface MaximizeOptions {
   betas?: [number, number];
   /** Image size: a number for a square or [height, width]. Default 224. */
   size?: number | [number, number];
-  /** [batch, 3, height, width]; the batch must match the number of objectives. */
+  /** [batch, channels, height, width]; the batch must match the number of objectives. Channels default to 3. */
   inputShape?: [number, number, number, number];
-  /** Start image [B, 3, H, W] in [0, 1] (fixes the start for reproducibility and parity). */
+  /** Start image [B, C, H, W] in [0, 1] (fixes the start for reproducibility and parity). */
   init?: Tensor;
   /** Seeds the start image and the random transforms. Default 0. */
   seed?: number;
@@ -31,13 +31,13 @@ export interface MaximizeOptions {
   parameterization?: 'pixel' | 'fft';
   /** How values stay in [0, 1]: 'sigmoid' (fft default), 'clamp' (pixel default: clamped after each step), 'none'. */
   range?: 'sigmoid' | 'clamp' | 'none';
-  /** Colour decorrelation. Default: true for fft, false for pixel. */
+  /** Colour decorrelation (3 channels only). Default: true for fft with 3 channels, else false. */
   decorrelate?: boolean;
   /** Random transforms each step: 'standard' (default: Lucid's pad, jitter, scale, rotate, jitter) or a list; [] for none. */
   transforms?: 'standard' | TransformSpec[];
   /** Penalty weights on the image; {} (default) for none. */
   regularizers?: { l1?: number; l2?: number; tv?: number; blur?: number };
-  /** ImageNet normalization between the image and the model, inside the loop. Default 'imagenet'. */
+  /** ImageNet normalization between the image and the model, inside the loop (3 channels only). Default 'imagenet' for 3 channels, else false. */
   normalize?: 'imagenet' | false;
   /** Stops within one step; the promise then resolves with the best image so far and `aborted: true`. */
   signal?: AbortSignal;
@@ -54,7 +54,7 @@ export interface MaximizeProgress {
 }
 
 export interface MaximizeResult {
-  /** [B, 3, H, W] in [0, 1]: the final image, or the best one so far when aborted. */
+  /** [B, C, H, W] in [0, 1]: the final image, or the best one so far when aborted. */
   image: Tensor;
   /** What the model saw for `image` (normalized, without the random transforms). */
   input: Tensor;
@@ -110,10 +110,12 @@ function plan(model: Model, layer: string | null, options: MaximizeOptions, site
   const [beta1, beta2] = options.betas ?? [0.9, 0.999];
   if (![beta1, beta2].every((b) => typeof b === 'number' && b >= 0 && b < 1)) throw failure('INVALID_ARGUMENT', 'betas must be in [0, 1)', site);
   let batch = objectives.length;
+  let channels = 3;
   let [height, width] = typeof options.size === 'number' ? [options.size, options.size] : options.size ?? [224, 224];
   if (options.inputShape) {
     const [b, c, h, w] = options.inputShape;
-    if (c !== 3) throw failure('INVALID_ARGUMENT', 'inputShape is [batch, 3, height, width]', site);
+    if (!Number.isInteger(c) || c < 1) throw failure('INVALID_ARGUMENT', 'inputShape is [batch, channels, height, width]', site);
+    channels = c;
     if (b !== batch && objectives.length === 1) {
       objectives = Array.from({ length: b }, () => objectives[0]);
       batch = b;
@@ -122,9 +124,10 @@ function plan(model: Model, layer: string | null, options: MaximizeOptions, site
     [height, width] = [h, w];
   }
   if (options.init !== undefined) {
-    if (!(options.init instanceof Tensor)) throw failure('INVALID_ARGUMENT', 'init must be a Tensor [B, 3, H, W]', site);
+    if (!(options.init instanceof Tensor)) throw failure('INVALID_ARGUMENT', 'init must be a Tensor [B, C, H, W]', site);
     const [b, c, h, w] = options.init.shape;
-    if (options.init.shape.length !== 4 || c !== 3) throw failure('SHAPE', `init must be [B, 3, H, W], got [${options.init.shape}]`, site);
+    if (options.init.shape.length !== 4 || (options.inputShape && c !== channels)) throw failure('SHAPE', `init must be [B, ${options.inputShape ? channels : 'C'}, H, W], got [${options.init.shape}]`, site);
+    channels = c;
     if (b !== batch && objectives.length === 1) {
       objectives = Array.from({ length: b }, () => objectives[0]);
       batch = b;
@@ -145,8 +148,12 @@ function plan(model: Model, layer: string | null, options: MaximizeOptions, site
     if (!['l1', 'l2', 'tv', 'blur'].includes(key)) throw failure('INVALID_ARGUMENT', `unknown regularizer '${key}' (l1, l2, tv, blur)`, site);
     if (typeof value !== 'number' || !Number.isFinite(value)) throw failure('INVALID_ARGUMENT', `regularizer ${key} must be a finite number`, site);
   }
-  const normalize = options.normalize ?? 'imagenet';
+  // ImageNet's normalization and colour decorrelation are for RGB images.
+  const normalize = options.normalize ?? (channels === 3 ? 'imagenet' : false);
   if (normalize !== 'imagenet' && normalize !== false) throw failure('INVALID_ARGUMENT', "normalize is 'imagenet' or false", site);
+  if (normalize === 'imagenet' && channels !== 3) throw failure('INVALID_ARGUMENT', `normalize 'imagenet' needs 3 channels; the image has ${channels}`, site);
+  const decorrelate = options.decorrelate ?? (parameterization === 'fft' && channels === 3);
+  if (decorrelate && channels !== 3) throw failure('INVALID_ARGUMENT', `decorrelate needs 3 channels; the image has ${channels}`, site);
   const seed = options.seed ?? 0;
   if (!isNonNegativeInteger(seed)) throw failure('INVALID_ARGUMENT', 'seed must be a non-negative integer', site);
   const objectiveSpec = nativeObjectives(model, objectives, layer ?? '', site);
@@ -161,7 +168,8 @@ function plan(model: Model, layer: string | null, options: MaximizeOptions, site
       image: {
         parameterization,
         range,
-        decorrelate: options.decorrelate ?? parameterization === 'fft',
+        decorrelate,
+        channels,
         height,
         width,
         decayPower: 1,

@@ -149,6 +149,7 @@ export interface NativeMaximizeRequest {
     parameterization: 'fft' | 'pixel';
     range: 'sigmoid' | 'clamp' | 'none';
     decorrelate: boolean;
+    channels: number;
     height: number;
     width: number;
     decayPower: number;

@@ -43,10 +43,10 @@ ImageParam::ImageParam(const ImageParamSpec& spec, const at::Device& device, at:
   if (spec_.init) {
     initial = fromValid(spec_.init->to(device, at::kFloat));
   } else if (spec_.parameterization == "fft") {
-    initial = at::randn({spec_.batch, 3, spec_.height, spec_.width / 2 + 1, 2}, generator, cpu).mul_(0.01).to(device);
+    initial = at::randn({spec_.batch, spec_.channels, spec_.height, spec_.width / 2 + 1, 2}, generator, cpu).mul_(0.01).to(device);
   } else {
     // Grey with a little noise; in raw units for sigmoid, in image units otherwise.
-    const at::Tensor noise = at::randn({spec_.batch, 3, spec_.height, spec_.width}, generator, cpu).mul_(0.01);
+    const at::Tensor noise = at::randn({spec_.batch, spec_.channels, spec_.height, spec_.width}, generator, cpu).mul_(0.01);
     initial = (spec_.range == "sigmoid" ? noise : noise.add(0.5)).to(device);
   }
   parameter_ = initial.detach().clone().requires_grad_(true);

@@ -14,10 +14,10 @@ namespace torchscope {
 struct ImageParamSpec {
   std::string parameterization = "fft";  // "pixel" | "fft"
   std::string range = "sigmoid";         // "sigmoid" | "clamp" | "none": how values reach [0, 1]
-  bool decorrelate = true;               // colours through ImageNet's colour correlation (fft)
-  int64_t batch = 1, height = 224, width = 224;
+  bool decorrelate = true;               // colours through ImageNet's colour correlation (3 channels)
+  int64_t batch = 1, channels = 3, height = 224, width = 224;
   double decayPower = 1.0;               // fft: 1/f^decay spectrum scaling
-  std::optional<at::Tensor> init;        // an image [B, 3, H, W] in [0, 1] to start from
+  std::optional<at::Tensor> init;        // an image [B, C, H, W] in [0, 1] to start from
 };
 
 // The optimised tensor and the map from it to an image in [0, 1].
@@ -25,7 +25,7 @@ class ImageParam {
  public:
   ImageParam(const ImageParamSpec& spec, const at::Device& device, at::Generator& generator);
   at::Tensor& parameter() { return parameter_; }
-  // [B, 3, H, W] in [0, 1], differentiable with respect to parameter().
+  // [B, C, H, W] in [0, 1], differentiable with respect to parameter().
   at::Tensor image() const;
   // After an optimiser step: keeps a clamped pixel parameterization in range (projection).
   void project();

@@ -99,7 +99,7 @@ struct MaximizeSession::State {
     at::AutoGradMode gradients(true);
     AllocationPeakMeter meter;
     {
-      const at::Tensor probe = at::zeros({spec.image.batch, 3, side, side}, at::TensorOptions(model->device)).requires_grad_(true);
+      const at::Tensor probe = at::zeros({spec.image.batch, spec.image.channels, side, side}, at::TensorOptions(model->device)).requires_grad_(true);
       RunResult run = runProgram(*program, {spec.normalize ? imagenetNormalize(probe) : probe}, {});
       requireAllRan(*program, run);
       const c10::IValue& value = spec.layer.empty() || program->spec.capture.empty() ? run.output : run.captures.at(spec.layer).back();
@@ -130,7 +130,7 @@ constexpr int64_t kProbedPixels = 512 * 512;
 
 // The session's own tensors: the parameter, its gradient, Adam's two moments, the best image.
 int64_t sessionBytes(const MaximizeSpec& spec) {
-  const int64_t pixels = spec.image.batch * 3 * spec.image.height * spec.image.width;
+  const int64_t pixels = spec.image.batch * spec.image.channels * spec.image.height * spec.image.width;
   return 5 * pixels * static_cast<int64_t>(sizeof(float));
 }
 

@@ -266,9 +266,13 @@ MaximizeSpec parseMaximizeSpec(Napi::Value value) {
   }
   spec.image.decorrelate = image.boolean("decorrelate");
   spec.image.batch = static_cast<int64_t>(spec.objectives.size());
+  spec.image.channels = image.integer("channels", 1, 64);
   spec.image.height = image.integer("height", 1, kMaxImageSide);
   spec.image.width = image.integer("width", 1, kMaxImageSide);
   spec.image.decayPower = image.number("decayPower");
+  if (spec.image.channels != 3 && spec.image.decorrelate) {
+    throw Error(code::kInvalidArgument, "maximize request .image.decorrelate: colour decorrelation needs 3 channels");
+  }
   if (image.has("init")) spec.image.init = image.tensor("init");
   if (request.has("transforms")) {
     static const std::map<std::string, Transform::Kind> kinds = {
@@ -287,6 +291,7 @@ MaximizeSpec parseMaximizeSpec(Napi::Value value) {
   auto weight = [&](const char* key) { return regularizers.has(key) ? regularizers.number(key) : 0.0; };
   spec.regularizers = {weight("l1"), weight("l2"), weight("tv"), weight("blur")};
   spec.normalize = request.boolean("normalize");
+  if (spec.normalize && spec.image.channels != 3) throw Error(code::kInvalidArgument, "maximize request .normalize: ImageNet normalization needs 3 channels");
   spec.lr = request.number("lr");
   spec.beta1 = request.number("beta1");
   spec.beta2 = request.number("beta2");

@@ -165,3 +165,34 @@ export function refOptions(options: Partial<RefAttributeOptions> & { method: str
     ...options,
   };
 }
+
+/** Ranks from 1, ties sharing their mean rank. */
+function ranks(values: ArrayLike<number>): number[] {
+  const order = Array.from({ length: values.length }, (_, i) => i).sort((a, b) => values[a] - values[b]);
+  const out = new Array<number>(values.length);
+  for (let i = 0; i < order.length; ) {
+    let j = i;
+    while (j + 1 < order.length && values[order[j + 1]] === values[order[i]]) j++;
+    for (let k = i; k <= j; k++) out[order[k]] = (i + j) / 2 + 1;
+    i = j + 1;
+  }
+  return out;
+}
+
+/** Spearman's rank correlation (Pearson's on the ranks, ties averaged), as scipy.stats.spearmanr. */
+export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const ra = ranks(a);
+  const rb = ranks(b);
+  const n = ra.length;
+  const meanA = ra.reduce((s, v) => s + v, 0) / n;
+  const meanB = rb.reduce((s, v) => s + v, 0) / n;
+  let cov = 0;
+  let varA = 0;
+  let varB = 0;
+  for (let i = 0; i < n; i++) {
+    cov += (ra[i] - meanA) * (rb[i] - meanB);
+    varA += (ra[i] - meanA) ** 2;
+    varB += (rb[i] - meanB) ** 2;
+  }
+  return cov / Math.sqrt(varA * varB);
+}
