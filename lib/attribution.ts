@@ -261,3 +261,21 @@ export async function attribute(model: Model, inputs: Input | Input[], options: 
     run.dispose();
   }
 }
+
+/**
+ * One score per token from a layer attribution [N, S, H] (a token's embedding): the sum over
+ * its hidden units, Captum's recipe for text. `batch` picks the batch element.
+ */
+export function tokenScores(attributions: Tensor, batch = 0): number[] {
+  const site = callSite(tokenScores);
+  const shape = attributions.shape;
+  if (shape.length !== 3) throw failure('SHAPE', `token scores come from [batch, tokens, hidden] attributions; got [${shape}]`, site);
+  const [batches, tokens, hidden] = shape;
+  if (!Number.isInteger(batch) || batch < 0 || batch >= batches) throw failure('INVALID_ARGUMENT', `batch must be in [0, ${batches - 1}], got ${batch}`, site);
+  const data = attributions.data() as Float32Array | Float64Array;
+  return Array.from({ length: tokens }, (_, t) => {
+    let sum = 0;
+    for (let h = 0; h < hidden; h++) sum += data[(batch * tokens + t) * hidden + h];
+    return sum;
+  });
+}

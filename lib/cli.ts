@@ -3,14 +3,18 @@
 //   doctor: what was found (addon, libtorch, GPUs, Python) and what to do about problems
 //   build: builds the addon from source against the libtorch found (needs cmake and a compiler)
 //   maximize --model FILE --layer NAME --channel N --out FILE.png [--steps N] [--size N] ...
+//   attribute --model FILE --image FILE --target N --out FILE.png [--method NAME] ...
 import { spawnSync } from 'child_process';
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { SingleBar, Presets } from 'cli-progress';
 
 import { doctor, formatDoctor } from './doctor';
 import { TorchscopeError } from './errors';
-import { saveImage } from './image';
+import { attribute, AttributeOptions, AttributionMethod } from './attribution';
+import { image, saveImage } from './image';
+import { attributionOverlay, AttributionSign } from './plot/attribution';
 import { maximize, MaximizeOptions } from './maximize';
 import { load } from './model';
 import { packageRoot } from './native';
@@ -19,7 +23,11 @@ const usage = `usage: torchscope doctor
        torchscope build
        torchscope maximize --model FILE --layer NAME (--channel N | --logit K) --out FILE.png
                            [--steps 256] [--size 224] [--lr 0.05] [--seed 0]
-                           [--parameterization fft|pixel] [--no-transforms] [--device cpu|cuda|auto]`;
+                           [--parameterization fft|pixel] [--no-transforms] [--device cpu|cuda|auto]
+       torchscope attribute --model FILE --image FILE --target N --out FILE.png
+                           [--method integratedGradients|saliency|inputXGradient|layerGradCam|occlusion]
+                           [--layer NAME (layerGradCam)] [--steps 50] [--size 224] [--normalize imagenet|none]
+                           [--window 16 --stride 8 (occlusion)] [--sign absolute|all] [--device cpu|cuda|auto]`;
 
 function integer(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -89,9 +97,72 @@ async function maximizeCommand(args: string[]): Promise<number> {
   }
 }
 
+async function attributeCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' },
+      image: { type: 'string' },
+      target: { type: 'string' },
+      out: { type: 'string' },
+      method: { type: 'string' },
+      layer: { type: 'string' },
+      steps: { type: 'string' },
+      size: { type: 'string' },
+      normalize: { type: 'string' },
+      window: { type: 'string' },
+      stride: { type: 'string' },
+      sign: { type: 'string' },
+      device: { type: 'string' },
+    },
+  });
+  if (!values.model || !values.image || !values.out || values.target === undefined) {
+    console.error(usage);
+    return 2;
+  }
+  const method = (values.method ?? 'integratedGradients') as AttributionMethod;
+  const size = integer(values.size, 'size') ?? 224;
+  const normalize = (values.normalize ?? 'imagenet') as 'imagenet' | 'none';
+  const [model, picture, input] = await Promise.all([
+    load(values.model, { device: (values.device ?? 'cpu') as 'cpu' }),
+    image(values.image, { size }),
+    image(values.image, { size, normalize }),
+  ]);
+  const controller = new AbortController();
+  const onInterrupt = () => controller.abort();
+  process.once('SIGINT', onInterrupt);
+  const bar = new SingleBar({ format: `${method} {bar} {value}/{total} passes | {duration_formatted}`, hideCursor: true }, Presets.shades_classic);
+  const window = integer(values.window, 'window') ?? 16;
+  const options: AttributeOptions = {
+    method,
+    target: integer(values.target, 'target')!,
+    ...(method === 'integratedGradients' ? { steps: integer(values.steps, 'steps') } : {}),
+    ...(method === 'layerGradCam' ? { layer: values.layer, upsample: true, upsampleMode: 'bilinear' as const } : {}),
+    ...(method === 'occlusion' ? { window: [3, window, window], strides: [3, integer(values.stride, 'stride') ?? window / 2], perturbationsPerEval: 8 } : {}),
+    signal: controller.signal,
+    onProgress: (p) => {
+      if (p.step === 1) bar.start(p.steps, 0);
+      bar.update(p.step);
+    },
+  };
+  try {
+    const result = await attribute(model, input, options);
+    bar.stop();
+    const sign = (values.sign ?? (method === 'saliency' ? 'absolute' : 'all')) as AttributionSign;
+    await fs.writeFile(values.out, await attributionOverlay(picture, result.attributions, { sign }));
+    console.log(`wrote ${values.out} (${method}, target ${options.target}, ${(result.elapsedMs / 1000).toFixed(1)} s)`);
+    return 0;
+  } finally {
+    bar.stop();
+    process.removeListener('SIGINT', onInterrupt);
+    model.dispose();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'maximize') return maximizeCommand(rest);
+  if (command === 'attribute') return attributeCommand(rest);
   if (command === 'build') {
     // The set-up script of `npm install`, forced to compile: the same libtorch search as at run time.
     const result = spawnSync(process.execPath, [path.join(packageRoot, 'scripts', 'setup.js'), '--rebuild'], { stdio: 'inherit', cwd: packageRoot });

@@ -7,7 +7,7 @@ export { cuda, info, Info } from './device';
 export { image, toPng, saveImage, ImageOptions, PngOptions, IMAGENET_MEAN, IMAGENET_STD } from './image';
 export { Objective, ObjectiveKind } from './objective';
 export { gradients, GradientsOptions, GradientsResult } from './gradients';
-export { attribute, AttributeOptions, AttributionResult, AttributionMethod, AttributionProgress, Integration, NoiseOptions, NoiseType, ATTRIBUTION_DEFAULTS } from './attribution';
+export { attribute, tokenScores, AttributeOptions, AttributionResult, AttributionMethod, AttributionProgress, Integration, NoiseOptions, NoiseType, ATTRIBUTION_DEFAULTS } from './attribution';
 export { maximize, maximizeIter, TransformSpec, MaximizeOptions, MaximizeProgress, MaximizeResult, MaximizeRun } from './maximize';
 export { BertTokenizer, BertTokenizerOptions, EncodeOptions, BatchEncodeOptions, DecodeOptions, EncodeInput, Encoding, BatchEncoding, Truncation } from './tokenizer';
 export * as plot from './plot';

@@ -175,9 +175,62 @@ async function main(): Promise<void> {
   const sheetFile = path.join(outDir, 'contact-sheet.png');
   await torch.saveImage(sheet, sheetFile, { columns: 8, gap: 4 });
   console.log(`wrote ${path.relative(root, sheetFile)}: top row layer3, bottom row layer4`);
-  model.dispose();
 
+  await attributionDemo(model, input, top5[0]);
+  model.dispose();
+  await digitsDemo();
   await attentionDemo();
+}
+
+/** Saliency, integrated gradients and Grad-CAM of the photo's top class, side by side. */
+async function attributionDemo(model: torch.Model, input: torch.Tensor, target: number): Promise<void> {
+  const picture = await torch.image(photo, { size: 224 });
+  const runs: [string, torch.AttributeOptions, torch.plot.AttributionSign][] = [
+    ['saliency', { method: 'saliency', target }, 'absolute'],
+    ['integrated gradients', { method: 'integratedGradients', target, steps: 32, convergenceDelta: true }, 'all'],
+    ['Grad-CAM (layer4)', { method: 'layerGradCam', target, layer: 'layer4', relu: true, upsample: true, upsampleMode: 'bilinear' }, 'positive'],
+  ];
+  const tiles: Buffer[] = [];
+  console.log(`
+attribution of class ${target} (ResNet-18's top class for the photo):`);
+  for (const [name, options, sign] of runs) {
+    const result = await torch.attribute(model, input, options);
+    const delta = result.convergenceDelta ? `, convergence delta ${result.convergenceDelta[0].toExponential(2)}` : '';
+    console.log(`  ${name}: [${result.attributions.shape}] in ${(result.elapsedMs / 1000).toFixed(2)} s${delta}`);
+    tiles.push(await torch.plot.attributionOverlay(picture, result.attributions, { sign, size: 224 }));
+    result.dispose();
+  }
+  const gap = 4;
+  const file = path.join(outDir, 'attribution.png');
+  await sharp({ create: { width: 3 * 224 + 4 * gap, height: 224 + 2 * gap, channels: 3, background: '#ffffff' } })
+    .composite(tiles.map((tile, i) => ({ input: tile, left: gap + i * (224 + gap), top: gap })))
+    .png()
+    .toFile(file);
+  console.log(`wrote ${path.relative(root, file)}: saliency, integrated gradients (signed), Grad-CAM over the photo`);
+}
+
+/** A model that has learned something: integrated gradients on held-out digits of the trained digits CNN. */
+async function digitsDemo(): Promise<void> {
+  const samples = JSON.parse(await fs.readFile(path.join(root, 'models', 'digits-samples.json'), 'utf8')) as { images: number[][]; labels: number[] };
+  const count = 8;
+  const digits = torch.tensor(Float32Array.from(samples.images.slice(0, count).flat()), [count, 1, 8, 8]);
+  const model = await torch.load(path.join(root, 'models', 'digits-cnn.pt'));
+  const labels = samples.labels.slice(0, count);
+  const result = await torch.attribute(model, digits, { method: 'integratedGradients', target: labels, convergenceDelta: true });
+  const worst = Math.max(...result.convergenceDelta!.map(Math.abs));
+  console.log(`
+digits CNN (trained at set-up on scikit-learn's digits): IG for digits ${labels.join(', ')}, max |convergence delta| ${worst.toExponential(2)}`);
+  const tiles = await Promise.all(
+    labels.map((_, i) => torch.plot.attributionOverlay(digits, result.attributions, { batch: i, sign: 'all', size: 96, alpha: 0.6 })),
+  );
+  const gap = 4;
+  const file = path.join(outDir, 'digits-ig.png');
+  await sharp({ create: { width: count * (96 + gap) + gap, height: 96 + 2 * gap, channels: 3, background: '#ffffff' } })
+    .composite(tiles.map((tile, i) => ({ input: tile, left: gap + i * (96 + gap), top: gap })))
+    .png()
+    .toFile(file);
+  console.log(`wrote ${path.relative(root, file)}: green pushes towards the true digit, red against it`);
+  model.dispose();
 }
 
 /** BERT attention for one sentence: a heatmap PNG and the self-contained HTML viewer. */
@@ -208,6 +261,28 @@ async function attentionDemo(): Promise<void> {
   await torch.plot.saveAttentionHtml(result, html, { title: sentence });
   console.log(`wrote ${path.relative(root, png)} (last layer, head 0) and ${path.relative(root, html)} (head view and model view, no network needed)`);
   bert.dispose();
+  await tokenAttributionDemo(tokenizer, sentence);
+}
+
+/** Token attributions of a BERT classifier (bert-tiny-cls, seeded weights) through its word embeddings. */
+async function tokenAttributionDemo(tokenizer: torch.BertTokenizer, sentence: string): Promise<void> {
+  const classifier = await torch.load(path.join(root, 'models', 'bert-tiny-cls.pt'));
+  const encoding = tokenizer.encode(sentence);
+  const ids = torch.tensor(BigInt64Array.from(encoding.ids.map(BigInt)), [1, encoding.ids.length]);
+  const mask = torch.tensor(BigInt64Array.from(encoding.attentionMask.map(BigInt)), [1, encoding.ids.length]);
+  const result = await torch.attribute(classifier, [ids, mask], {
+    method: 'layerIntegratedGradients', layer: 'bert.embeddings.word_embeddings', target: 1, convergenceDelta: true,
+  });
+  const scores = torch.tokenScores(result.attributions);
+  const html = path.join(outDir, 'token-attribution.html');
+  await fs.writeFile(html, torch.plot.tokenAttributionHtml(encoding.tokens, scores, { title: `Class 1 of bert-tiny-cls: "${sentence}"` }));
+  const png = path.join(outDir, 'token-attribution.png');
+  await fs.writeFile(png, await torch.plot.tokenAttributionPng(encoding.tokens, scores, { title: 'Class 1 of bert-tiny-cls (seeded weights)' }));
+  console.log(`
+token attributions (layer integrated gradients on bert.embeddings.word_embeddings, delta ${result.convergenceDelta![0].toExponential(2)}):`);
+  console.log('  ' + encoding.tokens.map((t, i) => `${t} ${scores[i] >= 0 ? '+' : ''}${scores[i].toFixed(3)}`).join('  '));
+  console.log(`wrote ${path.relative(root, html)} and ${path.relative(root, png)}`);
+  classifier.dispose();
 }
 
 main().catch((error) => {

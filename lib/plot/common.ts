@@ -1,4 +1,4 @@
-// Shared pieces of the attention plots: the structural input type, reading one batch element's
+// Shared pieces of the plots: the structural input type, reading one batch element's
 // attention out of the [batch, layers, heads, seq, seq] tensor, colour maps and tick values.
 import { callSite, CallSite, failure } from '../errors';
 import { Tensor } from '../tensor';
@@ -104,9 +104,13 @@ const anchors: Record<string, string[]> = {
   inferno: ['#000004', '#1b0c41', '#4a0c6b', '#781c6d', '#a52c60', '#cf4446', '#ed6925', '#fb9b06', '#f7d13d', '#fcffa4'],
   blues: ['#f7fbff', '#deebf7', '#c6dbef', '#9ecae1', '#6baed6', '#4292c6', '#2171b5', '#08519c', '#08306b'],
   greys: ['#ffffff', '#000000'],
+  // Captum's attribution maps: ColorBrewer greens and reds, and red-white-green for signed values.
+  greens: ['#f7fcf5', '#e5f5e0', '#c7e9c0', '#a1d99b', '#74c476', '#41ab5d', '#238b45', '#006d2c', '#00441b'],
+  reds: ['#fff5f0', '#fee0d2', '#fcbba1', '#fc9272', '#fb6a4a', '#ef3b2c', '#cb181d', '#a50f15', '#67000d'],
+  redwhitegreen: ['#ff0000', '#ffffff', '#008000'],
 };
 
-export type Colormap = 'viridis' | 'magma' | 'inferno' | 'blues' | 'greys';
+export type Colormap = 'viridis' | 'magma' | 'inferno' | 'blues' | 'greys' | 'greens' | 'reds' | 'redwhitegreen';
 export const COLORMAPS = Object.keys(anchors) as Colormap[];
 
 /** A 256-entry RGB lookup table (768 bytes) for the colour map. */

@@ -1,5 +1,7 @@
 // torch.plot: attention heatmaps (PNG) and a self-contained interactive viewer (HTML), the
-// head view and model view of bertviz without Jupyter or a CDN.
+// head view and model view of bertviz without Jupyter or a CDN; attribution overlays and
+// coloured tokens, Captum's pictures without matplotlib.
 export { AttentionLike, Colormap, COLORMAPS } from './common';
 export { attentionHeatmap, attentionGrid, HeatmapOptions, GridOptions } from './png';
 export { attentionHtml, saveAttentionHtml, HtmlOptions } from './html';
+export { attributionOverlay, tokenAttributionHtml, tokenAttributionPng, tokenColor, normalizeAttribution, AttributionSign, OverlayOptions, TokenOptions } from './attribution';
