@@ -77,7 +77,7 @@ export function normalizeAttribution(values: ArrayLike<number>, sign: Attributio
   }
   if (!(threshold > 0)) return new Float64Array(picked.length);
   if (sign === 'negative') threshold = -threshold;
-  return picked.map((v) => Math.max(-1, Math.min(1, v / threshold)));
+  return picked.map((v) => Math.max(-1, Math.min(1, v / threshold)) + 0); // + 0: no -0
 }
 
 /** Bilinear resampling of an [h, w] map to [height, width] (half-pixel centres, as align_corners=false). */
