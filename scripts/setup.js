@@ -83,7 +83,7 @@ function findOrInstallLibtorch(libtorchApi) {
 }
 
 // The Python used to export models and as the tests' reference: it needs torch, numpy and
-// transformers. A Python on PATH lacking them is left alone; .venv gets them instead.
+// transformers and scikit-learn. A Python on PATH lacking them is left alone; .venv gets them instead.
 function developmentPython(libtorch) {
   if (libtorch.python && hasDevPackages(libtorch.python)) return libtorch.python;
   if (!fs.existsSync(venvPython) || !hasDevPackages(venvPython)) createVenv([`torch==${TORCH_VERSION}`, ...DEV_PACKAGES]);
