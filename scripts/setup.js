@@ -82,7 +82,7 @@ function findOrInstallLibtorch(libtorchApi) {
   return created;
 }
 
-// The Python used to export models and as the tests' reference: it needs torch, numpy and
+// The Python used to export models and as the tests' reference: it needs torch, numpy,
 // transformers and scikit-learn. A Python on PATH lacking them is left alone; .venv gets them instead.
 function developmentPython(libtorch) {
   if (libtorch.python && hasDevPackages(libtorch.python)) return libtorch.python;

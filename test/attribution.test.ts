@@ -3,6 +3,8 @@
 // every method on traced and scripted ResNet-18 (64x64 inputs, per-row targets), layer
 // integrated gradients on BERT's word embeddings (token attributions), then progress, abort,
 // bad options, and the model left as it was.
+import { monitorEventLoopDelay } from 'perf_hooks';
+
 import * as torch from '../lib';
 import {
   AttributeCase,
@@ -195,6 +197,22 @@ describe('a long run: progress, abort, the event loop', () => {
     // 1 set-up pass, 5 chunks of 2 steps, 1 closing pass.
     expect(seen.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(seen.every((p) => p.steps === 7)).toBe(true);
+  });
+
+  test('the event loop keeps turning during a run (p99 lag < 50 ms)', async () => {
+    const histogram = monitorEventLoopDelay({ resolution: 1 });
+    let ticks = 0;
+    const probe = setInterval(() => ticks++, 5);
+    histogram.enable();
+    const start = performance.now();
+    await torch.attribute(model, x(), { method: 'occlusion', target: 1, window: [3, 4, 4], strides: 2, perturbationsPerEval: 8 });
+    const elapsed = performance.now() - start;
+    histogram.disable();
+    clearInterval(probe);
+    const p99 = histogram.percentile(99) / 1e6;
+    console.log(`event loop during occlusion (${elapsed.toFixed(0)} ms): lag p99 ${p99.toFixed(2)} ms; 5 ms interval fired ${ticks} times`);
+    expect(p99).toBeLessThan(50);
+    expect(ticks).toBeGreaterThan(elapsed / 5 / 4);
   });
 
   test('an abort stops within one pass and rejects ABORTED; the model still works', async () => {

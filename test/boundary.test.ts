@@ -173,7 +173,7 @@ describe('disposable results free every tensor at once', () => {
     torch.dispose(outputs);
     expect([outputs[0], (outputs[1] as any).a, (outputs[1] as any).b[0]].map((t: torch.Tensor) => t.disposed)).toEqual([true, true, true]);
     const session = await tiny.native().maximize({
-      layer: 'layer1', objectives: [{ channel: 0 }], image: { parameterization: 'pixel', range: 'clamp', decorrelate: false, height: 16, width: 16, decayPower: 1 },
+      layer: 'layer1', objectives: [{ channel: 0 }], image: { parameterization: 'pixel', range: 'clamp', decorrelate: false, channels: 3, height: 16, width: 16, decayPower: 1 },
       transforms: [], regularizers: {}, normalize: false, lr: 0.05, beta1: 0.9, beta2: 0.999, seed: 0,
     });
     expect((await session.steps(1)).objectives).toHaveLength(1);
