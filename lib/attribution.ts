@@ -2,11 +2,12 @@
 // methods and their defaults are Captum's (captum.attr), computed natively
 // (native/attribution.h) in batched passes that JS drives a few at a time, so a long run
 // reports progress, can be aborted, and never blocks the event loop.
-import { callSite, CallSite, failure, settle } from './errors';
+import { callSite, CallSite, failure } from './errors';
 import { objectiveOf } from './gradients';
 import { Input, Model, unwrapInputs } from './model';
 import { normalizeInputs } from './activations';
 import { NativeAttributionRequest } from './native';
+import { drivePlannedRun, RunProgress } from './planned';
 import { Objective } from './objective';
 import { Tensor } from './tensor';
 
@@ -81,12 +82,7 @@ export interface AttributeOptions {
   onProgress?: (progress: AttributionProgress) => void;
 }
 
-export interface AttributionProgress {
-  /** Passes done and planned. */
-  step: number;
-  steps: number;
-  elapsedMs: number;
-}
+export type AttributionProgress = RunProgress;
 
 export interface AttributionResult extends Disposable {
   /** The input's shape (input methods), the layer output's (layerIntegratedGradients), [N, 1, h, w] (layerGradCam). */
@@ -229,37 +225,18 @@ export async function attribute(model: Model, inputs: Input | Input[], options: 
   if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'attribute(model, inputs, options): model must come from torch.load()', site);
   const args = normalizeInputs(inputs);
   const native = request(model, args, options, site);
-  const signal = options.signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw failure('INVALID_ARGUMENT', 'signal must be an AbortSignal', site);
-  if (signal?.aborted) throw failure('ABORTED', 'the signal was aborted before the attribution started', site);
   const handle = model.native(site);
-  const start = performance.now();
-  const run = await settle(() => handle.attribute(unwrapInputs(args), native), site);
-  const onAbort = () => run.abort();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    if (signal?.aborted) run.abort(); // aborted while the run was being planned
-    for (;;) {
-      const progress = await settle(() => run.steps(1), site);
-      if (progress.aborted) throw failure('ABORTED', `the attribution was aborted after ${progress.done} of ${progress.total} passes`, site);
-      options.onProgress?.({ step: progress.done, steps: progress.total, elapsedMs: performance.now() - start });
-      if (progress.done === progress.total) break;
-    }
-    const outcome = await settle(() => run.result(), site);
-    const attributions = new Tensor(outcome.attributions);
-    const dispose = () => attributions.dispose();
-    return {
-      attributions,
-      ...(outcome.convergenceDelta ? { convergenceDelta: outcome.convergenceDelta } : {}),
-      ...(outcome.internalBatchSize ? { internalBatchSize: outcome.internalBatchSize } : {}),
-      elapsedMs: performance.now() - start,
-      dispose,
-      [Symbol.dispose]: dispose,
-    };
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    run.dispose();
-  }
+  const { result, elapsedMs } = await drivePlannedRun(() => handle.attribute(unwrapInputs(args), native), options, 'the attribution', site);
+  const attributions = new Tensor(result.attributions);
+  const dispose = () => attributions.dispose();
+  return {
+    attributions,
+    ...(result.convergenceDelta ? { convergenceDelta: result.convergenceDelta } : {}),
+    ...(result.internalBatchSize ? { internalBatchSize: result.internalBatchSize } : {}),
+    elapsedMs,
+    dispose,
+    [Symbol.dispose]: dispose,
+  };
 }
 
 /**

@@ -7,6 +7,9 @@ import { binding, NativeModel, NativeValue } from './native';
 import { cancellable } from './signal';
 import { Device, Tensor, unwrapValue, wrapValue } from './tensor';
 
+/** A layer name's suffix for the module's first tensor input (native/module_calls.h kInputSuffix). */
+export const INPUT_SUFFIX = ':input';
+
 /** What a model returns: tuples and lists become arrays, dicts objects. */
 export type Value = Tensor | Value[] | { [key: string]: Value } | number | string | boolean | null;
 /** What a model takes: tensors mostly; arrays of tensors become List[Tensor]. */
@@ -101,6 +104,20 @@ export class Model {
     return wrapValue(result.output) as Value;
   }
 
+  /**
+   * Runs a submodule's forward on given values, natively and off the event loop, without
+   * gradients: `model.call('transformer.ln_f', resid)`. Inputs are converted to the types its
+   * forward declares; a last `{ signal }` aborts it while queued.
+   */
+  async call(path: string, ...args: (Input | CallOptions)[]): Promise<Value> {
+    const site = callSite(this.call);
+    const handle = this.native(site);
+    if (typeof path !== 'string' || path === '') throw failure('INVALID_ARGUMENT', 'call(path, ...inputs): path names a submodule', site);
+    this.checkLayers([path], site);
+    const { inputs, options } = splitCallOptions(args);
+    return wrapValue(await cancellable(options.signal, site, (cancel) => handle.call(path, unwrapInputs(inputs), cancel))) as Value;
+  }
+
   /** Frees the model once calls in flight finish; later calls reject with DISPOSED. Idempotent. */
   dispose(): void {
     this.handle?.dispose();
@@ -117,14 +134,18 @@ export class Model {
     return this.handle;
   }
 
-  /** @internal Rejects unknown layer names, suggesting the closest real ones. */
+  /**
+   * @internal Rejects unknown layer names, suggesting the closest real ones. A name is a module
+   * path (its output) or the path with ':input' (its first tensor input, what a pre-hook sees).
+   */
   checkLayers(layers: readonly string[], site: CallSite): void {
     const names = this.moduleList.map((m) => m.path).filter((p) => p !== '');
     const known = new Set(names);
-    for (const layer of layers) {
-      if (typeof layer !== 'string' || layer === '') {
-        throw failure('INVALID_ARGUMENT', `layer names are non-empty strings, got ${JSON.stringify(layer)}`, site);
+    for (const name of layers) {
+      if (typeof name !== 'string' || name === '') {
+        throw failure('INVALID_ARGUMENT', `layer names are non-empty strings, got ${JSON.stringify(name)}`, site);
       }
+      const layer = name.endsWith(INPUT_SUFFIX) ? name.slice(0, -INPUT_SUFFIX.length) : name;
       if (known.has(layer)) continue;
       const suggestions = closestNames(layer, names);
       throw failure(

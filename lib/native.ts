@@ -122,13 +122,20 @@ export interface NativeAttributionRequest {
   seed: number;
 }
 
-export interface NativeAttributionRun {
+/** A long native job as a plan of passes (native/planned_run.h); `R` is what it resolves with. */
+export interface NativePlannedRun<R> {
   /** [async] up to n more passes; fewer after abort(). */
   steps(n: number): Promise<{ done: number; total: number; aborted: boolean }>;
   abort(): void;
   /** [async] once every pass ran. */
-  result(): Promise<{ attributions: NativeTensor; convergenceDelta?: number[]; internalBatchSize: number }>;
+  result(): Promise<R>;
   dispose(): void;
+}
+
+export interface NativeAttributionResult {
+  attributions: NativeTensor;
+  convergenceDelta?: number[];
+  internalBatchSize: number;
 }
 
 export interface NativeGradientsResult {
@@ -193,12 +200,14 @@ export interface NativeModel {
   device(): string;
   /** [async] */
   run(inputs: NativeValue[], request: NativeRunRequest, cancel?: NativeCancelToken): Promise<NativeRunResult>;
+  /** [async] a submodule's forward on `inputs` */
+  call(path: string, inputs: NativeValue[], cancel?: NativeCancelToken): Promise<NativeValue>;
   /** [async] */
   inspect(request: NativeRunRequest): Promise<NativeProgramSummary>;
   /** [async] */
   gradients(inputs: NativeValue[], request: NativeGradientsRequest, cancel?: NativeCancelToken): Promise<NativeGradientsResult>;
   /** [async] plans the run */
-  attribute(inputs: NativeValue[], request: NativeAttributionRequest): Promise<NativeAttributionRun>;
+  attribute(inputs: NativeValue[], request: NativeAttributionRequest): Promise<NativePlannedRun<NativeAttributionResult>>;
   /** [async] */
   maximize(request: NativeMaximizeRequest): Promise<NativeMaximizeSession>;
   dispose(): void;
@@ -214,6 +223,8 @@ export interface NativeConstants {
   errorCodes: string[];
   patchModes: Record<'set' | 'zero' | 'add' | 'scale', number>;
   napiVersion: number;
+  /** A layer name's suffix for the module's input. */
+  inputSuffix: string;
 }
 
 export interface NativeBuildInfo {

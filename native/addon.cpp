@@ -3,10 +3,10 @@
 
 #include "addon.h"
 #include "async_work.h"
-#include "attribution.h"
 #include "device.h"
 #include "maximize.h"
 #include "model.h"
+#include "planned_run.h"
 #include "tensor.h"
 
 namespace torchscope {
@@ -17,7 +17,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   TensorHandle::define(env, exports);
   ModelHandle::define(env, exports);
   MaximizeSession::define(env, exports);
-  AttributionRun::define(env, exports);
+  PlannedRun::define(env, exports);
   CancelToken::define(env, exports);
   deviceExports(env, exports);
   // [sync] at process exit, from the main thread (lib/native.ts): see async_work.h.

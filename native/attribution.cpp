@@ -2,8 +2,6 @@
 
 #include <ATen/core/grad_mode.h>
 
-#include "addon.h"
-#include "async_work.h"
 #include "attribution_plan.h"
 #include "errors.h"
 #include "resources.h"
@@ -108,9 +106,11 @@ int64_t rowsThatFit(ModelState& model, const Batch& batch, const AttributionSpec
 
 }  // namespace attribution
 
-AttributionPlan planAttribution(const std::shared_ptr<ModelState>& model, std::vector<c10::IValue> inputs,
-                                const AttributionSpec& spec) {
+RunPlan planAttribution(const std::shared_ptr<ModelState>& model, std::vector<c10::IValue> inputs, AttributionSpec spec) {
   using namespace attribution;
+  for (auto& input : inputs) input = toDevice(input, model->device);
+  if (spec.baseline) *spec.baseline = spec.baseline->to(model->device);
+  if (spec.featureMask) *spec.featureMask = spec.featureMask->to(model->device);
   if (spec.input < 0 || spec.input >= static_cast<int64_t>(inputs.size()) || !inputs[static_cast<size_t>(spec.input)].isTensor()) {
     throw Error(code::kInvalidArgument, "input " + std::to_string(spec.input) + " is not a tensor argument of forward (" +
                                             std::to_string(inputs.size()) + " given)");
@@ -149,7 +149,7 @@ AttributionPlan planAttribution(const std::shared_ptr<ModelState>& model, std::v
     const int64_t wanted = spec.steps * batch->rows * (spec.noise.empty() ? 1 : std::min(spec.samples, spec.samplesBatchSize > 0 ? spec.samplesBatchSize : spec.samples));
     context.internalBatchSize = std::min(wanted, rowsThatFit(*model, *batch, spec));
   }
-  AttributionPlan plan;
+  RunPlan plan;
   auto out = std::make_shared<Attributed>();
   if (!spec.noise.empty()) {
     planNoiseTunnel(context, batch, out, plan.steps);
@@ -159,130 +159,22 @@ AttributionPlan planAttribution(const std::shared_ptr<ModelState>& model, std::v
     planPerturbationMethod(context, batch, out, plan.steps);
   }
   const int64_t used = integrates(spec.method) ? context.internalBatchSize : 0;
-  plan.finish = [out, used] { return AttributionOutcome{out->attributions, out->delta, used}; };
+  plan.finish = [out, used]() -> ResolveFn {
+    const at::Tensor attributions = out->attributions.detach().cpu();
+    const at::Tensor delta = out->delta.defined() ? out->delta.detach().to(c10::kCPU, at::kDouble).contiguous() : at::Tensor();
+    return [attributions, delta, used](Napi::Env env) -> Napi::Value {
+      Napi::Object result = Napi::Object::New(env);
+      result.Set("attributions", TensorHandle::wrap(env, attributions));
+      if (delta.defined()) {
+        Napi::Array values = Napi::Array::New(env, static_cast<size_t>(delta.numel()));
+        for (int64_t i = 0; i < delta.numel(); ++i) values.Set(static_cast<uint32_t>(i), delta.data_ptr<double>()[i]);
+        result.Set("convergenceDelta", values);
+      }
+      result.Set("internalBatchSize", static_cast<double>(used));
+      return result;
+    };
+  };
   return plan;
-}
-
-struct AttributionRun::State {
-  std::shared_ptr<ModelState> model;
-  AttributionPlan plan;
-  size_t next = 0;
-  std::atomic<bool> aborted{false};
-};
-
-void AttributionRun::define(Napi::Env env, Napi::Object exports) {
-  Napi::Function cls = DefineClass(env, "AttributionRun",
-                                   {InstanceMethod<&AttributionRun::steps>("steps"),
-                                    InstanceMethod<&AttributionRun::abort>("abort"),
-                                    InstanceMethod<&AttributionRun::result>("result"),
-                                    InstanceMethod<&AttributionRun::dispose>("dispose")});
-  addonData(env).attributionClass = Napi::Persistent(cls);
-  exports.Set("AttributionRun", cls);
-}
-
-AttributionRun::AttributionRun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AttributionRun>(info) {
-  if (info.Length() != 1 || !info[0].IsExternal()) {
-    throwJs(info.Env(), code::kInvalidArgument, "attribution runs are created by torch.attribute(), not by `new`");
-  }
-  std::unique_ptr<std::shared_ptr<State>> state(info[0].As<Napi::External<std::shared_ptr<State>>>().Data());
-  state_ = std::move(*state);
-}
-
-AttributionRun::~AttributionRun() {
-  if (state_) state_->aborted.store(true);  // a chunk in flight stops at its next step
-}
-
-std::shared_ptr<AttributionRun::State> AttributionRun::live(Napi::Env env) const {
-  if (!state_) throwJs(env, code::kDisposed, "this attribution run has been disposed");
-  return state_;
-}
-
-Napi::Value AttributionRun::start(Napi::Env env, std::shared_ptr<ModelState> model, std::vector<c10::IValue> inputs,
-                                  AttributionSpec spec, Napi::Object keepAlive) {
-  auto state = std::make_shared<State>();
-  state->model = std::move(model);
-  auto args = std::make_shared<std::vector<c10::IValue>>(std::move(inputs));
-  auto request = std::make_shared<AttributionSpec>(std::move(spec));
-  return queueWork(
-      env, code::kRuntime,
-      [state, args, request] {
-        for (auto& arg : *args) arg = toDevice(arg, state->model->device);
-        if (request->baseline) *request->baseline = request->baseline->to(state->model->device);
-        if (request->featureMask) *request->featureMask = request->featureMask->to(state->model->device);
-        state->plan = planAttribution(state->model, std::move(*args), *request);
-      },
-      [state](Napi::Env env) -> Napi::Value {
-        auto* holder = new std::shared_ptr<State>(state);
-        return addonData(env).attributionClass.New({Napi::External<std::shared_ptr<State>>::New(env, holder)});
-      },
-      {keepAlive});
-}
-
-Napi::Value AttributionRun::steps(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return entryPoint(env, code::kRuntime, [&] {
-    auto state = live(env);
-    if (!info[0].IsNumber()) throw Error(code::kInvalidArgument, "steps(n): n must be a number");
-    const int64_t count = info[0].As<Napi::Number>().Int64Value();
-    return queueWork(
-        env, code::kRuntime,
-        [state, count] {
-          for (int64_t i = 0; i < count && state->next < state->plan.steps.size() && !state->aborted.load() && !workCancelled(); ++i) {
-            state->plan.steps[state->next]();
-            state->plan.steps[state->next] = nullptr;  // what the step held goes now
-            state->next += 1;
-          }
-        },
-        [state](Napi::Env env) -> Napi::Value {
-          Napi::Object out = Napi::Object::New(env);
-          out.Set("done", static_cast<double>(state->next));
-          out.Set("total", static_cast<double>(state->plan.steps.size()));
-          out.Set("aborted", Napi::Boolean::New(env, state->aborted.load()));
-          return out;
-        },
-        {info.This().As<Napi::Object>()});
-  });
-}
-
-Napi::Value AttributionRun::abort(const Napi::CallbackInfo& info) {
-  if (state_) state_->aborted.store(true);
-  return info.Env().Undefined();
-}
-
-Napi::Value AttributionRun::result(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return entryPoint(env, code::kRuntime, [&] {
-    auto state = live(env);
-    if (state->next < state->plan.steps.size()) {
-      throw Error(code::kInvalidArgument, "the attribution has " + std::to_string(state->plan.steps.size() - state->next) + " step(s) left");
-    }
-    auto outcome = std::make_shared<AttributionOutcome>();
-    return queueWork(
-        env, code::kRuntime,
-        [state, outcome] {
-          *outcome = state->plan.finish();
-          outcome->attributions = outcome->attributions.detach().cpu();
-          if (outcome->delta.defined()) outcome->delta = outcome->delta.detach().to(c10::kCPU, at::kDouble).contiguous();
-        },
-        [outcome](Napi::Env env) -> Napi::Value {
-          Napi::Object out = Napi::Object::New(env);
-          out.Set("attributions", TensorHandle::wrap(env, outcome->attributions));
-          if (outcome->delta.defined()) {
-            Napi::Array delta = Napi::Array::New(env, static_cast<size_t>(outcome->delta.numel()));
-            for (int64_t i = 0; i < outcome->delta.numel(); ++i) delta.Set(static_cast<uint32_t>(i), outcome->delta.data_ptr<double>()[i]);
-            out.Set("convergenceDelta", delta);
-          }
-          out.Set("internalBatchSize", static_cast<double>(outcome->internalBatchSize));
-          return out;
-        },
-        {info.This().As<Napi::Object>()});
-  });
-}
-
-Napi::Value AttributionRun::dispose(const Napi::CallbackInfo& info) {
-  if (state_) state_->aborted.store(true);
-  state_.reset();
-  return info.Env().Undefined();
 }
 
 }  // namespace torchscope

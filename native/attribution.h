@@ -3,15 +3,10 @@
 // Gradient methods (saliency, inputXGradient, integratedGradients, layerIntegratedGradients,
 // layerGradCam) run on native gradient passes (gradients.h), perturbation methods (occlusion,
 // featureAblation) on forward passes; noise (SmoothGrad, VarGrad) wraps a gradient method.
-// A run is a plan of steps, each one batched forward (and backward) pass, that JS drives a few
-// at a time: progress between them, abort within one, other calls interleave.
+// A run is a plan of steps (planned_run.h), each one batched forward (and backward) pass.
 #pragma once
 
 #include <ATen/ATen.h>
-#include <napi.h>
-
-#include <atomic>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +14,7 @@
 
 #include "model.h"
 #include "objective.h"
+#include "planned_run.h"
 
 namespace torchscope {
 
@@ -48,46 +44,9 @@ struct AttributionSpec {
   uint64_t seed = 0;
 };
 
-// What a finished run hands back.
-struct AttributionOutcome {
-  at::Tensor attributions;
-  at::Tensor delta;               // defined with convergenceDelta: one value per batch element (per sample with noise)
-  int64_t internalBatchSize = 0;  // rows per pass that integrated gradients used
-};
-
-// The steps of a run, planned on the compute thread once inputs are on the model's device.
-struct AttributionPlan {
-  std::vector<std::function<void()>> steps;
-  std::function<AttributionOutcome()> finish;
-};
-
-AttributionPlan planAttribution(const std::shared_ptr<ModelState>& model, std::vector<c10::IValue> inputs,
-                                const AttributionSpec& spec);
-
-class AttributionRun : public Napi::ObjectWrap<AttributionRun> {
- public:
-  static void define(Napi::Env env, Napi::Object exports);
-  // [async] plans a run of `spec` on `inputs` (forward's arguments) -> AttributionRun
-  static Napi::Value start(Napi::Env env, std::shared_ptr<ModelState> model, std::vector<c10::IValue> inputs,
-                           AttributionSpec spec, Napi::Object keepAlive);
-  explicit AttributionRun(const Napi::CallbackInfo& info);
-  ~AttributionRun() override;
-
-  struct State;
-
- private:
-  // [async] runs up to n more steps (fewer after abort()) -> { done, total, aborted }
-  Napi::Value steps(const Napi::CallbackInfo& info);
-  // [sync] stop before the next step
-  Napi::Value abort(const Napi::CallbackInfo& info);
-  // [async] once every step ran -> { attributions, convergenceDelta?, internalBatchSize }
-  Napi::Value result(const Napi::CallbackInfo& info);
-  // [sync] frees the run's tensors once a chunk in flight finishes; idempotent.
-  Napi::Value dispose(const Napi::CallbackInfo& info);
-
-  std::shared_ptr<State> live(Napi::Env env) const;
-
-  std::shared_ptr<State> state_;
-};
+// The plan of a run (planned_run.h) on `inputs` (forward's arguments): its steps, then
+// { attributions, convergenceDelta?, internalBatchSize } (the rows per pass integrated
+// gradients used). Runs on the compute thread; may run a pass to size integrated gradients'.
+RunPlan planAttribution(const std::shared_ptr<ModelState>& model, std::vector<c10::IValue> inputs, AttributionSpec spec);
 
 }  // namespace torchscope

@@ -7,6 +7,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include "errors.h"
+#include "module_calls.h"
 #include "patch.h"
 
 namespace torchscope {
@@ -89,6 +90,7 @@ Napi::Object constantsObject(Napi::Env env) {
   modes.Set("scale", static_cast<double>(kPatchScale));
   out.Set("patchModes", modes);
   out.Set("napiVersion", NAPI_VERSION);
+  out.Set("inputSuffix", kInputSuffix);
   return out;
 }
 

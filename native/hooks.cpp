@@ -90,10 +90,10 @@ class Instrumenter {
   }
 
  private:
-  bool isTarget(const std::string& path) const { return callSites_.count(path) > 0; }
+  bool isTarget(const std::string& name) const { return callSites_.count(name) > 0; }
   bool leadsToTarget(const std::string& path) const {
     return std::any_of(callSites_.begin(), callSites_.end(),
-                       [&](const auto& target) { return containsModule(path, target.first); });
+                       [&](const auto& target) { return containsModule(path, parseHookPoint(target.first).module); });
   }
 
   // Every block visited is code of a module that is hooked or holds a hooked module (the
@@ -105,7 +105,13 @@ class Instrumenter {
         auto path = modulePath(node->input(0), self_);
         auto classType = node->input(0)->type()->cast<c10::ClassType>();
         const std::string method = node->s(attr::name);
-        const bool hooked = path && isForwardMethod(method) && isTarget(*path);
+        const bool forward = path && isForwardMethod(method);
+        const bool hookedOutput = forward && isTarget(*path);
+        const bool hookedInput = forward && isTarget(*path + kInputSuffix);
+        // Its input's hooks run first, on the call's argument: the call, or the body inlined
+        // from it below, takes what they give.
+        if (hookedInput) hookInput(*path + kInputSuffix, node);
+        const bool hooked = hookedOutput || hookedInput;
         // The unoptimized graph: the optimized one has every nested call already inlined.
         auto* callee = classType ? &jit::toGraphFunction(classType->getMethod(method)) : nullptr;
         // Inline calls on the way to a hook point so the calls inside become visible, and a
@@ -115,13 +121,13 @@ class Instrumenter {
           jit::Node* before = node->prev();
           jit::Node* after = node->next();
           auto outputs = jit::inlineCallTo(node, callee, callee->graph().get());
-          if (hooked) hook(*path, outputs.at(0), after);
+          if (hookedOutput) hookOutput(*path, outputs.at(0), after);
           node = before->next();  // continue with the inlined body
           continue;
         }
-        if (hooked) {
+        if (hookedOutput) {
           jit::Node* after = node->next();
-          hook(*path, node->output(), after);
+          hookOutput(*path, node->output(), after);
           node = after;
           continue;
         }
@@ -146,21 +152,43 @@ class Instrumenter {
     forcedBranches_ = true;
   }
 
-  // Runs after each call of `layer`: patch its output, tap it, then record what later uses see.
-  void hook(const std::string& layer, jit::Value* output, jit::Node* insertBefore) {
+  // The hooks of one hook point, inserted at the current insert point, in order: patch the
+  // value, tap it for its gradient, record what the hooked side sees (a deep copy when
+  // captured, a count otherwise). Returns the value that side is given.
+  jit::Value* runHooks(const std::string& name, jit::Value* value) {
+    jit::Value* seen = value;
+    if (auto found = patches_.find(name); found != patches_.end()) seen = patched(name, value, found->second);
+    jit::Value* given = seen;
+    if (spec_.taps(name)) {
+      auto [tapped, copy] = tap(name, seen);
+      records_.push_back(graph_->insert(aten::append, {tapList(name), tapped})->node());
+      given = copy;
+    }
+    jit::Value* record = spec_.captures(name) ? snapshot(seen) : graph_->insertConstant(static_cast<int64_t>(1));
+    records_.push_back(graph_->insert(aten::append, {recordList(name, record->type()), record})->node());
+    callSites_[name] += 1;
+    return given;
+  }
+
+  // After a call of module `name`: what its caller uses from here on is what the hooks give.
+  void hookOutput(const std::string& name, jit::Value* output, jit::Node* insertBefore) {
     jit::WithInsertPoint guard(insertBefore);
-    jit::Value* seen = output;
-    if (auto found = patches_.find(layer); found != patches_.end()) {
-      seen = patched(layer, output, found->second);
-      output->replaceAllUsesAfterNodeWith(seen->node(), seen);
+    jit::Value* given = runHooks(name, output);
+    if (given != output) output->replaceAllUsesAfterNodeWith(insertBefore->prev(), given);
+  }
+
+  // Before a call: its first tensor argument, what a forward pre-hook sees. Only this call
+  // takes what the hooks give; other uses of the same value (a residual connection) keep it.
+  void hookInput(const std::string& name, jit::Node* call) {
+    size_t argument = 0;
+    for (size_t i = 1; i < call->inputs().size() && argument == 0; ++i) {
+      if (call->input(i)->type()->cast<c10::TensorType>()) argument = i;
     }
-    if (spec_.taps(layer)) {
-      jit::Value* tapped = tap(layer, seen);
-      records_.push_back(graph_->insert(aten::append, {tapList(layer), tapped})->node());
+    if (argument == 0) {
+      throw Error(code::kInvalidArgument, "layer '" + name + "': the module's forward takes no tensor argument");
     }
-    jit::Value* record = spec_.captures(layer) ? snapshot(seen) : graph_->insertConstant(static_cast<int64_t>(1));
-    records_.push_back(graph_->insert(aten::append, {recordList(layer, record->type()), record})->node());
-    callSites_[layer] += 1;
+    jit::WithInsertPoint guard(call);
+    call->replaceInput(argument, runHooks(name, call->input(argument)));
   }
 
   jit::Value* patched(const std::string& layer, jit::Value* output, const PatchInputs& in) {
@@ -183,17 +211,15 @@ class Instrumenter {
                                             ": only a tensor, or a tuple holding one, can be patched");
   }
 
-  // The tensor whose gradient is wanted (the output, or the first tensor of a returned tuple),
-  // through the gradient tap (it then requires grad), kept as it is for the record; every
-  // later use of `value` gets a copy instead, so an in-place op downstream (ReLU(inplace))
-  // rewrites the copy, not the recorded value.
-  jit::Value* tap(const std::string& layer, jit::Value* value) {
+  // The tensor whose gradient is wanted (the value, or the first tensor of a tuple) through
+  // the gradient tap (it then requires grad), kept as it is for the record, and the value
+  // with a copy of it in its place for the hooked side, so that an in-place op there
+  // (ReLU(inplace)) rewrites the copy, not the recorded value. Returns {tapped, value with copy}.
+  std::pair<jit::Value*, jit::Value*> tap(const std::string& layer, jit::Value* value) {
     const Symbol tapOperator = Symbol::fromQualString(kGradientTapOperator);
     if (value->type()->cast<c10::TensorType>()) {
       jit::Value* tapped = graph_->insert(tapOperator, {value});
-      jit::Value* copy = graph_->insert(aten::clone, {tapped});
-      value->replaceAllUsesAfterNodeWith(copy->node(), copy);
-      return tapped;
+      return {tapped, graph_->insert(aten::clone, {tapped})};
     }
     if (value->type()->cast<c10::TupleType>()) {
       auto elements = graph_->insertNode(graph_->createTupleUnpack(value))->outputs().vec();
@@ -201,9 +227,7 @@ class Instrumenter {
         if (!element->type()->cast<c10::TensorType>()) continue;
         jit::Value* tapped = graph_->insert(tapOperator, {element});
         element = graph_->insert(aten::clone, {tapped});
-        jit::Value* rebuilt = graph_->insertNode(graph_->createTuple(elements))->output();
-        value->replaceAllUsesAfterNodeWith(rebuilt->node(), rebuilt);
-        return tapped;
+        return {tapped, graph_->insertNode(graph_->createTuple(elements))->output()};
       }
     }
     throw Error(code::kInvalidArgument, "layer '" + layer + "' returns " + value->type()->str() +

@@ -21,6 +21,7 @@ void ModelHandle::define(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod<&ModelHandle::modules>("modules"),
                                     InstanceMethod<&ModelHandle::device>("device"),
                                     InstanceMethod<&ModelHandle::run>("run"),
+                                    InstanceMethod<&ModelHandle::call>("call"),
                                     InstanceMethod<&ModelHandle::inspect>("inspect"),
                                     InstanceMethod<&ModelHandle::gradients>("gradients"),
                                     InstanceMethod<&ModelHandle::attribute>("attribute"),
@@ -77,6 +78,7 @@ Napi::Value ModelHandle::load(const Napi::CallbackInfo& info) {
           for (const auto& parameter : state->module.parameters()) parameter.requires_grad_(false);
           for (const auto& child : state->module.named_modules()) {
             state->submodules.emplace_back(child.name, child.value.type()->name()->name());
+            state->modulesByPath.emplace(child.name, child.value);
           }
           try {
             for (auto& [name, hookability] : surveyModules(state->module)) state->survey[name] = std::move(hookability);
@@ -153,6 +155,41 @@ Napi::Value ModelHandle::run(const Napi::CallbackInfo& info) {
           out.Set("calls", calls);
           return out;
         },
+        {info.This().As<Napi::Object>()}, CancelToken::flagOf(info[2]));
+  });
+}
+
+Napi::Value ModelHandle::call(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kRuntime, [&] {
+    auto state = live(env);
+    if (!info[0].IsString()) throw Error(code::kInvalidArgument, "call(path, inputs): the path must be a string");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    auto found = state->modulesByPath.find(path);
+    if (found == state->modulesByPath.end()) throw Error(code::kUnknownLayer, "no submodule named '" + path + "'");
+    auto method = found->second.find_method("forward");
+    if (!method) {
+      throw Error(code::kInvalidArgument, "submodule '" + path + "' has no method 'forward' (an overloaded forward has forward__0, forward__1...; " +
+                                              "call the module that calls it)");
+    }
+    auto inputs = std::make_shared<std::vector<c10::IValue>>(toForwardInputs(info[1], method->function().getSchema()));
+    auto output = std::make_shared<c10::IValue>();
+    auto module = std::make_shared<torch::jit::Method>(std::move(*method));
+    return queueWork(
+        env, code::kRuntime,
+        [state, module, inputs, output] {
+          at::NoGradGuard noGrad;
+          torch::jit::Stack stack{module->owner()._ivalue()};
+          for (auto& input : *inputs) stack.push_back(toDevice(input, state->device));
+          try {
+            module->function().getSchema().checkAndNormalizeInputs(stack);
+          } catch (const c10::Error& e) {
+            throw Error(code::kInvalidArgument, e.what_without_backtrace());
+          }
+          module->function().run(stack);
+          *output = toDevice(stack.back(), c10::kCPU);
+        },
+        [output](Napi::Env env) -> Napi::Value { return toJs(env, *output); },
         {info.This().As<Napi::Object>()}, CancelToken::flagOf(info[2]));
   });
 }
@@ -234,8 +271,10 @@ Napi::Value ModelHandle::attribute(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return entryPoint(env, code::kRuntime, [&] {
     auto state = live(env);
-    return AttributionRun::start(env, state, toForwardInputs(info[0], state->forwardSchema), parseAttributionSpec(info[1]),
-                                 info.This().As<Napi::Object>());
+    auto inputs = std::make_shared<std::vector<c10::IValue>>(toForwardInputs(info[0], state->forwardSchema));
+    auto spec = std::make_shared<AttributionSpec>(parseAttributionSpec(info[1]));
+    return PlannedRun::start(env, state, [state, inputs, spec] { return planAttribution(state, std::move(*inputs), *spec); },
+                             info.This().As<Napi::Object>());
   });
 }
 

@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 
 #include "program.h"
@@ -19,6 +20,7 @@ struct ModelState {
   c10::Device device{c10::kCPU};
   bool optimize = false;  // see ProgramSpec::optimize
   std::vector<std::pair<std::string, std::string>> submodules;  // path, type name
+  std::map<std::string, torch::jit::Module> modulesByPath;       // for model.call
   ModuleSurvey survey;                                          // by path: can it be hooked?
   c10::FunctionSchema forwardSchema{"forward", "", {}, {}};     // how JS inputs are converted
   int64_t bytes = 0;                                            // of its tensors, reported to V8
@@ -47,6 +49,9 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   //   brought back to the CPU.
   //   A plain forward is run(inputs, { output: true }).
   Napi::Value run(const Napi::CallbackInfo& info);
+  // [async] call(path, inputs[], cancelToken?) -> what the submodule's forward returns for
+  //   `inputs` (converted to its declared types), without gradients, brought back to the CPU.
+  Napi::Value call(const Napi::CallbackInfo& info);
   // [async] inspect({ capture[], patch[], output })
   //   -> { calledModules, opCounts, graph, numerics, buildMs, programsCached }
   Napi::Value inspect(const Napi::CallbackInfo& info);
@@ -54,7 +59,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   //   cancelToken?) -> { objective: number[], inputs: Tensor[], layers: { layer: Tensor[] per call } }
   //   (see gradients.h), tensors brought back to the CPU.
   Napi::Value gradients(const Napi::CallbackInfo& info);
-  // [async] attribute(inputs[], spec) -> AttributionRun (see attribution.h; spec from lib/attribution.ts)
+  // [async] attribute(inputs[], spec) -> PlannedRun (see attribution.h; spec from lib/attribution.ts)
   Napi::Value attribute(const Napi::CallbackInfo& info);
   // [async] maximize(spec) -> MaximizeSession (see maximize.h; spec from lib/maximize.ts)
   Napi::Value maximize(const Napi::CallbackInfo& info);

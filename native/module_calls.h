@@ -27,6 +27,15 @@ std::optional<std::string> modulePath(torch::jit::Value* value, const torch::jit
 // True when the module at `outer` contains the module at `inner` (and is not it).
 bool containsModule(const std::string& outer, const std::string& inner);
 
+// A hook point as a request names it: a module path for the module's output, or the path with
+// kInputSuffix for its first tensor input (what a forward pre-hook sees): "transformer.h.3:input".
+inline constexpr const char* kInputSuffix = ":input";
+struct HookPoint {
+  std::string module;  // the module's path
+  bool input = false;  // its first tensor input rather than its output
+};
+HookPoint parseHookPoint(const std::string& name);
+
 // Whether a submodule can be hooked: it can when forward reaches at least one call of its
 // forward through attribute reads (every such call is a hook point) and no call of it any
 // other way (through a container indexed at run time), which hooks would miss.

@@ -55,7 +55,7 @@ std::shared_ptr<jit::GraphFunction> simpleFunction(std::shared_ptr<jit::Graph> g
 void instrumentInto(const std::shared_ptr<jit::Graph>& graph, const ModuleSurvey& survey, Program& program) {
   program.callSites = instrumentGraph(graph, program.spec);
   for (const auto& [layer, sites] : program.callSites) {
-    auto found = survey.find(layer);
+    auto found = survey.find(parseHookPoint(layer).module);
     const bool surveyed = found != survey.end() && !found->second.reason.empty();
     if (sites > 0 && !surveyed) continue;
     const std::string why = surveyed ? found->second.reason : "forward never calls it in a way torchscope can follow";
@@ -134,7 +134,8 @@ void collectCalls(jit::Block* block, const jit::Value* self, std::set<std::strin
 std::shared_ptr<const Program> buildProgram(const jit::Module& module, const ModuleSurvey& survey, const ProgramSpec& spec) {
   for (const auto* layers : {&spec.capture, &spec.patch, &spec.gradient}) {
     for (const std::string& layer : *layers) {
-      if (layer.empty() || !survey.count(layer)) throw Error(code::kUnknownLayer, "no submodule named '" + layer + "'");
+      const std::string module = parseHookPoint(layer).module;
+      if (module.empty() || !survey.count(module)) throw Error(code::kUnknownLayer, "no submodule named '" + module + "'");
     }
   }
   const auto start = std::chrono::steady_clock::now();

@@ -1,11 +1,12 @@
 // One source of truth for what native/ and lib/ share: the error codes, the patch operator's
-// modes and the Node-API version (package.json's binary.napi_versions, which CMakeLists.txt,
+// modes, the ':input' suffix of layer names and the Node-API version (package.json's binary.napi_versions, which CMakeLists.txt,
 // scripts/libtorch-flags.js and lib/doctor.ts read). The addon reports what it was compiled with.
 import * as fs from 'fs';
 import * as path from 'path';
 
 import { NATIVE_ERROR_CODES } from '../lib/errors';
 import { PATCH_MODES } from '../lib/activations';
+import { INPUT_SUFFIX } from '../lib/model';
 import { binding } from '../lib/native';
 import * as torch from '../lib';
 
@@ -18,6 +19,10 @@ test('error codes: the addon raises exactly the codes lib/errors.ts lists', () =
 
 test('patch modes: the same numbers on both sides', () => {
   expect(binding().constants().patchModes).toEqual(PATCH_MODES);
+});
+
+test("a module input's layer-name suffix: the same on both sides", () => {
+  expect(binding().constants().inputSuffix).toBe(INPUT_SUFFIX);
 });
 
 test('Node-API version: the addon was built for package.json\'s, which doctor requires', () => {
