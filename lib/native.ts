@@ -71,7 +71,9 @@ export type NativeObjective =
   | { channel: number }
   | { neuron: { channel: number; y?: number; x?: number } }
   | { direction: NativeTensor }
-  | { logit: number }
+  | { logit: number; position?: number }
+  | { logitDiff: [number, number]; position?: number }
+  | { logProb: number; position?: number }
   | { target: number }
   | { sum: { weight: number; objective: NativeObjective }[] };
 
@@ -136,6 +138,27 @@ export interface NativeAttributionResult {
   attributions: NativeTensor;
   convergenceDelta?: number[];
   internalBatchSize: number;
+}
+
+/** What native/requests.cpp parseSweepSpec reads. */
+export interface NativeSweepRequest {
+  layers: string[];
+  /** [] for every position */
+  positions: number[];
+  /** 0: positions; > 0: heads */
+  heads: number;
+  metric: NativeObjectiveSpec;
+  normalize: boolean;
+  /** 0: decided natively */
+  batchSize: number;
+  method: 'activation' | 'attribution';
+}
+
+export interface NativeSweepResult {
+  results: NativeTensor;
+  clean: number;
+  corrupted: number;
+  batchSize: number;
 }
 
 export interface NativeGradientsResult {
@@ -206,6 +229,10 @@ export interface NativeModel {
   inspect(request: NativeRunRequest): Promise<NativeProgramSummary>;
   /** [async] */
   gradients(inputs: NativeValue[], request: NativeGradientsRequest, cancel?: NativeCancelToken): Promise<NativeGradientsResult>;
+  /** [async] */
+  logitLens(inputs: NativeValue[], request: { layers: string[]; head: string[]; topK: number }, cancel?: NativeCancelToken): Promise<{ logits: NativeTensor; indices?: NativeTensor }>;
+  /** [async] plans the run: its clean and corrupted forwards */
+  patchingSweep(clean: NativeValue[], corrupted: NativeValue[], request: NativeSweepRequest): Promise<NativePlannedRun<NativeSweepResult>>;
   /** [async] plans the run */
   attribute(inputs: NativeValue[], request: NativeAttributionRequest): Promise<NativePlannedRun<NativeAttributionResult>>;
   /** [async] */

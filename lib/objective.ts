@@ -13,8 +13,15 @@ export type ObjectiveKind =
   | { neuron: { channel: number; y?: number; x?: number } }
   /** Mean over positions of the layer's output projected on a [C] direction. */
   | { direction: Tensor }
-  /** The model output's row, flattened, at `logit`. */
-  | { logit: number }
+  /**
+   * The model output's row, flattened, at `logit`; with `position`, the logits at that
+   * position of a [N, S, V] output (negative counts from the end: -1 is the last token).
+   */
+  | { logit: number; position?: number }
+  /** logit a minus logit b (a language model's logit difference), at `position` of [N, S, V] logits. */
+  | { logitDiff: [number, number]; position?: number }
+  /** log softmax of the logits at `logProb` (the log-probability of that token), at `position`. */
+  | { logProb: number; position?: number }
   /** output[:, target] of an [N, C] model output: Captum's `target`. */
   | { target: number }
   /** A weighted sum of objectives (weight 1 by default). */
@@ -23,7 +30,9 @@ export type ObjectiveKind =
 /** An objective; those that read a layer (channel, neuron, direction) name it in `layer`. */
 export type Objective = ObjectiveKind & { layer?: string };
 
-const kinds = ['channel', 'neuron', 'direction', 'logit', 'target', 'sum'] as const;
+const kinds = ['channel', 'neuron', 'direction', 'logit', 'logitDiff', 'logProb', 'target', 'sum'] as const;
+// Objectives on output logits may name a sequence position.
+const positioned = new Set(['logit', 'logitDiff', 'logProb']);
 
 function isNonNegativeInteger(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) >= 0;
@@ -32,12 +41,18 @@ function isNonNegativeInteger(value: unknown): value is number {
 function checkKind(objective: ObjectiveKind, allowLayer: boolean, site: CallSite): void {
   const o = objective as Record<string, unknown>;
   if (o === null || typeof o !== 'object') throw failure('INVALID_ARGUMENT', 'an objective is an object like { channel: 10 }', site);
-  const keys = Object.keys(o).filter((key) => !(allowLayer && key === 'layer'));
+  const keys = Object.keys(o).filter((key) => !(allowLayer && key === 'layer') && key !== 'position');
   if (keys.length !== 1 || !(kinds as readonly string[]).includes(keys[0])) {
     throw failure('INVALID_ARGUMENT', `an objective has exactly one of ${kinds.join(', ')}${allowLayer ? ' (and its layer)' : ''}; got ${JSON.stringify(Object.keys(o))}`, site);
   }
   const [key] = keys;
-  if ((key === 'channel' || key === 'logit' || key === 'target') && !isNonNegativeInteger(o[key])) {
+  if (o.position !== undefined && (!positioned.has(key) || !Number.isInteger(o.position))) {
+    throw failure('INVALID_ARGUMENT', `position is an integer, for logit, logitDiff and logProb objectives; got ${JSON.stringify(o.position)} with ${key}`, site);
+  }
+  if (key === 'logitDiff' && !(Array.isArray(o.logitDiff) && o.logitDiff.length === 2 && o.logitDiff.every(isNonNegativeInteger))) {
+    throw failure('INVALID_ARGUMENT', `logitDiff is [a, b] with two non-negative integers, got ${JSON.stringify(o.logitDiff)}`, site);
+  }
+  if ((key === 'channel' || key === 'logit' || key === 'logProb' || key === 'target') && !isNonNegativeInteger(o[key])) {
     throw failure('INVALID_ARGUMENT', `${key} must be a non-negative integer, got ${String(o[key])}`, site);
   }
   if (key === 'neuron') {
@@ -59,7 +74,7 @@ function checkKind(objective: ObjectiveKind, allowLayer: boolean, site: CallSite
 /** Whether an objective reads a layer's output (else only the model's output). */
 export function readsLayer(objective: ObjectiveKind): boolean {
   if ('sum' in objective) return objective.sum.some((t) => readsLayer(t.objective));
-  return !('logit' in objective) && !('target' in objective);
+  return !('logit' in objective) && !('target' in objective) && !('logitDiff' in objective) && !('logProb' in objective);
 }
 
 function toNativeObjective(objective: ObjectiveKind): NativeObjective {
@@ -67,7 +82,10 @@ function toNativeObjective(objective: ObjectiveKind): NativeObjective {
   if ('sum' in objective) return { sum: objective.sum.map((t) => ({ weight: t.weight ?? 1, objective: toNativeObjective(t.objective) })) };
   if ('channel' in objective) return { channel: objective.channel };
   if ('neuron' in objective) return { neuron: objective.neuron };
-  if ('logit' in objective) return { logit: objective.logit };
+  const position = 'position' in objective && objective.position !== undefined ? { position: objective.position } : {};
+  if ('logit' in objective) return { logit: objective.logit, ...position };
+  if ('logitDiff' in objective) return { logitDiff: objective.logitDiff, ...position };
+  if ('logProb' in objective) return { logProb: objective.logProb, ...position };
   return { target: objective.target };
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attribution.h"
+#include "batching.h"
 #include "gradients.h"
 
 namespace torchscope::attribution {
@@ -37,15 +38,6 @@ struct Context {
   AttributionSpec spec;
   int64_t internalBatchSize = 0;  // rows per gradient pass, decided before planning
 };
-
-// Forward's arguments for `times` copies of the batch: every tensor with a batch dimension
-// (inside lists, tuples and dicts too) repeated whole (`interleave` false: cat([a] * times),
-// Captum's order for integration steps and perturbations) or row by row (true: each row
-// `times` in a row, Captum's order for noise samples).
-std::vector<c10::IValue> repeatArgs(const std::vector<c10::IValue>& args, int64_t rows, int64_t times, bool interleave);
-at::Tensor repeatRows(const at::Tensor& tensor, int64_t times, bool interleave);
-// The objectives for the repeated batch: unchanged when one serves every row.
-ObjectiveSpec repeatObjectives(const ObjectiveSpec& objective, int64_t times, bool interleave);
 
 // The baseline as a tensor of the input's shape and dtype (Captum's _tensorize_baseline).
 at::Tensor fullBaseline(const Batch& batch);

@@ -74,6 +74,9 @@ class Instrumenter {
           graph_->addInput(stem + "channels")->setType(c10::ListType::ofInts()),
           graph_->addInput(stem + "positions")->setType(c10::ListType::ofInts())};
     }
+    for (const std::string& layer : spec_.replace) {
+      replacements_[layer] = graph_->addInput("replace_" + std::to_string(replacements_.size()))->setType(c10::TensorType::get());
+    }
   }
 
   std::map<std::string, int> run() {
@@ -85,6 +88,9 @@ class Instrumenter {
     rewriteReturn();
     // Drops the fused branches turned off (so the program holds no fused kernel it cannot take).
     if (forcedBranches_) jit::ConstantPropagationImmutableTypes(graph_);
+    // A replaced value leaves what computed it unused; module calls are never dead code, so
+    // they are inlined first, and then what is dead goes.
+    if (!spec_.replace.empty()) jit::Inline(*graph_);
     jit::EliminateDeadCode(graph_);
     return callSites_;
   }
@@ -157,7 +163,8 @@ class Instrumenter {
   // captured, a count otherwise). Returns the value that side is given.
   jit::Value* runHooks(const std::string& name, jit::Value* value) {
     jit::Value* seen = value;
-    if (auto found = patches_.find(name); found != patches_.end()) seen = patched(name, value, found->second);
+    if (auto found = replacements_.find(name); found != replacements_.end()) seen = replaced(name, value, found->second);
+    if (auto found = patches_.find(name); found != patches_.end()) seen = patched(name, seen, found->second);
     jit::Value* given = seen;
     if (spec_.taps(name)) {
       auto [tapped, copy] = tap(name, seen);
@@ -189,6 +196,21 @@ class Instrumenter {
     }
     jit::WithInsertPoint guard(call);
     call->replaceInput(argument, runHooks(name, call->input(argument)));
+  }
+
+  // `value` with its tensor (or a tuple's first tensor) swapped for the run-time replacement.
+  jit::Value* replaced(const std::string& layer, jit::Value* value, jit::Value* replacement) {
+    if (value->type()->cast<c10::TensorType>()) return replacement;
+    if (value->type()->cast<c10::TupleType>()) {
+      auto elements = graph_->insertNode(graph_->createTupleUnpack(value))->outputs().vec();
+      for (auto& element : elements) {
+        if (!element->type()->cast<c10::TensorType>()) continue;
+        element = replacement;
+        return graph_->insertNode(graph_->createTuple(elements))->output();
+      }
+    }
+    throw Error(code::kInvalidArgument, "layer '" + layer + "' gives " + value->type()->str() +
+                                            ": only a tensor, or a tuple holding one, can be replaced");
   }
 
   jit::Value* patched(const std::string& layer, jit::Value* output, const PatchInputs& in) {
@@ -300,6 +322,7 @@ class Instrumenter {
   const ProgramSpec& spec_;
   std::map<std::string, int> callSites_;  // sorted: the order of the records
   std::map<std::string, PatchInputs> patches_;
+  std::map<std::string, jit::Value*> replacements_;
   std::map<std::string, jit::Value*> lists_;
   std::map<std::string, jit::Value*> tapLists_;
   std::vector<jit::Node*> records_;

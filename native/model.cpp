@@ -25,6 +25,8 @@ void ModelHandle::define(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod<&ModelHandle::inspect>("inspect"),
                                     InstanceMethod<&ModelHandle::gradients>("gradients"),
                                     InstanceMethod<&ModelHandle::attribute>("attribute"),
+                                    InstanceMethod<&ModelHandle::patchingSweep>("patchingSweep"),
+                                    InstanceMethod<&ModelHandle::logitLens>("logitLens"),
                                     InstanceMethod<&ModelHandle::maximize>("maximize"),
                                     InstanceMethod<&ModelHandle::dispose>("dispose")});
   addonData(env).modelClass = Napi::Persistent(cls);
@@ -275,6 +277,38 @@ Napi::Value ModelHandle::attribute(const Napi::CallbackInfo& info) {
     auto spec = std::make_shared<AttributionSpec>(parseAttributionSpec(info[1]));
     return PlannedRun::start(env, state, [state, inputs, spec] { return planAttribution(state, std::move(*inputs), *spec); },
                              info.This().As<Napi::Object>());
+  });
+}
+
+Napi::Value ModelHandle::logitLens(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kRuntime, [&] {
+    auto state = live(env);
+    auto inputs = std::make_shared<std::vector<c10::IValue>>(toForwardInputs(info[0], state->forwardSchema));
+    auto spec = std::make_shared<LensSpec>(parseLensSpec(info[1]));
+    auto result = std::make_shared<LensResult>();
+    return queueWork(
+        env, code::kRuntime, [state, inputs, spec, result] { *result = torchscope::logitLens(*state, std::move(*inputs), *spec); },
+        [result](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("logits", TensorHandle::wrap(env, result->logits));
+          if (result->indices.defined()) out.Set("indices", TensorHandle::wrap(env, result->indices));
+          return out;
+        },
+        {info.This().As<Napi::Object>()}, CancelToken::flagOf(info[2]));
+  });
+}
+
+Napi::Value ModelHandle::patchingSweep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kRuntime, [&] {
+    auto state = live(env);
+    auto clean = std::make_shared<std::vector<c10::IValue>>(toForwardInputs(info[0], state->forwardSchema));
+    auto corrupted = std::make_shared<std::vector<c10::IValue>>(toForwardInputs(info[1], state->forwardSchema));
+    auto spec = std::make_shared<SweepSpec>(parseSweepSpec(info[2]));
+    return PlannedRun::start(
+        env, state, [state, clean, corrupted, spec] { return planSweep(state, std::move(*clean), std::move(*corrupted), *spec); },
+        info.This().As<Napi::Object>());
   });
 }
 

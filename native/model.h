@@ -61,6 +61,12 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value gradients(const Napi::CallbackInfo& info);
   // [async] attribute(inputs[], spec) -> PlannedRun (see attribution.h; spec from lib/attribution.ts)
   Napi::Value attribute(const Napi::CallbackInfo& info);
+  // [async] logitLens(inputs[], { layers[], head[], topK }, cancelToken?) -> { logits } or, with
+  //   topK, { logits (the k largest), indices } (see logit_lens.h)
+  Napi::Value logitLens(const Napi::CallbackInfo& info);
+  // [async] patchingSweep(clean[], corrupted[], spec) -> PlannedRun (see patching.h; spec from
+  //   lib/circuits.ts)
+  Napi::Value patchingSweep(const Napi::CallbackInfo& info);
   // [async] maximize(spec) -> MaximizeSession (see maximize.h; spec from lib/maximize.ts)
   Napi::Value maximize(const Napi::CallbackInfo& info);
   // [sync] releases the module once in-flight calls finish; later calls reject DISPOSED.

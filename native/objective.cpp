@@ -28,7 +28,7 @@ std::optional<at::Tensor> selectedOutputs(const std::vector<Objective>& objectiv
   std::vector<int64_t> indices;
   const Objective::Kind kind = objectives.front().kind;
   for (const Objective& objective : objectives) {
-    if (objective.kind != kind || (kind != Objective::kTarget && kind != Objective::kLogit)) return std::nullopt;
+    if (objective.kind != kind || (kind != Objective::kTarget && kind != Objective::kLogit) || objective.position) return std::nullopt;
   }
   const bool targets = kind == Objective::kTarget;
   if (targets && output.dim() != 2) {
@@ -43,16 +43,32 @@ std::optional<at::Tensor> selectedOutputs(const std::vector<Objective>& objectiv
   return flat.gather(1, at::tensor(indices, at::kLong).to(flat.device()).view({rows, 1})).view({rows});
 }
 
+bool readsOutput(Objective::Kind kind) {
+  return kind == Objective::kLogit || kind == Objective::kTarget || kind == Objective::kLogitDiff || kind == Objective::kLogProb;
+}
+
+// The logits an objective reads from one output row: the row itself, or with a position the
+// row's [S, V] logits at that position.
+at::Tensor logitsOf(const Objective& objective, const at::Tensor& row) {
+  if (!objective.position) return row.reshape({-1});
+  if (row.dim() != 2) {
+    badObjective("a position picks a row of [batch, sequence, vocabulary] logits; the output rows have shape " + c10::str(row.sizes()));
+  }
+  const int64_t length = row.size(0);
+  const int64_t position = *objective.position < 0 ? *objective.position + length : *objective.position;
+  return row[checkedIndex(position, length, "position", "the output's sequence")];
+}
+
 }  // namespace
 
 bool Objective::needsLayer() const {
   if (kind == kSum) return anyTerm(*this, &Objective::needsLayer);
-  return kind != kLogit && kind != kTarget;
+  return !readsOutput(kind);
 }
 
 bool Objective::needsOutput() const {
   if (kind == kSum) return anyTerm(*this, &Objective::needsOutput);
-  return kind == kLogit || kind == kTarget;
+  return readsOutput(kind);
 }
 
 bool ObjectiveSpec::needsLayer() const {
@@ -99,8 +115,17 @@ at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activ
       }
       return output[checkedIndex(objective.index, output.size(0), "target", "the model output")];
     case Objective::kLogit: {
-      const at::Tensor row = output.reshape({-1});
-      return row[checkedIndex(objective.index, row.size(0), "class", "the model output")];
+      const at::Tensor logits = logitsOf(objective, output);
+      return logits[checkedIndex(objective.index, logits.size(0), "class", "the model output")];
+    }
+    case Objective::kLogitDiff: {
+      const at::Tensor logits = logitsOf(objective, output);
+      return logits[checkedIndex(objective.index, logits.size(0), "class", "the model output")] -
+             logits[checkedIndex(objective.other, logits.size(0), "class", "the model output")];
+    }
+    case Objective::kLogProb: {
+      const at::Tensor logits = logitsOf(objective, output);
+      return at::log_softmax(logits, 0)[checkedIndex(objective.index, logits.size(0), "class", "the model output")];
     }
     case Objective::kSum: {
       at::Tensor total = at::zeros({}, activation.defined() ? activation.options() : output.options());

@@ -12,10 +12,14 @@
 namespace torchscope {
 
 struct Objective {
-  // kLogit: the row of the output flattened, at `index`; kTarget: output[b, index] of an
-  // [N, C] output (Captum's `target`), refused on other shapes.
-  enum Kind { kChannel, kNeuron, kDirection, kLogit, kTarget, kSum } kind = kChannel;
+  // kLogit: the row of the output flattened, at `index` (with `position`: the row's [S, V]
+  // logits at that position); kTarget: output[b, index] of an [N, C] output (Captum's
+  // `target`), refused on other shapes; kLogitDiff: logit `index` minus logit `other`;
+  // kLogProb: log_softmax of the logits, at `index` (a language model's metrics).
+  enum Kind { kChannel, kNeuron, kDirection, kLogit, kTarget, kLogitDiff, kLogProb, kSum } kind = kChannel;
   int64_t index = 0;                  // channel, or class for logits and targets
+  int64_t other = 0;                  // kLogitDiff's second class
+  std::optional<int64_t> position;    // output logits: the sequence position (negative: from the end)
   std::optional<int64_t> y, x;        // neuron position (default: the centre)
   at::Tensor direction;               // [C]
   std::vector<std::pair<double, Objective>> terms;  // weighted sum

@@ -24,6 +24,8 @@ std::string ProgramSpec::key() const {
   for (const auto& layer : patch) key += layer + ",";
   key += "|";
   for (const auto& layer : gradient) key += layer + ",";
+  key += "|";
+  for (const auto& layer : replace) key += layer + ",";
   return key + (returnOutput ? "|output" : "|cut") + (optimize ? "|optimized" : "|exact");
 }
 
@@ -31,6 +33,7 @@ std::vector<std::string> ProgramSpec::targets() const {
   std::set<std::string> all(capture.begin(), capture.end());
   all.insert(patch.begin(), patch.end());
   all.insert(gradient.begin(), gradient.end());
+  all.insert(replace.begin(), replace.end());
   return {all.begin(), all.end()};
 }
 
@@ -40,6 +43,10 @@ bool ProgramSpec::captures(const std::string& layer) const {
 
 bool ProgramSpec::taps(const std::string& layer) const {
   return std::binary_search(gradient.begin(), gradient.end(), layer);
+}
+
+bool ProgramSpec::replaces(const std::string& layer) const {
+  return std::binary_search(replace.begin(), replace.end(), layer);
 }
 
 namespace {
@@ -132,7 +139,7 @@ void collectCalls(jit::Block* block, const jit::Value* self, std::set<std::strin
 }  // namespace
 
 std::shared_ptr<const Program> buildProgram(const jit::Module& module, const ModuleSurvey& survey, const ProgramSpec& spec) {
-  for (const auto* layers : {&spec.capture, &spec.patch, &spec.gradient}) {
+  for (const auto* layers : {&spec.capture, &spec.patch, &spec.gradient, &spec.replace}) {
     for (const std::string& layer : *layers) {
       const std::string module = parseHookPoint(layer).module;
       if (module.empty() || !survey.count(module)) throw Error(code::kUnknownLayer, "no submodule named '" + module + "'");
@@ -150,9 +157,14 @@ std::shared_ptr<const Program> buildProgram(const jit::Module& module, const Mod
   return program;
 }
 
-RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches) {
+RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches,
+                     const std::vector<at::Tensor>& replacements) {
+  if (replacements.size() != program.spec.replace.size()) {
+    throw Error(code::kInternal, std::to_string(replacements.size()) + " replacement(s) for a program that replaces " +
+                                     std::to_string(program.spec.replace.size()));
+  }
   jit::Stack stack;
-  stack.reserve(inputs.size() + 1 + patches.size() * 5);
+  stack.reserve(inputs.size() + 1 + patches.size() * 5 + replacements.size());
   stack.push_back(program.self);
   for (auto& input : inputs) stack.push_back(std::move(input));
   try {
@@ -167,6 +179,7 @@ RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, co
     stack.emplace_back(c10::List<int64_t>(patch.channels));
     stack.emplace_back(c10::List<int64_t>(patch.positions));
   }
+  for (const at::Tensor& replacement : replacements) stack.emplace_back(replacement);
   program.function->run(stack);
   auto results = stack.back().toTuple()->elements().vec();
   RunResult result;

@@ -24,6 +24,10 @@ struct ProgramSpec {
   // tensor of a tuple) is recorded as it is, and the rest of forward uses a copy of it, so
   // that in-place ops downstream cannot rewrite it (Captum's layer methods do the same).
   std::vector<std::string> gradient;
+  // Sorted, unique hook points whose value is replaced whole by a run-time tensor (patching
+  // sweeps): what only computed the old value is then dead and cut from the program, so a
+  // sweep of layer 9 does not run layers 0-8 again.
+  std::vector<std::string> replace;
   bool returnOutput = true;          // false: stop once the last capture is taken
   // Freeze the program and apply libtorch's inference optimisations (conv-BN folding,
   // oneDNN layouts): faster, captured values within 1e-4 relative instead of 1e-5. Models
@@ -34,6 +38,7 @@ struct ProgramSpec {
   std::vector<std::string> targets() const;
   bool captures(const std::string& layer) const;
   bool taps(const std::string& layer) const;
+  bool replaces(const std::string& layer) const;
 };
 
 // The run-time part of one patch (see patch.h for the meaning of each field).
@@ -71,8 +76,9 @@ std::shared_ptr<const Program> buildProgram(const torch::jit::Module& module, co
                                             const ProgramSpec& spec);
 
 // Runs it. `inputs` are forward's arguments (checked and defaulted against forward's schema);
-// `patches` are in spec.patch order.
-RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches);
+// `patches` are in spec.patch order, `replacements` in spec.replace order.
+RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches,
+                     const std::vector<at::Tensor>& replacements = {});
 
 // Throws LAYER_NOT_RUN, naming them, when a targeted layer's hooks did not run in `result`
 // (its call sites lie in a branch this input did not take).

@@ -188,6 +188,15 @@ Objective parseObjective(const RequestReader& o) {
   } else if (o.has("logit")) {
     objective.kind = Objective::kLogit;
     objective.index = o.integer("logit", 0, kMaxIndex);
+  } else if (o.has("logitDiff")) {
+    objective.kind = Objective::kLogitDiff;
+    const std::vector<int64_t> pair = o.integers("logitDiff");
+    if (pair.size() != 2 || pair[0] < 0 || pair[1] < 0) throw Error(code::kInvalidArgument, "logitDiff is [a, b]: two classes");
+    objective.index = pair[0];
+    objective.other = pair[1];
+  } else if (o.has("logProb")) {
+    objective.kind = Objective::kLogProb;
+    objective.index = o.integer("logProb", 0, kMaxIndex);
   } else if (o.has("target")) {
     objective.kind = Objective::kTarget;
     objective.index = o.integer("target", 0, kMaxIndex);
@@ -195,6 +204,7 @@ Objective parseObjective(const RequestReader& o) {
     objective.kind = Objective::kChannel;
     objective.index = o.integer("channel", 0, kMaxIndex);
   }
+  if (o.has("position")) objective.position = o.integer("position", -kMaxIndex, kMaxIndex);
   return objective;
 }
 
@@ -246,6 +256,32 @@ AttributionSpec parseAttributionSpec(Napi::Value value) {
   spec.samplesBatchSize = request.integer("samplesBatchSize", 0, kMaxIndex);
   spec.stdev = request.number("stdev");
   spec.seed = static_cast<uint64_t>(request.integer("seed", 0, kMaxSafeInteger));
+  return spec;
+}
+
+LensSpec parseLensSpec(Napi::Value value) {
+  const RequestReader request(value, "logit lens request");
+  LensSpec spec;
+  spec.layers = request.strings("layers");
+  spec.head = request.strings("head");
+  spec.topK = request.integer("topK", 0, kMaxIndex);
+  return spec;
+}
+
+SweepSpec parseSweepSpec(Napi::Value value) {
+  const RequestReader request(value, "patching sweep request");
+  SweepSpec spec;
+  spec.layers = request.strings("layers");
+  spec.positions = request.integers("positions");
+  spec.heads = request.integer("heads", 0, kMaxIndex);
+  spec.metric = parseObjectiveSpec(request.object("metric"));
+  spec.normalize = request.boolean("normalize");
+  spec.batchSize = request.integer("batchSize", 0, kMaxIndex);
+  const std::string method = request.string("method");
+  if (method != "activation" && method != "attribution") {
+    throw Error(code::kInvalidArgument, "patching sweep request.method: expected 'activation' or 'attribution'");
+  }
+  spec.attribution = method == "attribution";
   return spec;
 }
 

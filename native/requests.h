@@ -13,7 +13,9 @@
 
 #include "attribution.h"
 #include "gradients.h"
+#include "logit_lens.h"
 #include "maximize.h"
+#include "patching.h"
 #include "program.h"
 
 namespace torchscope {
@@ -57,5 +59,7 @@ MaximizeSpec parseMaximizeSpec(Napi::Value request);
 ObjectiveSpec parseObjectiveSpec(const RequestReader& request);
 GradientSpec parseGradientSpec(Napi::Value request);
 AttributionSpec parseAttributionSpec(Napi::Value request);
+SweepSpec parseSweepSpec(Napi::Value request);
+LensSpec parseLensSpec(Napi::Value request);
 
 }  // namespace torchscope

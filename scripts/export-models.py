@@ -11,6 +11,10 @@ Files (in DIR, default <repo>/models):
   bert-tiny-noattn.pt                           BertNoAttentions (tiny, bert-tiny's weights),
                                                 traced: returns no attentions
   bert-tiny-cls.pt                              BertClassifier (tiny, 2 labels), traced: logits
+  gpt2.pt / gpt2-tiny.pt                        Gpt2LM (GPT-2 small's shape / tiny; untied LM head),
+                                                traced: logits
+  induction.pt                                  AttnOnly (2 layers, attention only) trained on
+                                                repeated random tokens, scripted
   digits-cnn.pt / digits-cnn-scripted.pt        DigitsCNN trained on scikit-learn's 8x8 digits
   digits-cnn-randomized.pt                      the same with its top layers re-initialised
   digits-samples.json                           held-out digits: {images: [[64 floats]], labels}
@@ -52,6 +56,7 @@ import transformers  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import digits as dg  # noqa: E402
+import induction  # noqa: E402
 import torchscope_models as tm  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,6 +134,26 @@ def build_bert_classifier(pretrained: bool, size: str = "tiny") -> torch.nn.Modu
     config = tm.bert_config(size)
     config.num_labels = 2
     return tm.BertClassifier(config).eval()
+
+
+def build_gpt2(pretrained: bool, size: str) -> torch.nn.Module:
+    if pretrained:
+        try:
+            model = tm.Gpt2LM.from_pretrained("gpt2", config=tm.gpt2_config("small"))
+        except Exception as e:  # noqa: BLE001
+            raise PretrainedUnavailable(f"could not load pretrained gpt2 from the Hugging Face hub: {type(e).__name__}: {e}") from e
+        # The checkpoint ties the unembedding to the embedding; the untied head gets a copy.
+        with torch.no_grad():
+            model.lm_head.weight.copy_(model.transformer.wte.weight)
+        return model.eval()
+    torch.manual_seed(SEED)
+    return tm.Gpt2LM(tm.gpt2_config(size)).eval()
+
+
+def build_induction(pretrained: bool) -> torch.nn.Module:
+    model, stats = induction.train()
+    print("induction: " + ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
+    return model
 
 
 def build_digits(pretrained: bool) -> torch.nn.Module:
@@ -283,6 +308,15 @@ def bert_cls_example() -> Tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
+def gpt2_example() -> Tuple[torch.Tensor]:
+    # Traced on ids alone: forward(input_ids) -> logits, every token attended (causal).
+    return (torch.randint(0, 50257, (1, 16), generator=torch.Generator().manual_seed(SEED)),)
+
+
+def induction_example() -> Tuple[torch.Tensor]:
+    return (induction.sequences(2, SEED),)
+
+
 DIGITS_ARCHITECTURE = f"DigitsCNN on sklearn digits (seed {dg.SEED}, {dg.EPOCHS} epochs, batch {dg.BATCH}, lr {dg.LR})"
 
 GROUPS = [
@@ -357,6 +391,44 @@ GROUPS = [
         build=lambda p: build_bert_classifier(p, "tiny"),
         check=check_logits(bert_cls_example),
         example=bert_example,
+    ),
+    Group(
+        key="gpt2",
+        only="gpt2",
+        architecture="Gpt2LM(GPT-2 small: 12 layers, 768 wide, 12 heads, vocab 50257, untied LM head; traced on ids)",
+        files=[("gpt2.pt", "traced")],
+        inputs=[{"name": "input_ids", "shape": [1, 16], "dtype": "int64"}],
+        outputs=["logits"],
+        can_pretrain=True,
+        build=lambda p: build_gpt2(p, "small"),
+        check=check_logits(gpt2_example),
+        example=gpt2_example,
+    ),
+    Group(
+        key="gpt2-tiny",
+        only="tiny",
+        architecture="Gpt2LM(tiny: 4 layers, 64 wide, 4 heads, vocab 50257, untied LM head; traced on ids)",
+        files=[("gpt2-tiny.pt", "traced")],
+        inputs=[{"name": "input_ids", "shape": [1, 16], "dtype": "int64"}],
+        outputs=["logits"],
+        can_pretrain=False,
+        build=lambda p: build_gpt2(p, "tiny"),
+        check=check_logits(gpt2_example),
+        example=gpt2_example,
+    ),
+    Group(
+        key="induction",
+        only="induction",
+        architecture=(f"AttnOnly({induction.LAYERS} layers, {induction.HEADS} heads, d_model {induction.D_MODEL}, vocab "
+                      f"{induction.VOCAB}) on repeated random tokens (half {induction.HALF}, seed {induction.SEED}, batch "
+                      f"{induction.BATCH}, lr {induction.LR}, until the repeated half's loss < {induction.TARGET_LOSS})"),
+        files=[("induction.pt", "scripted")],
+        inputs=[{"name": "ids", "shape": [1, 1 + 2 * induction.HALF], "dtype": "int64"}],
+        outputs=["logits"],
+        can_pretrain=False,
+        build=build_induction,
+        check=check_logits(induction_example),
+        example=induction_example,
     ),
     Group(
         key="digits",
@@ -530,7 +602,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--only",
         choices=sorted({g.only for g in GROUPS}),
         action="append",
-        help="export only this group (repeatable); tiny = resnet-tiny + bert-tiny + bert-tiny-noattn + bert-tiny-cls",
+        help="export only this group (repeatable); tiny = resnet-tiny + bert-tiny + bert-tiny-noattn + bert-tiny-cls + gpt2-tiny",
     )
     args = ap.parse_args(argv)
 

@@ -233,7 +233,7 @@ def calibrate_bn(model: nn.Module, seed: int, shape: Sequence[int], steps: int =
 # BERT with attention probabilities
 # --------------------------------------------------------------------------
 
-from transformers import BertConfig, BertForSequenceClassification, BertModel  # noqa: E402
+from transformers import BertConfig, BertForSequenceClassification, BertModel, GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 BERT_SIZES = {
     # bert-base-uncased
@@ -319,6 +319,33 @@ class BertClassifier(BertForSequenceClassification):
         return super().forward(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).logits
 
 
+# GPT-2 small's shape, and a tiny one for tests; both with GPT-2's 50,257-token vocabulary.
+GPT2_SIZES = {
+    "small": dict(n_layer=12, n_embd=768, n_head=12, n_positions=1024),
+    "tiny": dict(n_layer=4, n_embd=64, n_head=4, n_positions=128),
+}
+
+
+def gpt2_config(size: str = "small") -> GPT2Config:
+    if size not in GPT2_SIZES:
+        raise ValueError(f"unknown gpt2 size {size!r}; expected one of {sorted(GPT2_SIZES)}")
+    # Untied: a trace of a tied lm_head takes the embedding weight as an argument, so the
+    # unembedding could not be called on its own (the logit lens does that).
+    return GPT2Config(**GPT2_SIZES[size], vocab_size=50257, tie_word_embeddings=False, attn_implementation="eager")
+
+
+class Gpt2LM(GPT2LMHeadModel):
+    """GPT2LMHeadModel returning its logits [batch, seq, vocab] alone, with Hugging Face's
+    paths (transformer.h.N.attn.c_proj, transformer.ln_f, lm_head)."""
+
+    def forward(  # type: ignore[override]
+        self, input_ids: Tensor, attention_mask: Optional[Tensor] = None
+    ) -> Tensor:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, return_dict=True).logits
+
+
 def bert(size: str = "base") -> BertWithAttentions:
     return BertWithAttentions(bert_config(size)).eval()
 
@@ -337,5 +364,8 @@ __all__ = [
     "BertWithAttentions",
     "BertNoAttentions",
     "BertClassifier",
+    "GPT2_SIZES",
+    "gpt2_config",
+    "Gpt2LM",
     "bert",
 ]

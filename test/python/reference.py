@@ -91,6 +91,9 @@ ARCH_BY_FILE = {
     "digits-cnn.pt": "digits",
     "digits-cnn-scripted.pt": "digits",
     "digits-cnn-randomized.pt": "digits",
+    "gpt2.pt": "gpt2-small",
+    "gpt2-tiny.pt": "gpt2-tiny",
+    "induction.pt": "induction",
 }
 
 
@@ -165,6 +168,12 @@ def build_arch(arch: str) -> torch.nn.Module:
         import digits
 
         return digits.DigitsCNN()
+    if arch in ("gpt2-small", "gpt2-tiny"):
+        return tm.Gpt2LM(tm.gpt2_config(arch.split("-")[1]))
+    if arch == "induction":
+        import induction
+
+        return induction.AttnOnly()
     raise ValueError(f"unknown arch {arch!r}")
 
 
@@ -261,6 +270,21 @@ def patched_output(output, spec: dict):
     raise TypeError(f"cannot patch an output of type {type(output).__name__}")
 
 
+INPUT = ":input"
+
+
+def first_tensor_of(args: tuple) -> torch.Tensor:
+    return next(a for a in args if isinstance(a, torch.Tensor))
+
+
+def with_first_tensor(args: tuple, fn) -> tuple:
+    """args with their first tensor replaced by fn(it): what a pre-hook returns to patch an input."""
+    items = list(args)
+    i = next(i for i, a in enumerate(items) if isinstance(a, torch.Tensor))
+    items[i] = fn(items[i])
+    return tuple(items)
+
+
 def clone_output(output):
     """A deep clone: every tensor in nested tuples, lists and dicts copied."""
     if isinstance(output, torch.Tensor):
@@ -296,16 +320,25 @@ def run_case(case: dict, writer: Writer) -> dict:
         try:
             # Patch hooks first: hooks run in registration order and a hook's return value is
             # what later hooks (the captures) and the rest of the model see.
+            # 'path:input' names a module's first tensor input: a forward pre-hook's.
             for layer, spec in (case.get("patch") or {}).items():
                 spec = dict(spec)
                 if "value" in spec:
                     spec["_value"] = read_tensor(spec["value"])
-                handles.append(modules[layer].register_forward_hook(
-                    lambda m, args, out, spec=spec: patched_output(out, spec)))
+                if layer.endswith(INPUT):
+                    handles.append(modules[layer[: -len(INPUT)]].register_forward_pre_hook(
+                        lambda m, args, spec=spec: with_first_tensor(args, lambda t: apply_patch(t, spec))))
+                else:
+                    handles.append(modules[layer].register_forward_hook(
+                        lambda m, args, out, spec=spec: patched_output(out, spec)))
             for layer in case.get("capture") or []:
                 records[layer] = []
-                handles.append(modules[layer].register_forward_hook(
-                    lambda m, args, out, calls=records[layer]: calls.append(clone_output(out))))
+                if layer.endswith(INPUT):
+                    handles.append(modules[layer[: -len(INPUT)]].register_forward_pre_hook(
+                        lambda m, args, calls=records[layer]: calls.append(first_tensor_of(args).clone())))
+                else:
+                    handles.append(modules[layer].register_forward_hook(
+                        lambda m, args, out, calls=records[layer]: calls.append(clone_output(out))))
             output = model(*inputs)
         finally:
             for handle in handles:

@@ -1,0 +1,140 @@
+// Transformer circuits, TransformerLens's experiments on any TorchScript model: the logit lens
+// (native/logit_lens.h) and activation-patching sweeps over layers x positions or layers x heads,
+// natively batched, with attribution patching as their gradient estimate (native/patching.h).
+import { normalizeInputs } from './activations';
+import { callSite, CallSite, failure } from './errors';
+import { Input, Model, unwrapInputs } from './model';
+import { nativeObjectives, Objective } from './objective';
+import { cancellable } from './signal';
+import { drivePlannedRun, RunProgress } from './planned';
+import { Tensor } from './tensor';
+
+export interface LogitLensOptions {
+  /** Hook points read (module outputs, or 'path:input' for the residual stream entering a block). */
+  layers: string[];
+  /** The modules applied in order to each layer's value, e.g. ['transformer.ln_f', 'lm_head']. */
+  head: string[];
+  /** Keep only the k largest logits per position (memory: [layers, batch, seq, k]). */
+  topK?: number;
+  signal?: AbortSignal;
+}
+
+export interface LogitLensResult extends Disposable {
+  /** [layers, ...the head's output] (e.g. [layers, batch, seq, vocab]), or the top k. */
+  logits: Tensor;
+  /** With topK: the vocabulary indices of `logits`. */
+  indices?: Tensor;
+  dispose(): void;
+}
+
+/** What the model would predict from each layer's value: the head applied to it. */
+export async function logitLens(model: Model, inputs: Input | Input[], options: LogitLensOptions): Promise<LogitLensResult> {
+  const site = callSite(logitLens);
+  if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'logitLens(model, inputs, options): model must come from torch.load()', site);
+  if (options === null || typeof options !== 'object') throw failure('INVALID_ARGUMENT', 'logitLens needs { layers, head }', site);
+  const { layers, head } = options;
+  if (!Array.isArray(layers) || layers.length === 0) throw failure('INVALID_ARGUMENT', 'layers: name at least one layer', site);
+  if (!Array.isArray(head) || head.length === 0) throw failure('INVALID_ARGUMENT', "head: the modules applied to each layer's value, e.g. ['transformer.ln_f', 'lm_head']", site);
+  model.checkLayers([...layers, ...head], site);
+  const topK = options.topK ?? 0;
+  if (!Number.isInteger(topK) || topK < 0) throw failure('INVALID_ARGUMENT', `topK must be a positive integer, got ${topK}`, site);
+  const handle = model.native(site);
+  const result = await cancellable(options.signal, site, (cancel) => handle.logitLens(unwrapInputs(normalizeInputs(inputs)), { layers, head, topK }, cancel));
+  const logits = new Tensor(result.logits);
+  const indices = result.indices ? new Tensor(result.indices) : undefined;
+  const dispose = () => {
+    logits.dispose();
+    indices?.dispose();
+  };
+  return { logits, ...(indices ? { indices } : {}), dispose, [Symbol.dispose]: dispose };
+}
+
+/** How a sweep scores a patched run: an objective on the output logits, averaged over the batch. */
+export type Metric = Objective;
+
+export interface PatchingSweepOptions {
+  /** The clean run's inputs (forward's arguments). */
+  clean: Input | Input[];
+  /** The corrupted run's inputs, of the same shapes. */
+  corrupted: Input | Input[];
+  /** Hook points swept: module outputs, or 'path:input' (the residual stream entering a block). */
+  layers: string[];
+  /** Positions along dim 1 of every layer's value (negative from the end), or 'all' (default). */
+  positions?: number[] | 'all';
+  /** Per-head patching instead of positions: the layers' last dim split in this many heads (the input of an attention output projection), all positions. */
+  heads?: number;
+  /** E.g. { logitDiff: [a, b], position: -1 }, { logit: t }, { logProb: t }: position defaults to -1. */
+  metric: Metric | Metric[];
+  /** Report (patched - corrupted) / (clean - corrupted). Default false. */
+  normalize?: boolean;
+  /** Patched runs per forward (each copy of the batch its own cell). Default: as many as half the available memory holds. */
+  batchSize?: number;
+  /** 'activation' (default): the patched runs; 'attribution': their gradient estimate, one backward pass. */
+  method?: 'activation' | 'attribution';
+  signal?: AbortSignal;
+  onProgress?: (progress: RunProgress) => void;
+}
+
+export interface PatchingSweepResult extends Disposable {
+  /** [layers, positions] or [layers, heads]: the metric of each patched run (normalised with normalize). */
+  results: Tensor;
+  /** The metric of the clean and of the corrupted run. */
+  clean: number;
+  corrupted: number;
+  /** Patched runs per forward (0 for attribution). */
+  batchSize: number;
+  elapsedMs: number;
+  dispose(): void;
+}
+
+const positionedKinds = ['logit', 'logitDiff', 'logProb'];
+
+function metricOf(model: Model, metric: Metric | Metric[], site: CallSite) {
+  const list = (Array.isArray(metric) ? metric : [metric]).map((m) => {
+    const kind = m !== null && typeof m === 'object' ? Object.keys(m).find((k) => positionedKinds.includes(k)) : undefined;
+    return kind && (m as { position?: number }).position === undefined ? ({ ...m, position: -1 } as Metric) : m;
+  });
+  const spec = nativeObjectives(model, list, null, site);
+  if (spec.layer !== '') throw failure('INVALID_ARGUMENT', 'a sweep metric reads the output logits: logitDiff, logit, logProb or target', site);
+  return spec;
+}
+
+/**
+ * TransformerLens's activation patching sweep: for every (layer, position), or (layer, head),
+ * the corrupted run with that layer's value there taken from the clean run, scored by the metric.
+ */
+export async function patchingSweep(model: Model, options: PatchingSweepOptions): Promise<PatchingSweepResult> {
+  const site = callSite(patchingSweep);
+  if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'patchingSweep(model, options): model must come from torch.load()', site);
+  if (options === null || typeof options !== 'object') throw failure('INVALID_ARGUMENT', 'patchingSweep needs { clean, corrupted, layers, metric }', site);
+  const { layers } = options;
+  if (!Array.isArray(layers) || layers.length === 0) throw failure('INVALID_ARGUMENT', 'layers: name at least one layer', site);
+  model.checkLayers(layers, site);
+  const positions = options.positions ?? 'all';
+  if (positions !== 'all' && !(Array.isArray(positions) && positions.length > 0 && positions.every(Number.isInteger))) {
+    throw failure('INVALID_ARGUMENT', "positions is 'all' or a non-empty array of integers", site);
+  }
+  const heads = options.heads ?? 0;
+  if (!Number.isInteger(heads) || heads < 0) throw failure('INVALID_ARGUMENT', `heads must be a positive integer, got ${heads}`, site);
+  if (heads > 0 && options.positions !== undefined) throw failure('INVALID_ARGUMENT', 'heads patch every position: give heads or positions', site);
+  const batchSize = options.batchSize ?? 0;
+  if (!Number.isInteger(batchSize) || batchSize < 0) throw failure('INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`, site);
+  const method = options.method ?? 'activation';
+  if (method !== 'activation' && method !== 'attribution') throw failure('INVALID_ARGUMENT', `method is 'activation' or 'attribution', got ${JSON.stringify(method)}`, site);
+  const request = {
+    layers,
+    positions: positions === 'all' ? [] : positions,
+    heads,
+    metric: metricOf(model, options.metric, site),
+    normalize: options.normalize ?? false,
+    batchSize,
+    method,
+  };
+  const handle = model.native(site);
+  const clean = unwrapInputs(normalizeInputs(options.clean));
+  const corrupted = unwrapInputs(normalizeInputs(options.corrupted));
+  const { result, elapsedMs } = await drivePlannedRun(() => handle.patchingSweep(clean, corrupted, request), options, 'the sweep', site);
+  const results = new Tensor(result.results);
+  const dispose = () => results.dispose();
+  return { results, clean: result.clean, corrupted: result.corrupted, batchSize: result.batchSize, elapsedMs, dispose, [Symbol.dispose]: dispose };
+}
