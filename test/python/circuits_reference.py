@@ -136,8 +136,11 @@ def sweep(case, writer):
     else:
         kept = {}
 
+        # As TransformerLens's backward hooks see it: each value in the one backward pass
+        # (made to require grad only where nothing upstream does: the embedding output).
         def keep(v, layer):
-            v = v.detach().requires_grad_()
+            if not v.requires_grad:
+                v.requires_grad_()
             kept[layer] = v
             return v.clone()
 
