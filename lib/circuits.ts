@@ -138,3 +138,28 @@ export async function patchingSweep(model: Model, options: PatchingSweepOptions)
   const dispose = () => results.dispose();
   return { results, clean: result.clean, corrupted: result.corrupted, batchSize: result.batchSize, elapsedMs, dispose, [Symbol.dispose]: dispose };
 }
+
+/**
+ * Per head, the mean attention from each query q (from `fromQuery` on) to the key `lag` tokens
+ * back, over the batch: lag 1 scores previous-token heads; on tokens repeated after `half`
+ * positions, lag half - 1 from the repeat on scores induction heads (attention to the token
+ * after the current one's previous occurrence). `pattern` is [batch, heads, queries, keys].
+ */
+export function lagScores(pattern: Tensor, lag: number, fromQuery = lag): number[] {
+  const site = callSite(lagScores);
+  if (!(pattern instanceof Tensor) || pattern.shape.length !== 4 || pattern.shape[2] !== pattern.shape[3]) {
+    throw failure('SHAPE', `lagScores takes an attention pattern [batch, heads, queries, keys], got ${pattern instanceof Tensor ? `[${pattern.shape}]` : typeof pattern}`, site);
+  }
+  const [batch, heads, seq] = pattern.shape;
+  if (!Number.isInteger(lag) || lag < 0 || !Number.isInteger(fromQuery) || fromQuery < lag || fromQuery >= seq) {
+    throw failure('INVALID_ARGUMENT', `lag ${lag} and fromQuery ${fromQuery} must be integers with lag <= fromQuery < ${seq}`, site);
+  }
+  const data = pattern.data() as Float32Array;
+  return Array.from({ length: heads }, (_, h) => {
+    let sum = 0;
+    for (let b = 0; b < batch; b++) {
+      for (let q = fromQuery; q < seq; q++) sum += data[((b * heads + h) * seq + q) * seq + q - lag];
+    }
+    return sum / (batch * (seq - fromQuery));
+  });
+}

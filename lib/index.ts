@@ -14,7 +14,7 @@ export * as plot from './plot';
 export type { AttentionLike, Colormap, HeatmapOptions, GridOptions, HtmlOptions } from './plot';
 export { attention, AttentionInput, AttentionOptions, AttentionResult } from './attention';
 export { doctor, formatDoctor, DoctorReport } from './doctor';
-export { logitLens, patchingSweep, LogitLensOptions, LogitLensResult, Metric, PatchingSweepOptions, PatchingSweepResult } from './circuits';
+export { logitLens, patchingSweep, lagScores, LogitLensOptions, LogitLensResult, Metric, PatchingSweepOptions, PatchingSweepResult } from './circuits';
 export { Gpt2Tokenizer, Gpt2Encoding, Gpt2BatchEncoding, Gpt2EncodeOptions, Gpt2BatchOptions, GPT2_END_OF_TEXT, GPT2_END_OF_TEXT_ID } from './gpt2-tokenizer';
 export { RunProgress } from './planned';
 export { generate, GenerateOptions, GenerateResult, GenerateRun, GeneratedToken } from './generate';

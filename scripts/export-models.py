@@ -420,8 +420,9 @@ GROUPS = [
         key="induction",
         only="induction",
         architecture=(f"AttnOnly({induction.LAYERS} layers, {induction.HEADS} heads, d_model {induction.D_MODEL}, vocab "
-                      f"{induction.VOCAB}) on repeated random tokens (half {induction.HALF}, seed {induction.SEED}, batch "
-                      f"{induction.BATCH}, lr {induction.LR}, until the repeated half's loss < {induction.TARGET_LOSS})"),
+                      f"{induction.VOCAB}) on repeated random tokens (halves of {induction.HALF_RANGE[0]}-{induction.HALF_RANGE[1]}, "
+                      f"seed {induction.SEED}, batch {induction.BATCH}, lr {induction.LR}, {induction.THREADS} threads, until the "
+                      f"repeated half's loss < {induction.TARGET_LOSS})"),
         files=[("induction.pt", "scripted")],
         inputs=[{"name": "ids", "shape": [1, 1 + 2 * induction.HALF], "dtype": "int64"}],
         outputs=["logits"],
