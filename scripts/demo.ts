@@ -180,6 +180,49 @@ async function main(): Promise<void> {
   model.dispose();
   await digitsDemo();
   await attentionDemo();
+  await inductionDemo();
+}
+
+/**
+ * Olsson et al.'s induction heads, found with torchscope alone in the attention-only
+ * transformer trained at set-up on random tokens repeated twice (models/induction.pt).
+ */
+async function inductionDemo(): Promise<void> {
+  const half = 16;
+  let seed = 11;
+  const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  const rows = Array.from({ length: 16 }, () => {
+    const first = Array.from({ length: half }, () => 1 + Math.floor(random() * 63));
+    return [0, ...first, ...first];
+  });
+  const ids = (values: number[][]) => torch.tensor(BigInt64Array.from(values.flat().map(BigInt)), [values.length, values[0].length]);
+  const model = await torch.load(path.join(root, 'models', 'induction.pt'));
+  const patterns = (await torch.activations(model, ['blocks.0.attn.hook_pattern', 'blocks.1.attn.hook_pattern'], ids(rows))) as Record<string, torch.Tensor>;
+  const scores = [0, 1].map((l) => ({
+    induction: torch.lagScores(patterns[`blocks.${l}.attn.hook_pattern`], half - 1, half + 1),
+    previous: torch.lagScores(patterns[`blocks.${l}.attn.hook_pattern`], 1, half + 1),
+  }));
+  console.log('\ninduction (2-layer attention-only transformer trained on repeated random tokens):');
+  scores.forEach((s, l) => console.log(`  layer ${l}: induction scores ${s.induction.map((v) => v.toFixed(2)).join(' ')}, previous-token scores ${s.previous.map((v) => v.toFixed(2)).join(' ')}`));
+  // Corrupt the first copy: the second no longer follows from it. Which heads carry the answer?
+  const corrupted = rows.map((row, r) => row.map((t, i) => (i >= 1 && i <= half ? 1 + ((t + 7 + r) % 63) : t)));
+  const sweep = await torch.patchingSweep(model, {
+    clean: ids(rows.map((row) => row.slice(0, -1))),
+    corrupted: ids(corrupted.map((row) => row.slice(0, -1))),
+    layers: ['blocks.0.attn.hook_z', 'blocks.1.attn.hook_z'],
+    heads: 4,
+    metric: rows.map((row) => ({ logProb: row[row.length - 1] })),
+    normalize: true,
+  });
+  const effects = sweep.results.toArray() as number[][];
+  console.log(`  head patching sweep (log-prob of the repeated token, clean ${sweep.clean.toFixed(2)}, corrupted ${sweep.corrupted.toFixed(2)}; 1 = fully restored):`);
+  effects.forEach((row, l) => console.log(`    layer ${l}: ${row.map((v) => v.toFixed(2)).join(' ')}`));
+  const file = path.join(outDir, 'induction-sweep.png');
+  await fs.writeFile(file, await torch.plot.matrixHeatmap(sweep.results, {
+    title: 'Head patching: the repeated token restored', rowLabels: ['layer 0', 'layer 1'], columnLabels: ['head 0', 'head 1', 'head 2', 'head 3'],
+  }));
+  console.log(`wrote ${path.relative(root, file)}`);
+  model.dispose();
 }
 
 /** Saliency, integrated gradients and Grad-CAM of the photo's top class, side by side. */
