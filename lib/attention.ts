@@ -1,4 +1,4 @@
-// Attention maps of a BERT-style TorchScript model, as [batch, layers, heads, seq, seq].
+// Attention maps of a BERT- or GPT-2-style TorchScript model, as [batch, layers, heads, seq, seq].
 //
 // Three ways to get them, tried in this order on a model's first call and remembered:
 //  - 'output': forward returns them, stacked ([B, L, H, S, S]; models/bert.pt's output[2]).
@@ -11,9 +11,13 @@
 //    attention). The head count is found, and the whole recipe checked, on the first call by
 //    rebuilding attention.self's captured context from the recomputed probabilities and the
 //    captured .value; a model whose attention differs is refused instead of misreported.
+//    A traced Hugging Face GPT-2 is the same case with a causal mask: the probabilities are
+//    recomputed from each transformer.h.N.attn.c_attn output (Q, K, V side by side) and checked
+//    against the input of attn.c_proj (the heads' context).
 import { activations, run } from './activations';
 import { callSite, CallSite, failure } from './errors';
-import { Model, ModuleInfo, Value } from './model';
+import { Gpt2BatchEncoding, Gpt2Encoding, Gpt2Tokenizer } from './gpt2-tokenizer';
+import { INPUT_SUFFIX, Model, ModuleInfo, Value } from './model';
 import { Tensor, tensor } from './tensor';
 import { BatchEncoding, BertTokenizer, EncodeInput, Encoding } from './tokenizer';
 
@@ -21,11 +25,11 @@ import { BatchEncoding, BertTokenizer, EncodeInput, Encoding } from './tokenizer
  * A text, a batch (an array whose items are texts or [text, text] pairs; a pair alone is
  * written [[a, b]]), or what BertTokenizer.encode / encodeBatch returned.
  */
-export type AttentionInput = string | readonly EncodeInput[] | Encoding | BatchEncoding;
+export type AttentionInput = string | readonly EncodeInput[] | Encoding | BatchEncoding | Gpt2Encoding | Gpt2BatchEncoding;
 
 export interface AttentionOptions {
-  /** Turns text into ids; needed for the tokens of the result even with encoded input. */
-  tokenizer: BertTokenizer;
+  /** Turns text into ids (GPT-2's tokenizer for a GPT-2); needed for the tokens of the result even with encoded input. */
+  tokenizer: BertTokenizer | Gpt2Tokenizer;
   /** Longest sequence, special tokens included; longer text is truncated. Default: the tokenizer's. */
   maxLength?: number;
 }
@@ -46,10 +50,13 @@ export interface AttentionResult {
   source: 'output' | 'capture' | 'recompute';
 }
 
+/** Where a recompute reads queries and keys: BERT's query/key modules, or GPT-2's fused c_attn (causal). */
+type Projections = 'separate' | 'fused-causal';
+
 type Plan =
   | { kind: 'output'; index: number[] }
   | { kind: 'capture'; layers: string[] }
-  | { kind: 'recompute'; layers: string[]; heads: number };
+  | { kind: 'recompute'; layers: string[]; heads: number; projections: Projections };
 
 const plans = new WeakMap<Model, Plan>();
 
@@ -91,9 +98,14 @@ function toBatch(input: AttentionInput, options: AttentionOptions, site: CallSit
         throw failure('INVALID_ARGUMENT', `attention: input[${i}] must be a string or a [string, string] pair, got ${describe(t)}`, site);
       }
     });
-    let enc: BatchEncoding;
+    let enc: BatchEncoding | Gpt2BatchEncoding;
     try {
-      enc = tokenizer.encodeBatch(texts as EncodeInput[], maxLength === undefined ? {} : { maxLength });
+      if (tokenizer instanceof Gpt2Tokenizer) {
+        if (!texts.every((t) => typeof t === 'string')) throw new Error("GPT-2 takes texts, not [text, text] pairs");
+        enc = tokenizer.encodeBatch(texts as string[], maxLength === undefined ? {} : { maxLength });
+      } else {
+        enc = tokenizer.encodeBatch(texts as EncodeInput[], maxLength === undefined ? {} : { maxLength });
+      }
     } catch (error) {
       throw failure('INVALID_ARGUMENT', `attention: ${(error as Error).message}`, site);
     }
@@ -129,6 +141,12 @@ function toBatch(input: AttentionInput, options: AttentionOptions, site: CallSit
 /** attention.self modules in layer order. */
 function selfAttentionLayers(modules: ModuleInfo[]): string[] {
   return modules.filter((m) => m.path !== '' && (m.type === 'BertSelfAttention' || /(^|\.)attention\.self$/.test(m.path))).map((m) => m.path);
+}
+
+/** GPT-2's attention modules (an attn holding c_attn and c_proj), in layer order. */
+function gpt2AttentionLayers(modules: ModuleInfo[]): string[] {
+  const names = new Set(modules.map((m) => m.path));
+  return modules.filter((m) => /(^|\.)attn$/.test(m.path) && names.has(`${m.path}.c_attn`) && names.has(`${m.path}.c_proj`)).map((m) => m.path);
 }
 
 /** Where in forward's output a [B, L, H, S, S] tensor is, if anywhere (top level or one level down). */
@@ -210,6 +228,7 @@ function recomputeLayer(
   layer: number,
   layers: number,
   out: Float32Array,
+  causal: boolean,
 ): void {
   const d = hidden / heads;
   const scale = 1 / Math.sqrt(d);
@@ -220,8 +239,9 @@ function recomputeLayer(
       const base = ((b * layers + layer) * heads + h) * S * S;
       for (const i of real) {
         const qi = (b * S + i) * hidden + h * d;
+        const keys = causal ? real.filter((j) => j <= i) : real;
         let max = -Infinity;
-        for (const j of real) {
+        for (const j of keys) {
           const kj = (b * S + j) * hidden + h * d;
           let dot = 0;
           for (let c = 0; c < d; c++) dot += q[qi + c] * k[kj + c];
@@ -230,13 +250,13 @@ function recomputeLayer(
           if (s > max) max = s;
         }
         let sum = 0;
-        for (const j of real) {
+        for (const j of keys) {
           const e = Math.exp(scores[j] - max);
           scores[j] = e;
           sum += e;
         }
         const row = base + i * S;
-        for (const j of real) out[row + j] = scores[j] / sum;
+        for (const j of keys) out[row + j] = scores[j] / sum;
       }
     }
   });
@@ -246,7 +266,16 @@ function recomputeLayer(
  * The head count for which probabilities recomputed from q and k, applied to v, give the
  * context attention.self returned (checked on batch element 0, first and last real rows).
  */
-function findHeads(q: Float32Array, k: Float32Array, v: Float32Array, context: Float32Array, mask: number[], S: number, hidden: number): { heads: number; error: number } | undefined {
+function findHeads(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  context: Float32Array,
+  mask: number[],
+  S: number,
+  hidden: number,
+  causal: boolean,
+): { heads: number; error: number } | undefined {
   const real = mask.flatMap((x, i) => (x === 1 ? [i] : []));
   const rows = [...new Set([real[0], real[real.length - 1]])];
   let scaleOf = 0;
@@ -258,8 +287,9 @@ function findHeads(q: Float32Array, k: Float32Array, v: Float32Array, context: F
     const scale = 1 / Math.sqrt(d);
     let error = 0;
     for (const i of rows) {
+      const keys = causal ? real.filter((j) => j <= i) : real;
       for (let h = 0; h < heads; h++) {
-        const p = real.map((j) => {
+        const p = keys.map((j) => {
           let dot = 0;
           for (let c = 0; c < d; c++) dot += q[i * hidden + h * d + c] * k[j * hidden + h * d + c];
           return dot * scale;
@@ -269,7 +299,7 @@ function findHeads(q: Float32Array, k: Float32Array, v: Float32Array, context: F
         const sum = e.reduce((a, b) => a + b, 0);
         for (let c = 0; c < d; c++) {
           let ctx = 0;
-          real.forEach((j, n) => (ctx += (e[n] / sum) * v[j * hidden + h * d + c]));
+          keys.forEach((j, n) => (ctx += (e[n] / sum) * v[j * hidden + h * d + c]));
           error = Math.max(error, Math.abs(ctx - context[i * hidden + h * d + c]));
         }
       }
@@ -279,10 +309,17 @@ function findHeads(q: Float32Array, k: Float32Array, v: Float32Array, context: F
   return best && best.error <= 1e-4 * (1 + scaleOf) ? best : undefined;
 }
 
+/** Whether forward takes an attention mask after the ids (a model traced on ids alone does not). */
+function takesMask(model: Model): boolean {
+  return model.inputs.length >= 2;
+}
+
 /**
- * Attention probabilities of every layer and head of a BERT-style model for text (tokenized
- * with options.tokenizer; a batch is padded to its longest element) or encoded input. The
- * model's forward must take (input_ids, attention_mask), both int64 [batch, seq].
+ * Attention probabilities of every layer and head of a BERT- or GPT-2-style model for text
+ * (tokenized with options.tokenizer; a batch is padded to its longest element) or encoded
+ * input. forward takes (input_ids, attention_mask), both int64 [batch, seq], or input_ids
+ * alone (then a batch may be padded only on the right of a causal model, where no real token
+ * sees the padding).
  */
 export async function attention(model: Model, input: AttentionInput, options: AttentionOptions): Promise<AttentionResult> {
   const site = callSite(attention);
@@ -290,15 +327,20 @@ export async function attention(model: Model, input: AttentionInput, options: At
   if (options === null || typeof options !== 'object') {
     throw failure('INVALID_ARGUMENT', 'attention(model, input, options): options must be an object with a tokenizer', site);
   }
-  if (!(options.tokenizer instanceof BertTokenizer)) {
-    throw failure('INVALID_ARGUMENT', 'attention: options.tokenizer must be a BertTokenizer (BertTokenizer.fromVocab(path))', site);
+  if (!(options.tokenizer instanceof BertTokenizer) && !(options.tokenizer instanceof Gpt2Tokenizer)) {
+    throw failure(
+      'INVALID_ARGUMENT',
+      'attention: options.tokenizer must be a BertTokenizer (BertTokenizer.fromVocab(path)) or a Gpt2Tokenizer (await Gpt2Tokenizer.load())',
+      site,
+    );
   }
   for (const key of Object.keys(options)) {
     if (key !== 'tokenizer' && key !== 'maxLength') throw failure('INVALID_ARGUMENT', `attention: unknown option '${key}' (expected tokenizer, maxLength)`, site);
   }
   const { maxLength } = options;
-  if (maxLength !== undefined && (typeof maxLength !== 'number' || !Number.isInteger(maxLength) || maxLength < 2)) {
-    throw failure('INVALID_ARGUMENT', `attention: maxLength must be an integer of at least 2 (room for [CLS] and [SEP]), got ${String(maxLength)}`, site);
+  const shortest = options.tokenizer instanceof Gpt2Tokenizer ? 1 : 2;
+  if (maxLength !== undefined && (typeof maxLength !== 'number' || !Number.isInteger(maxLength) || maxLength < shortest)) {
+    throw failure('INVALID_ARGUMENT', `attention: maxLength must be an integer of at least ${shortest}, got ${String(maxLength)}`, site);
   }
   const batch = toBatch(input, options, site);
   const B = batch.ids.length;
@@ -314,8 +356,21 @@ export async function attention(model: Model, input: AttentionInput, options: At
   const tokens = batch.tokens.map((row, b) => row.filter((_, i) => batch.mask[b][i] === 1));
   const lengths = tokens.map((t) => t.length);
   if (lengths.some((n) => n === 0)) throw failure('INVALID_ARGUMENT', 'attention: every batch element needs at least one real token (attention mask 1)', site);
+  if (!takesMask(model) && batch.mask.some((m) => m.some((x) => x === 0))) {
+    const causal = gpt2AttentionLayers(model.modules()).length > 0;
+    const rightPadded = batch.mask.every((m) => m.every((x, i) => x === 1 || m.slice(i).every((y) => y === 0)));
+    if (!(causal && rightPadded)) {
+      throw failure(
+        'INVALID_ARGUMENT',
+        `attention: ${model.path}'s forward takes no attention mask, so padding would be attended to` +
+          (causal ? ': pad on the right (paddingSide: \'right\')' : ': pass texts of one length, or one at a time'),
+        site,
+      );
+    }
+  }
   const ids = tensor(flatIds, [B, S], 'int64');
   const mask = tensor(flatMask, [B, S], 'int64');
+  const inputs = takesMask(model) ? [ids, mask] : [ids];
   try {
     const done = (attentions: Tensor, source: AttentionResult['source']): AttentionResult => {
       const [, layers, heads] = attentions.shape;
@@ -324,12 +379,12 @@ export async function attention(model: Model, input: AttentionInput, options: At
     };
     let plan = plans.get(model);
     if (plan === undefined) {
-      const found = await choosePlan(model, ids, mask, B, S, batch.mask, site);
+      const found = await choosePlan(model, inputs, B, S, batch.mask, site);
       plans.set(model, found.plan);
       return done(found.attentions, found.plan.kind);
     }
     if (plan.kind === 'output') {
-      const output = await model.forward(ids, mask);
+      const output = await model.forward(...inputs);
       const stacked = findStacked(output, B, S, undefined);
       if (stacked === undefined || stacked.join() !== plan.index.join()) {
         throw failure('RUNTIME', `attention: ${model.path} no longer returns attentions at output[${plan.index.join('][')}]`, site);
@@ -339,10 +394,10 @@ export async function attention(model: Model, input: AttentionInput, options: At
       return done(attentions, 'output');
     }
     if (plan.kind === 'capture') {
-      const captured = await activations(model, plan.layers, ids, mask);
+      const captured = await activations(model, plan.layers, ...inputs);
       return done(await stackCaptures(plan.layers.map((l) => captured[l]), B, S, site, model.path), 'capture');
     }
-    return done(await recompute(model, plan.layers, plan.heads, ids, mask, B, S, batch.mask, false, site), 'recompute');
+    return done(await recompute(model, plan, inputs, B, S, batch.mask, false, site), 'recompute');
   } finally {
     ids.dispose();
     mask.dispose();
@@ -365,72 +420,117 @@ async function stackCaptures(values: Value[], B: number, S: number, site: CallSi
   return tensor(out, [B, L, H, S, S], 'float32');
 }
 
+/** What recompute reads of one layer: queries, keys and (to verify) values and the heads' context. */
+interface LayerProjections {
+  q: Tensor | undefined;
+  k: Tensor | undefined;
+  v?: Tensor;
+  context?: Tensor;
+}
+
+/** Module paths recompute captures for one layer. */
+function projectionPaths(layer: string, projections: Projections, verify: boolean): string[] {
+  if (projections === 'fused-causal') return verify ? [`${layer}.c_attn`, `${layer}.c_proj${INPUT_SUFFIX}`] : [`${layer}.c_attn`];
+  return verify ? [`${layer}.query`, `${layer}.key`, `${layer}.value`, layer] : [`${layer}.query`, `${layer}.key`];
+}
+
+/** Splits GPT-2's c_attn output [B, S, 3 * hidden] into q, k, v (in that order, as split(hidden, dim=2)). */
+async function splitFused(qkv: Value | undefined): Promise<Float32Array[] | undefined> {
+  if (!(qkv instanceof Tensor) || qkv.shape.length !== 3 || qkv.shape[2] % 3 !== 0) return undefined;
+  const [B, S, width] = qkv.shape;
+  const hidden = width / 3;
+  const data = await cpuData(qkv);
+  const parts = [0, 1, 2].map(() => new Float32Array(B * S * hidden));
+  for (let row = 0; row < B * S; row++) {
+    for (let p = 0; p < 3; p++) parts[p].set(data.subarray(row * width + p * hidden, row * width + (p + 1) * hidden), row * hidden);
+  }
+  return parts;
+}
+
 async function recompute(
   model: Model,
-  layers: string[],
-  heads: number,
-  ids: Tensor,
-  mask: Tensor,
+  plan: { layers: string[]; heads: number; projections: Projections },
+  inputs: Tensor[],
   B: number,
   S: number,
   masks: number[][],
   verify: boolean,
   site: CallSite,
 ): Promise<Tensor> {
-  const parts = verify ? ['query', 'key', 'value'] : ['query', 'key'];
-  const capture = layers.flatMap((l) => parts.map((p) => `${l}.${p}`)).concat(verify ? layers : []);
-  const captured = await activations(model, capture, ids, mask);
+  const { layers, projections } = plan;
+  let heads = plan.heads;
+  const causal = projections === 'fused-causal';
+  const captured = await activations(model, layers.flatMap((l) => projectionPaths(l, projections, verify)), ...inputs);
   const L = layers.length;
   let out: Float32Array | undefined;
-  let hidden = 0;
-  for (let l = 0; l < L; l++) {
-    const q = captured[`${layers[l]}.query`];
-    const k = captured[`${layers[l]}.key`];
-    if (!(q instanceof Tensor) || !(k instanceof Tensor) || q.shape.length !== 3 || q.shape[0] !== B || q.shape[1] !== S) {
-      throw failure('RUNTIME', `attention: ${layers[l]}.query / .key of ${model.path} are not [${B}, ${S}, hidden] tensors`, site);
-    }
-    hidden = q.shape[2];
-    const qd = await cpuData(q);
-    const kd = await cpuData(k);
-    if (verify) {
-      const v = captured[`${layers[l]}.value`];
-      const ctx = probsOrContext(captured[layers[l]]);
-      const found = v instanceof Tensor && ctx ? findHeads(qd, kd, await cpuData(v), await cpuData(ctx), masks[0], S, hidden) : undefined;
-      if (!found) {
-        throw failure(
-          'RUNTIME',
-          `attention: ${model.path} returns no attentions and its ${layers[l]} returns no probabilities; recomputing them as ` +
-            'softmax(Q K^T / sqrt(d) + mask) does not reproduce what the layer returned, so this attention is not supported',
-          site,
-        );
+  try {
+    for (let l = 0; l < L; l++) {
+      const layer = layers[l];
+      const where = causal ? `${layer}.c_attn` : `${layer}.query / .key`;
+      let q: Float32Array, k: Float32Array, v: Float32Array | undefined, context: Tensor | undefined;
+      let hidden: number;
+      if (causal) {
+        const parts = await splitFused(captured[`${layer}.c_attn`]);
+        const shape = (captured[`${layer}.c_attn`] as Tensor | undefined)?.shape;
+        if (!parts || shape![0] !== B || shape![1] !== S) throw failure('RUNTIME', `attention: ${where} of ${model.path} is not a [${B}, ${S}, 3 * hidden] tensor`, site);
+        [q, k, v] = parts;
+        hidden = shape![2] / 3;
+        context = verify ? firstTensor(captured[`${layer}.c_proj${INPUT_SUFFIX}`]) : undefined;
+      } else {
+        const qt = captured[`${layer}.query`];
+        const kt = captured[`${layer}.key`];
+        if (!(qt instanceof Tensor) || !(kt instanceof Tensor) || qt.shape.length !== 3 || qt.shape[0] !== B || qt.shape[1] !== S) {
+          throw failure('RUNTIME', `attention: ${where} of ${model.path} are not [${B}, ${S}, hidden] tensors`, site);
+        }
+        hidden = qt.shape[2];
+        q = await cpuData(qt);
+        k = await cpuData(kt);
+        const vt = captured[`${layer}.value`];
+        v = verify && vt instanceof Tensor ? await cpuData(vt) : undefined;
+        context = verify ? firstTensor(captured[layer]) : undefined;
       }
-      if (l > 0 && found.heads !== heads) throw failure('RUNTIME', `attention: layers of ${model.path} have different head counts`, site);
-      heads = found.heads;
+      if (verify) {
+        const found = v && context ? findHeads(q, k, v, await cpuData(context), masks[0], S, hidden, causal) : undefined;
+        if (!found) {
+          throw failure(
+            'RUNTIME',
+            `attention: ${model.path} returns no attentions and its ${layer} returns no probabilities; recomputing them as ` +
+              `softmax(Q K^T / sqrt(d) + ${causal ? 'causal ' : ''}mask) does not reproduce what the layer computed, so this attention is not supported`,
+            site,
+          );
+        }
+        if (l > 0 && found.heads !== heads) throw failure('RUNTIME', `attention: layers of ${model.path} have different head counts`, site);
+        heads = found.heads;
+      }
+      out ??= new Float32Array(B * L * heads * S * S);
+      recomputeLayer(q, k, masks, S, hidden, heads, l, L, out, causal);
     }
-    out ??= new Float32Array(B * L * heads * S * S);
-    recomputeLayer(qd, kd, masks, S, hidden, heads, l, L, out);
+  } finally {
+    disposeAll(captured);
   }
-  disposeAll(captured);
   return tensor(out!, [B, L, heads, S, S], 'float32');
 }
 
-function probsOrContext(value: Value | undefined): Tensor | undefined {
+/** A tensor alone, or the first item of a tuple (a layer's context; a module input's first argument). */
+function firstTensor(value: Value | undefined): Tensor | undefined {
   const first = Array.isArray(value) ? value[0] : value;
   return first instanceof Tensor ? first : undefined;
 }
 
 async function choosePlan(
   model: Model,
-  ids: Tensor,
-  mask: Tensor,
+  inputs: Tensor[],
   B: number,
   S: number,
   masks: number[][],
   site: CallSite,
 ): Promise<{ plan: Plan; attentions: Tensor }> {
-  const layers = selfAttentionLayers(model.modules());
-  // One forward for both: the output (in case it holds the maps) and every attention.self.
-  const result = layers.length > 0 ? await run(model, [ids, mask], { capture: layers }) : { output: await model.forward(ids, mask), activations: {} as Record<string, Value> };
+  const modules = model.modules();
+  const gpt2 = gpt2AttentionLayers(modules);
+  const projections: Projections = gpt2.length > 0 ? 'fused-causal' : 'separate';
+  const layers = gpt2.length > 0 ? gpt2 : selfAttentionLayers(modules);
+  // One forward for both: the output (in case it holds the maps) and every attention module.
+  const result = layers.length > 0 ? await run(model, inputs, { capture: layers }) : { output: await model.forward(...inputs), activations: {} as Record<string, Value> };
   const index = findStacked(result.output, B, S, layers.length > 0 ? layers.length : undefined);
   if (index !== undefined) {
     const attentions = at(result.output, index);
@@ -442,7 +542,8 @@ async function choosePlan(
   if (layers.length === 0) {
     throw failure(
       'INVALID_ARGUMENT',
-      `attention: ${model.path} returns no [batch, layers, heads, seq, seq] attentions and has no attention.self modules (BertSelfAttention) to capture them from`,
+      `attention: ${model.path} returns no [batch, layers, heads, seq, seq] attentions and has no attention modules ` +
+        '(BERT\'s attention.self, GPT-2\'s attn with c_attn and c_proj) to capture them from',
       site,
     );
   }
@@ -451,15 +552,16 @@ async function choosePlan(
     return { plan: { kind: 'capture', layers }, attentions: await stackCaptures(values, B, S, site, model.path) };
   }
   disposeAll(values);
-  const names = new Set(model.modules().map((m) => m.path));
-  const missing = layers.flatMap((l) => ['query', 'key', 'value'].map((p) => `${l}.${p}`)).filter((n) => !names.has(n));
+  const names = new Set(modules.map((m) => m.path));
+  const needed = layers.flatMap((l) => projectionPaths(l, projections, true)).map((p) => (p.endsWith(INPUT_SUFFIX) ? p.slice(0, -INPUT_SUFFIX.length) : p));
+  const missing = needed.filter((n) => !names.has(n));
   if (missing.length > 0) {
     throw failure(
       'INVALID_ARGUMENT',
-      `attention: ${model.path} returns no attentions, its attention.self modules return no probabilities, and '${missing[0]}' is missing to recompute them`,
+      `attention: ${model.path} returns no attentions, its attention modules return no probabilities, and '${missing[0]}' is missing to recompute them`,
       site,
     );
   }
-  const attentions = await recompute(model, layers, 0, ids, mask, B, S, masks, true, site);
-  return { plan: { kind: 'recompute', layers, heads: attentions.shape[2] }, attentions };
+  const attentions = await recompute(model, { layers, heads: 0, projections }, inputs, B, S, masks, true, site);
+  return { plan: { kind: 'recompute', layers, heads: attentions.shape[2], projections }, attentions };
 }

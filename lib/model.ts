@@ -89,6 +89,11 @@ export class Model {
     return this.handle === null;
   }
 
+  /** forward's arguments as its schema declares them (after self): names and TorchScript types. */
+  get inputs(): { name: string; type: string }[] {
+    return guard(() => this.native().forwardArguments()).map(([name, type]) => ({ name, type }));
+  }
+
   /** Every submodule, the model itself ('') first, in definition order. */
   modules(): ModuleInfo[] {
     this.native();

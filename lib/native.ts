@@ -221,6 +221,8 @@ export interface NativeModel {
   /** [path, type, static call sites of its forward, why it cannot be hooked ('' when it can)] */
   modules(): [string, string, number, string][];
   device(): string;
+  /** [name, type] of forward's arguments after self */
+  forwardArguments(): [string, string][];
   /** [async] */
   run(inputs: NativeValue[], request: NativeRunRequest, cancel?: NativeCancelToken): Promise<NativeRunResult>;
   /** [async] a submodule's forward on `inputs` */

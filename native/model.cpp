@@ -20,6 +20,7 @@ void ModelHandle::define(Napi::Env env, Napi::Object exports) {
                                    {StaticMethod<&ModelHandle::load>("load"),
                                     InstanceMethod<&ModelHandle::modules>("modules"),
                                     InstanceMethod<&ModelHandle::device>("device"),
+                                    InstanceMethod<&ModelHandle::forwardArguments>("forwardArguments"),
                                     InstanceMethod<&ModelHandle::run>("run"),
                                     InstanceMethod<&ModelHandle::call>("call"),
                                     InstanceMethod<&ModelHandle::inspect>("inspect"),
@@ -120,6 +121,21 @@ Napi::Value ModelHandle::modules(const Napi::CallbackInfo& info) {
 Napi::Value ModelHandle::device(const Napi::CallbackInfo& info) {
   return entryPoint(info.Env(), code::kInternal, [&]() -> Napi::Value {
     return Napi::String::New(info.Env(), deviceName(live(info.Env())->device));
+  });
+}
+
+Napi::Value ModelHandle::forwardArguments(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kInternal, [&]() -> Napi::Value {
+    const auto& arguments = live(env)->forwardSchema.arguments();
+    Napi::Array out = Napi::Array::New(env);
+    for (size_t i = 1; i < arguments.size(); ++i) {  // 0 is self
+      Napi::Array entry = Napi::Array::New(env, 2);
+      entry.Set(0u, arguments[i].name());
+      entry.Set(1u, arguments[i].type()->str());
+      out.Set(out.Length(), entry);
+    }
+    return out;
   });
 }
 

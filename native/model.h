@@ -43,6 +43,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value modules(const Napi::CallbackInfo& info);
   // [sync] 'cpu' | 'cuda:N'
   Napi::Value device(const Napi::CallbackInfo& info);
+  // [sync] [[name, type], ...]: forward's arguments after self, as its schema declares them
+  Napi::Value forwardArguments(const Napi::CallbackInfo& info);
   // [async] run(inputs[], { capture[], patch: [{layer, mode, value, scale, channels, positions}], output },
   //   cancelToken?)
   //   -> { output, captures: { layer: [value per call] }, calls: { layer: hook runs } }, tensors

@@ -3,6 +3,8 @@
 // bert-tiny.pt returns its attentions (source 'output'); bert-tiny-noattn.pt (same weights)
 // returns none, and its traced attention.self modules return the context alone, so the maps
 // are recomputed from the captured query / key (source 'recompute'); bert.pt (base) once.
+// gpt2-tiny.pt (traced on ids alone; its attn modules return no probabilities) against
+// GPT2LMHeadModel with the same weights: recomputed from c_attn with the causal mask.
 // Tolerance: 1e-5 absolute on probabilities.
 import { execFile } from 'child_process';
 import * as fs from 'fs';
@@ -44,8 +46,15 @@ for (const [file, source] of [
 }
 CASES.push({ id: 'bert.pt/single', file: 'bert.pt', size: 'base', input: BASE_TEXT, source: 'output' });
 
+const GPT2 = 'gpt2-tiny.pt';
+// Right padding (the default): the model takes no mask, and causal attention keeps real tokens off the padding.
+const GPT2_TEXTS: Record<string, string[]> = { [`${GPT2}/single`]: [SINGLE], [`${GPT2}/batch`]: BATCH };
+let gpt2Tokenizer: torch.Gpt2Tokenizer;
+const gpt2Encodings: Record<string, torch.Gpt2BatchEncoding> = {};
+
 interface RefCase {
-  tokens: string[][];
+  /** absent for GPT-2 cases, whose ids came from torchscope's tokenizer */
+  tokens?: string[][];
   ids: number[][];
   mask: number[][];
   shape: number[];
@@ -59,10 +68,15 @@ const models = new Map<string, torch.Model>();
 
 beforeAll(async () => {
   dir = scratchDir('attention');
+  gpt2Tokenizer = await torch.Gpt2Tokenizer.load();
+  for (const [id, texts] of Object.entries(GPT2_TEXTS)) gpt2Encodings[id] = gpt2Tokenizer.encodeBatch(texts);
   const request = {
     out: dir,
     vocab: VOCAB,
-    cases: CASES.map((c) => ({ id: c.id, model: modelPath(c.file), size: c.size, input: c.input })),
+    cases: [
+      ...CASES.map((c) => ({ id: c.id, model: modelPath(c.file), size: c.size, input: c.input })),
+      ...Object.entries(gpt2Encodings).map(([id, enc]) => ({ id, model: modelPath(GPT2), gpt2: 'tiny', ids: enc.ids, mask: enc.attentionMask })),
+    ],
     exports: [
       { from: modelPath('bert-tiny.pt'), path: path.join(dir, MEAN) },
       { kind: 'noattention', path: path.join(dir, 'noattention.pt') },
@@ -71,7 +85,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(dir, 'request.json'), JSON.stringify(request));
   const pythonRun = promisify(execFile)(python(), [SCRIPT, path.join(dir, 'request.json')], { maxBuffer: 1 << 24 });
   tokenizer = await torch.BertTokenizer.fromVocab(VOCAB);
-  for (const file of new Set(CASES.map((c) => c.file))) models.set(file, await torch.load(modelPath(file)));
+  for (const file of new Set([...CASES.map((c) => c.file), GPT2])) models.set(file, await torch.load(modelPath(file)));
   await pythonRun;
   models.set(MEAN, await torch.load(path.join(dir, MEAN)));
   const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')).cases;
@@ -94,7 +108,7 @@ function checkAgainst(result: AttentionResult, expected: RefCase, label: string,
   expect(result.attentions.dtype).toBe('float32');
   expect([result.layers, result.heads]).toEqual([L, H]);
   const real = expected.mask.map((row) => row.flatMap((m, i) => (m === 1 ? [i] : [])));
-  expect(result.tokens).toEqual(expected.tokens.map((row, b) => real[b].map((i) => row[i])));
+  if (expected.tokens) expect(result.tokens).toEqual(expected.tokens.map((row, b) => real[b].map((i) => row[i])));
   expect(result.lengths).toEqual(real.map((r) => r.length));
   const ours = result.attentions.data() as Float32Array;
   let worst = 0;
@@ -136,6 +150,37 @@ describe.each(CASES.map((c) => [c.id, c] as const))('%s', (id, c) => {
     );
     checkAgainst(result, expected, id);
     result.attentions.dispose();
+  });
+});
+
+describe('GPT-2 (traced on ids alone, fused c_attn, causal)', () => {
+  test.each(Object.keys(GPT2_TEXTS))("%s matches GPT2LMHeadModel (eager, output_attentions=True); source 'recompute'", async (id) => {
+    const enc = gpt2Encodings[id];
+    const result = await attention(models.get(GPT2)!, enc, { tokenizer: gpt2Tokenizer });
+    expect(result.source).toBe('recompute');
+    expect(result.tokens).toEqual(enc.tokens.map((row, b) => row.filter((_, i) => enc.attentionMask[b][i] === 1)));
+    checkAgainst(result, ref[id], id);
+    // Causal: nothing above the diagonal.
+    const [B, L, H, S] = result.attentions.shape;
+    const data = result.attentions.data() as Float32Array;
+    let above = 0;
+    for (let m = 0; m < B * L * H; m++) for (let i = 0; i < S; i++) for (let j = i + 1; j < S; j++) above += data[(m * S + i) * S + j];
+    expect(above).toBe(0);
+    result.attentions.dispose();
+  });
+
+  test('text in, with the plan remembered: the same maps, and the HTML viewer takes them', async () => {
+    const model = models.get(GPT2)!;
+    const result = await attention(model, BATCH, { tokenizer: gpt2Tokenizer });
+    checkAgainst(result, ref[`${GPT2}/batch`], 'gpt2 text');
+    const html = torch.plot.attentionHtml(result, { batch: 1 });
+    expect(html).toContain(JSON.stringify(result.tokens[1][0]).slice(1, -1));
+  });
+
+  test("left padding is refused: the model takes no mask, so real tokens would attend to padding", async () => {
+    const enc = gpt2Tokenizer.encodeBatch(BATCH, { paddingSide: 'left' });
+    await expectTorchscopeError(() => attention(models.get(GPT2)!, enc, { tokenizer: gpt2Tokenizer }), 'INVALID_ARGUMENT', /takes no attention mask.*pad on the right/);
+    await expectTorchscopeError(() => attention(models.get(GPT2)!, [['a', 'b']], { tokenizer: gpt2Tokenizer }), 'INVALID_ARGUMENT', /pairs/);
   });
 });
 
@@ -193,7 +238,7 @@ describe('errors', () => {
   test('a model without attention', async () => {
     const model = await torch.load(path.join(dir, 'noattention.pt'));
     try {
-      await expectTorchscopeError(() => attention(model, SINGLE, { tokenizer }), 'INVALID_ARGUMENT', /no \[batch, layers, heads, seq, seq\] attentions and has no attention\.self/);
+      await expectTorchscopeError(() => attention(model, SINGLE, { tokenizer }), 'INVALID_ARGUMENT', /no \[batch, layers, heads, seq, seq\] attentions and has no attention modules/);
     } finally {
       model.dispose();
     }
@@ -202,7 +247,7 @@ describe('errors', () => {
   test('bad options and inputs', async () => {
     const model = models.get('bert-tiny.pt')!;
     await expectTorchscopeError(() => attention({} as torch.Model, SINGLE, { tokenizer }), 'INVALID_ARGUMENT', /torch\.load/);
-    await expectTorchscopeError(() => attention(model, SINGLE, {} as never), 'INVALID_ARGUMENT', /BertTokenizer/);
+    await expectTorchscopeError(() => attention(model, SINGLE, {} as never), 'INVALID_ARGUMENT', /BertTokenizer.*Gpt2Tokenizer/);
     await expectTorchscopeError(() => attention(model, SINGLE, { tokenizer, maxLength: 1 }), 'INVALID_ARGUMENT', /maxLength/);
     await expectTorchscopeError(() => attention(model, SINGLE, { tokenizer, heads: 2 } as never), 'INVALID_ARGUMENT', /unknown option 'heads'/);
     await expectTorchscopeError(() => attention(model, [], { tokenizer }), 'INVALID_ARGUMENT', /empty/);

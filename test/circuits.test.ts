@@ -163,6 +163,20 @@ describe("a module's input (':input'): what a forward pre-hook sees", () => {
   });
 });
 
+test("model.inputs lists forward's arguments as its schema declares them", async () => {
+  expect(model.inputs).toEqual([{ name: 'input_ids', type: 'Tensor' }]);
+  const bert = await torch.load(modelPath('bert-tiny.pt'));
+  try {
+    expect(bert.inputs.map((a) => a.name)).toEqual(['input_ids', 'attention_mask']);
+    expect(bert.inputs[0].type).toBe('Tensor');
+  } finally {
+    bert.dispose();
+  }
+  const disposed = await torch.load(modelPath('bert-tiny.pt'));
+  disposed.dispose();
+  expect(() => disposed.inputs).toThrow(/disposed/);
+});
+
 test('model.call runs a submodule on given values', async () => {
   const h2 = asTensor(await torch.activations(model, 'transformer.h.2', toTorch(clean)));
   expectValueClose(await model.call('transformer.ln_f', h2), readValue(ref('call').output), TOL, 'ln_f(h2)');

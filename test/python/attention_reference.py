@@ -9,7 +9,9 @@ output_attentions=True, with the weights of a torchscope TorchScript file.
       "vocab": "/abs/models/bert-vocab.txt",
       "cases": [
         {"id": "c1", "model": "/abs/models/bert-tiny.pt", "size": "tiny" | "base",
-         "input": "text" | ["text", ...] | [["a", "b"], ...], "maxLength": 512}
+         "input": "text" | ["text", ...] | [["a", "b"], ...], "maxLength": 512},
+        {"id": "g1", "model": "/abs/models/gpt2-tiny.pt", "gpt2": "tiny" | "small",
+         "ids": [[...]], "mask": [[...]]}
       ],
       "exports": [{"from": "/abs/models/bert-tiny.pt", "path": "/tmp/x.pt"}]
     }
@@ -27,6 +29,10 @@ as the TorchScript files do: no token_type_ids, so a pair's second text has type
 OUT/index.json = {"cases": {id: {"tokens": [[...]], "ids": [[...]], "mask": [[...]],
 "shape": [B, L, H, S, S], "file": "id.bin"}}}; the .bin holds the stacked attentions,
 float32 little-endian, C order.
+
+GPT-2 cases ("gpt2": size) take ids and mask as torchscope's GPT-2 tokenizer made them (the
+reference for that tokenizer is test/circuits.test.ts) and run GPT2LMHeadModel (eager) with the
+file's weights, output_attentions=True.
 """
 
 import json
@@ -39,7 +45,7 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from transformers import BertModel  # noqa: E402
+from transformers import BertModel, GPT2LMHeadModel  # noqa: E402
 from transformers import BertTokenizer as FastBertTokenizer  # noqa: E402
 
 transformers.logging.set_verbosity_error()
@@ -65,6 +71,25 @@ def model_for(path: str, size: str) -> BertModel:
         assert model.config._attn_implementation == "eager", model.config._attn_implementation
         _models[key] = model
     return _models[key]
+
+
+def gpt2_for(path: str, size: str) -> GPT2LMHeadModel:
+    key = (path, "gpt2", size)
+    if key not in _models:
+        model = GPT2LMHeadModel(tm.gpt2_config(size)).eval()
+        missing, unexpected = model.load_state_dict(torch.jit.load(path, map_location="cpu").state_dict(), strict=False)
+        assert not missing and not unexpected, (path, missing, unexpected)
+        assert model.config._attn_implementation == "eager", model.config._attn_implementation
+        _models[key] = model
+    return _models[key]
+
+
+def gpt2_case(case: dict) -> torch.Tensor:
+    model = gpt2_for(case["model"], case["gpt2"])
+    ids = torch.tensor(case["ids"], dtype=torch.long)
+    mask = torch.tensor(case["mask"], dtype=torch.long)
+    res = model(input_ids=ids, attention_mask=mask, use_cache=False, output_attentions=True)
+    return torch.stack(res.attentions, dim=1).contiguous()
 
 
 class BertMeanAttentions(tm.BertWithAttentions):
@@ -105,6 +130,12 @@ def main() -> int:
         else:
             export_mean(task["from"], task["path"])
     for case in request["cases"]:
+        if "gpt2" in case:
+            att = gpt2_case(case)
+            file = out / f"{case['id'].replace('/', '_')}.bin"
+            file.write_bytes(att.numpy().astype(np.float32).tobytes())
+            results[case["id"]] = {"ids": case["ids"], "mask": case["mask"], "shape": list(att.shape), "file": str(file)}
+            continue
         text = case["input"]
         kwargs = dict(padding="longest", truncation=True, max_length=case.get("maxLength", 512), return_tensors="pt")
         if isinstance(text, str):
