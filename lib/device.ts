@@ -21,9 +21,15 @@ export interface Info {
   gpuCount: number;
   /** Intra-op threads libtorch uses. */
   threads: number;
+  /**
+   * What this CPU can do: ATen's kernel level ('AVX2', 'AVX512'...) and whether it computes
+   * bfloat16 and float16 natively (AVX-512 / AMX instructions for them). Where it does not,
+   * load({ precision }) on the CPU is emulated, slower than float32, and warns.
+   */
+  cpu: { capability: string; bf16: boolean; fp16: boolean };
 }
 
 export function info(): Info {
-  const { libtorchVersion, cudaBuild, cudaAvailable, gpuCount, threads } = guard(() => binding().buildInfo());
-  return { libtorchVersion, cudaBuild, cudaAvailable, gpuCount, threads };
+  const { libtorchVersion, cudaBuild, cudaAvailable, gpuCount, threads, cpuCapability, cpuBf16, cpuFp16 } = guard(() => binding().buildInfo());
+  return { libtorchVersion, cudaBuild, cudaAvailable, gpuCount, threads, cpu: { capability: cpuCapability, bf16: cpuBf16, fp16: cpuFp16 } };
 }

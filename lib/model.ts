@@ -50,7 +50,23 @@ export interface LoadOptions {
    * Default false.
    */
   optimize?: boolean;
+  /**
+   * What matmul-like ops (convolutions, linear layers, matmuls) compute in: 'fp32' (default),
+   * or 'bf16' / 'fp16', as PyTorch's torch.autocast(device, dtype) around every call of the
+   * model (forward, captures, patches, gradients, maximize, attribution, sweeps). Numerically
+   * sensitive ops (softmax, layer norm...) stay float32, as autocast decides. Captured values
+   * and outputs come back in the type computed (bfloat16 / float16 tensors), or float32 with
+   * `upcast`. On a CPU without native support (torch.info().cpu) it is emulated, slower than
+   * float32: load warns (process warning TORCHSCOPE_EMULATED_PRECISION).
+   */
+  precision?: Precision;
+  /** With a reduced precision: return captures and outputs as float32. Default false. */
+  upcast?: boolean;
 }
+
+/** load()'s precisions (native/precision.h). */
+export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
 
 export interface ModuleInfo {
   /** The name to pass as a layer: 'layer4.1.conv2'; '' is the model itself. */
@@ -191,7 +207,34 @@ export async function load(file: string, options: LoadOptions = {}): Promise<Mod
   } catch {
     throw failure('MODEL_LOAD', `no such file: '${file}'`, site);
   }
-  const request = { device, optimize: options.optimize ?? false, trusted: options.trusted ?? false, maxInflatedBytes };
+  const precision = options.precision ?? 'fp32';
+  if (!PRECISIONS.includes(precision)) {
+    throw failure('INVALID_ARGUMENT', `precision must be ${PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(precision)}`, site);
+  }
+  if (options.upcast !== undefined && typeof options.upcast !== 'boolean') throw failure('INVALID_ARGUMENT', 'upcast must be a boolean', site);
+  const request = {
+    device,
+    optimize: options.optimize ?? false,
+    trusted: options.trusted ?? false,
+    maxInflatedBytes,
+    precision,
+    upcast: options.upcast ?? false,
+  };
   const handle = await cancellable(options.signal, site, (cancel) => binding().ModelHandle.load(file, request, cancel));
-  return new Model(handle, file);
+  const model = new Model(handle, file);
+  warnIfEmulated(precision, model.device);
+  return model;
+}
+
+/** A reduced precision on a CPU that would emulate it is slower than float32: say so once per precision. */
+const warnedPrecisions = new Set<Precision>();
+function warnIfEmulated(precision: Precision, device: string): void {
+  if (precision === 'fp32' || device !== 'cpu' || warnedPrecisions.has(precision)) return;
+  const { cpuCapability, cpuBf16, cpuFp16 } = guard(() => binding().buildInfo());
+  if (precision === 'bf16' ? cpuBf16 : cpuFp16) return;
+  warnedPrecisions.add(precision);
+  process.emitWarning(
+    `precision '${precision}' on this CPU (${cpuCapability}, no AVX-512/AMX ${precision} instructions) is emulated and slower than float32`,
+    { code: 'TORCHSCOPE_EMULATED_PRECISION', detail: 'torch.info().cpu says what the CPU supports; use a CPU with them, or a GPU.' },
+  );
 }

@@ -59,8 +59,10 @@ export interface NativeProgramSummary {
   opCounts: Record<string, number>;
   /** The program's TorchScript graph. */
   graph: string;
-  /** 'exact'; with load({ optimize: true }): 'optimized', or 'frozen' for bfloat16/float16 models (frozen only, same rounding as exact). */
+  /** 'exact'; with load({ optimize: true }): 'optimized', or 'frozen' for bfloat16/float16 models and reduced precisions (frozen only, same rounding as exact). */
   numerics: 'exact' | 'optimized' | 'frozen';
+  /** What its matmul-like ops compute in: load()'s precision. */
+  precision: 'fp32' | 'bf16' | 'fp16';
   /** Milliseconds it took to build this program; paid once per (model, layer set), then cached. */
   buildMs: number;
   /** Programs this model has built so far. */
@@ -213,6 +215,8 @@ export interface NativeCancelToken {
 export interface NativeLoadOptions {
   device: string;
   optimize: boolean;
+  precision: string;
+  upcast: boolean;
   trusted: boolean;
   maxInflatedBytes?: number;
 }
@@ -254,6 +258,8 @@ export interface NativeConstants {
   napiVersion: number;
   /** A layer name's suffix for the module's input. */
   inputSuffix: string;
+  /** load()'s precision names. */
+  precisions: string[];
 }
 
 export interface NativeBuildInfo {
@@ -263,6 +269,11 @@ export interface NativeBuildInfo {
   gpuCount: number;
   threads: number;
   parallelInfo: string;
+  /** ATen's kernel level for this CPU: 'DEFAULT', 'AVX2', 'AVX512'... */
+  cpuCapability: string;
+  /** Whether the CPU computes bfloat16 / float16 natively (AVX-512 or AMX instructions for it). */
+  cpuBf16: boolean;
+  cpuFp16: boolean;
 }
 
 export interface NativeBinding {

@@ -4,6 +4,7 @@
 
 #include "errors.h"
 #include "gradients.h"
+#include "precision.h"
 #include "values.h"
 
 namespace torchscope {
@@ -39,13 +40,16 @@ LensResult logitLens(ModelState& model, std::vector<c10::IValue> inputs, const L
         throw Error(code::kInvalidArgument, "head module '" + spec.head[h] + "' cannot take layer '" + spec.layers[i] +
                                                 "''s value alone: " + e.what_without_backtrace());
       }
-      head[h].function().run(stack);
+      {
+        PrecisionScope precision(program->spec.precision, program->spec.device);
+        head[h].function().run(stack);
+      }
       value = firstTensor(stack.back(), "head module '" + spec.head[h] + "''s output");
     }
     perLayer.push_back(value.toTensor());
   }
   LensResult result;
-  const at::Tensor logits = at::stack(perLayer, 0);
+  const at::Tensor logits = program->spec.upcast ? upcastReduced(at::stack(perLayer, 0)).toTensor() : at::stack(perLayer, 0);
   if (spec.topK > 0) {
     const int64_t k = std::min<int64_t>(spec.topK, logits.size(-1));
     auto [values, indices] = at::topk(logits, k, -1);

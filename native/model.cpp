@@ -70,6 +70,8 @@ Napi::Value ModelHandle::load(const Napi::CallbackInfo& info) {
     if (options.has("maxInflatedBytes")) policy.maxInflatedBytes = static_cast<uint64_t>(options.integer("maxInflatedBytes", 1, 1LL << 53));
     auto state = std::make_shared<ModelState>();
     state->optimize = options.boolean("optimize");
+    state->precision = parsePrecision(options.string("precision"));
+    state->upcast = options.boolean("upcast");
     return queueWork(
         env, code::kModelLoad,
         [state, path, deviceName, policy] {
@@ -204,8 +206,11 @@ Napi::Value ModelHandle::call(const Napi::CallbackInfo& info) {
           } catch (const c10::Error& e) {
             throw Error(code::kInvalidArgument, e.what_without_backtrace());
           }
-          module->function().run(stack);
-          *output = toDevice(stack.back(), c10::kCPU);
+          {
+            PrecisionScope precision(state->precision, state->device.type());
+            module->function().run(stack);
+          }
+          *output = toDevice(state->upcast ? upcastReduced(stack.back()) : stack.back(), c10::kCPU);
         },
         [output](Napi::Env env) -> Napi::Value { return toJs(env, *output); },
         {info.This().As<Napi::Object>()}, CancelToken::flagOf(info[2]));
@@ -235,6 +240,7 @@ Napi::Value ModelHandle::inspect(const Napi::CallbackInfo& info) {
           out.Set("opCounts", ops);
           out.Set("graph", summary->graph);
           out.Set("numerics", summary->numerics);
+          out.Set("precision", summary->precision);
           out.Set("buildMs", summary->buildMs);
           out.Set("programsCached", static_cast<double>(summary->programsCached));
           return out;

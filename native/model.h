@@ -19,6 +19,8 @@ struct ModelState {
   torch::jit::Module module;
   c10::Device device{c10::kCPU};
   bool optimize = false;  // see ProgramSpec::optimize
+  Precision precision = Precision::kFloat32;  // see ProgramSpec::precision
+  bool upcast = false;                        // see ProgramSpec::upcast
   std::vector<std::pair<std::string, std::string>> submodules;  // path, type name
   std::map<std::string, torch::jit::Module> modulesByPath;       // for model.call
   ModuleSurvey survey;                                          // by path: can it be hooked?
@@ -26,7 +28,13 @@ struct ModelState {
   int64_t bytes = 0;                                            // of its tensors, reported to V8
   ProgramCache programs;
 
-  std::shared_ptr<const Program> program(const ProgramSpec& spec) { return programs.get(module, survey, spec); }
+  // Every program of the model runs at its precision, on its device.
+  std::shared_ptr<const Program> program(ProgramSpec spec) {
+    spec.precision = precision;
+    spec.upcast = upcast;
+    spec.device = device.type();
+    return programs.get(module, survey, spec);
+  }
 };
 
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {

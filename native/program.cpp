@@ -26,7 +26,8 @@ std::string ProgramSpec::key() const {
   for (const auto& layer : gradient) key += layer + ",";
   key += "|";
   for (const auto& layer : replace) key += layer + ",";
-  return key + (returnOutput ? "|output" : "|cut") + (optimize ? "|optimized" : "|exact");
+  return key + (returnOutput ? "|output" : "|cut") + (optimize ? "|optimized" : "|exact") + "|" + precisionName(precision) +
+         (upcast ? "|upcast" : "");
 }
 
 std::vector<std::string> ProgramSpec::targets() const {
@@ -95,7 +96,9 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Progr
       c10::QualifiedName(*base.type()->name(), name), graph);
   base.type()->addMethod(function);
   jit::Module frozen = jit::freeze_module(base, {name});
-  if (hasReducedPrecisionWeights(module)) {
+  // Under autocast too: the rewrites' fused oneDNN ops are not autocast ops, so they would run in
+  // float32 and a bf16 request would silently not be one.
+  if (hasReducedPrecisionWeights(module) || program.spec.precision != Precision::kFloat32) {
     program.numerics = "frozen";
   } else {
     // torch::jit::freeze would optimize forward only; the program is another method.
@@ -180,15 +183,22 @@ RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, co
     stack.emplace_back(c10::List<int64_t>(patch.positions));
   }
   for (const at::Tensor& replacement : replacements) stack.emplace_back(replacement);
-  program.function->run(stack);
+  {
+    PrecisionScope precision(program.spec.precision, program.spec.device);
+    program.function->run(stack);
+  }
   auto results = stack.back().toTuple()->elements().vec();
+  // Taps stay as computed: gradients are taken of them.
+  const auto returned = [&](const c10::IValue& value) { return program.spec.upcast ? upcastReduced(value) : value; };
   RunResult result;
   size_t next = 0;
-  if (program.spec.returnOutput) result.output = results.at(next++);
+  if (program.spec.returnOutput) result.output = returned(results.at(next++));
   for (const std::string& layer : program.spec.targets()) {
     auto records = results.at(next++).toList();
     result.calls[layer] = static_cast<int64_t>(records.size());
-    if (program.spec.captures(layer)) result.captures[layer] = records.vec();
+    if (program.spec.captures(layer)) {
+      for (const c10::IValue& record : records.vec()) result.captures[layer].push_back(returned(record));
+    }
   }
   for (const std::string& layer : program.spec.gradient) {
     auto& values = result.taps[layer];
@@ -233,6 +243,7 @@ ProgramSummary summarize(const Program& program) {
   jit::Inline(*inlined);
   countOps(inlined->block(), summary.opCounts);
   summary.numerics = program.numerics;
+  summary.precision = precisionName(program.spec.precision);
   summary.buildMs = program.buildMs;
   return summary;
 }

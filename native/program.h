@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "module_calls.h"
+#include "precision.h"
 
 namespace torchscope {
 
@@ -31,8 +32,14 @@ struct ProgramSpec {
   bool returnOutput = true;          // false: stop once the last capture is taken
   // Freeze the program and apply libtorch's inference optimisations (conv-BN folding,
   // oneDNN layouts): faster, captured values within 1e-4 relative instead of 1e-5. Models
-  // with bfloat16/float16 weights are frozen only: those rewrites round differently there.
+  // with bfloat16/float16 weights, and programs run at a reduced precision, are frozen only:
+  // those rewrites round differently there, and their fused ops are not autocast ops.
   bool optimize = false;
+  // Autocast to a reduced precision while the program runs (precision.h); the model's, fixed at load.
+  Precision precision = Precision::kFloat32;
+  // Return captures and the output in float32 whatever precision computed them.
+  bool upcast = false;
+  c10::DeviceType device = c10::kCPU;  // the model's: where autocast applies (not part of the key)
   std::string key() const;
   // Every hooked layer (captured, patched or tapped), sorted: the order of the program's records.
   std::vector<std::string> targets() const;
@@ -102,6 +109,7 @@ struct ProgramSummary {
   std::map<std::string, int> opCounts;
   std::string graph;
   std::string numerics;
+  std::string precision;  // 'fp32', 'bf16' or 'fp16': what its matmul-like ops compute in
   double buildMs = 0;
   size_t programsCached = 0;  // programs this model has built so far
 };

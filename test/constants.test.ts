@@ -1,12 +1,12 @@
 // One source of truth for what native/ and lib/ share: the error codes, the patch operator's
-// modes, the ':input' suffix of layer names and the Node-API version (package.json's binary.napi_versions, which CMakeLists.txt,
+// modes, the ':input' suffix of layer names, the precisions and the Node-API version (package.json's binary.napi_versions, which CMakeLists.txt,
 // scripts/libtorch-flags.js and lib/doctor.ts read). The addon reports what it was compiled with.
 import * as fs from 'fs';
 import * as path from 'path';
 
 import { NATIVE_ERROR_CODES } from '../lib/errors';
 import { PATCH_MODES } from '../lib/activations';
-import { INPUT_SUFFIX } from '../lib/model';
+import { INPUT_SUFFIX, PRECISIONS } from '../lib/model';
 import { binding } from '../lib/native';
 import * as torch from '../lib';
 
@@ -23,6 +23,10 @@ test('patch modes: the same numbers on both sides', () => {
 
 test("a module input's layer-name suffix: the same on both sides", () => {
   expect(binding().constants().inputSuffix).toBe(INPUT_SUFFIX);
+});
+
+test("load()'s precisions: the same names on both sides", () => {
+  expect(binding().constants().precisions).toEqual([...PRECISIONS]);
 });
 
 test('Node-API version: the addon was built for package.json\'s, which doctor requires', () => {

@@ -26,6 +26,8 @@ export interface GradientsCase {
   patch?: Record<string, { mode: 'zero' | 'scale'; scale?: number; channels?: number[] }>;
   /** 'captum': forward hooks and autograd.grad (modules whose inputs need no grad); default: full backward hooks. */
   layerGrads?: 'captum';
+  /** The forward under torch.autocast('cpu', dtype). */
+  autocast?: 'bf16' | 'fp16';
 }
 
 /** The native request's fields (lib/attribution.ts fills them with Captum's defaults). */

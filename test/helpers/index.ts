@@ -141,6 +141,8 @@ export interface RefCase {
   capture?: string[];
   patch?: Record<string, RefPatch>;
   output?: boolean;
+  /** eager: forward under torch.autocast('cpu', dtype), what load({ precision }) does. */
+  autocast?: 'bf16' | 'fp16';
 }
 
 export type RefTask =
@@ -248,6 +250,7 @@ export class Reference {
       inputs: c.inputs.map((t) => writeHost(inDir, `x${count++}.bin`, t)),
       capture: c.capture,
       output: c.output ?? true,
+      autocast: c.autocast,
       patch: c.patch
         ? Object.fromEntries(
             Object.entries(c.patch).map(([layer, p]) => [

@@ -18,6 +18,7 @@ has it ("objective": {"layer": "", "objectives": [{"target": 3} | {"logit": n} |
       require grad, returning a clone; torch.autograd.grad): for modules whose inputs do not
       require grad (token ids).
       -> {"objective": [..], "inputs": [TENSOR], "layers": {layer: [TENSOR per call]}}
+      "autocast": "bf16" | "fp16" runs the forward under torch.autocast("cpu", dtype).
   {"kind": "attribute", "options": {method, input, baseline?: TENSOR, baselineValue, abs,
       multiplyByInputs, steps, integration, internalBatchSize, convergenceDelta, layer, relu,
       upsample, upsampleMode, window, strides, featureMask?: TENSOR, perturbationsPerEval,
@@ -39,7 +40,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from reference import ARCH_BY_FILE, Writer, load_eager, load_jit, patched_output, read_tensor  # noqa: E402
+from reference import ARCH_BY_FILE, Writer, autocast_for, load_eager, load_jit, patched_output, read_tensor  # noqa: E402
 from refio import read_request, run_cases, write_index  # noqa: E402
 
 # ---------------------------------------------------------------- objectives
@@ -149,7 +150,9 @@ def run_gradients(case: dict, writer: Writer) -> dict:
                 lambda m, gin, gout, layer=layer: grads[layer].insert(0, gout[0].detach().clone())))
     try:
         with torch.enable_grad():
-            values = forward_objective(model, modules, inputs, case["objective"])
+            # "autocast": the forward (not the backward) under torch.autocast, as PyTorch advises.
+            with autocast_for(case):
+                values = forward_objective(model, modules, inputs, case["objective"])
             sources = [inputs[i] for i in wrt.get("inputs", [])]
             if captum_style:
                 flat = [t for layer in layers for t in saved[layer]]

@@ -17,7 +17,8 @@ One process answers many cases (importing torch costs seconds). The request:
           "inputs": [TENSOR, ...],
           "capture": ["layer4", ...],          # eager only: forward hooks storing output.clone()
           "patch": {"layer3": PATCH, ...},     # eager only: forward hooks returning a new output
-          "output": true                       # record forward's output (default true)
+          "output": true,                      # record forward's output (default true)
+          "autocast": "bf16" | "fp16"          # eager only: forward under torch.autocast("cpu", dtype)
         }
       ],
       "tasks": [                               # files the tests need, made by torch itself
@@ -56,6 +57,7 @@ not from native/patch.cpp:
   - the value must broadcast to the output's shape.
 """
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -301,6 +303,15 @@ def clone_output(output):
 # ---------------------------------------------------------------- cases
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_for(case: dict):
+    """torch.autocast as load({ precision }) means it, or nothing for float32."""
+    name = case.get("autocast")
+    return torch.autocast("cpu", dtype=AUTOCAST_DTYPES[name]) if name else contextlib.nullcontext()
+
+
 def run_case(case: dict, writer: Writer) -> dict:
     inputs = [read_tensor(t) for t in case.get("inputs", [])]
     result: dict = {"captures": {}}
@@ -339,7 +350,8 @@ def run_case(case: dict, writer: Writer) -> dict:
                 else:
                     handles.append(modules[layer].register_forward_hook(
                         lambda m, args, out, calls=records[layer]: calls.append(clone_output(out))))
-            output = model(*inputs)
+            with autocast_for(case):
+                output = model(*inputs)
         finally:
             for handle in handles:
                 handle.remove()

@@ -1,0 +1,42 @@
+// Reduced precision (load({ precision: 'bf16' | 'fp16' })): a model's programs run under
+// autocast, what PyTorch's torch.autocast(device, dtype) does around a forward. The graph is
+// unchanged; libtorch's autocast dispatch key casts the inputs of matmul-like ops (conv,
+// linear, matmul, bmm, baddbmm...) to the reduced type and keeps numerically sensitive ones
+// (softmax, layer_norm, losses...) in float32, so it works on any TorchScript model. Weights
+// are cast on use, as in Python; the cast cache lives for one run, so nothing cast in one call
+// (an input optimised in place by maximize) is reused by the next.
+#pragma once
+
+#include <ATen/core/ivalue.h>
+#include <c10/core/DeviceType.h>
+
+#include <string>
+
+namespace torchscope {
+
+enum class Precision { kFloat32, kBFloat16, kFloat16 };
+
+// 'fp32' | 'bf16' | 'fp16'; throws INVALID_ARGUMENT for anything else.
+Precision parsePrecision(const std::string& name);
+const char* precisionName(Precision precision);
+
+// Autocast to `precision` on `device` for the scope's lifetime, restoring the thread's previous
+// state after (and dropping the cast cache when the outermost scope ends). kFloat32: nothing.
+class PrecisionScope {
+ public:
+  PrecisionScope(Precision precision, c10::DeviceType device);
+  ~PrecisionScope();
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+ private:
+  bool active_ = false;
+  c10::DeviceType device_ = c10::kCPU;
+  bool wasEnabled_ = false;
+  at::ScalarType previousType_ = at::kFloat;
+};
+
+// `value` with every bfloat16/float16 tensor in it (nested in tuples, lists, dicts) as float32.
+c10::IValue upcastReduced(const c10::IValue& value);
+
+}  // namespace torchscope

@@ -1,0 +1,245 @@
+// load({ precision: 'bf16' | 'fp16' }): every call of the model runs under autocast. Checked
+// against PyTorch's own torch.autocast('cpu', dtype) around the eager model with the same
+// weights and hooks (test/python/reference.py, attribution_reference.py), on traced and scripted
+// models, a BERT and a GPT-2: outputs, captures (module outputs and ':input's), gradients. The
+// drift from float32 PyTorch is bounded by the README's documented tolerance.
+import * as torch from '../lib';
+import { attributionResult, AttributionRefResult, GradientsCase, relativeTo, runAttributionReference } from './helpers/attribution';
+import {
+  expectTorchscopeError,
+  expectValueClose,
+  HostTensor,
+  hostRandn,
+  maxAbs,
+  modelPath,
+  randint,
+  Reference,
+  refCase,
+  RefResult,
+  RefValue,
+  relativeTolerance,
+  removeDir,
+  scratchDir,
+  toTorch,
+} from './helpers';
+
+// Against PyTorch's autocast at the same precision: the same kernels on the same values. Measured
+// bit-identical on the ResNets, BERT and in float16; GPT-2's output is one unit of bfloat16's last
+// place off at its largest value. The bar: two units (2^-7, 2^-10) of max(1, max |value|).
+const SAME_PRECISION = { bf16: 2 ** -7, fp16: 2 ** -10 };
+// Against float32 PyTorch: README's documented drift, of max(1, max |value|) of each tensor.
+const DRIFT = { bf16: 3e-2, fp16: 5e-3 };
+
+const image = hostRandn([2, 3, 32, 32], 5);
+const ids: HostTensor = { data: randint(2 * 7, 30522, 3), shape: [2, 7], dtype: 'int64' };
+const mask: HostTensor = { data: BigInt64Array.from({ length: 14 }, (_, i) => (i >= 12 ? 0n : 1n)), shape: [2, 7], dtype: 'int64' };
+const gptIds: HostTensor = { data: randint(2 * 8, 50257, 4), shape: [2, 8], dtype: 'int64' };
+
+interface Case {
+  name: string;
+  file: string;
+  inputs: HostTensor[];
+  capture: string[];
+  precision: 'bf16' | 'fp16';
+}
+
+const CASES: Case[] = [
+  { name: 'traced ResNet (tiny)', file: 'resnet-tiny.pt', inputs: [image], capture: ['layer1', 'layer3.0.conv1', 'fc'], precision: 'bf16' },
+  { name: 'scripted ResNet (tiny)', file: 'resnet-tiny-scripted.pt', inputs: [image], capture: ['layer1', 'layer3.0.conv1', 'fc'], precision: 'bf16' },
+  { name: 'BERT (tiny), attention modules and a dense layer', file: 'bert-tiny.pt', inputs: [ids, mask], capture: ['encoder.layer.1.attention.self', 'encoder.layer.0.output.dense'], precision: 'bf16' },
+  { name: "GPT-2 (tiny), a block and a projection's input", file: 'gpt2-tiny.pt', inputs: [gptIds], capture: ['transformer.h.1', 'transformer.h.2.attn.c_proj:input'], precision: 'bf16' },
+  { name: 'traced ResNet (tiny), float16', file: 'resnet-tiny.pt', inputs: [image], capture: ['layer2', 'fc'], precision: 'fp16' },
+];
+
+let dir: string;
+let refs: Map<string, RefResult>;
+let gradientRefs: Map<string, AttributionRefResult> | undefined;
+const GRADIENTS: GradientsCase = {
+  id: 'gradients/bf16',
+  kind: 'gradients',
+  model: modelPath('resnet-tiny.pt'),
+  inputs: [image],
+  objective: { layer: '', objectives: [{ target: 3 }, { target: 7 }] },
+  wrt: { inputs: [0], layers: ['layer2'] },
+  autocast: 'bf16',
+};
+
+beforeAll(async () => {
+  dir = scratchDir('precision');
+  const reference = new Reference(dir);
+  for (const c of CASES) {
+    const base = { kind: 'eager' as const, model: modelPath(c.file), inputs: c.inputs, capture: c.capture };
+    reference.add({ id: `${c.name}/autocast`, ...base, autocast: c.precision });
+    reference.add({ id: `${c.name}/fp32`, ...base });
+  }
+  const [results, gradients] = await Promise.all([reference.run(), runAttributionReference(`${dir}/gradients`, [GRADIENTS])]);
+  refs = results;
+  gradientRefs = gradients;
+}, 600_000);
+
+afterAll(() => removeDir(dir));
+
+/** Every tensor of a reference value as float32 numbers (bfloat16/float16 words decoded). */
+function refFloat(value: RefValue): RefValue {
+  if (value.type === 'tensor') {
+    if (value.dtype !== 'bfloat16' && value.dtype !== 'float16') return value;
+    const t = value.dtype === 'bfloat16' ? torch.tensor(value.data as Uint16Array, value.shape, 'bfloat16') : torch.tensor(value.data as Uint16Array, value.shape, 'float16');
+    return { type: 'tensor', dtype: 'float32', shape: value.shape, data: Float32Array.from(numbers(t)) };
+  }
+  if (value.type === 'tuple') return { type: 'tuple', items: value.items.map(refFloat) };
+  if (value.type === 'dict') return { type: 'dict', items: Object.fromEntries(Object.entries(value.items).map(([k, v]) => [k, refFloat(v)])) };
+  return value;
+}
+
+/** A tensor's values as numbers, whatever its floating dtype. */
+function numbers(t: torch.Tensor): number[] {
+  const data = t.data();
+  if (t.dtype === 'bfloat16') return Array.from(new Float32Array(Uint32Array.from(data as Uint16Array, (w) => w << 16).buffer));
+  if (t.dtype === 'float16') {
+    return Array.from(data as Uint16Array, (w) => {
+      const e = (w >> 10) & 0x1f;
+      const f = w & 0x3ff;
+      const s = w & 0x8000 ? -1 : 1;
+      return e === 0 ? s * f * 2 ** -24 : e === 31 ? (f ? NaN : s * Infinity) : s * (1 + f / 1024) * 2 ** (e - 15);
+    });
+  }
+  return Array.from(data as Float32Array);
+}
+
+/** The same structure with every floating tensor as float32. */
+function asFloat(value: torch.Value): torch.Value {
+  if (value instanceof torch.Tensor) return value.dtype === 'bfloat16' || value.dtype === 'float16' ? torch.tensor(Float32Array.from(numbers(value)), value.shape) : value;
+  if (Array.isArray(value)) return value.map(asFloat);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, asFloat(v)]));
+  return value;
+}
+
+// First in the file: the warning is given once per process and precision.
+test('torch.info().cpu says what the CPU computes natively; an emulated precision warns once', async () => {
+  const { cpu } = torch.info();
+  expect(typeof cpu.capability).toBe('string');
+  expect(typeof cpu.bf16).toBe('boolean');
+  const emitWarning = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+  try {
+    const models = [await torch.load(modelPath('resnet-tiny.pt'), { precision: 'fp16' }), await torch.load(modelPath('resnet-tiny.pt'), { precision: 'fp16' })];
+    models.forEach((m) => m.dispose());
+    const ours = emitWarning.mock.calls.filter(([, options]) => (options as { code?: string } | undefined)?.code === 'TORCHSCOPE_EMULATED_PRECISION');
+    expect(ours).toHaveLength(cpu.fp16 ? 0 : 1);
+    if (!cpu.fp16) expect(String(ours[0][0])).toMatch(/fp16.*emulated/);
+  } finally {
+    emitWarning.mockRestore();
+  }
+});
+
+describe.each(CASES.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+  let model: torch.Model;
+  beforeAll(async () => {
+    model = await torch.load(modelPath(c.file), { precision: c.precision });
+  });
+  afterAll(() => model.dispose());
+
+  test(`${c.precision}: output and captures equal PyTorch's torch.autocast, dtypes included`, async () => {
+    const expected = refCase(refs, `${c.name}/autocast`);
+    const result = await torch.run(model, c.inputs.map(toTorch), { capture: c.capture });
+    const tol = relativeTolerance(SAME_PRECISION[c.precision]);
+    expectValueClose(result.output, expected.output, tol, 'output');
+    for (const layer of c.capture) expectValueClose(result.activations[layer], expected.captures[layer][0], tol, layer);
+    result.dispose();
+  });
+
+  test(`${c.precision}: within the documented drift of float32 PyTorch`, async () => {
+    const expected = refCase(refs, `${c.name}/fp32`);
+    const result = await torch.run(model, c.inputs.map(toTorch), { capture: c.capture });
+    const tol = relativeTolerance(DRIFT[c.precision]);
+    expectValueClose(asFloat(result.output), refFloat(expected.output!), tol, 'output');
+    for (const layer of c.capture) expectValueClose(asFloat(result.activations[layer]), refFloat(expected.captures[layer][0]), tol, layer);
+    result.dispose();
+  });
+});
+
+describe('upcast, programs, optimize', () => {
+  test('upcast: float32 values equal to the reduced ones widened', async () => {
+    const reduced = await torch.load(modelPath('gpt2-tiny.pt'), { precision: 'bf16' });
+    const widened = await torch.load(modelPath('gpt2-tiny.pt'), { precision: 'bf16', upcast: true });
+    try {
+      const layers = ['transformer.h.1', 'transformer.h.1.mlp.c_fc'];
+      const a = await torch.run(reduced, [toTorch(gptIds)], { capture: layers });
+      const b = await torch.run(widened, [toTorch(gptIds)], { capture: layers });
+      // The MLP's projection computes in bfloat16; the block's output is the float32 residual
+      // stream plus bfloat16 updates, float32 as in PyTorch.
+      expect([a.activations[layers[0]], a.activations[layers[1]]].map((t) => (t as torch.Tensor).dtype)).toEqual(['float32', 'bfloat16']);
+      for (const layer of layers) {
+        const [x, y] = [a.activations[layer], b.activations[layer]] as torch.Tensor[];
+        expect(y.dtype).toBe('float32');
+        expect(numbers(y)).toEqual(numbers(x));
+      }
+      // model.call and the logit lens run at the model's precision too.
+      const h1 = a.activations['transformer.h.1'] as torch.Tensor;
+      expect(((await reduced.call('lm_head', h1)) as torch.Tensor).dtype).toBe('bfloat16');
+      expect(((await widened.call('lm_head', h1)) as torch.Tensor).dtype).toBe('float32');
+      const lens = await torch.logitLens(widened, toTorch(gptIds), { layers: ['transformer.h.3'], head: ['transformer.ln_f', 'lm_head'] });
+      expect(lens.logits.dtype).toBe('float32');
+      // The lens of the last block is the model's own output.
+      expect(numbers(lens.logits)).toEqual(numbers(b.output as torch.Tensor));
+    } finally {
+      reduced.dispose();
+      widened.dispose();
+    }
+  });
+
+  test('inspect says the precision; optimize under a reduced precision freezes only (no rewrites that leave autocast)', async () => {
+    const model = await torch.load(modelPath('resnet-tiny.pt'), { precision: 'bf16', optimize: true });
+    try {
+      const info = await torch.inspect(model, { capture: ['layer2'] });
+      expect([info.precision, info.numerics]).toEqual(['bf16', 'frozen']);
+      const result = await torch.run(model, [toTorch(image)], { capture: ['layer1', 'layer3.0.conv1', 'fc'] });
+      const expected = refCase(refs, 'traced ResNet (tiny)/autocast');
+      expectValueClose(result.output, expected.output, relativeTolerance(SAME_PRECISION.bf16), 'output');
+      expect((result.activations.layer1 as torch.Tensor).dtype).toBe('bfloat16');
+    } finally {
+      model.dispose();
+    }
+    const exact = await torch.load(modelPath('resnet-tiny.pt'));
+    try {
+      expect((await torch.inspect(exact, { capture: ['layer2'] })).precision).toBe('fp32');
+    } finally {
+      exact.dispose();
+    }
+  });
+
+  test('bad precision options are INVALID_ARGUMENT', async () => {
+    await expectTorchscopeError(() => torch.load(modelPath('resnet-tiny.pt'), { precision: 'int8' as never }), 'INVALID_ARGUMENT', /precision must be 'fp32', 'bf16', 'fp16'/);
+    await expectTorchscopeError(() => torch.load(modelPath('resnet-tiny.pt'), { upcast: 1 as never }), 'INVALID_ARGUMENT', /upcast/);
+  });
+
+});
+
+describe('gradients and maximization in bf16', () => {
+  test('torch.gradients: the forward under autocast, the backward after it, as PyTorch advises', async () => {
+    const model = await torch.load(modelPath('resnet-tiny.pt'), { precision: 'bf16' });
+    try {
+      const expected = attributionResult(gradientRefs, GRADIENTS.id);
+      const result = await torch.gradients(model, toTorch(image), { target: [3, 7], wrt: ['input', 'layer2'] });
+      const input = expected.inputs![0];
+      const layer2 = expected.layers!.layer2[0];
+      expectValueClose(result.gradients.input as torch.Tensor, input, relativeTo(input, SAME_PRECISION.bf16), 'd/d input');
+      expectValueClose(result.gradients.layer2 as torch.Tensor, layer2, relativeTo(layer2, SAME_PRECISION.bf16), 'd/d layer2');
+      expected.objective!.forEach((value, i) => expect(Math.abs(result.objective[i] - value)).toBeLessThanOrEqual(2 ** -8 * Math.max(1, Math.abs(value))));
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test('torch.maximize in bf16: the image stays float32 and the objective rises', async () => {
+    const model = await torch.load(modelPath('resnet-tiny.pt'), { precision: 'bf16' });
+    try {
+      const result = await torch.maximize(model, 'layer2.0.conv1', { channel: 3, size: 32, steps: 12, transforms: [], seed: 1 });
+      expect(result.image.dtype).toBe('float32');
+      expect(result.objective.every(Number.isFinite)).toBe(true);
+      expect(result.objective[result.objective.length - 1]).toBeGreaterThan(result.objective[0] + 0.1 * Math.abs(result.objective[0]));
+      expect(maxAbs(result.image.data() as Float32Array)).toBeLessThanOrEqual(1);
+    } finally {
+      model.dispose();
+    }
+  });
+});
