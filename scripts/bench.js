@@ -6,7 +6,8 @@
 const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
-const { root, readConfig, pythonPath } = require('./config');
+const { root, pythonPath } = require('./config');
+const { benchTool } = require('./bench/native-tools');
 const { median, timeCalls } = require('./bench/stats');
 const torch = require('../dist/lib');
 
@@ -16,22 +17,6 @@ const WARMUP = 3;
 const REPEATS = Number(process.env.BENCH_REPEATS || 10);
 const BATCHES = [1, 8];
 
-
-function buildPlainForward() {
-  const binary = path.join(root, 'build', 'bench', 'plain_forward');
-  if (fs.existsSync(binary)) return binary;
-  const config = readConfig();
-  if (!config) throw new Error('run `npm install` first (no .torchscope/config.json)');
-  const steps = [
-    ['cmake', ['-S', path.join(root, 'scripts', 'bench'), '-B', path.join(root, 'build', 'bench'), `-DCMAKE_PREFIX_PATH=${config.libtorch.cmakePrefix}`]],
-    ['cmake', ['--build', path.join(root, 'build', 'bench')]],
-  ];
-  for (const [command, args] of steps) {
-    const result = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-    if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed`);
-  }
-  return binary;
-}
 
 function runProcess(command, args) {
   const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
@@ -50,7 +35,7 @@ function randomInput(batch) {
 }
 
 async function main() {
-  const plainForward = buildPlainForward();
+  const plainForward = benchTool('plain_forward');
   const python = pythonPath();
   const reference = path.join(root, 'scripts', 'bench', 'reference.py');
   const exact = await torch.load(MODEL);
