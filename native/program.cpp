@@ -197,7 +197,8 @@ RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, co
     auto records = results.at(next++).toList();
     result.calls[layer] = static_cast<int64_t>(records.size());
     if (program.spec.captures(layer)) {
-      for (const c10::IValue& record : records.vec()) result.captures[layer].push_back(returned(record));
+      auto& captured = result.captures[layer];  // present even when no call ran (LAYER_NOT_RUN, allowNotRun)
+      for (const c10::IValue& record : records.vec()) captured.push_back(returned(record));
     }
   }
   for (const std::string& layer : program.spec.gradient) {
