@@ -20,13 +20,13 @@ import json
 import math
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 import torchscope_models  # noqa: E402
+from timing import timings  # noqa: E402
 
 
 def integrated_gradients(model, x, target, steps):
@@ -71,16 +71,6 @@ def occlusion(model, x, target, window, stride, per_eval):
         return total / weights
 
 
-def timed(fn, rounds):
-    fn()
-    out = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
 def main():
     model_file = sys.argv[1]
     size, target, rounds, steps, window, stride, per_eval = (int(v) for v in sys.argv[2:9])
@@ -91,8 +81,8 @@ def main():
     print(json.dumps({
         'threads': torch.get_num_threads(),
         'torch': torch.__version__,
-        'integrated_gradients': timed(lambda: integrated_gradients(model, x, target, steps), rounds),
-        'occlusion': timed(lambda: occlusion(model, x, target, window, stride, per_eval), rounds),
+        'integrated_gradients': timings(lambda: integrated_gradients(model, x, target, steps), 1, rounds),
+        'occlusion': timings(lambda: occlusion(model, x, target, window, stride, per_eval), 1, rounds),
     }))
 
 

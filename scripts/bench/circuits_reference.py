@@ -14,12 +14,12 @@ Prints JSON {"threads": n, "torch": version, "cells": n, "sweep": [ms per whole 
 import json
 import os
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 import torchscope_models  # noqa: E402
+from timing import timings  # noqa: E402
 
 
 def main():
@@ -52,12 +52,7 @@ def main():
                 results[layer, position] = (logits[:, -1, 2603] - logits[:, -1, 3290]).mean()
         return results
 
-    sweep()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        sweep()
-        times.append((time.perf_counter() - start) * 1000)
+    times = timings(sweep, 1, rounds)
     print(json.dumps({'threads': torch.get_num_threads(), 'torch': torch.__version__, 'cells': len(blocks) * length, 'sweep': times}))
 
 

@@ -8,23 +8,12 @@ output.clone(), and the TorchScript file's forward, both under torch.no_grad().
 import json
 import os
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 import torchscope_models  # noqa: E402
-
-
-def timings(fn, warmup, repeats):
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
+from timing import timings  # noqa: E402
 
 
 def main():

@@ -8,12 +8,12 @@ under torch.no_grad(), on the same pseudo-random batch as the other runtimes.
 import json
 import os
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 import torchscope_models  # noqa: E402
+from timing import timings  # noqa: E402
 
 
 def input_data(batch):
@@ -22,17 +22,6 @@ def input_data(batch):
         seed = (seed * 16807) % 2147483647
         values.append(seed / 2147483647)
     return torch.tensor(values, dtype=torch.float32).reshape(batch, 3, 224, 224)
-
-
-def timings(fn, warmup, calls):
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def main():
