@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/ExpandUtils.h>
+#include <ATen/autocast_mode.h>
 #include <torch/library.h>
 
 #include <optional>
@@ -68,8 +69,13 @@ std::optional<at::Tensor> regionOf(const at::Tensor& x, const std::vector<int64_
 
 at::Tensor valueFor(const at::Tensor& x, const std::optional<at::Tensor>& value, const std::string& layer) {
   PATCH_CHECK(value.has_value() && value->defined(), "this patch of layer '", layer, "' needs a tensor value");
-  PATCH_CHECK_CODE("DTYPE", value->scalar_type() == x.scalar_type(), "patch value for layer '", layer, "' is ",
+  // Under autocast (load({ precision })) floating types are the run's business, as in PyTorch:
+  // a float32 value (an upcast capture) patches a bfloat16 output, cast to it.
+  const bool castable = at::autocast::is_autocast_enabled(x.device().type()) && at::isFloatingType(value->scalar_type()) &&
+                        at::isFloatingType(x.scalar_type());
+  PATCH_CHECK_CODE("DTYPE", value->scalar_type() == x.scalar_type() || castable, "patch value for layer '", layer, "' is ",
                    value->scalar_type(), " but the layer outputs ", x.scalar_type());
+  if (value->scalar_type() != x.scalar_type()) return value->to(x.device(), x.scalar_type());
   PATCH_CHECK_CODE("SHAPE", at::is_expandable_to(value->sizes(), x.sizes()), "patch value of shape ", value->sizes(),
                    " does not broadcast to the output of layer '", layer, "', shape ", x.sizes());
   return value->to(x.device());

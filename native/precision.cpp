@@ -43,11 +43,13 @@ PrecisionScope::~PrecisionScope() {
   at::autocast::set_autocast_dtype(device_, previousType_);
 }
 
+at::Tensor upcastReduced(const at::Tensor& tensor) {
+  const auto type = tensor.scalar_type();
+  return type == at::kBFloat16 || type == at::kHalf ? tensor.to(at::kFloat) : tensor;
+}
+
 c10::IValue upcastReduced(const c10::IValue& value) {
-  return mapTensors(value, [](const at::Tensor& t) {
-    const auto type = t.scalar_type();
-    return type == at::kBFloat16 || type == at::kHalf ? t.to(at::kFloat) : t;
-  });
+  return mapTensors(value, [](const at::Tensor& t) { return upcastReduced(t); });
 }
 
 }  // namespace torchscope

@@ -38,5 +38,6 @@ class PrecisionScope {
 
 // `value` with every bfloat16/float16 tensor in it (nested in tuples, lists, dicts) as float32.
 c10::IValue upcastReduced(const c10::IValue& value);
+at::Tensor upcastReduced(const at::Tensor& tensor);
 
 }  // namespace torchscope

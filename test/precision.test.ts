@@ -173,6 +173,23 @@ describe('upcast, programs, optimize', () => {
         expect(y.dtype).toBe('float32');
         expect(numbers(y)).toEqual(numbers(x));
       }
+      // A widened capture patches its (bfloat16) layer back, cast to it as autocast casts: the
+      // run is unchanged. A float32 model still refuses a value of another dtype.
+      const fc = b.activations[layers[1]] as torch.Tensor;
+      const same = await torch.run(widened, [toTorch(gptIds)], { patch: { [layers[1]]: { set: fc } }, capture: ['transformer.h.2'] });
+      const plain = await torch.run(widened, [toTorch(gptIds)], { capture: ['transformer.h.2'] });
+      expect(numbers(same.activations['transformer.h.2'] as torch.Tensor)).toEqual(numbers(plain.activations['transformer.h.2'] as torch.Tensor));
+      const exact = await torch.load(modelPath('gpt2-tiny.pt'));
+      try {
+        const half = a.activations[layers[1]] as torch.Tensor;
+        await expectTorchscopeError(() => torch.run(exact, [toTorch(gptIds)], { patch: { [layers[1]]: { set: half } } }), 'DTYPE', /BFloat16 but the layer outputs Float/);
+      } finally {
+        exact.dispose();
+      }
+      // Gradients of a bfloat16 layer are bfloat16, or float32 with upcast.
+      const objective = { objective: { logit: 262, position: -1 }, wrt: [layers[1]] };
+      expect(((await torch.gradients(reduced, toTorch(gptIds), objective)).gradients[layers[1]] as torch.Tensor).dtype).toBe('bfloat16');
+      expect(((await torch.gradients(widened, toTorch(gptIds), objective)).gradients[layers[1]] as torch.Tensor).dtype).toBe('float32');
       // model.call and the logit lens run at the model's precision too.
       const h1 = a.activations['transformer.h.1'] as torch.Tensor;
       expect(((await reduced.call('lm_head', h1)) as torch.Tensor).dtype).toBe('bfloat16');
