@@ -74,12 +74,10 @@ GradientResult computeGradients(ModelState& model, std::vector<c10::IValue> inpu
     return grad.defined() ? grad : at::zeros_like(source);
   };
   for (size_t i = 0; i < spec.inputs.size(); ++i) result.inputs.push_back(take());
-  // Gradients of a layer computed in a reduced precision are in it too; upcast widens them as it does captures.
-  const auto returned = [&](const at::Tensor& t) { return program->spec.upcast ? upcastReduced(t) : t; };
   for (const auto& [layer, calls] : run.taps) {
     for (const at::Tensor& value : calls) {
-      result.layers[layer].push_back(returned(take()));
-      result.values[layer].push_back(returned(value.detach()));
+      result.layers[layer].push_back(take());
+      result.values[layer].push_back(value.detach());
     }
   }
   for (size_t i = 0; i < extraSources.size(); ++i) result.extra.push_back(take());

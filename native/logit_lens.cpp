@@ -49,14 +49,14 @@ LensResult logitLens(ModelState& model, std::vector<c10::IValue> inputs, const L
     perLayer.push_back(value.toTensor());
   }
   LensResult result;
-  const at::Tensor logits = program->spec.upcast ? upcastReduced(at::stack(perLayer, 0)) : at::stack(perLayer, 0);
+  const at::Tensor logits = at::stack(perLayer, 0);
   if (spec.topK > 0) {
     const int64_t k = std::min<int64_t>(spec.topK, logits.size(-1));
     auto [values, indices] = at::topk(logits, k, -1);
-    result.logits = values.cpu();
+    result.logits = model.returned(values);
     result.indices = indices.cpu();
   } else {
-    result.logits = logits.cpu();
+    result.logits = model.returned(logits);
   }
   return result;
 }

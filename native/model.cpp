@@ -58,6 +58,12 @@ std::shared_ptr<ModelState> ModelHandle::live(Napi::Env env) const {
   return state_;
 }
 
+c10::IValue ModelState::returned(const c10::IValue& value) const {
+  return toDevice(upcast ? upcastReduced(value) : value, c10::kCPU);
+}
+
+at::Tensor ModelState::returned(const at::Tensor& tensor) const { return (upcast ? upcastReduced(tensor) : tensor).cpu(); }
+
 Napi::Value ModelHandle::load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return entryPoint(env, code::kModelLoad, [&] {
@@ -155,9 +161,9 @@ Napi::Value ModelHandle::run(const Napi::CallbackInfo& info) {
           for (auto& input : *inputs) input = toDevice(input, state->device);
           request->spec.optimize = state->optimize;
           *result = runProgram(*state->program(request->spec), std::move(*inputs), request->patches);
-          result->output = toDevice(result->output, c10::kCPU);
+          result->output = state->returned(result->output);
           for (auto& [layer, calls] : result->captures) {
-            for (auto& call : calls) call = toDevice(call, c10::kCPU);
+            for (auto& call : calls) call = state->returned(call);
           }
         },
         [result](Napi::Env env) -> Napi::Value {
@@ -210,7 +216,7 @@ Napi::Value ModelHandle::call(const Napi::CallbackInfo& info) {
             PrecisionScope precision(state->precision, state->device.type());
             module->function().run(stack);
           }
-          *output = toDevice(state->upcast ? upcastReduced(stack.back()) : stack.back(), c10::kCPU);
+          *output = state->returned(stack.back());
         },
         [output](Napi::Env env) -> Napi::Value { return toJs(env, *output); },
         {info.This().As<Napi::Object>()}, CancelToken::flagOf(info[2]));
@@ -261,7 +267,7 @@ Napi::Value ModelHandle::gradients(const Napi::CallbackInfo& info) {
         [state, inputs, spec, result] {
           for (auto& input : *inputs) input = toDevice(input, state->device);
           *result = computeGradients(*state, std::move(*inputs), *spec);
-          auto toCpu = [](at::Tensor& t) { t = t.cpu(); };
+          auto toCpu = [&state](at::Tensor& t) { t = state->returned(t); };
           toCpu(result->objective);
           for (auto& grad : result->inputs) toCpu(grad);
           for (auto& [layer, calls] : result->layers) {

@@ -20,7 +20,7 @@ struct ModelState {
   c10::Device device{c10::kCPU};
   bool optimize = false;  // see ProgramSpec::optimize
   Precision precision = Precision::kFloat32;  // see ProgramSpec::precision
-  bool upcast = false;                        // see ProgramSpec::upcast
+  bool upcast = false;                        // results reach JS as float32 (returned())
   std::vector<std::pair<std::string, std::string>> submodules;  // path, type name
   std::map<std::string, torch::jit::Module> modulesByPath;       // for model.call
   ModuleSurvey survey;                                          // by path: can it be hooked?
@@ -31,10 +31,14 @@ struct ModelState {
   // Every program of the model runs at its precision, on its device.
   std::shared_ptr<const Program> program(ProgramSpec spec) {
     spec.precision = precision;
-    spec.upcast = upcast;
     spec.device = device.type();
     return programs.get(module, survey, spec);
   }
+  // A result as JS receives it: on the CPU, and float32 where a reduced precision computed it
+  // and the model was loaded with upcast. Only at the boundary: inside (sweeps, attribution)
+  // values stay in the type computed.
+  c10::IValue returned(const c10::IValue& value) const;
+  at::Tensor returned(const at::Tensor& tensor) const;
 };
 
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {

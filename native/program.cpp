@@ -26,8 +26,7 @@ std::string ProgramSpec::key() const {
   for (const auto& layer : gradient) key += layer + ",";
   key += "|";
   for (const auto& layer : replace) key += layer + ",";
-  return key + (returnOutput ? "|output" : "|cut") + (optimize ? "|optimized" : "|exact") + "|" + precisionName(precision) +
-         (upcast ? "|upcast" : "");
+  return key + (returnOutput ? "|output" : "|cut") + (optimize ? "|optimized" : "|exact") + "|" + precisionName(precision);
 }
 
 std::vector<std::string> ProgramSpec::targets() const {
@@ -188,18 +187,13 @@ RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, co
     program.function->run(stack);
   }
   auto results = stack.back().toTuple()->elements().vec();
-  // Taps stay as computed: gradients are taken of them.
-  const auto returned = [&](const c10::IValue& value) { return program.spec.upcast ? upcastReduced(value) : value; };
   RunResult result;
   size_t next = 0;
-  if (program.spec.returnOutput) result.output = returned(results.at(next++));
+  if (program.spec.returnOutput) result.output = results.at(next++);
   for (const std::string& layer : program.spec.targets()) {
     auto records = results.at(next++).toList();
     result.calls[layer] = static_cast<int64_t>(records.size());
-    if (program.spec.captures(layer)) {
-      auto& captured = result.captures[layer];  // present even when no call ran (LAYER_NOT_RUN, allowNotRun)
-      for (const c10::IValue& record : records.vec()) captured.push_back(returned(record));
-    }
+    if (program.spec.captures(layer)) result.captures[layer] = records.vec();
   }
   for (const std::string& layer : program.spec.gradient) {
     auto& values = result.taps[layer];

@@ -37,8 +37,6 @@ struct ProgramSpec {
   bool optimize = false;
   // Autocast to a reduced precision while the program runs (precision.h); the model's, fixed at load.
   Precision precision = Precision::kFloat32;
-  // Return captures and the output in float32 whatever precision computed them.
-  bool upcast = false;
   c10::DeviceType device = c10::kCPU;  // the model's: where autocast applies (not part of the key)
   std::string key() const;
   // Every hooked layer (captured, patched or tapped), sorted: the order of the program's records.
