@@ -5,6 +5,7 @@ import { callSite, CallSite, failure } from './errors';
 import { Gpt2Tokenizer } from './gpt2-tokenizer';
 import { Model } from './model';
 import { Tensor, tensor } from './tensor';
+import { streamedRun } from './stream';
 
 export interface GenerateOptions {
   /** New tokens at most. Default 20. */
@@ -144,51 +145,7 @@ async function* drive(
 export function generate(model: Model, tokenizer: Gpt2Tokenizer, prompt: string | number[], options: GenerateOptions = {}): GenerateRun {
   const site = callSite(generate);
   const progress: Progress = { ids: [], newIds: [] };
-  const generator = drive(model, tokenizer, prompt, options, progress, site);
-  let settle!: (result: GenerateResult) => void;
-  let fail!: (error: unknown) => void;
-  const outcome = new Promise<GenerateResult>((resolve, reject) => {
-    settle = resolve;
-    fail = reject;
-  });
-  outcome.catch(() => undefined); // also surfaced through iteration
-  let started = false;
-  const step = async (): Promise<IteratorResult<GeneratedToken>> => {
-    try {
-      const item = await generator.next();
-      if (item.done) {
-        settle(item.value);
-        return { done: true, value: undefined };
-      }
-      return { done: false, value: item.value };
-    } catch (error) {
-      fail(error);
-      throw error;
-    }
-  };
-  return {
-    // Awaiting the result without iterating runs the generation to the end.
-    get result(): Promise<GenerateResult> {
-      if (!started) {
-        started = true;
-        void (async () => {
-          while (!(await step().catch(() => ({ done: true }))).done);
-        })();
-      }
-      return outcome;
-    },
-    [Symbol.asyncIterator](): AsyncIterator<GeneratedToken> {
-      if (started) throw failure('INVALID_ARGUMENT', 'a generation is consumed once: iterate it, or await its result', site);
-      started = true;
-      return {
-        next: step,
-        async return(): Promise<IteratorResult<GeneratedToken>> {
-          // The loop stopped early (break): the result holds what was made.
-          await generator.return(undefined as never);
-          settle({ ids: progress.ids, newIds: progress.newIds, text: tokenizer.decode(progress.newIds), finish: 'aborted' });
-          return { done: true, value: undefined };
-        },
-      };
-    },
-  };
+  // The loop stopped early (break): the result holds what was made.
+  const stopped = (): GenerateResult => ({ ids: progress.ids, newIds: progress.newIds, text: tokenizer.decode(progress.newIds), finish: 'aborted' });
+  return streamedRun(drive(model, tokenizer, prompt, options, progress, site), stopped, 'a generation', site);
 }

@@ -5,6 +5,7 @@ import { Model } from './model';
 import { NativeMaximizeRequest, NativeMaximizeSession } from './native';
 import { nativeObjectives, Objective } from './objective';
 import { Tensor } from './tensor';
+import { streamedRun } from './stream';
 
 export type TransformSpec = { pad: number } | { jitter: number } | { scale: number[] } | { rotate: number[] };
 
@@ -241,50 +242,8 @@ export async function maximize(model: Model, layer: string | null, options: Maxi
  */
 export function maximizeIter(model: Model, layer: string | null, options: MaximizeOptions): MaximizeRun {
   const site = callSite(maximizeIter);
-  const generator = drive(model, layer, options, site);
-  let settleResult!: (result: MaximizeResult) => void;
-  let failResult!: (error: unknown) => void;
-  const outcome = new Promise<MaximizeResult>((resolve, reject) => {
-    settleResult = resolve;
-    failResult = reject;
-  });
-  outcome.catch(() => undefined); // also surfaced through iteration; not an unhandled rejection
-  let started = false;
-  const next = async (): Promise<IteratorResult<MaximizeProgress>> => {
-    try {
-      const step = await generator.next();
-      if (step.done) {
-        settleResult(step.value);
-        return { done: true, value: undefined };
-      }
-      return { done: false, value: step.value };
-    } catch (error) {
-      failResult(error);
-      throw error;
-    }
+  const stopped = () => {
+    throw failure('ABORTED', 'iteration stopped before the run finished', site);
   };
-  return {
-    // Awaiting the result without iterating runs the optimisation to the end.
-    get result(): Promise<MaximizeResult> {
-      if (!started) {
-        started = true;
-        void (async () => {
-          while (!(await next().catch(() => ({ done: true }))).done);
-        })();
-      }
-      return outcome;
-    },
-    [Symbol.asyncIterator](): AsyncIterator<MaximizeProgress> {
-      if (started) throw failure('INVALID_ARGUMENT', 'a maximize run is consumed once: iterate it, or await its result', site);
-      started = true;
-      return {
-        next,
-        async return(): Promise<IteratorResult<MaximizeProgress>> {
-          await generator.return(undefined as never);
-          failResult(failure('ABORTED', 'iteration stopped before the run finished', site));
-          return { done: true, value: undefined };
-        },
-      };
-    },
-  };
+  return streamedRun(drive(model, layer, options, site), stopped, 'a maximize run', site);
 }
