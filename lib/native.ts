@@ -63,6 +63,12 @@ export interface NativeProgramSummary {
   numerics: 'exact' | 'optimized' | 'frozen';
   /** What its matmul-like ops compute in: load()'s precision. */
   precision: 'fp32' | 'bf16' | 'fp16';
+  /**
+   * How image inputs (4-D floating tensors) reach it: 'channels_last' for a reduced precision on
+   * the CPU when the program convolves and never views (oneDNN's fast layout there), else
+   * 'contiguous'. A layout changes no value.
+   */
+  memoryFormat: 'channels_last' | 'contiguous';
   /** Milliseconds it took to build this program; paid once per (model, layer set), then cached. */
   buildMs: number;
   /** Programs this model has built so far. */

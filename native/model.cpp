@@ -247,6 +247,7 @@ Napi::Value ModelHandle::inspect(const Napi::CallbackInfo& info) {
           out.Set("graph", summary->graph);
           out.Set("numerics", summary->numerics);
           out.Set("precision", summary->precision);
+          out.Set("memoryFormat", summary->memoryFormat);
           out.Set("buildMs", summary->buildMs);
           out.Set("programsCached", static_cast<double>(summary->programsCached));
           return out;

@@ -62,6 +62,8 @@ struct Program {
   std::optional<c10::FunctionSchema> forwardSchema;  // the model's forward, to check inputs
   std::map<std::string, int> callSites;               // hook points per requested layer
   std::string numerics;                               // "exact", "optimized" or "frozen"
+  // 4-D floating inputs are given to it channels-last (see runsChannelsLast in program.cpp).
+  bool channelsLast = false;
   double buildMs = 0;                                 // time taken to build it (once per spec)
 };
 
@@ -108,6 +110,7 @@ struct ProgramSummary {
   std::string graph;
   std::string numerics;
   std::string precision;  // 'fp32', 'bf16' or 'fp16': what its matmul-like ops compute in
+  std::string memoryFormat;  // 'channels_last' or 'contiguous': how it is given image inputs
   double buildMs = 0;
   size_t programsCached = 0;  // programs this model has built so far
 };

@@ -6,6 +6,7 @@
 import * as torch from '../lib';
 import { attributionResult, AttributionRefResult, GradientsCase, relativeTo, runAttributionReference } from './helpers/attribution';
 import {
+  decodeReduced,
   expectTorchscopeError,
   expectValueClose,
   HostTensor,
@@ -16,11 +17,11 @@ import {
   Reference,
   refCase,
   RefResult,
-  RefValue,
   relativeTolerance,
   removeDir,
   scratchDir,
   toTorch,
+  widenRef,
 } from './helpers';
 
 // Against PyTorch's autocast at the same precision: the same kernels on the same values. Measured
@@ -79,31 +80,9 @@ beforeAll(async () => {
 
 afterAll(() => removeDir(dir));
 
-/** Every tensor of a reference value as float32 numbers (bfloat16/float16 words decoded). */
-function refFloat(value: RefValue): RefValue {
-  if (value.type === 'tensor') {
-    if (value.dtype !== 'bfloat16' && value.dtype !== 'float16') return value;
-    const t = value.dtype === 'bfloat16' ? torch.tensor(value.data as Uint16Array, value.shape, 'bfloat16') : torch.tensor(value.data as Uint16Array, value.shape, 'float16');
-    return { type: 'tensor', dtype: 'float32', shape: value.shape, data: Float32Array.from(numbers(t)) };
-  }
-  if (value.type === 'tuple') return { type: 'tuple', items: value.items.map(refFloat) };
-  if (value.type === 'dict') return { type: 'dict', items: Object.fromEntries(Object.entries(value.items).map(([k, v]) => [k, refFloat(v)])) };
-  return value;
-}
-
 /** A tensor's values as numbers, whatever its floating dtype. */
 function numbers(t: torch.Tensor): number[] {
-  const data = t.data();
-  if (t.dtype === 'bfloat16') return Array.from(new Float32Array(Uint32Array.from(data as Uint16Array, (w) => w << 16).buffer));
-  if (t.dtype === 'float16') {
-    return Array.from(data as Uint16Array, (w) => {
-      const e = (w >> 10) & 0x1f;
-      const f = w & 0x3ff;
-      const s = w & 0x8000 ? -1 : 1;
-      return e === 0 ? s * f * 2 ** -24 : e === 31 ? (f ? NaN : s * Infinity) : s * (1 + f / 1024) * 2 ** (e - 15);
-    });
-  }
-  return Array.from(data as Float32Array);
+  return t.dtype === 'bfloat16' || t.dtype === 'float16' ? Array.from(decodeReduced(t.data() as Uint16Array, t.dtype)) : Array.from(t.data() as Float32Array);
 }
 
 /** The same structure with every floating tensor as float32. */
@@ -151,8 +130,8 @@ describe.each(CASES.map((c) => [c.name, c] as const))('%s', (_name, c) => {
     const expected = refCase(refs, `${c.name}/fp32`);
     const result = await torch.run(model, c.inputs.map(toTorch), { capture: c.capture });
     const tol = relativeTolerance(DRIFT[c.precision]);
-    expectValueClose(asFloat(result.output), refFloat(expected.output!), tol, 'output');
-    for (const layer of c.capture) expectValueClose(asFloat(result.activations[layer]), refFloat(expected.captures[layer][0]), tol, layer);
+    expectValueClose(asFloat(result.output), widenRef(expected.output!), tol, 'output');
+    for (const layer of c.capture) expectValueClose(asFloat(result.activations[layer]), widenRef(expected.captures[layer][0]), tol, layer);
     result.dispose();
   });
 });
@@ -204,11 +183,11 @@ describe('upcast, programs, optimize', () => {
     }
   });
 
-  test('inspect says the precision; optimize under a reduced precision freezes only (no rewrites that leave autocast)', async () => {
+  test('inspect says the precision and memory format; optimize under a reduced precision freezes only (no rewrites that leave autocast)', async () => {
     const model = await torch.load(modelPath('resnet-tiny.pt'), { precision: 'bf16', optimize: true });
     try {
       const info = await torch.inspect(model, { capture: ['layer2'] });
-      expect([info.precision, info.numerics]).toEqual(['bf16', 'frozen']);
+      expect([info.precision, info.numerics, info.memoryFormat]).toEqual(['bf16', 'frozen', 'channels_last']);
       const result = await torch.run(model, [toTorch(image)], { capture: ['layer1', 'layer3.0.conv1', 'fc'] });
       const expected = refCase(refs, 'traced ResNet (tiny)/autocast');
       expectValueClose(result.output, expected.output, relativeTolerance(SAME_PRECISION.bf16), 'output');
@@ -218,7 +197,8 @@ describe('upcast, programs, optimize', () => {
     }
     const exact = await torch.load(modelPath('resnet-tiny.pt'));
     try {
-      expect((await torch.inspect(exact, { capture: ['layer2'] })).precision).toBe('fp32');
+      const info = await torch.inspect(exact, { capture: ['layer2'] });
+      expect([info.precision, info.memoryFormat]).toEqual(['fp32', 'contiguous']);
     } finally {
       exact.dispose();
     }

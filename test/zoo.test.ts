@@ -29,6 +29,7 @@ import {
   runPythonScript,
   scratchDir,
   Tolerance,
+  widenRef,
 } from './helpers';
 
 const ZOO = path.join(MODELS, 'zoo');
@@ -66,6 +67,7 @@ beforeAll(async () => {
   const cases = entries.flatMap((e) => [
     { id: `${e.name}/plain`, model: e.name, seed: 0, capture: e.capture },
     { id: `${e.name}/patch`, model: e.name, seed: 0, capture: e.capture, patch: { [e.patch]: { mode: 'zero' } } },
+    ...(e.dtype === 'float32' ? [{ id: `${e.name}/bf16`, model: e.name, seed: 0, capture: e.capture, autocast: 'bf16' }] : []),
   ]);
   const out = path.join(dir, 'out');
   const request = path.join(dir, 'request.json');
@@ -190,6 +192,31 @@ describe.each(entries)('$name: $family', (entry) => {
       }
       expect(() => expectValueClose(result.output, reference(`${entry.name}/plain`).output, EXACT_TOL)).toThrow();
     });
+  });
+});
+
+// load({ precision: 'bf16' }) on every float32 architecture against PyTorch's torch.autocast
+// around the eager module: the same kernels on the same values, within two units of bfloat16's
+// last place of max(1, max |value|) (test/precision.test.ts's bar). Convolutional programs that
+// never view run channels-last (faster oneDNN kernels), which must change no value.
+const CHANNELS_LAST = ['convnext', 'efficientnet', 'mobilenet-v3', 'unet', 'dict-io-scripted', 'dict-io-traced'];
+describe.each(entries.filter((e) => e.dtype === 'float32'))('$name in bf16', (entry) => {
+  test('forward and captures equal PyTorch autocast; convolutional ones run channels-last', async () => {
+    const model = await torch.load(path.join(ZOO, entry.file), { precision: 'bf16', upcast: true, optimize: true });
+    try {
+      const info = await torch.inspect(model, { capture: entry.capture });
+      expect(info.memoryFormat).toBe(CHANNELS_LAST.includes(entry.name) ? 'channels_last' : 'contiguous');
+      const eager = reference(`${entry.name}/bf16`);
+      const tol = relativeTolerance(2 ** -7);
+      const result = await torch.run(model, eager.inputs.map(refInput), { capture: entry.capture });
+      expectValueClose(result.output, widenRef(eager.output), tol, 'output');
+      for (const layer of entry.capture) {
+        expectCaptureClose(entry, result.activations[layer], widenRef(eager.captures[layer][eager.captures[layer].length - 1]), tol, layer);
+      }
+      result.dispose();
+    } finally {
+      model.dispose();
+    }
   });
 });
 

@@ -34,7 +34,7 @@ async function onnxruntime([ortDir, onnxDir, batches, calls, warmup]) {
 
 async function torchscope([model, mode, batches, calls, warmup, maximizeSteps]) {
   const torch = require('../../dist/lib');
-  const options = mode === 'optimize' ? { optimize: true } : mode === 'bf16' ? { precision: 'bf16', upcast: true } : {};
+  const options = mode === 'optimize' ? { optimize: true } : mode === 'bf16' ? { precision: 'bf16', upcast: true, optimize: true } : {};
   const net = await torch.load(model, options);
   const out = {};
   for (const batch of batches) {

@@ -199,6 +199,28 @@ export function readValue(raw: any): RefValue {
   }
 }
 
+/** bfloat16 or float16 words (as stored) decoded to float32 values. */
+export function decodeReduced(words: Uint16Array, dtype: 'bfloat16' | 'float16'): Float32Array {
+  if (dtype === 'bfloat16') return new Float32Array(Uint32Array.from(words, (w) => w << 16).buffer);
+  return Float32Array.from(words, (w) => {
+    const e = (w >> 10) & 0x1f;
+    const f = w & 0x3ff;
+    const s = w & 0x8000 ? -1 : 1;
+    return e === 0 ? s * f * 2 ** -24 : e === 31 ? (f ? NaN : s * Infinity) : s * (1 + f / 1024) * 2 ** (e - 15);
+  });
+}
+
+/** A reference value with every bfloat16/float16 tensor as float32 (what upcast returns). */
+export function widenRef(value: RefValue): RefValue {
+  if (value.type === 'tensor') {
+    if (value.dtype !== 'bfloat16' && value.dtype !== 'float16') return value;
+    return { type: 'tensor', dtype: 'float32', shape: value.shape, data: decodeReduced(value.data as Uint16Array, value.dtype) };
+  }
+  if (value.type === 'tuple') return { type: 'tuple', items: value.items.map(widenRef) };
+  if (value.type === 'dict') return { type: 'dict', items: Object.fromEntries(Object.entries(value.items).map(([k, v]) => [k, widenRef(v)])) };
+  return value;
+}
+
 /** Runs a Python reference script (the set-up's Python, PYTHONHASHSEED=0); rejects with its stderr. */
 export function runPythonScript(script: string, args: string[], timeoutMs = 600_000): Promise<void> {
   return new Promise<void>((resolve, reject) => {

@@ -14,7 +14,8 @@ module, with the exported file's weights, on inputs made here.
           "seed": 0,                             # entry.inputs(seed)
           "capture": ["gru", "head"],            # hooks storing a deep clone of every call
           "patch": {"inp": {"mode": "zero"}},    # hooks returning a patched output (reference.py)
-          "fastpath": true                       # torch.backends.mha fast path (default true)
+          "fastpath": true,                      # torch.backends.mha fast path (default true)
+          "autocast": "bf16"                     # forward under torch.autocast('cpu', bf16 | fp16)
         }
       ]
     }
@@ -79,7 +80,8 @@ def run_case(case: dict, writer: Writer, zoo_dir: Path) -> dict:
             handles.append(
                 modules[layer].register_forward_hook(lambda m, args, out, calls=records[layer]: calls.append(clone_output(out)))
             )
-        with torch.no_grad():
+        autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(case.get("autocast"))
+        with torch.no_grad(), torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
             # Inputs written first: a model may change them in place.
             written = [writer.value(x) for x in inputs]
             output = model(*inputs)
