@@ -2,14 +2,14 @@
 // graph instrumentation (native/hooks.h) in one forward pass.
 import { callSite, CallSite, failure, settle } from './errors';
 import { NativePatch, NativeProgramSummary, NativeValue } from './native';
-import { Input, Model, unwrapInputs, Value } from './model';
+import { Input, Model, NumericsOptions, numericsRequest, unwrapInputs, Value } from './model';
 import { cancellable } from './signal';
 import { disposeValue, Tensor, wrapValue } from './tensor';
 
 /** Which calls of a module called several times in one forward to keep. */
 export type Calls = 'last' | 'all';
 
-export interface CaptureRequest {
+export interface CaptureRequest extends NumericsOptions {
   layers: string | string[];
   /** 'last' (default): the value of the last call; 'all': an array, one value per call. */
   calls?: Calls;
@@ -36,7 +36,7 @@ export interface PatchSpec {
   positions?: number[] | [number, number][];
 }
 
-export interface RunOptions {
+export interface RunOptions extends NumericsOptions {
   capture?: string[];
   patch?: Record<string, PatchSpec>;
   calls?: Calls;
@@ -130,7 +130,12 @@ async function runInstrumented(model: Model, inputs: Input[], options: RunOption
   if (!Array.isArray(capture)) throw failure('INVALID_ARGUMENT', 'capture must be an array of layer names', site);
   model.checkLayers([...capture, ...patches.map(([layer]) => layer)], site);
   const handle = model.native(site);
-  const request = { capture, patch: patches.map(([layer, spec]) => toNativePatch(layer, spec, site)), output: wantOutput };
+  const request = {
+    capture,
+    patch: patches.map(([layer, spec]) => toNativePatch(layer, spec, site)),
+    output: wantOutput,
+    ...numericsRequest(model, options, site),
+  };
   const result = await cancellable(options.signal, site, (cancel) => handle.run(unwrapInputs(inputs), request, cancel));
   const notRun = Object.keys(result.calls).filter((layer) => result.calls[layer] === 0);
   if (notRun.length && options.allowNotRun !== true) {
@@ -169,7 +174,7 @@ export async function activations(model: Model, what: string | string[] | Captur
   const result = await runInstrumented(
     model,
     inputs,
-    { capture: layers, calls: request.calls, allowNotRun: request.allowNotRun, signal: request.signal },
+    { ...request, capture: layers },
     false,
     site,
   );
@@ -202,5 +207,5 @@ export async function inspect(model: Model, options: RunOptions & { output?: boo
   model.checkLayers([...capture, ...gradient, ...patches.map(([layer]) => layer)], site);
   const patch = patches.map(([layer, spec]) => toNativePatch(layer, spec, site));
   const handle = model.native(site);
-  return settle(() => handle.inspect({ capture, patch, gradient, output: options.output ?? false }), site);
+  return settle(() => handle.inspect({ capture, patch, gradient, output: options.output ?? false, ...numericsRequest(model, options, site) }), site);
 }

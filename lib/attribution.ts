@@ -4,7 +4,7 @@
 // reports progress, can be aborted, and never blocks the event loop.
 import { callSite, CallSite, failure } from './errors';
 import { objectiveOf } from './gradients';
-import { Input, Model, unwrapInputs } from './model';
+import { Input, Model, NumericsOptions, numericsRequest, unwrapInputs } from './model';
 import { normalizeInputs } from './activations';
 import { NativeAttributionRequest } from './native';
 import { drivePlannedRun, RunProgress } from './planned';
@@ -36,7 +36,7 @@ export interface NoiseOptions {
   samplesBatchSize?: number;
 }
 
-export interface AttributeOptions {
+export interface AttributeOptions extends NumericsOptions {
   method: AttributionMethod;
   /** output[:, target] of an [N, C] output, Captum's target; an array gives one per batch element. */
   target?: number | number[];
@@ -118,7 +118,7 @@ const NOISE_TYPES: readonly NoiseType[] = ['smoothgrad', 'smoothgrad_sq', 'vargr
 
 // Which options each method reads: any other one given is a mistake, said so (noise wraps the
 // gradient methods only).
-const COMMON = ['method', 'target', 'objective', 'input', 'signal', 'onProgress'];
+const COMMON = ['method', 'target', 'objective', 'input', 'signal', 'onProgress', 'precision', 'upcast'];
 const OPTIONS_OF: Record<AttributionMethod, string[]> = {
   saliency: ['abs', 'noise'],
   inputXGradient: ['noise'],
@@ -213,6 +213,7 @@ function request(model: Model, args: Input[], options: AttributeOptions, site: C
     samplesBatchSize: noise?.samplesBatchSize === undefined ? 0 : positiveInteger(noise.samplesBatchSize, 'noise.samplesBatchSize', site),
     stdev: noise?.stdev ?? d.noise.stdev,
     seed: positiveInteger(noise?.seed ?? d.noise.seed, 'noise.seed', site, 0),
+    ...numericsRequest(model, options, site),
   };
 }
 

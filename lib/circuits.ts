@@ -3,13 +3,13 @@
 // natively batched, with attribution patching as their gradient estimate (native/patching.h).
 import { normalizeInputs } from './activations';
 import { callSite, CallSite, failure } from './errors';
-import { Input, Model, unwrapInputs } from './model';
+import { Input, Model, NumericsOptions, numericsRequest, unwrapInputs } from './model';
 import { nativeObjectives, Objective } from './objective';
 import { cancellable } from './signal';
 import { drivePlannedRun, RunProgress } from './planned';
 import { Tensor } from './tensor';
 
-export interface LogitLensOptions {
+export interface LogitLensOptions extends NumericsOptions {
   /** Hook points read (module outputs, or 'path:input' for the residual stream entering a block). */
   layers: string[];
   /** The modules applied in order to each layer's value, e.g. ['transformer.ln_f', 'lm_head']. */
@@ -39,7 +39,7 @@ export async function logitLens(model: Model, inputs: Input | Input[], options: 
   const topK = options.topK ?? 0;
   if (!Number.isInteger(topK) || topK < 0) throw failure('INVALID_ARGUMENT', `topK must be a positive integer, got ${topK}`, site);
   const handle = model.native(site);
-  const result = await cancellable(options.signal, site, (cancel) => handle.logitLens(unwrapInputs(normalizeInputs(inputs)), { layers, head, topK }, cancel));
+  const result = await cancellable(options.signal, site, (cancel) => handle.logitLens(unwrapInputs(normalizeInputs(inputs)), { layers, head, topK, ...numericsRequest(model, options, site) }, cancel));
   const logits = new Tensor(result.logits);
   const indices = result.indices ? new Tensor(result.indices) : undefined;
   const dispose = () => {
@@ -52,7 +52,7 @@ export async function logitLens(model: Model, inputs: Input | Input[], options: 
 /** How a sweep scores a patched run: an objective on the output logits, averaged over the batch. */
 export type Metric = Objective;
 
-export interface PatchingSweepOptions {
+export interface PatchingSweepOptions extends NumericsOptions {
   /** The clean run's inputs (forward's arguments). */
   clean: Input | Input[];
   /** The corrupted run's inputs, of the same shapes. */
@@ -129,6 +129,7 @@ export async function patchingSweep(model: Model, options: PatchingSweepOptions)
     normalize: options.normalize ?? false,
     batchSize,
     method,
+    ...numericsRequest(model, options, site),
   };
   const handle = model.native(site);
   const clean = unwrapInputs(normalizeInputs(options.clean));

@@ -3,13 +3,13 @@
 // register_full_backward_hook gets as grad_output.
 import { Calls, normalizeInputs, PatchSpec, toNativePatch } from './activations';
 import { callSite, CallSite, failure } from './errors';
-import { Input, Model, unwrapInputs } from './model';
+import { Input, Model, NumericsOptions, numericsRequest, unwrapInputs } from './model';
 import { NativeObjectiveSpec } from './native';
 import { nativeObjectives, Objective } from './objective';
 import { cancellable } from './signal';
 import { disposeValue, Tensor } from './tensor';
 
-export interface GradientsOptions {
+export interface GradientsOptions extends NumericsOptions {
   /**
    * What is differentiated, per batch element: an objective on the model's output
    * ({ target }, { logit }) or on a layer ({ layer: 'layer4', channel: 3 }: the forward then
@@ -87,7 +87,13 @@ export async function gradients(model: Model, inputs: Input | Input[], options: 
   const patches = Object.entries(options.patch ?? {});
   model.checkLayers([...layers, ...patches.map(([layer]) => layer)], site);
   const handle = model.native(site);
-  const request = { objective, inputs: inputIndices, layers, patch: patches.map(([layer, spec]) => toNativePatch(layer, spec, site)) };
+  const request = {
+    objective,
+    inputs: inputIndices,
+    layers,
+    patch: patches.map(([layer, spec]) => toNativePatch(layer, spec, site)),
+    ...numericsRequest(model, options, site),
+  };
   const result = await cancellable(options.signal, site, (cancel) => handle.gradients(unwrapInputs(args), request, cancel));
   const out: Record<string, Tensor | Tensor[]> = {};
   let next = 0;

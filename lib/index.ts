@@ -1,7 +1,7 @@
 // torchscope: `import * as torch from 'torchscope'`.
 export { TorchscopeError, ErrorCode } from './errors';
 export { Tensor, tensor, zeros, disposeValue as dispose, DType, Device, TypedArray, NestedArray } from './tensor';
-export { Model, load, LoadOptions, CallOptions, ModuleInfo, Value, Input, Precision, PRECISIONS } from './model';
+export { Model, load, LoadOptions, CallOptions, ModuleInfo, Value, Input, Precision, PRECISIONS, NumericsOptions } from './model';
 export { activations, run, inspect, PatchSpec, RunOptions, RunResult, ActivationRecord, CaptureRequest, Calls, ProgramInfo } from './activations';
 export { cuda, info, Info } from './device';
 export { image, toPng, saveImage, ImageOptions, PngOptions, IMAGENET_MEAN, IMAGENET_STD } from './image';

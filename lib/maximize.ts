@@ -1,7 +1,7 @@
 // Activation maximization (feature visualization): the input that makes a channel, neuron,
 // direction or logit fire most, optimised natively with libtorch's autograd (native/maximize.h).
 import { callSite, CallSite, failure, settle } from './errors';
-import { Model } from './model';
+import { Model, NumericsOptions, numericsRequest } from './model';
 import { NativeMaximizeRequest, NativeMaximizeSession } from './native';
 import { nativeObjectives, Objective } from './objective';
 import { Tensor } from './tensor';
@@ -9,7 +9,8 @@ import { streamedRun } from './stream';
 
 export type TransformSpec = { pad: number } | { jitter: number } | { scale: number[] } | { rotate: number[] };
 
-export interface MaximizeOptions {
+/** `precision`: the forward and backward of every step at this precision (the image stays float32). */
+export interface MaximizeOptions extends Pick<NumericsOptions, 'precision'> {
   /** Shorthand for `objective: { channel }`. */
   channel?: number;
   /** What to maximize; an array gives one objective per batch element (several channels at once). */
@@ -183,6 +184,7 @@ function plan(model: Model, layer: string | null, options: MaximizeOptions, site
       beta1,
       beta2,
       seed,
+      precision: numericsRequest(model, { precision: options.precision }, site).precision,
     },
   };
 }

@@ -64,6 +64,18 @@ export interface LoadOptions {
   upcast?: boolean;
 }
 
+/**
+ * A call's own numerics over the model's (load's `precision` and `upcast`): run, activations,
+ * inspect, gradients, attribute, maximize, logitLens and patchingSweep take them. Each
+ * precision is its own program, built once per model and cached.
+ */
+export interface NumericsOptions {
+  /** What this call's matmul-like ops compute in (see LoadOptions.precision). Default: the model's. */
+  precision?: Precision;
+  /** Return this call's captures and outputs as float32 (see LoadOptions.upcast). Default: the model's. */
+  upcast?: boolean;
+}
+
 /** load()'s precisions (native/precision.h). */
 export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
 export type Precision = (typeof PRECISIONS)[number];
@@ -207,11 +219,8 @@ export async function load(file: string, options: LoadOptions = {}): Promise<Mod
   } catch {
     throw failure('MODEL_LOAD', `no such file: '${file}'`, site);
   }
+  checkNumerics(options, site);
   const precision = options.precision ?? 'fp32';
-  if (!PRECISIONS.includes(precision)) {
-    throw failure('INVALID_ARGUMENT', `precision must be ${PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(precision)}`, site);
-  }
-  if (options.upcast !== undefined && typeof options.upcast !== 'boolean') throw failure('INVALID_ARGUMENT', 'upcast must be a boolean', site);
   const request = {
     device,
     optimize: options.optimize ?? false,
@@ -224,6 +233,20 @@ export async function load(file: string, options: LoadOptions = {}): Promise<Mod
   const model = new Model(handle, file);
   warnIfEmulated(precision, model.device);
   return model;
+}
+
+function checkNumerics({ precision, upcast }: NumericsOptions, site: CallSite): void {
+  if (precision !== undefined && !PRECISIONS.includes(precision)) {
+    throw failure('INVALID_ARGUMENT', `precision must be ${PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(precision)}`, site);
+  }
+  if (upcast !== undefined && typeof upcast !== 'boolean') throw failure('INVALID_ARGUMENT', 'upcast must be a boolean', site);
+}
+
+/** @internal A call's checked { precision, upcast } for its native request (absent: the model's). */
+export function numericsRequest(model: Model, options: NumericsOptions, site: CallSite): NumericsOptions {
+  checkNumerics(options, site);
+  if (options.precision !== undefined) warnIfEmulated(options.precision, model.device);
+  return { precision: options.precision, upcast: options.upcast };
 }
 
 /** A reduced precision on a CPU that would emulate it is slower than float32: say so once per precision. */

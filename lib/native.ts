@@ -36,7 +36,13 @@ export interface NativePatch {
   positions?: number[];
 }
 
-export interface NativeRunRequest {
+/** A call's optional precision / upcast (native/precision.h NumericsOverride). */
+export interface NativeNumerics {
+  precision?: 'fp32' | 'bf16' | 'fp16';
+  upcast?: boolean;
+}
+
+export interface NativeRunRequest extends NativeNumerics {
   capture?: string[];
   patch?: NativePatch[];
   output: boolean;
@@ -92,7 +98,7 @@ export interface NativeObjectiveSpec {
 }
 
 /** What native/requests.cpp parseGradientSpec reads. */
-export interface NativeGradientsRequest {
+export interface NativeGradientsRequest extends NativeNumerics {
   objective: NativeObjectiveSpec;
   /** forward argument indices whose gradient is wanted */
   inputs: number[];
@@ -102,7 +108,7 @@ export interface NativeGradientsRequest {
 }
 
 /** What native/requests.cpp parseAttributionSpec reads; lib/attribution.ts fills every field. */
-export interface NativeAttributionRequest {
+export interface NativeAttributionRequest extends NativeNumerics {
   method: string;
   objective: NativeObjectiveSpec;
   input: number;
@@ -149,7 +155,7 @@ export interface NativeAttributionResult {
 }
 
 /** What native/requests.cpp parseSweepSpec reads. */
-export interface NativeSweepRequest {
+export interface NativeSweepRequest extends NativeNumerics {
   layers: string[];
   /** [] for every position */
   positions: number[];
@@ -179,7 +185,7 @@ export interface NativeGradientsResult {
 }
 
 /** What native/requests.cpp parseMaximizeSpec reads. */
-export interface NativeMaximizeRequest {
+export interface NativeMaximizeRequest extends NativeNumerics {
   /** '' when every objective is a logit. */
   layer: string;
   objectives: NativeObjective[];
@@ -242,7 +248,7 @@ export interface NativeModel {
   /** [async] */
   gradients(inputs: NativeValue[], request: NativeGradientsRequest, cancel?: NativeCancelToken): Promise<NativeGradientsResult>;
   /** [async] */
-  logitLens(inputs: NativeValue[], request: { layers: string[]; head: string[]; topK: number }, cancel?: NativeCancelToken): Promise<{ logits: NativeTensor; indices?: NativeTensor }>;
+  logitLens(inputs: NativeValue[], request: { layers: string[]; head: string[]; topK: number } & NativeNumerics, cancel?: NativeCancelToken): Promise<{ logits: NativeTensor; indices?: NativeTensor }>;
   /** [async] plans the run: its clean and corrupted forwards */
   patchingSweep(clean: NativeValue[], corrupted: NativeValue[], request: NativeSweepRequest): Promise<NativePlannedRun<NativeSweepResult>>;
   /** [async] plans the run */

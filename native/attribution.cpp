@@ -24,13 +24,14 @@ std::vector<c10::IValue> withInput(const Batch& batch, const at::Tensor& x) {
   return args;
 }
 
-at::Tensor forwardObjective(ModelState& model, std::vector<c10::IValue> args, const ObjectiveSpec& objective, bool fast) {
+at::Tensor forwardObjective(ModelState& model, std::vector<c10::IValue> args, const ObjectiveSpec& objective, bool fast,
+                            const NumericsOverride& numerics) {
   at::NoGradGuard noGrad;
   ProgramSpec spec;
   if (objective.needsLayer()) spec.capture = {objective.layer};
   spec.returnOutput = objective.needsOutput();
   spec.optimize = fast && model.optimize;
-  const auto program = model.program(spec);
+  const auto program = model.program(spec, numerics);
   RunResult run = runProgram(*program, std::move(args), {});
   requireAllRan(*program, run);
   const at::Tensor activation =
@@ -54,6 +55,7 @@ bool integrates(const std::string& method) { return method == "integratedGradien
 // is what runs whenever it fits).
 int64_t rowsThatFit(ModelState& model, const Batch& batch, const AttributionSpec& spec) {
   GradientSpec probe;
+  probe.numerics = spec.numerics;
   probe.objective = ObjectiveSpec{batch.objective.layer, {batch.objective.objectives.front()}};
   if (spec.method == "layerIntegratedGradients") {
     probe.layers = {spec.layer};

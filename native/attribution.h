@@ -42,6 +42,7 @@ struct AttributionSpec {
   int64_t samples = 0, samplesBatchSize = 0;
   double stdev = 0;
   uint64_t seed = 0;
+  NumericsOverride numerics;  // the call's precision / upcast over the model's
 };
 
 // The plan of a run (planned_run.h) on `inputs` (forward's arguments): its steps, then

@@ -45,12 +45,12 @@ void gaussLegendre(int64_t n, std::vector<double>& nodes, std::vector<double>& w
 [[noreturn]] void bad(const std::string& message) { throw Error(code::kInvalidArgument, message); }
 
 // The value of `layer` for `args`, without gradients: the first tensor of a module called once.
-at::Tensor layerValue(ModelState& model, std::vector<c10::IValue> args, const std::string& layer) {
+at::Tensor layerValue(ModelState& model, std::vector<c10::IValue> args, const std::string& layer, const NumericsOverride& numerics) {
   at::NoGradGuard noGrad;
   ProgramSpec spec;
   spec.capture = {layer};
   spec.returnOutput = false;
-  const auto program = model.program(spec);
+  const auto program = model.program(spec, numerics);
   RunResult run = runProgram(*program, std::move(args), {});
   requireAllRan(*program, run);
   const auto& calls = run.captures.at(layer);
@@ -86,9 +86,9 @@ at::Tensor chunkAttribution(const Integration& integration, const at::Tensor& gr
 }
 
 // Σ attributions - (F(input) - F(baseline)) per row, on the batch's real inputs.
-at::Tensor convergenceDelta(ModelState& model, const Batch& batch, const at::Tensor& attributions) {
-  const at::Tensor end = forwardObjective(model, batch.args, batch.objective, false);
-  const at::Tensor start = forwardObjective(model, withInput(batch, fullBaseline(batch)), batch.objective, false);
+at::Tensor convergenceDelta(ModelState& model, const Batch& batch, const at::Tensor& attributions, const NumericsOverride& numerics) {
+  const at::Tensor end = forwardObjective(model, batch.args, batch.objective, false, numerics);
+  const at::Tensor start = forwardObjective(model, withInput(batch, fullBaseline(batch)), batch.objective, false, numerics);
   return attributions.reshape({batch.rows, -1}).sum(1) - (end - start);
 }
 
@@ -100,8 +100,8 @@ void planIntegratedGradients(const Context& context, const std::shared_ptr<Batch
   integrationPoints(spec.integration, spec.steps, integration->alphas, integration->weights);
   ModelState* model = context.model.get();
   if (layer) {
-    steps.push_back([=] { integration->to = layerValue(*model, batch->args, spec.layer); });
-    steps.push_back([=] { integration->from = layerValue(*model, withInput(*batch, fullBaseline(*batch)), spec.layer); });
+    steps.push_back([=] { integration->to = layerValue(*model, batch->args, spec.layer, spec.numerics); });
+    steps.push_back([=] { integration->from = layerValue(*model, withInput(*batch, fullBaseline(*batch)), spec.layer, spec.numerics); });
   } else {
     steps.push_back([=] {
       integration->to = batch->x();
@@ -116,6 +116,7 @@ void planIntegratedGradients(const Context& context, const std::shared_ptr<Batch
       const int64_t n = last - first;
       std::vector<c10::IValue> args = repeatArgs(batch->args, batch->rows, n, false);
       GradientSpec gradients;
+      gradients.numerics = spec.numerics;
       gradients.objective = repeatObjectives(batch->objective, n, false);
       at::Tensor grads;
       at::Tensor scaled = scaledPoints(*integration, first, last);
@@ -138,7 +139,7 @@ void planIntegratedGradients(const Context& context, const std::shared_ptr<Batch
   }
   steps.push_back([=] {
     out->attributions = integration->total;
-    if (spec.convergenceDelta) out->delta = convergenceDelta(*model, *batch, out->attributions);
+    if (spec.convergenceDelta) out->delta = convergenceDelta(*model, *batch, out->attributions, spec.numerics);
     integration->from = integration->to = integration->total = at::Tensor();
   });
 }
@@ -213,6 +214,7 @@ void planGradientMethod(const Context& context, const std::shared_ptr<Batch>& ba
   } else if (spec.method == "layerGradCam") {
     steps.push_back([=] {
       GradientSpec gradients;
+      gradients.numerics = spec.numerics;
       gradients.objective = batch->objective;
       gradients.layers = {spec.layer};
       GradientResult result = computeGradients(*model, batch->args, gradients);
@@ -221,6 +223,7 @@ void planGradientMethod(const Context& context, const std::shared_ptr<Batch>& ba
   } else {
     steps.push_back([=] {
       GradientSpec gradients;
+      gradients.numerics = spec.numerics;
       gradients.objective = batch->objective;
       gradients.inputs = {batch->input};
       const at::Tensor grads = computeGradients(*model, batch->args, gradients).inputs.at(0);

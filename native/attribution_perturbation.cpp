@@ -24,11 +24,11 @@ struct Sums {
 // Σ over `copies` perturbed copies of the batch ([copies * rows, ...], copy-major) of
 // (initial - perturbed objective) x that copy's mask ([copies, 1 or rows, ...]).
 at::Tensor weightedDifferences(ModelState& model, const Batch& batch, const Sums& sums, const at::Tensor& perturbed,
-                               const at::Tensor& masks) {
+                               const at::Tensor& masks, const NumericsOverride& numerics) {
   const int64_t copies = masks.size(0);
   std::vector<c10::IValue> args = repeatArgs(batch.args, batch.rows, copies, false);
   args.at(static_cast<size_t>(batch.input)) = perturbed;
-  const at::Tensor changed = forwardObjective(model, std::move(args), repeatObjectives(batch.objective, copies, false), true);
+  const at::Tensor changed = forwardObjective(model, std::move(args), repeatObjectives(batch.objective, copies, false), true, numerics);
   std::vector<int64_t> shape = {copies, batch.rows};
   shape.resize(static_cast<size_t>(batch.x().dim()) + 1, 1);
   const at::Tensor diff = (sums.initial.view({1, batch.rows}) - changed.view({copies, batch.rows})).view(shape);
@@ -106,7 +106,7 @@ void planOcclusion(ModelState* model, const AttributionSpec& spec, const std::sh
                                                   : at::where(inside, c10::Scalar(batch->baselineValue), copiesOfX);
       std::vector<int64_t> flat = x.sizes().vec();
       flat[0] *= copies;
-      sums->total = sums->total + weightedDifferences(*model, *batch, *sums, occluded.reshape(flat), masks);
+      sums->total = sums->total + weightedDifferences(*model, *batch, *sums, occluded.reshape(flat), masks, spec.numerics);
       sums->coverage = sums->coverage + masks.sum(0);
     });
   }
@@ -144,7 +144,7 @@ void planFeatureAblation(ModelState* model, const AttributionSpec& spec, const s
                                           : kept + batch->baselineValue * selected.to(input.scalar_type()));
         masks.push_back(selected);
       }
-      sums->total = sums->total + weightedDifferences(*model, *batch, *sums, at::cat(ablated, 0), at::stack(masks, 0));
+      sums->total = sums->total + weightedDifferences(*model, *batch, *sums, at::cat(ablated, 0), at::stack(masks, 0), spec.numerics);
     });
   }
 }
@@ -160,7 +160,7 @@ void planPerturbationMethod(const Context& context, const std::shared_ptr<Batch>
   const bool occlusion = spec.method == "occlusion";
   steps.push_back([=] {
     const at::Tensor& x = batch->x();
-    sums->initial = forwardObjective(*model, batch->args, batch->objective, true);
+    sums->initial = forwardObjective(*model, batch->args, batch->objective, true, spec.numerics);
     sums->total = at::zeros(x.sizes(), x.options().dtype(sums->initial.scalar_type()));
     if (occlusion) {
       std::vector<int64_t> shape = x.sizes().vec();

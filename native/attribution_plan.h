@@ -46,7 +46,8 @@ std::vector<c10::IValue> withInput(const Batch& batch, const at::Tensor& x);
 
 // The objective's values [rows] on `args`, without gradients. `fast`: the model's optimized
 // program when it was loaded with optimize (perturbation methods), else the exact one.
-at::Tensor forwardObjective(ModelState& model, std::vector<c10::IValue> args, const ObjectiveSpec& objective, bool fast);
+at::Tensor forwardObjective(ModelState& model, std::vector<c10::IValue> args, const ObjectiveSpec& objective, bool fast,
+                            const NumericsOverride& numerics);
 
 // Integration points and weights on [0, 1], as Captum's approximation_methods.
 void integrationPoints(const std::string& method, int64_t steps, std::vector<double>& alphas, std::vector<double>& weights);

@@ -45,7 +45,7 @@ GradientResult computeGradients(ModelState& model, std::vector<c10::IValue> inpu
   programSpec.gradient = spec.layers;
   programSpec.returnOutput = spec.objective.needsOutput();
   programSpec.optimize = false;  // autograd needs the exact program: oneDNN layouts have no backward
-  const auto program = model.program(programSpec);
+  const auto program = model.program(programSpec, spec.numerics);
   RunResult run = runProgram(*program, std::move(inputs), spec.patches);
   requireAllRan(*program, run);
 

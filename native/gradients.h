@@ -23,6 +23,7 @@ struct GradientSpec {
   std::vector<std::string> layers;       // sorted, unique: layers whose output's gradient is wanted
   std::vector<std::string> patchLayers;  // sorted, unique; `patches` in the same order
   std::vector<PatchArgs> patches;
+  NumericsOverride numerics;  // the call's precision / upcast over the model's
 };
 
 struct GradientResult {

@@ -25,7 +25,7 @@ LensResult logitLens(ModelState& model, std::vector<c10::IValue> inputs, const L
   std::sort(programSpec.capture.begin(), programSpec.capture.end());
   programSpec.capture.erase(std::unique(programSpec.capture.begin(), programSpec.capture.end()), programSpec.capture.end());
   programSpec.returnOutput = false;  // the forward stops at the last layer read
-  const auto program = model.program(programSpec);
+  const auto program = model.program(programSpec, spec.numerics);
   for (auto& input : inputs) input = toDevice(input, model.device);
   RunResult run = runProgram(*program, std::move(inputs), {});
   requireAllRan(*program, run);
@@ -53,10 +53,10 @@ LensResult logitLens(ModelState& model, std::vector<c10::IValue> inputs, const L
   if (spec.topK > 0) {
     const int64_t k = std::min<int64_t>(spec.topK, logits.size(-1));
     auto [values, indices] = at::topk(logits, k, -1);
-    result.logits = model.returned(values);
+    result.logits = model.returned(values, spec.numerics);
     result.indices = indices.cpu();
   } else {
-    result.logits = model.returned(logits);
+    result.logits = model.returned(logits, spec.numerics);
   }
   return result;
 }

@@ -185,7 +185,7 @@ Napi::Value MaximizeSession::start(Napi::Env env, std::shared_ptr<ModelState> mo
         programSpec.returnOutput = needsOutput;
         // Autograd needs the exact program: oneDNN layouts of optimized ones have no backward.
         programSpec.optimize = false;
-        state->program = state->model->program(programSpec);
+        state->program = state->model->program(programSpec, spec.numerics);
         if (spec.image.height * spec.image.width > kProbedPixels && state->model->device.is_cpu()) {
           checkFits(state->estimateStepBytes() + static_cast<uint64_t>(sessionBytes(spec)),
                     "one step of maximize at " + std::to_string(spec.image.height) + "x" + std::to_string(spec.image.width) +

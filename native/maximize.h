@@ -29,6 +29,7 @@ struct MaximizeSpec {
   bool normalize = true;              // ImageNet normalization inside the loop
   double lr = 0.05, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   uint64_t seed = 0;
+  NumericsOverride numerics;         // the call's precision / upcast over the model's
 };
 
 class MaximizeSession : public Napi::ObjectWrap<MaximizeSession> {

@@ -58,11 +58,13 @@ std::shared_ptr<ModelState> ModelHandle::live(Napi::Env env) const {
   return state_;
 }
 
-c10::IValue ModelState::returned(const c10::IValue& value) const {
-  return toDevice(upcast ? upcastReduced(value) : value, c10::kCPU);
+c10::IValue ModelState::returned(const c10::IValue& value, const NumericsOverride& call) const {
+  return toDevice(call.upcast.value_or(upcast) ? upcastReduced(value) : value, c10::kCPU);
 }
 
-at::Tensor ModelState::returned(const at::Tensor& tensor) const { return (upcast ? upcastReduced(tensor) : tensor).cpu(); }
+at::Tensor ModelState::returned(const at::Tensor& tensor, const NumericsOverride& call) const {
+  return (call.upcast.value_or(upcast) ? upcastReduced(tensor) : tensor).cpu();
+}
 
 Napi::Value ModelHandle::load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -160,10 +162,10 @@ Napi::Value ModelHandle::run(const Napi::CallbackInfo& info) {
           at::NoGradGuard noGrad;
           for (auto& input : *inputs) input = toDevice(input, state->device);
           request->spec.optimize = state->optimize;
-          *result = runProgram(*state->program(request->spec), std::move(*inputs), request->patches);
-          result->output = state->returned(result->output);
+          *result = runProgram(*state->program(request->spec, request->numerics), std::move(*inputs), request->patches);
+          result->output = state->returned(result->output, request->numerics);
           for (auto& [layer, calls] : result->captures) {
-            for (auto& call : calls) call = state->returned(call);
+            for (auto& call : calls) call = state->returned(call, request->numerics);
           }
         },
         [result](Napi::Env env) -> Napi::Value {
@@ -216,7 +218,7 @@ Napi::Value ModelHandle::call(const Napi::CallbackInfo& info) {
             PrecisionScope precision(state->precision, state->device.type());
             module->function().run(stack);
           }
-          *output = state->returned(stack.back());
+          *output = state->returned(stack.back(), {});
         },
         [output](Napi::Env env) -> Napi::Value { return toJs(env, *output); },
         {info.This().As<Napi::Object>()}, CancelToken::flagOf(info[2]));
@@ -233,7 +235,7 @@ Napi::Value ModelHandle::inspect(const Napi::CallbackInfo& info) {
         env, code::kInternal,
         [state, request, summary] {
           request->spec.optimize = state->optimize;
-          *summary = summarize(*state->program(request->spec));
+          *summary = summarize(*state->program(request->spec, request->numerics));
           summary->programsCached = state->programs.size();
         },
         [summary](Napi::Env env) -> Napi::Value {
@@ -268,7 +270,7 @@ Napi::Value ModelHandle::gradients(const Napi::CallbackInfo& info) {
         [state, inputs, spec, result] {
           for (auto& input : *inputs) input = toDevice(input, state->device);
           *result = computeGradients(*state, std::move(*inputs), *spec);
-          auto toCpu = [&state](at::Tensor& t) { t = state->returned(t); };
+          auto toCpu = [&state, &spec](at::Tensor& t) { t = state->returned(t, spec->numerics); };
           toCpu(result->objective);
           for (auto& grad : result->inputs) toCpu(grad);
           for (auto& [layer, calls] : result->layers) {

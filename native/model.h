@@ -19,6 +19,7 @@ struct ModelState {
   torch::jit::Module module;
   c10::Device device{c10::kCPU};
   bool optimize = false;  // see ProgramSpec::optimize
+  // Defaults of every call (load's options); a call may override them (NumericsOverride).
   Precision precision = Precision::kFloat32;  // see ProgramSpec::precision
   bool upcast = false;                        // results reach JS as float32 (returned())
   std::vector<std::pair<std::string, std::string>> submodules;  // path, type name
@@ -28,17 +29,17 @@ struct ModelState {
   int64_t bytes = 0;                                            // of its tensors, reported to V8
   ProgramCache programs;
 
-  // Every program of the model runs at its precision, on its device.
-  std::shared_ptr<const Program> program(ProgramSpec spec) {
-    spec.precision = precision;
+  // Every program of the model runs on its device, at the call's precision or else the model's.
+  std::shared_ptr<const Program> program(ProgramSpec spec, const NumericsOverride& call) {
+    spec.precision = call.precision.value_or(precision);
     spec.device = device.type();
     return programs.get(module, survey, spec);
   }
   // A result as JS receives it: on the CPU, and float32 where a reduced precision computed it
-  // and the model was loaded with upcast. Only at the boundary: inside (sweeps, attribution)
-  // values stay in the type computed.
-  c10::IValue returned(const c10::IValue& value) const;
-  at::Tensor returned(const at::Tensor& tensor) const;
+  // and the call (or else the model) asks for upcast. Only at the boundary: inside (sweeps,
+  // attribution) values stay in the type computed.
+  c10::IValue returned(const c10::IValue& value, const NumericsOverride& call) const;
+  at::Tensor returned(const at::Tensor& tensor, const NumericsOverride& call) const;
 };
 
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {

@@ -28,7 +28,7 @@ Run captureRun(ModelState& model, std::vector<c10::IValue> args, const SweepSpec
   programSpec.capture = spec.layers;
   std::sort(programSpec.capture.begin(), programSpec.capture.end());
   programSpec.returnOutput = true;
-  const auto program = model.program(programSpec);
+  const auto program = model.program(programSpec, spec.numerics);
   RunResult result = runProgram(*program, std::move(args), {});
   requireAllRan(*program, result);
   Run run;
@@ -77,7 +77,7 @@ struct Sweep {
     ProgramSpec programSpec;
     programSpec.replace = {layer};
     programSpec.returnOutput = true;
-    const auto program = model->program(programSpec);
+    const auto program = model->program(programSpec, spec.numerics);
     RunResult result = runProgram(*program, repeatArgs(corruptedArgs, rows, count, false), {}, {patchedValues(layer, first, count)});
     requireAllRan(*program, result);
     const at::Tensor output = firstTensor(result.output, "the model's output");
@@ -90,6 +90,7 @@ struct Sweep {
   void estimate() {
     GradientSpec gradients;
     gradients.objective = spec.metric;
+    gradients.numerics = spec.numerics;
     gradients.layers = spec.layers;
     std::sort(gradients.layers.begin(), gradients.layers.end());
     const GradientResult result = computeGradients(*model, corruptedArgs, gradients);

@@ -28,6 +28,7 @@ struct SweepSpec {
   bool normalize = false;           // (patched - corrupted) / (clean - corrupted)
   int64_t batchSize = 0;            // cells per forward; 0: as many as half the available memory holds
   bool attribution = false;         // the gradient estimate instead of patched runs
+  NumericsOverride numerics;         // the call's precision / upcast over the model's
 };
 
 // The plan of a sweep (planned_run.h): its clean and corrupted runs happen while planning;

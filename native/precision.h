@@ -10,11 +10,20 @@
 #include <ATen/core/ivalue.h>
 #include <c10/core/DeviceType.h>
 
+#include <optional>
 #include <string>
 
 namespace torchscope {
 
 enum class Precision { kFloat32, kBFloat16, kFloat16 };
+
+// A call's own precision and upcast (the `precision` / `upcast` options of run, activations,
+// gradients, attribute, maximize, the logit lens and sweeps); what it leaves unset is the
+// model's, from load. Each precision is its own program, built once and cached.
+struct NumericsOverride {
+  std::optional<Precision> precision;
+  std::optional<bool> upcast;
+};
 
 // 'fp32' | 'bf16' | 'fp16'; throws INVALID_ARGUMENT for anything else.
 Precision parsePrecision(const std::string& name);

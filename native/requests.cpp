@@ -152,6 +152,14 @@ void parsePatches(const RequestReader& request, std::vector<std::string>& layers
   }
 }
 
+// A call's optional { precision, upcast } (precision.h).
+NumericsOverride parseNumerics(const RequestReader& request) {
+  NumericsOverride numerics;
+  if (request.has("precision")) numerics.precision = parsePrecision(request.string("precision"));
+  if (request.has("upcast")) numerics.upcast = request.boolean("upcast");
+  return numerics;
+}
+
 }  // namespace
 
 RunRequest parseRunRequest(Napi::Value value) {
@@ -161,6 +169,7 @@ RunRequest parseRunRequest(Napi::Value value) {
   out.spec.returnOutput = request.boolean("output");
   parsePatches(request, out.spec.patch, out.patches);
   out.spec.gradient = sortedUnique(request.strings("gradient"));  // inspect: a gradients program
+  out.numerics = parseNumerics(request);
   return out;
 }
 
@@ -226,6 +235,7 @@ GradientSpec parseGradientSpec(Napi::Value value) {
   spec.inputs = request.integers("inputs");
   spec.layers = sortedUnique(request.strings("layers"));
   parsePatches(request, spec.patchLayers, spec.patches);
+  spec.numerics = parseNumerics(request);
   return spec;
 }
 
@@ -256,6 +266,7 @@ AttributionSpec parseAttributionSpec(Napi::Value value) {
   spec.samplesBatchSize = request.integer("samplesBatchSize", 0, kMaxIndex);
   spec.stdev = request.number("stdev");
   spec.seed = static_cast<uint64_t>(request.integer("seed", 0, kMaxSafeInteger));
+  spec.numerics = parseNumerics(request);
   return spec;
 }
 
@@ -265,6 +276,7 @@ LensSpec parseLensSpec(Napi::Value value) {
   spec.layers = request.strings("layers");
   spec.head = request.strings("head");
   spec.topK = request.integer("topK", 0, kMaxIndex);
+  spec.numerics = parseNumerics(request);
   return spec;
 }
 
@@ -282,6 +294,7 @@ SweepSpec parseSweepSpec(Napi::Value value) {
     throw Error(code::kInvalidArgument, "patching sweep request.method: expected 'activation' or 'attribution'");
   }
   spec.attribution = method == "attribution";
+  spec.numerics = parseNumerics(request);
   return spec;
 }
 
@@ -332,6 +345,7 @@ MaximizeSpec parseMaximizeSpec(Napi::Value value) {
   spec.beta1 = request.number("beta1");
   spec.beta2 = request.number("beta2");
   spec.seed = static_cast<uint64_t>(request.integer("seed", 0, kMaxSafeInteger));
+  spec.numerics = parseNumerics(request);
   return spec;
 }
 

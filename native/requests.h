@@ -51,6 +51,7 @@ class RequestReader {
 struct RunRequest {
   ProgramSpec spec;
   std::vector<PatchArgs> patches;  // in spec.patch order
+  NumericsOverride numerics;       // the call's precision / upcast over the model's
 };
 
 RunRequest parseRunRequest(Napi::Value request);

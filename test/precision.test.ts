@@ -211,6 +211,97 @@ describe('upcast, programs, optimize', () => {
 
 });
 
+// Per call: { precision, upcast } on run, activations, inspect, gradients, attribute, maximize,
+// logitLens and patchingSweep, over the model's load options, each precision its own program.
+describe("a call's own precision", () => {
+  const resnet = CASES[0];
+  let fp32: torch.Model;
+  let bf16: torch.Model;
+  beforeAll(async () => {
+    fp32 = await torch.load(modelPath(resnet.file));
+    bf16 = await torch.load(modelPath(resnet.file), { precision: 'bf16' });
+  });
+  afterAll(() => {
+    fp32.dispose();
+    bf16.dispose();
+  });
+
+  test('run, activations and inspect: autocast for that call only, float32 again after; a bf16 model computes float32 when asked', async () => {
+    const autocast = refCase(refs, `${resnet.name}/autocast`);
+    const plain = refCase(refs, `${resnet.name}/fp32`);
+    const reduced = await torch.run(fp32, [toTorch(image)], { capture: resnet.capture, precision: 'bf16' });
+    expect((reduced.output as torch.Tensor).dtype).toBe('bfloat16');
+    expectValueClose(reduced.output, autocast.output, relativeTolerance(SAME_PRECISION.bf16), 'output');
+    for (const layer of resnet.capture) expectValueClose(reduced.activations[layer], autocast.captures[layer][0], relativeTolerance(SAME_PRECISION.bf16), layer);
+    const widened = (await torch.activations(fp32, { layers: 'layer1', precision: 'bf16', upcast: true }, toTorch(image))) as torch.Tensor;
+    expect(widened.dtype).toBe('float32');
+    expect(numbers(widened)).toEqual(numbers(reduced.activations.layer1 as torch.Tensor));
+    // The model's own calls are untouched: float32, PyTorch's values to 1e-5.
+    const after = await torch.run(fp32, [toTorch(image)], { capture: resnet.capture });
+    expectValueClose(after.output, plain.output, 1e-5, 'output after');
+    for (const layer of resnet.capture) expectValueClose(after.activations[layer], plain.captures[layer][0], 1e-5, `${layer} after`);
+    const info = await torch.inspect(fp32, { capture: ['layer2'], precision: 'bf16' });
+    expect([info.precision, info.memoryFormat]).toEqual(['bf16', 'channels_last']);
+    expect((await torch.inspect(fp32, { capture: ['layer2'] })).precision).toBe('fp32');
+    // And the other way: a bf16 model asked for float32 computes PyTorch's float32 values.
+    const full = await torch.run(bf16, [toTorch(image)], { capture: resnet.capture, precision: 'fp32' });
+    expectValueClose(full.output, plain.output, 1e-5, 'fp32 call of a bf16 model');
+    [reduced, after, full].forEach((r) => r.dispose());
+    widened.dispose();
+  });
+
+  test('gradients and attribute: the forward under autocast for that call, as PyTorch', async () => {
+    const expected = attributionResult(gradientRefs, GRADIENTS.id);
+    const input = expected.inputs![0];
+    const result = await torch.gradients(fp32, toTorch(image), { target: [3, 7], wrt: ['input', 'layer2'], precision: 'bf16' });
+    expectValueClose(result.gradients.input as torch.Tensor, input, relativeTo(input, SAME_PRECISION.bf16), 'd/d input');
+    expect((result.gradients.layer2 as torch.Tensor).dtype).toBe('bfloat16');
+    const saliency = await torch.attribute(fp32, toTorch(image), { method: 'saliency', target: [3, 7], abs: false, precision: 'bf16' });
+    expectValueClose(saliency.attributions, input, relativeTo(input, SAME_PRECISION.bf16), 'saliency');
+    const plainSaliency = await torch.attribute(fp32, toTorch(image), { method: 'saliency', target: [3, 7], abs: false });
+    expect(() => expectValueClose(plainSaliency.attributions, input, 1e-7, 'float32 saliency')).toThrow();
+    [saliency, plainSaliency].forEach((r) => r.dispose());
+  });
+
+  test('maximize, logitLens and patchingSweep: as on a model loaded at that precision', async () => {
+    const options: torch.MaximizeOptions = { channel: 3, size: 32, steps: 6, transforms: [], seed: 1 };
+    const perCall = await torch.maximize(fp32, 'layer2.0.conv1', { ...options, precision: 'bf16' });
+    const loaded = await torch.maximize(bf16, 'layer2.0.conv1', options);
+    const full = await torch.maximize(fp32, 'layer2.0.conv1', options);
+    expect(perCall.objective).toEqual(loaded.objective);
+    expect(perCall.objective).not.toEqual(full.objective);
+    const gpt = await torch.load(modelPath('gpt2-tiny.pt'));
+    const gptBf16 = await torch.load(modelPath('gpt2-tiny.pt'), { precision: 'bf16' });
+    try {
+      const lens = { layers: ['transformer.h.1', 'transformer.h.3'], head: ['transformer.ln_f', 'lm_head'] };
+      const a = await torch.logitLens(gpt, toTorch(gptIds), { ...lens, precision: 'bf16' });
+      const b = await torch.logitLens(gptBf16, toTorch(gptIds), lens);
+      expect(a.logits.dtype).toBe('bfloat16');
+      expect(numbers(a.logits)).toEqual(numbers(b.logits));
+      const corrupted: HostTensor = { data: randint(2 * 8, 50257, 9), shape: [2, 8], dtype: 'int64' };
+      const sweep = { clean: toTorch(gptIds), corrupted: toTorch(corrupted), layers: ['transformer.h.0', 'transformer.h.2'], metric: { logit: 262, position: -1 } };
+      const c = await torch.patchingSweep(gpt, { ...sweep, precision: 'bf16' });
+      const d = await torch.patchingSweep(gptBf16, sweep);
+      const e = await torch.patchingSweep(gpt, sweep);
+      expect(numbers(c.results)).toEqual(numbers(d.results));
+      expect(numbers(c.results)).not.toEqual(numbers(e.results));
+      [a, b, c, d, e].forEach((r) => r.dispose());
+    } finally {
+      gpt.dispose();
+      gptBf16.dispose();
+    }
+  });
+
+  test('a bad per-call precision or upcast is INVALID_ARGUMENT, natively too', async () => {
+    await expectTorchscopeError(() => torch.run(fp32, [toTorch(image)], { precision: 'int8' as never }), 'INVALID_ARGUMENT', /precision must be/);
+    await expectTorchscopeError(() => torch.gradients(fp32, toTorch(image), { target: 1, wrt: 'input', upcast: 'yes' as never }), 'INVALID_ARGUMENT', /upcast must be a boolean/);
+    // The native request is read on the JS thread: a bad one throws there, before any work.
+    expect(() => fp32.native().run([toTorch(image).handle], { output: true, precision: 'fp64' as never })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/precision must be 'fp32', 'bf16' or 'fp16', got 'fp64'/) }),
+    );
+  });
+});
+
 describe('gradients and maximization in bf16', () => {
   test('torch.gradients: the forward under autocast, the backward after it, as PyTorch advises', async () => {
     const model = await torch.load(modelPath('resnet-tiny.pt'), { precision: 'bf16' });
