@@ -4,7 +4,7 @@
 //     "maximize": { "steps": n, "itPerSecond": x } (torchscope, with MAXIMIZE_STEPS) }
 //
 //   node runtime_worker.js onnxruntime ORT_DIR ONNX_DIR BATCHES CALLS WARMUP
-//   node runtime_worker.js torchscope MODEL MODE(exact|optimize|bf16) BATCHES CALLS WARMUP [MAXIMIZE_STEPS]
+//   node runtime_worker.js torchscope MODEL MODE(exact|optimize|bf16: optimize at bf16) BATCHES CALLS WARMUP [MAXIMIZE_STEPS]
 'use strict';
 const path = require('path');
 const { timeCalls } = require('./stats');
