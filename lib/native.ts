@@ -65,7 +65,7 @@ export interface NativeProgramSummary {
   opCounts: Record<string, number>;
   /** The program's TorchScript graph. */
   graph: string;
-  /** 'exact'; with load({ optimize: true }): 'optimized', or 'frozen' for bfloat16/float16 models and reduced precisions (frozen only, same rounding as exact). */
+  /** 'exact'; with load({ optimize: true }): 'optimized', or 'frozen' for bfloat16/float16 models and reduced precisions (frozen, autocast weights cast once: the same values as exact). */
   numerics: 'exact' | 'optimized' | 'frozen';
   /** What its matmul-like ops compute in: load()'s precision. */
   precision: 'fp32' | 'bf16' | 'fp16';

@@ -25,13 +25,15 @@ const char* precisionName(Precision precision) {
   }
 }
 
+at::ScalarType reducedType(Precision precision) { return precision == Precision::kBFloat16 ? at::kBFloat16 : at::kHalf; }
+
 PrecisionScope::PrecisionScope(Precision precision, c10::DeviceType device) : device_(device) {
   if (precision == Precision::kFloat32) return;
   active_ = true;
   wasEnabled_ = at::autocast::is_autocast_enabled(device_);
   previousType_ = at::autocast::get_autocast_dtype(device_);
   at::autocast::set_autocast_enabled(device_, true);
-  at::autocast::set_autocast_dtype(device_, precision == Precision::kBFloat16 ? at::kBFloat16 : at::kHalf);
+  at::autocast::set_autocast_dtype(device_, reducedType(precision));
   at::autocast::increment_nesting();
 }
 

@@ -28,6 +28,8 @@ struct NumericsOverride {
 // 'fp32' | 'bf16' | 'fp16'; throws INVALID_ARGUMENT for anything else.
 Precision parsePrecision(const std::string& name);
 const char* precisionName(Precision precision);
+// The tensor type autocast computes in at a reduced precision (kBFloat16 or kHalf).
+at::ScalarType reducedType(Precision precision);
 
 // Autocast to `precision` on `device` for the scope's lifetime, restoring the thread's previous
 // state after (and dropping the cast cache when the outermost scope ends). kFloat32: nothing.

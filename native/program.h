@@ -33,9 +33,10 @@ struct ProgramSpec {
   // Freeze the program and apply libtorch's inference optimisations (conv-BN folding,
   // oneDNN layouts): faster, captured values within 1e-4 relative instead of 1e-5. Models
   // with bfloat16/float16 weights, and programs run at a reduced precision, are frozen only:
-  // those rewrites round differently there, and their fused ops are not autocast ops.
+  // those rewrites round differently there, and their fused ops are not autocast ops (a
+  // reduced-precision program has its autocast weights cast once instead, same values).
   bool optimize = false;
-  // Autocast to a reduced precision while the program runs (precision.h); the model's, fixed at load.
+  // Autocast to a reduced precision while the program runs (precision.h): the call's, else the model's.
   Precision precision = Precision::kFloat32;
   c10::DeviceType device = c10::kCPU;  // the model's: where autocast applies (not part of the key)
   std::string key() const;

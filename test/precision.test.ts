@@ -188,6 +188,10 @@ describe('upcast, programs, optimize', () => {
     try {
       const info = await torch.inspect(model, { capture: ['layer2'] });
       expect([info.precision, info.numerics, info.memoryFormat]).toEqual(['bf16', 'frozen', 'channels_last']);
+      // The convolutions' weights are cast once, at build (batch norm's stay float32, as autocast leaves them).
+      const constants = info.graph.split('\n').filter((line) => line.includes('prim::Constant[value=<Tensor>]'));
+      expect(constants.filter((line) => / : BFloat16\(\d+, \d+, \d+, \d+,/.test(line)).length).toBe(info.opCounts['aten::conv2d']);
+      expect(constants.some((line) => /running_mean : Float\(/.test(line))).toBe(true);
       const result = await torch.run(model, [toTorch(image)], { capture: ['layer1', 'layer3.0.conv1', 'fc'] });
       const expected = refCase(refs, 'traced ResNet (tiny)/autocast');
       expectValueClose(result.output, expected.output, relativeTolerance(SAME_PRECISION.bf16), 'output');

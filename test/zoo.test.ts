@@ -198,10 +198,11 @@ describe.each(entries)('$name: $family', (entry) => {
 // load({ precision: 'bf16' }) on every float32 architecture against PyTorch's torch.autocast
 // around the eager module: the same kernels on the same values, within two units of bfloat16's
 // last place of max(1, max |value|) (test/precision.test.ts's bar). Convolutional programs that
-// never view run channels-last (faster oneDNN kernels), which must change no value.
+// never view run channels-last (faster oneDNN kernels), and optimize casts the weights once
+// instead of at every call: neither may change a value, so optimize equals exact bit for bit.
 const CHANNELS_LAST = ['convnext', 'efficientnet', 'mobilenet-v3', 'unet', 'dict-io-scripted', 'dict-io-traced'];
 describe.each(entries.filter((e) => e.dtype === 'float32'))('$name in bf16', (entry) => {
-  test('forward and captures equal PyTorch autocast; convolutional ones run channels-last', async () => {
+  test('forward and captures equal PyTorch autocast, optimize equals exact; convolutional ones run channels-last', async () => {
     const model = await torch.load(path.join(ZOO, entry.file), { precision: 'bf16', upcast: true, optimize: true });
     try {
       const info = await torch.inspect(model, { capture: entry.capture });
@@ -212,6 +213,15 @@ describe.each(entries.filter((e) => e.dtype === 'float32'))('$name in bf16', (en
       expectValueClose(result.output, widenRef(eager.output), tol, 'output');
       for (const layer of entry.capture) {
         expectCaptureClose(entry, result.activations[layer], widenRef(eager.captures[layer][eager.captures[layer].length - 1]), tol, layer);
+      }
+      const exact = await torch.load(path.join(ZOO, entry.file), { precision: 'bf16', upcast: true });
+      try {
+        const unoptimized = await torch.run(exact, eager.inputs.map(refInput), { capture: entry.capture });
+        const values = (r: torch.RunResult) => [r.output, ...entry.capture.map((l) => r.activations[l])].flatMap(actualTensorsOf).map((t) => Array.from(t.data() as Float32Array));
+        expect(values(result)).toEqual(values(unoptimized));
+        unoptimized.dispose();
+      } finally {
+        exact.dispose();
       }
       result.dispose();
     } finally {
