@@ -52,7 +52,8 @@ export async function logitLens(model: Model, inputs: Input | Input[], options: 
 /** How a sweep scores a patched run: an objective on the output logits, averaged over the batch. */
 export type Metric = Objective;
 
-export interface PatchingSweepOptions extends NumericsOptions {
+/** `precision`: every run of the sweep at this precision (its results are float32 metrics). */
+export interface PatchingSweepOptions extends Pick<NumericsOptions, 'precision'> {
   /** The clean run's inputs (forward's arguments). */
   clean: Input | Input[];
   /** The corrupted run's inputs, of the same shapes. */
@@ -129,7 +130,7 @@ export async function patchingSweep(model: Model, options: PatchingSweepOptions)
     normalize: options.normalize ?? false,
     batchSize,
     method,
-    ...numericsRequest(model, options, site),
+    precision: numericsRequest(model, { precision: options.precision }, site).precision,
   };
   const handle = model.native(site);
   const clean = unwrapInputs(normalizeInputs(options.clean));

@@ -66,7 +66,8 @@ export interface LoadOptions {
 
 /**
  * A call's own numerics over the model's (load's `precision` and `upcast`): run, activations,
- * inspect, gradients, attribute, maximize, logitLens and patchingSweep take them. Each
+ * inspect, gradients, attribute and logitLens take them; maximize and patchingSweep take
+ * `precision` (what they return is float32 either way). Each
  * precision is its own program, built once per model and cached.
  */
 export interface NumericsOptions {

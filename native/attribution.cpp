@@ -131,8 +131,9 @@ RunPlan planAttribution(const std::shared_ptr<ModelState>& model, std::vector<c1
     planPerturbationMethod(context, batch, out, plan.steps);
   }
   const int64_t used = integrates(spec.method) ? context.internalBatchSize : 0;
-  plan.finish = [out, used]() -> ResolveFn {
-    const at::Tensor attributions = out->attributions.detach().cpu();
+  plan.finish = [out, used, model, numerics = spec.numerics]() -> ResolveFn {
+    // A layer method's attributions are in the layer's type: bfloat16 under bf16 unless upcast.
+    const at::Tensor attributions = model->returned(out->attributions.detach(), numerics);
     const at::Tensor delta = out->delta.defined() ? out->delta.detach().to(c10::kCPU, at::kDouble).contiguous() : at::Tensor();
     return [attributions, delta, used](Napi::Env env) -> Napi::Value {
       Napi::Object result = Napi::Object::New(env);

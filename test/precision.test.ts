@@ -264,7 +264,13 @@ describe("a call's own precision", () => {
     expectValueClose(saliency.attributions, input, relativeTo(input, SAME_PRECISION.bf16), 'saliency');
     const plainSaliency = await torch.attribute(fp32, toTorch(image), { method: 'saliency', target: [3, 7], abs: false });
     expect(() => expectValueClose(plainSaliency.attributions, input, 1e-7, 'float32 saliency')).toThrow();
-    [saliency, plainSaliency].forEach((r) => r.dispose());
+    // A layer method's attributions come in the layer's type, or float32 with upcast.
+    const cam: torch.AttributeOptions = { method: 'layerGradCam', layer: 'layer2', target: [3, 7], precision: 'bf16' };
+    const reduced = await torch.attribute(fp32, toTorch(image), cam);
+    const widened = await torch.attribute(fp32, toTorch(image), { ...cam, upcast: true });
+    expect([reduced.attributions.dtype, widened.attributions.dtype]).toEqual(['bfloat16', 'float32']);
+    expect(numbers(widened.attributions)).toEqual(numbers(reduced.attributions));
+    [saliency, plainSaliency, reduced, widened].forEach((r) => r.dispose());
   });
 
   test('maximize, logitLens and patchingSweep: as on a model loaded at that precision', async () => {
