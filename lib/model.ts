@@ -67,8 +67,8 @@ export interface LoadOptions {
 /**
  * A call's own numerics over the model's (load's `precision` and `upcast`): run, activations,
  * inspect, gradients, attribute and logitLens take them; maximize and patchingSweep take
- * `precision` (what they return is float32 either way). Each
- * precision is its own program, built once per model and cached.
+ * `precision` (what they return is float32 either way). Each precision is its own program,
+ * built once per model and cached.
  */
 export interface NumericsOptions {
   /** What this call's matmul-like ops compute in (see LoadOptions.precision). Default: the model's. */
