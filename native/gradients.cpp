@@ -44,7 +44,8 @@ GradientResult computeGradients(ModelState& model, std::vector<c10::IValue> inpu
   programSpec.patch = spec.patchLayers;
   programSpec.gradient = spec.layers;
   programSpec.returnOutput = spec.objective.needsOutput();
-  programSpec.optimize = false;  // autograd needs the exact program: oneDNN layouts have no backward
+  programSpec.optimize = model.optimize;
+  programSpec.differentiable = true;
   const auto program = model.program(programSpec, spec.numerics);
   RunResult run = runProgram(*program, std::move(inputs), spec.patches);
   requireAllRan(*program, run);

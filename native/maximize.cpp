@@ -183,8 +183,8 @@ Napi::Value MaximizeSession::start(Napi::Env env, std::shared_ptr<ModelState> mo
         ProgramSpec programSpec;
         if (needsLayer) programSpec.capture = {spec.layer};
         programSpec.returnOutput = needsOutput;
-        // Autograd needs the exact program: oneDNN layouts of optimized ones have no backward.
-        programSpec.optimize = false;
+        programSpec.optimize = state->model->optimize;
+        programSpec.differentiable = true;
         state->program = state->model->program(programSpec, spec.numerics);
         if (spec.image.height * spec.image.width > kProbedPixels && state->model->device.is_cpu()) {
           checkFits(state->estimateStepBytes() + static_cast<uint64_t>(sessionBytes(spec)),

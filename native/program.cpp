@@ -13,6 +13,7 @@
 
 #include "errors.h"
 #include "hooks.h"
+#include "weight_layout.h"
 
 namespace torchscope {
 
@@ -86,18 +87,51 @@ bool hasReducedPrecisionWeights(const jit::Module& module) {
   return false;
 }
 
+// An optimized program gets libtorch's inference rewrites (else it is frozen only).
+bool rewritesForInference(const jit::Module& module, const ProgramSpec& spec) {
+  return spec.precision == Precision::kFloat32 && !hasReducedPrecisionWeights(module);
+}
+
+void countOps(jit::Block* block, std::map<std::string, int>& counts) {
+  for (jit::Node* node : block->nodes()) {
+    counts[node->kind().toQualString()] += 1;
+    for (jit::Block* nested : node->blocks()) countOps(nested, counts);
+  }
+}
+
+// Reduced precision on the CPU: oneDNN's bfloat16/float16 convolutions (AVX-512 BF16, AMX) work
+// on channels-last data and reorder NCHW tensors at every call, so channels-last inputs (which
+// convolutions keep channels-last) are what PyTorch's CPU tuning guide pairs with autocast;
+// measured ~1.8x on ResNet-18 at batch 8. A layout changes no value, but aten::view refuses
+// most channels-last strides, so a program that views stays as it is. Float32 is left alone:
+// there it was no faster and its oneDNN kernels round differently.
+bool runsChannelsLast(const ProgramSpec& spec, const std::shared_ptr<jit::Graph>& graph) {
+  if (spec.precision == Precision::kFloat32 || spec.device != c10::kCPU) return false;
+  auto inlined = graph->copy();
+  jit::Inline(*inlined);
+  std::map<std::string, int> counts;
+  countOps(inlined->block(), counts);
+  const bool convolves = counts.count("aten::conv2d") || counts.count("aten::_convolution") || counts.count("aten::convolution");
+  return convolves && !counts.count("aten::view");
+}
+
 // Reduced precision, frozen: the float32 weights autocast would cast at every call (ResNet-18:
 // ~10 ms, a fifth of a batch-1 forward) are cast once, here. Same values: autocast passes a
 // tensor already of its type through. Only ops on autocast's lower-precision list for both CPU
 // and CUDA take them; traced convolutions (aten::_convolution, not on it) are first rewritten to
-// aten::conv2d and kin, as the graph executor itself does before running them.
-void castWeightsOnce(std::shared_ptr<jit::Graph>& graph, at::ScalarType type) {
+// aten::conv2d and kin, as the graph executor itself does before running them. In a
+// channels-last program a 2-D convolution's weight is also kept channels-last, picked per call
+// by the weight layout operator (weight_layout.h): oneDNN would otherwise reorder it at every
+// call and again in the backward (a fifth of a bf16 maximize step on ResNet-18).
+void castWeightsOnce(std::shared_ptr<jit::Graph>& graph, at::ScalarType type, bool channelsLast) {
   namespace aten = c10::aten;
   static const std::set<c10::Symbol> autocastOps = {
       aten::conv1d, aten::conv2d, aten::conv3d, aten::conv_transpose1d, aten::conv_transpose2d, aten::conv_transpose3d,
       aten::linear, aten::matmul, aten::mm, aten::addmm, aten::bmm, aten::baddbmm, aten::addbmm};
+  static const c10::Symbol weightForLayout = c10::Symbol::fromQualString(kWeightLayoutOperator);
   jit::graph_rewrite_helper::replaceConvolutionWithAtenConv(graph);
-  std::map<jit::Value*, jit::Value*> castOnce;
+  // By the float32 constant: its cast, and (2-D convolution weights) its channels-last cast.
+  std::map<jit::Value*, std::pair<jit::Value*, jit::Value*>> castOnce;
   std::function<void(jit::Block*)> visit = [&](jit::Block* block) {
     for (jit::Node* node : block->nodes()) {
       for (jit::Block* nested : node->blocks()) visit(nested);
@@ -107,12 +141,24 @@ void castWeightsOnce(std::shared_ptr<jit::Graph>& graph, at::ScalarType type) {
         if (input->node()->kind() != prim::Constant) continue;
         const auto constant = jit::toIValue(input);
         if (!constant || !constant->isTensor() || constant->toTensor().scalar_type() != at::kFloat) continue;
-        auto found = castOnce.find(input);
-        if (found == castOnce.end()) {
+        const bool layoutMatters = channelsLast && node->kind() == aten::conv2d && i == 1 && constant->toTensor().dim() == 4;
+        auto& [cast, castChannelsLast] = castOnce[input];
+        if (!cast) {
           jit::WithInsertPoint here(input->node());
-          found = castOnce.emplace(input, graph->insertConstant(constant->toTensor().to(type))).first;
+          cast = graph->insertConstant(constant->toTensor().to(type));
         }
-        node->replaceInput(i, found->second);
+        if (!layoutMatters) {
+          node->replaceInput(i, cast);
+          continue;
+        }
+        if (!castChannelsLast) {
+          jit::WithInsertPoint here(input->node());
+          castChannelsLast = graph->insertConstant(jit::toIValue(cast)->toTensor().contiguous(at::MemoryFormat::ChannelsLast));
+        }
+        jit::WithInsertPoint here(node);
+        jit::Node* pick = graph->insertNode(graph->create(weightForLayout, {node->input(0), cast, castChannelsLast}));
+        pick->output()->setType(c10::TensorType::get());
+        node->replaceInput(i, pick->output());
       }
     }
   };
@@ -136,9 +182,10 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Progr
   // float32 and a bf16 request would silently not be one.
   if (program.spec.precision != Precision::kFloat32) {
     auto frozenGraph = jit::toGraphFunction(frozen.get_method(name).function()).graph();
-    castWeightsOnce(frozenGraph, reducedType(program.spec.precision));
+    program.channelsLast = runsChannelsLast(program.spec, frozenGraph);
+    castWeightsOnce(frozenGraph, reducedType(program.spec.precision), program.channelsLast);
     program.numerics = "frozen";
-  } else if (hasReducedPrecisionWeights(module)) {
+  } else if (!rewritesForInference(module, program.spec)) {
     program.numerics = "frozen";
   } else {
     // torch::jit::freeze would optimize forward only; the program is another method.
@@ -155,33 +202,11 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Progr
 void buildExact(const jit::Module& module, const ModuleSurvey& survey, Program& program) {
   auto graph = jit::toGraphFunction(module.get_method("forward").function()).graph()->copy();
   instrumentInto(graph, survey, program);
+  program.channelsLast = runsChannelsLast(program.spec, graph);
   program.function = simpleFunction(graph);
   program.forwardSchema = module.get_method("forward").function().getSchema();
   program.self = module._ivalue();
   program.numerics = "exact";
-}
-
-void countOps(jit::Block* block, std::map<std::string, int>& counts) {
-  for (jit::Node* node : block->nodes()) {
-    counts[node->kind().toQualString()] += 1;
-    for (jit::Block* nested : node->blocks()) countOps(nested, counts);
-  }
-}
-
-// Reduced precision on the CPU: oneDNN's bfloat16/float16 convolutions (AVX-512 BF16, AMX) work
-// on channels-last data and reorder NCHW tensors at every call, so channels-last inputs (which
-// convolutions keep channels-last) are what PyTorch's CPU tuning guide pairs with autocast;
-// measured ~1.8x on ResNet-18 at batch 8. A layout changes no value, but aten::view refuses
-// most channels-last strides, so a program that views stays as it is. Float32 is left alone:
-// there it was no faster and its oneDNN kernels round differently.
-bool runsChannelsLast(const Program& program) {
-  if (program.spec.precision == Precision::kFloat32 || program.spec.device != c10::kCPU) return false;
-  auto inlined = program.function->graph()->copy();
-  jit::Inline(*inlined);
-  std::map<std::string, int> counts;
-  countOps(inlined->block(), counts);
-  const bool convolves = counts.count("aten::conv2d") || counts.count("aten::_convolution") || counts.count("aten::convolution");
-  return convolves && !counts.count("aten::view");
 }
 
 void collectCalls(jit::Block* block, const jit::Value* self, std::set<std::string>& calls) {
@@ -212,7 +237,6 @@ std::shared_ptr<const Program> buildProgram(const jit::Module& module, const Mod
   } else {
     buildExact(module, survey, *program);
   }
-  program->channelsLast = runsChannelsLast(*program);
   program->buildMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return program;
 }
@@ -277,7 +301,8 @@ void requireAllRan(const Program& program, const RunResult& result) {
                                   "with this input (a branch not taken, or a loop that ran zero times)");
 }
 
-std::shared_ptr<const Program> ProgramCache::get(const jit::Module& module, const ModuleSurvey& survey, const ProgramSpec& spec) {
+std::shared_ptr<const Program> ProgramCache::get(const jit::Module& module, const ModuleSurvey& survey, ProgramSpec spec) {
+  if (spec.differentiable && spec.optimize && rewritesForInference(module, spec)) spec.optimize = false;
   const std::string key = spec.key();
   std::lock_guard<std::mutex> lock(mutex_);
   auto found = programs_.find(key);

@@ -36,6 +36,10 @@ struct ProgramSpec {
   // those rewrites round differently there, and their fused ops are not autocast ops (a
   // reduced-precision program has its autocast weights cast once instead, same values).
   bool optimize = false;
+  // Its backward is taken (gradients, maximize). oneDNN-rewritten programs have none, so such a
+  // program is built exact where optimize would rewrite; a frozen-only one differentiates as the
+  // exact one does (at reduced precision: same values, without casting the weights every step).
+  bool differentiable = false;
   // Autocast to a reduced precision while the program runs (precision.h): the call's, else the model's.
   Precision precision = Precision::kFloat32;
   c10::DeviceType device = c10::kCPU;  // the model's: where autocast applies (not part of the key)
@@ -95,7 +99,8 @@ void requireAllRan(const Program& program, const RunResult& result);
 // Programs of one model, built once per spec; safe to use from several threads.
 class ProgramCache {
  public:
-  std::shared_ptr<const Program> get(const torch::jit::Module& module, const ModuleSurvey& survey, const ProgramSpec& spec);
+  // A differentiable spec that optimize would rewrite is built (and cached) as exact.
+  std::shared_ptr<const Program> get(const torch::jit::Module& module, const ModuleSurvey& survey, ProgramSpec spec);
   size_t size();
 
  private:

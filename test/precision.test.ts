@@ -188,9 +188,11 @@ describe('upcast, programs, optimize', () => {
     try {
       const info = await torch.inspect(model, { capture: ['layer2'] });
       expect([info.precision, info.numerics, info.memoryFormat]).toEqual(['bf16', 'frozen', 'channels_last']);
-      // The convolutions' weights are cast once, at build (batch norm's stay float32, as autocast leaves them).
+      // The convolutions' weights are cast once, at build, in both layouts, and picked per call by
+      // the input's (batch norm's stay float32, as autocast leaves them).
       const constants = info.graph.split('\n').filter((line) => line.includes('prim::Constant[value=<Tensor>]'));
-      expect(constants.filter((line) => / : BFloat16\(\d+, \d+, \d+, \d+,/.test(line)).length).toBe(info.opCounts['aten::conv2d']);
+      expect(constants.filter((line) => / : BFloat16\(\d+, \d+, \d+, \d+,/.test(line)).length).toBe(2 * info.opCounts['aten::conv2d']);
+      expect(info.opCounts['torchscope::weight_for_layout']).toBe(info.opCounts['aten::conv2d']);
       expect(constants.some((line) => /running_mean : Float\(/.test(line))).toBe(true);
       const result = await torch.run(model, [toTorch(image)], { capture: ['layer1', 'layer3.0.conv1', 'fc'] });
       const expected = refCase(refs, 'traced ResNet (tiny)/autocast');
@@ -325,6 +327,27 @@ describe('gradients and maximization in bf16', () => {
       expected.objective!.forEach((value, i) => expect(Math.abs(result.objective[i] - value)).toBeLessThanOrEqual(2 ** -8 * Math.max(1, Math.abs(value))));
     } finally {
       model.dispose();
+    }
+  });
+
+  test('with optimize: the frozen program, weights cast once, differentiates as the exact one, bit for bit; float32 optimize differentiates the exact program', async () => {
+    const bits = (t: torch.Tensor) => Array.from(t.data() as Float32Array);
+    for (const precision of ['bf16', 'fp32'] as const) {
+      const optimized = await torch.load(modelPath('resnet-tiny.pt'), { precision, optimize: true, upcast: true });
+      const exact = await torch.load(modelPath('resnet-tiny.pt'), { precision, upcast: true });
+      try {
+        const [a, b] = await Promise.all([optimized, exact].map((m) => torch.gradients(m, toTorch(image), { target: [3, 7], wrt: ['input', 'layer2'] })));
+        expect(bits(a.gradients.input as torch.Tensor)).toEqual(bits(b.gradients.input as torch.Tensor));
+        expect(bits(a.gradients.layer2 as torch.Tensor)).toEqual(bits(b.gradients.layer2 as torch.Tensor));
+        // The standard random transforms: inputs of changing sizes every step.
+        const options = { channel: 3, size: 40, steps: 6, seed: 4 };
+        const [x, y] = await Promise.all([optimized, exact].map((m) => torch.maximize(m, 'layer2.0.conv1', options)));
+        expect(bits(x.image)).toEqual(bits(y.image));
+        expect(x.objective).toEqual(y.objective);
+      } finally {
+        optimized.dispose();
+        exact.dispose();
+      }
     }
   });
 
