@@ -200,6 +200,8 @@ describe.each(entries)('$name: $family', (entry) => {
 // last place of max(1, max |value|) (test/precision.test.ts's bar). Convolutional programs that
 // never view run channels-last (faster oneDNN kernels), and optimize casts the weights once
 // instead of at every call: neither may change a value, so optimize equals exact bit for bit.
+// dict-io's images come inside a dict, which is given as it is: its convolutions see contiguous
+// inputs in a channels-last program, so they must get the contiguous weight (weight_layout.h).
 const CHANNELS_LAST = ['convnext', 'efficientnet', 'mobilenet-v3', 'unet', 'dict-io-scripted', 'dict-io-traced'];
 describe.each(entries.filter((e) => e.dtype === 'float32'))('$name in bf16', (entry) => {
   test('forward and captures equal PyTorch autocast, optimize equals exact; convolutional ones run channels-last', async () => {
