@@ -11,6 +11,7 @@
 #include <chrono>
 #include <set>
 
+#include "conv_prepack.h"
 #include "errors.h"
 #include "hooks.h"
 #include "weight_layout.h"
@@ -99,20 +100,25 @@ void countOps(jit::Block* block, std::map<std::string, int>& counts) {
   }
 }
 
-// Reduced precision on the CPU: oneDNN's bfloat16/float16 convolutions (AVX-512 BF16, AMX) work
-// on channels-last data and reorder NCHW tensors at every call, so channels-last inputs (which
-// convolutions keep channels-last) are what PyTorch's CPU tuning guide pairs with autocast;
-// measured ~1.8x on ResNet-18 at batch 8. A layout changes no value, but aten::view refuses
-// most channels-last strides, so a program that views stays as it is. Float32 is left alone:
-// there it was no faster and its oneDNN kernels round differently.
-bool runsChannelsLast(const ProgramSpec& spec, const std::shared_ptr<jit::Graph>& graph) {
-  if (spec.precision == Precision::kFloat32 || spec.device != c10::kCPU) return false;
+// A layout changes no value, but aten::view refuses most channels-last strides, so a program
+// that views stays contiguous; channels-last only helps a program that convolves.
+bool convolvesWithoutView(const std::shared_ptr<jit::Graph>& graph) {
   auto inlined = graph->copy();
   jit::Inline(*inlined);
   std::map<std::string, int> counts;
   countOps(inlined->block(), counts);
   const bool convolves = counts.count("aten::conv2d") || counts.count("aten::_convolution") || counts.count("aten::convolution");
   return convolves && !counts.count("aten::view");
+}
+
+// Reduced precision on the CPU: oneDNN's bfloat16/float16 convolutions (AVX-512 BF16, AMX) work
+// on channels-last data and reorder NCHW tensors at every call, so channels-last inputs (which
+// convolutions keep channels-last) are what PyTorch's CPU tuning guide pairs with autocast;
+// measured ~1.8x on ResNet-18 at batch 8. Exact float32 is left alone: its oneDNN kernels round
+// differently channels-last (optimized float32 goes channels-last with prepacked convolutions).
+bool runsChannelsLast(const ProgramSpec& spec, const std::shared_ptr<jit::Graph>& graph) {
+  if (spec.precision == Precision::kFloat32 || spec.device != c10::kCPU) return false;
+  return convolvesWithoutView(graph);
 }
 
 // Reduced precision, frozen: the float32 weights autocast would cast at every call (ResNet-18:
@@ -191,7 +197,14 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Progr
     // torch::jit::freeze would optimize forward only; the program is another method.
     auto frozenGraph = jit::toGraphFunction(frozen.get_method(name).function()).graph();
     jit::OptimizeFrozenGraph(frozenGraph, /*optimize_numerics=*/true);
-    frozen = jit::optimize_for_inference(frozen, {name});
+    // On the CPU a program that convolves and never views gets prepacked channels-last
+    // convolutions (conv_prepack.h); any other, libtorch's rewrite to oneDNN's blocked layout.
+    const bool prepackable = program.spec.device == c10::kCPU && convolvesWithoutView(frozenGraph);
+    if (prepackable && prepackConvolutions(frozenGraph) > 0) {
+      program.channelsLast = true;
+    } else {
+      frozen = jit::optimize_for_inference(frozen, {name});
+    }
     program.numerics = "optimized";
   }
   program.function = simpleFunction(jit::toGraphFunction(frozen.get_method(name).function()).graph());

@@ -167,6 +167,19 @@ describe('SHAPE', () => {
     expect(error.message).not.toMatch(/Traceback/);
     await expectTorchscopeError(() => torch.activations(model, 'layer1', toTorch(hostRandn([1, 4, 32, 32], 1))), 'SHAPE');
   });
+  test('the same in an optimized program, whose convolutions are prepacked: the message libtorch gives', async () => {
+    const optimized = await torch.load(modelPath('resnet-tiny.pt'), { optimize: true });
+    try {
+      const error = await expectTorchscopeError(() => optimized.forward(toTorch(hostRandn([1, 4, 32, 32], 1))), 'SHAPE', /expected input\[1, 4, 32, 32\] to have 3 channels/);
+      expect(error.message).not.toMatch(/onednn|dnnl|primitive/i);
+      await expectTorchscopeError(() => optimized.forward(toTorch(hostRandn([1, 3, 32], 1))), 'SHAPE');
+      await expectTorchscopeError(() => optimized.forward(torch.tensor(new Float64Array(3 * 32 * 32), [1, 3, 32, 32])), 'DTYPE');
+      expect(((await optimized.forward(toTorch(hostRandn([0, 3, 32, 32], 1)))) as torch.Tensor).shape).toEqual([0, 10]);
+      expect(((await optimized.forward(toTorch(hostRandn([1, 3, 32, 32], 1)))) as torch.Tensor).shape).toEqual([1, 10]);
+    } finally {
+      optimized.dispose();
+    }
+  });
   test('an input of the wrong rank', async () => {
     await expectTorchscopeError(() => model.forward(torch.tensor(new Float32Array(3), [3])), 'SHAPE');
   });

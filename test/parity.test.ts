@@ -257,3 +257,32 @@ test('resnet-tiny: the same programs on inputs of changing batch and spatial siz
     tiny.dispose();
   }
 });
+
+// Float32 optimize on the CPU prepacks each convolution's weight once, for one planned input
+// size (native/conv_prepack.h), and runs channels-last: every other size must still be right.
+test('resnet-tiny with optimize: true: prepacked channels-last convolutions equal eager at every batch and spatial size', async () => {
+  const tiny = await torch.load(modelPath('resnet-tiny.pt'), { optimize: true });
+  try {
+    const info = await torch.inspect(tiny, { capture: ['layer2', 'layer1.0.relu'] });
+    expect([info.numerics, info.memoryFormat]).toEqual(['optimized', 'channels_last']);
+    expect(info.opCounts['torchscope::prepacked_conv2d']).toBeGreaterThan(0);
+    expect(Object.keys(info.opCounts).filter((op) => /conv/.test(op))).toEqual(['torchscope::prepacked_conv2d']);
+    for (const [i, shape] of SHAPES.entries()) {
+      const x = toTorch(hostRandn(shape, 50 + i));
+      const expected = refCase(ref, `tiny/shape${i}`);
+      const got = (await torch.activations(tiny, { layers: ['layer2', 'layer1.0.relu'], calls: 'all' }, x)) as Record<string, torch.Value>;
+      const layer2 = refTensor(expected.captures.layer2[0]);
+      expectClose(asTensor((got.layer2 as torch.Value[])[0]), layer2, 1e-4 * maxAbs(layer2.data as Float32Array), `layer2 at [${shape}]`);
+      const relu = got['layer1.0.relu'] as torch.Value[];
+      expect(relu).toHaveLength(2);
+      relu.forEach((v, k) => {
+        const want = refTensor(expected.captures['layer1.0.relu'][k]);
+        expectClose(asTensor(v), want, 1e-4 * maxAbs(want.data as Float32Array), `layer1.0.relu call ${k} at [${shape}]`);
+      });
+      const out = refTensor(expected.output);
+      expectClose(asTensor(await tiny.forward(x)), out, 1e-4 * maxAbs(out.data as Float32Array), `output at [${shape}]`);
+    }
+  } finally {
+    tiny.dispose();
+  }
+});

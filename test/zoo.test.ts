@@ -232,6 +232,24 @@ describe.each(entries.filter((e) => e.dtype === 'float32'))('$name in bf16', (en
   });
 });
 
+// Float32 optimize on the CPU: the same programs run channels-last, each 2-D convolution
+// prepacked once (native/conv_prepack.h); 'forward equals eager' above checks their values.
+describe.each(entries.filter((e) => e.dtype === 'float32'))('$name, float32 optimize', (entry) => {
+  test('convolutional ones run channels-last with every 2-D convolution prepacked', async () => {
+    const model = await torch.load(path.join(ZOO, entry.file), { optimize: true });
+    try {
+      const info = await torch.inspect(model, { capture: entry.capture });
+      const channelsLast = CHANNELS_LAST.includes(entry.name);
+      expect(info.memoryFormat).toBe(channelsLast ? 'channels_last' : 'contiguous');
+      const convolutions = Object.keys(info.opCounts).filter((op) => /conv2d|_convolution$|mkldnn_convolution/.test(op));
+      if (channelsLast) expect(convolutions).toEqual(['torchscope::prepacked_conv2d']);
+      else expect(info.opCounts['torchscope::prepacked_conv2d']).toBeUndefined();
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
 function refInputs(entry: ZooEntry): torch.Input[] {
   return reference(`${entry.name}/plain`).inputs.map(refInput);
 }

@@ -1,0 +1,173 @@
+#include "conv_prepack.h"
+
+#include <ATen/Context.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/graph_rewrite_helper.h>
+#include <torch/csrc/jit/runtime/custom_operator.h>
+
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+namespace torchscope {
+
+namespace jit = torch::jit;
+
+namespace {
+
+std::optional<c10::IValue> constantInput(const jit::Node* node, size_t index) {
+  return jit::toIValue(node->input(index));
+}
+
+// The ReLU that is the convolution's only reader, to fuse; none when anything else (a capture,
+// a patch, another op) reads the convolution's own output.
+jit::Node* soleRelu(jit::Node* convolution) {
+  const auto& uses = convolution->output()->uses();
+  if (uses.size() != 1 || uses[0].offset != 0) return nullptr;
+  jit::Node* user = uses[0].user;
+  const bool relu = user->kind() == c10::aten::relu || user->kind() == c10::aten::relu_;
+  return relu && user->owningBlock() == convolution->owningBlock() ? user : nullptr;
+}
+
+bool validList(const c10::IValue& value, int64_t least) {
+  if (!value.isIntList()) return false;
+  const std::vector<int64_t> entries = value.toIntVector();
+  return (entries.size() == 1 || entries.size() == 2) &&
+         std::all_of(entries.begin(), entries.end(), [&](int64_t entry) { return entry >= least; });
+}
+
+// oneDNN's prepacked context for one aten::conv2d, or none when its operands are not constants
+// of the kind the prepacked op takes (the convolution then stays as it is).
+std::optional<c10::IValue> prepackedContext(const c10::OperatorHandle& prepack, jit::Node* node, bool fuseRelu) {
+  const c10::FunctionSchema* schema = node->maybeSchema();
+  if (schema == nullptr || !schema->overload_name().empty()) return std::nullopt;  // not the string-padding overload
+  const auto weight = constantInput(node, 1);
+  const auto bias = constantInput(node, 2);
+  const auto stride = constantInput(node, 3);
+  const auto padding = constantInput(node, 4);
+  const auto dilation = constantInput(node, 5);
+  const auto groups = constantInput(node, 6);
+  if (!weight || !bias || !stride || !padding || !dilation || !groups) return std::nullopt;
+  if (!weight->isTensor() || !(bias->isNone() || bias->isTensor()) || !groups->isInt()) return std::nullopt;
+  const at::Tensor& w = weight->toTensor();
+  if (w.dim() != 4 || w.scalar_type() != at::kFloat || !w.device().is_cpu() || w.requires_grad()) return std::nullopt;
+  if (bias->isTensor() && (bias->toTensor().scalar_type() != at::kFloat || !bias->toTensor().device().is_cpu())) return std::nullopt;
+  // The file is untrusted: arguments the plain convolution would refuse stay with it, which says why at run.
+  if (!validList(*stride, 1) || !validList(*padding, 0) || !validList(*dilation, 1)) return std::nullopt;
+  if (groups->toInt() < 1 || w.size(0) % groups->toInt() != 0 || w.numel() == 0) return std::nullopt;
+  // A size the kernel fits in, so that oneDNN can plan the convolution.
+  const std::vector<int64_t> dilations = dilation->toIntVector();
+  int64_t spatial = kPrepackSpatialHint;
+  for (size_t d = 0; d < 2; ++d) spatial = std::max(spatial, (w.size(2 + d) - 1) * dilations[d % dilations.size()] + 1);
+  jit::Stack stack{w.contiguous(at::MemoryFormat::ChannelsLast),
+                   *bias,
+                   *stride,
+                   *padding,
+                   *dilation,
+                   *groups,
+                   c10::List<int64_t>({1, w.size(1) * groups->toInt(), spatial, spatial}),
+                   std::string(fuseRelu ? "relu" : "none")};
+  try {
+    prepack.callBoxed(&stack);
+  } catch (const std::exception&) {  // c10::Error, or ideep's own
+    return std::nullopt;  // arguments oneDNN does not take: the plain convolution reports them at run
+  }
+  return stack.at(0);
+}
+
+int64_t entry(const std::vector<int64_t>& list, size_t d) { return list.at(d % list.size()); }
+
+// The input the prepacked context was planned for: anything else goes to ATen.
+bool fitsContext(const at::Tensor& input, const std::vector<int64_t>& weightSize, const std::vector<int64_t>& padding,
+                 const std::vector<int64_t>& dilation, int64_t groups) {
+  if (input.dim() != 4 || input.scalar_type() != at::kFloat || !input.device().is_cpu() || input.layout() != at::kStrided) return false;
+  if (input.numel() == 0 || input.size(1) != weightSize.at(1) * groups) return false;
+  for (size_t d = 0; d < 2; ++d) {
+    if (input.size(2 + d) + 2 * entry(padding, d) < (weightSize.at(2 + d) - 1) * entry(dilation, d) + 1) return false;
+  }
+  return true;
+}
+
+at::Tensor prepackedConvolution(const at::Tensor& input, const c10::IValue& context, const std::optional<at::Tensor>& bias,
+                                const std::vector<int64_t>& weightSize, const std::vector<int64_t>& stride,
+                                const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups, bool relu) {
+  static const auto run = c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn_prepacked::conv2d_run", "");
+  if (input.dim() == 3) {  // unbatched, as ATen takes it
+    return prepackedConvolution(input.unsqueeze(0), context, bias, weightSize, stride, padding, dilation, groups, relu).squeeze(0);
+  }
+  if (fitsContext(input, weightSize, padding, dilation, groups)) {
+    // oneDNN reads the tensor as dense in its suggested layout; a strided view is made so.
+    jit::Stack stack{input.contiguous(input.suggest_memory_format()), context};
+    run.callBoxed(&stack);
+    return stack.at(0).toTensor();
+  }
+  // ATen's checks and messages, on a weight of the right size that holds no data: for an input
+  // they accept here (only an empty one: every other was fitted above) the result is the bias,
+  // as the real weight would give.
+  const at::Tensor shapeOnly = at::zeros({1}, at::kFloat).expand(weightSize);
+  at::Tensor output = at::conv2d(input, shapeOnly, bias, stride, padding, dilation, groups);
+  return relu ? at::relu(output) : output;
+}
+
+jit::RegisterOperators registerPrepackedConvolution({jit::Operator(
+    std::string(kPrepackedConvolutionOperator) +
+        "(Tensor input, Any context, Tensor? bias, int[] weight_size, int[] stride, int[] padding, int[] dilation, int groups, bool relu) -> Tensor",
+    [](jit::Stack& stack) {
+      const bool relu = jit::pop(stack).toBool();
+      const int64_t groups = jit::pop(stack).toInt();
+      const std::vector<int64_t> dilation = jit::pop(stack).toIntVector();
+      const std::vector<int64_t> padding = jit::pop(stack).toIntVector();
+      const std::vector<int64_t> stride = jit::pop(stack).toIntVector();
+      const std::vector<int64_t> weightSize = jit::pop(stack).toIntVector();
+      const std::optional<at::Tensor> bias = jit::pop(stack).toOptional<at::Tensor>();
+      const c10::IValue context = jit::pop(stack);
+      const at::Tensor input = jit::pop(stack).toTensor();
+      jit::push(stack, prepackedConvolution(input, context, bias, weightSize, stride, padding, dilation, groups, relu));
+    },
+    c10::AliasAnalysisKind::FROM_SCHEMA)});
+
+}  // namespace
+
+int prepackConvolutions(std::shared_ptr<jit::Graph>& graph) {
+  const auto prepack = c10::Dispatcher::singleton().findSchema({"mkldnn_prepacked::conv2d_prepack", ""});
+  if (!prepack || !at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return 0;
+  static const c10::Symbol prepackedOperator = c10::Symbol::fromQualString(kPrepackedConvolutionOperator);
+  jit::graph_rewrite_helper::replaceConvolutionWithAtenConv(graph);
+  std::vector<jit::Node*> convolutions;
+  std::function<void(jit::Block*)> collect = [&](jit::Block* block) {
+    for (jit::Node* node : block->nodes()) {
+      for (jit::Block* nested : node->blocks()) collect(nested);
+      if (node->kind() == c10::aten::conv2d) convolutions.push_back(node);
+    }
+  };
+  collect(graph->block());
+  int prepacked = 0;
+  for (jit::Node* node : convolutions) {
+    jit::Node* relu = soleRelu(node);
+    const auto context = prepackedContext(*prepack, node, relu != nullptr);
+    if (!context) continue;
+    jit::WithInsertPoint here(node);
+    const auto contextValue = jit::tryInsertConstant(*graph, *context);
+    if (!contextValue) continue;
+    const at::Tensor weight = jit::toIValue(node->input(1))->toTensor();
+    jit::Value* weightSize = graph->insertConstant(c10::List<int64_t>(weight.sizes().vec()));
+    jit::Value* fused = graph->insertConstant(relu != nullptr);
+    jit::Node* convolution = graph->insertNode(graph->create(
+        prepackedOperator, {node->input(0), *contextValue, node->input(2), weightSize, node->input(3), node->input(4), node->input(5), node->input(6), fused}));
+    convolution->output()->copyMetadata(node->output());
+    convolution->output()->setType(c10::TensorType::get());
+    if (relu != nullptr) {
+      relu->output()->replaceAllUsesWith(convolution->output());
+      relu->destroy();
+    }
+    node->output()->replaceAllUsesWith(convolution->output());
+    node->destroy();
+    ++prepacked;
+  }
+  jit::EliminateDeadCode(graph);
+  return prepacked;
+}
+
+}  // namespace torchscope

@@ -1,0 +1,33 @@
+// Prepacked convolutions, for float32 optimized programs on the CPU. libtorch's own inference
+// rewrite (optimize_for_inference) keeps oneDNN's blocked layout between ops but hands each
+// convolution a plain weight, which oneDNN reorders at every call (ResNet-18 batch 1: ~5 of 33
+// ms), and its blocked kernels are slower than the channels-last ones at small batches. Here each
+// 2-D convolution with constant weights becomes oneDNN's prepacked one
+// (mkldnn_prepacked::conv2d_run): the weight is reordered once, at build, to the channels-last
+// kernel's own layout, and a ReLU that alone reads the convolution is fused into it. The program
+// then gets channels-last image inputs, which these convolutions keep.
+#pragma once
+
+#include <torch/csrc/jit/ir/ir.h>
+
+#include <memory>
+
+namespace torchscope {
+
+// `torchscope::prepacked_conv2d(Tensor input, Any context, Tensor? bias, int[] weight_size,
+// int[] stride, int[] padding, int[] dilation, int groups, bool relu) -> Tensor`: runs the
+// prepacked context on a 4-D float32 CPU input it fits; any other input (unbatched, empty, of
+// another shape, type or device) takes ATen's convolution path, which computes it or says why
+// as it would for the unrewritten graph. oneDNN's own op would read past a 3-D input's sizes.
+inline constexpr const char* kPrepackedConvolutionOperator = "torchscope::prepacked_conv2d";
+
+// The layout oneDNN picks for a weight does not depend on the input's height and width (checked
+// on ResNet-18 from 8 to 112); prepacking needs some, so a typical one.
+inline constexpr int64_t kPrepackSpatialHint = 56;
+
+// Rewrites the frozen float32 graph's 2-D convolutions whose weight, bias and arguments are
+// constants; returns how many. Zero where this libtorch has no oneDNN, leaving the graph's
+// convolutions as they were.
+int prepackConvolutions(std::shared_ptr<torch::jit::Graph>& graph);
+
+}  // namespace torchscope
