@@ -44,8 +44,9 @@ export interface LoadOptions {
   /** Aborts the load while it waits behind other calls. */
   signal?: AbortSignal;
   /**
-   * Run frozen, inference-optimised programs (conv-BN folding, oneDNN layouts): faster, with
-   * captured values and outputs within 1e-4 relative of PyTorch's instead of 1e-5 absolute.
+   * Run frozen, inference-optimised programs (conv-BN folding; on the CPU, convolutions prepacked
+   * for oneDNN's channels-last kernels, else oneDNN's blocked layouts): faster, with captured
+   * values and outputs within 1e-4 relative of PyTorch's instead of 1e-5 absolute.
    * Captures still see exactly what each module returned (a folded conv is never captured).
    * Default false.
    */

@@ -70,9 +70,10 @@ export interface NativeProgramSummary {
   /** What its matmul-like ops compute in: load()'s precision. */
   precision: 'fp32' | 'bf16' | 'fp16';
   /**
-   * How image inputs (4-D floating tensors) reach it: 'channels_last' for a reduced precision on
-   * the CPU when the program convolves and never views (oneDNN's fast layout there), else
-   * 'contiguous'. A layout changes no value.
+   * How image inputs (4-D floating tensors) reach it: 'channels_last' on the CPU when the
+   * program convolves and never views, at a reduced precision or optimized in float32 (oneDNN's
+   * fast layout there), else 'contiguous'. A layout changes no value of its own (optimized
+   * float32's prepacked kernels round within optimize's 1e-4).
    */
   memoryFormat: 'channels_last' | 'contiguous';
   /** Milliseconds it took to build this program; paid once per (model, layer set), then cached. */

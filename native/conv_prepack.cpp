@@ -1,11 +1,11 @@
 #include "conv_prepack.h"
 
 #include <ATen/Context.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/graph_rewrite_helper.h>
 #include <torch/csrc/jit/runtime/custom_operator.h>
+#include <torch/csrc/jit/runtime/operator.h>
 
 #include <algorithm>
 #include <optional>
@@ -16,6 +16,14 @@ namespace torchscope {
 namespace jit = torch::jit;
 
 namespace {
+
+// libtorch's operator by name (it has one overload), through the JIT's registry: its call is
+// out of line, where the dispatcher's inline one would link the addon to libtorch's thread-locals.
+std::optional<jit::Operation> libtorchOperation(const char* name) {
+  const auto operators = jit::getAllOperatorsFor(c10::Symbol::fromQualString(name));
+  if (operators.size() != 1) return std::nullopt;
+  return operators.front()->getOperation();
+}
 
 std::optional<c10::IValue> constantInput(const jit::Node* node, size_t index) {
   return jit::toIValue(node->input(index));
@@ -40,7 +48,7 @@ bool validList(const c10::IValue& value, int64_t least) {
 
 // oneDNN's prepacked context for one aten::conv2d, or none when its operands are not constants
 // of the kind the prepacked op takes (the convolution then stays as it is).
-std::optional<c10::IValue> prepackedContext(const c10::OperatorHandle& prepack, jit::Node* node, bool fuseRelu) {
+std::optional<c10::IValue> prepackedContext(jit::Operation& prepack, jit::Node* node, bool fuseRelu) {
   const c10::FunctionSchema* schema = node->maybeSchema();
   if (schema == nullptr || !schema->overload_name().empty()) return std::nullopt;  // not the string-padding overload
   const auto weight = constantInput(node, 1);
@@ -70,7 +78,7 @@ std::optional<c10::IValue> prepackedContext(const c10::OperatorHandle& prepack, 
                    c10::List<int64_t>({1, w.size(1) * groups->toInt(), spatial, spatial}),
                    std::string(fuseRelu ? "relu" : "none")};
   try {
-    prepack.callBoxed(&stack);
+    prepack(stack);
   } catch (const std::exception&) {  // c10::Error, or ideep's own
     return std::nullopt;  // arguments oneDNN does not take: the plain convolution reports them at run
   }
@@ -93,14 +101,15 @@ bool fitsContext(const at::Tensor& input, const std::vector<int64_t>& weightSize
 at::Tensor prepackedConvolution(const at::Tensor& input, const c10::IValue& context, const std::optional<at::Tensor>& bias,
                                 const std::vector<int64_t>& weightSize, const std::vector<int64_t>& stride,
                                 const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups, bool relu) {
-  static const auto run = c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn_prepacked::conv2d_run", "");
+  static std::optional<jit::Operation> run = libtorchOperation("mkldnn_prepacked::conv2d_run");
+  TORCH_CHECK(run.has_value(), "this libtorch has no mkldnn_prepacked::conv2d_run");  // registered with conv2d_prepack
   if (input.dim() == 3) {  // unbatched, as ATen takes it
     return prepackedConvolution(input.unsqueeze(0), context, bias, weightSize, stride, padding, dilation, groups, relu).squeeze(0);
   }
   if (fitsContext(input, weightSize, padding, dilation, groups)) {
     // oneDNN reads the tensor as dense in its suggested layout; a strided view is made so.
     jit::Stack stack{input.contiguous(input.suggest_memory_format()), context};
-    run.callBoxed(&stack);
+    (*run)(stack);
     return stack.at(0).toTensor();
   }
   // ATen's checks and messages, on a weight of the right size that holds no data: for an input
@@ -131,7 +140,7 @@ jit::RegisterOperators registerPrepackedConvolution({jit::Operator(
 }  // namespace
 
 int prepackConvolutions(std::shared_ptr<jit::Graph>& graph) {
-  const auto prepack = c10::Dispatcher::singleton().findSchema({"mkldnn_prepacked::conv2d_prepack", ""});
+  auto prepack = libtorchOperation("mkldnn_prepacked::conv2d_prepack");
   if (!prepack || !at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return 0;
   static const c10::Symbol prepackedOperator = c10::Symbol::fromQualString(kPrepackedConvolutionOperator);
   jit::graph_rewrite_helper::replaceConvolutionWithAtenConv(graph);
