@@ -2,8 +2,8 @@
 // rewrite (optimize_for_inference) keeps oneDNN's blocked layout between ops but hands each
 // convolution a plain weight, which oneDNN reorders at every call (ResNet-18 batch 1: ~5 of 33
 // ms), and its blocked kernels are slower than the channels-last ones at small batches. Here each
-// 2-D convolution with constant weights becomes oneDNN's prepacked one
-// (mkldnn_prepacked::conv2d_run): the weight is reordered once, at build, to the channels-last
+// 2-D convolution with constant weights becomes oneDNN's prepacked one (torchscope::prepacked_conv2d,
+// over mkldnn_prepacked::conv2d_run): the weight is reordered once, at build, to the channels-last
 // kernel's own layout, and a ReLU that alone reads the convolution is fused into it. The program
 // then gets channels-last image inputs, which these convolutions keep.
 #pragma once
