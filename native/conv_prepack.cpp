@@ -39,6 +39,9 @@ jit::Node* soleRelu(jit::Node* convolution) {
   return relu && user->owningBlock() == convolution->owningBlock() ? user : nullptr;
 }
 
+// A 2-D convolution argument for dimension d: one entry stands for both.
+int64_t entry(const std::vector<int64_t>& list, size_t d) { return list.at(d % list.size()); }
+
 bool validList(const c10::IValue& value, int64_t least) {
   if (!value.isIntList()) return false;
   const std::vector<int64_t> entries = value.toIntVector();
@@ -66,9 +69,8 @@ std::optional<c10::IValue> prepackedContext(jit::Operation& prepack, jit::Node* 
   if (!validList(*stride, 1) || !validList(*padding, 0) || !validList(*dilation, 1)) return std::nullopt;
   if (groups->toInt() < 1 || w.size(0) % groups->toInt() != 0 || w.numel() == 0) return std::nullopt;
   // A size the kernel fits in, so that oneDNN can plan the convolution.
-  const std::vector<int64_t> dilations = dilation->toIntVector();
   int64_t spatial = kPrepackSpatialHint;
-  for (size_t d = 0; d < 2; ++d) spatial = std::max(spatial, (w.size(2 + d) - 1) * dilations[d % dilations.size()] + 1);
+  for (size_t d = 0; d < 2; ++d) spatial = std::max(spatial, (w.size(2 + d) - 1) * entry(dilation->toIntVector(), d) + 1);
   jit::Stack stack{w.contiguous(at::MemoryFormat::ChannelsLast),
                    *bias,
                    *stride,
@@ -84,8 +86,6 @@ std::optional<c10::IValue> prepackedContext(jit::Operation& prepack, jit::Node* 
   }
   return stack.at(0);
 }
-
-int64_t entry(const std::vector<int64_t>& list, size_t d) { return list.at(d % list.size()); }
 
 // The input the prepacked context was planned for: anything else goes to ATen.
 bool fitsContext(const at::Tensor& input, const std::vector<int64_t>& weightSize, const std::vector<int64_t>& padding,

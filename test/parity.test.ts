@@ -240,19 +240,27 @@ test('traced and scripted files give the same activations (same weights)', async
   }
 });
 
+// One program over SHAPES: layer2, both calls of layer1.0.relu and the output against eager,
+// within `tolerance` of each expected tensor.
+async function expectEagerAtEveryShape(tiny: torch.Model, tolerance: (expected: ReturnType<typeof refTensor>) => number) {
+  for (const [i, shape] of SHAPES.entries()) {
+    const x = toTorch(hostRandn(shape, 50 + i));
+    const expected = refCase(ref, `tiny/shape${i}`);
+    const close = (actual: torch.Value, want: ReturnType<typeof refTensor>, label: string) =>
+      expectClose(asTensor(actual), want, tolerance(want), `${label} at [${shape}]`);
+    const got = (await torch.activations(tiny, { layers: ['layer2', 'layer1.0.relu'], calls: 'all' }, x)) as Record<string, torch.Value>;
+    close((got.layer2 as torch.Value[])[0], refTensor(expected.captures.layer2[0]), 'layer2');
+    const relu = got['layer1.0.relu'] as torch.Value[];
+    expect(relu).toHaveLength(2);
+    relu.forEach((v, k) => close(v, refTensor(expected.captures['layer1.0.relu'][k]), `layer1.0.relu call ${k}`));
+    close(await tiny.forward(x), refTensor(expected.output), 'output');
+  }
+}
+
 test('resnet-tiny: the same programs on inputs of changing batch and spatial size equal eager at every shape', async () => {
   const tiny = await torch.load(modelPath('resnet-tiny.pt'));
   try {
-    for (const [i, shape] of SHAPES.entries()) {
-      const x = toTorch(hostRandn(shape, 50 + i));
-      const expected = refCase(ref, `tiny/shape${i}`);
-      const got = (await torch.activations(tiny, { layers: ['layer2', 'layer1.0.relu'], calls: 'all' }, x)) as Record<string, torch.Value>;
-      expectClose(asTensor((got.layer2 as torch.Value[])[0]), refTensor(expected.captures.layer2[0]), TOL, `layer2 at [${shape}]`);
-      const relu = got['layer1.0.relu'] as torch.Value[];
-      expect(relu).toHaveLength(2);
-      relu.forEach((v, k) => expectClose(asTensor(v), refTensor(expected.captures['layer1.0.relu'][k]), TOL, `layer1.0.relu call ${k} at [${shape}]`));
-      expectClose(asTensor(await tiny.forward(x)), refTensor(expected.output), TOL, `output at [${shape}]`);
-    }
+    await expectEagerAtEveryShape(tiny, () => TOL);
   } finally {
     tiny.dispose();
   }
@@ -267,21 +275,7 @@ test('resnet-tiny with optimize: true: prepacked channels-last convolutions equa
     expect([info.numerics, info.memoryFormat]).toEqual(['optimized', 'channels_last']);
     expect(info.opCounts['torchscope::prepacked_conv2d']).toBeGreaterThan(0);
     expect(Object.keys(info.opCounts).filter((op) => /conv/.test(op))).toEqual(['torchscope::prepacked_conv2d']);
-    for (const [i, shape] of SHAPES.entries()) {
-      const x = toTorch(hostRandn(shape, 50 + i));
-      const expected = refCase(ref, `tiny/shape${i}`);
-      const got = (await torch.activations(tiny, { layers: ['layer2', 'layer1.0.relu'], calls: 'all' }, x)) as Record<string, torch.Value>;
-      const layer2 = refTensor(expected.captures.layer2[0]);
-      expectClose(asTensor((got.layer2 as torch.Value[])[0]), layer2, 1e-4 * maxAbs(layer2.data as Float32Array), `layer2 at [${shape}]`);
-      const relu = got['layer1.0.relu'] as torch.Value[];
-      expect(relu).toHaveLength(2);
-      relu.forEach((v, k) => {
-        const want = refTensor(expected.captures['layer1.0.relu'][k]);
-        expectClose(asTensor(v), want, 1e-4 * maxAbs(want.data as Float32Array), `layer1.0.relu call ${k} at [${shape}]`);
-      });
-      const out = refTensor(expected.output);
-      expectClose(asTensor(await tiny.forward(x)), out, 1e-4 * maxAbs(out.data as Float32Array), `output at [${shape}]`);
-    }
+    await expectEagerAtEveryShape(tiny, (expected) => 1e-4 * maxAbs(expected.data as Float32Array));
   } finally {
     tiny.dispose();
   }
