@@ -14,6 +14,7 @@
 #include "conv_prepack.h"
 #include "errors.h"
 #include "hooks.h"
+#include "max_pool.h"
 #include "weight_layout.h"
 
 namespace torchscope {
@@ -215,6 +216,7 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Progr
 void buildExact(const jit::Module& module, const ModuleSurvey& survey, Program& program) {
   auto graph = jit::toGraphFunction(module.get_method("forward").function()).graph()->copy();
   instrumentInto(graph, survey, program);
+  poolChannelsLast(graph);
   program.channelsLast = runsChannelsLast(program.spec, graph);
   program.function = simpleFunction(graph);
   program.forwardSchema = module.get_method("forward").function().getSchema();

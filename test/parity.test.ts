@@ -16,8 +16,11 @@ import {
   Reference,
   RefPatch,
   RefResult,
+  RefValue,
   refTensor,
   removeDir,
+  rng,
+  numel,
   scratchDir,
   toTorch,
 } from './helpers';
@@ -279,4 +282,65 @@ test('resnet-tiny with optimize: true: prepacked channels-last convolutions equa
   } finally {
     tiny.dispose();
   }
+});
+
+// Exact programs max-pool contiguous float tensors with ATen's channels-last kernel
+// (native/max_pool.h): the same element of every window must come out, bit for bit, whatever the
+// window holds: ties (small integers), -0 beside +0, -inf, and NaNs of different payloads.
+describe('max pooling in exact programs', () => {
+  const SHAPE = [2, 3, 13, 11];
+  let poolsDir: string;
+  let pools: torch.Model;
+  let expected: RefValue;
+  const input = (() => {
+    const bits = new Uint32Array(numel(SHAPE));
+    const values = new Float32Array(bits.buffer);
+    const random = rng(7);
+    for (let i = 0; i < values.length; i++) {
+      const r = random();
+      if (r < 0.08) bits[i] = 0x7fc00000 + 1 + Math.floor(random() * 1000);  // NaN, payload varies
+      else if (r < 0.12) bits[i] = 0xffc00000 + 3;  // a negative NaN
+      else if (r < 0.2) values[i] = -0;
+      else if (r < 0.25) values[i] = -Infinity;
+      else values[i] = Math.floor(random() * 7) - 3;
+    }
+    return { data: values, shape: SHAPE, dtype: 'float32' } as HostTensor;
+  })();
+
+  beforeAll(async () => {
+    poolsDir = scratchDir('pools');
+    const file = `${poolsDir}/pools.pt`;
+    const results = await new Reference(poolsDir)
+      .task({ kind: 'script_pools', path: file })
+      .add({ id: 'pools', kind: 'jit', model: file, inputs: [input] })
+      .run();
+    expected = refCase(results, 'pools').output as RefValue;
+    pools = await torch.load(file);
+  });
+  afterAll(() => {
+    pools?.dispose();
+    removeDir(poolsDir);
+  });
+
+  function expectSameBits(actual: torch.Tensor, want: ReturnType<typeof refTensor>, label: string) {
+    expect([label, actual.shape]).toEqual([label, want.shape]);
+    const got = new Uint32Array(actual.data().slice().buffer);
+    const bits = new Uint32Array(want.data.buffer, want.data.byteOffset, want.data.length);
+    const first = got.findIndex((word, i) => word !== bits[i]);
+    expect({ label, first, got: got[first], want: bits[first] }).toEqual({ label, first: -1, got: undefined, want: undefined });
+  }
+
+  test('every pool (in a Sequential after a conv, ceil_mode, dilated, rectangular, unbatched) gives PyTorch bits', async () => {
+    const info = await torch.inspect(pools, {});
+    expect([info.opCounts['torchscope::max_pool2d'], info.opCounts['aten::max_pool2d'] ?? 0]).toEqual([5, 0]);
+    const outputs = asArray(await pools.forward(toTorch(input)));
+    const want = expected.type === 'tuple' ? expected.items : [];
+    expect(outputs).toHaveLength(5);
+    ['stem', 'ceil', 'dilated', 'rectangular', 'unbatched'].forEach((label, i) => expectSameBits(asTensor(outputs[i]), refTensor(want[i]), label));
+  });
+
+  test('a captured pool inside a Sequential is the same bits as its output', async () => {
+    const pooled = asTensor(await torch.activations(pools, 'stem.1', toTorch(input)));
+    expectSameBits(pooled, refTensor(expected.type === 'tuple' ? expected.items[0] : undefined), 'stem.1');
+  });
 });

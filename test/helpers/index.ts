@@ -154,7 +154,8 @@ export type RefTask =
   | { kind: 'script_branches'; path: string }
   | { kind: 'script_expand'; path: string }
   | { kind: 'script_allocates'; path: string }
-  | { kind: 'script_endless'; path: string };
+  | { kind: 'script_endless'; path: string }
+  | { kind: 'script_pools'; path: string };
 
 export interface RefResult {
   output?: RefValue;

@@ -32,7 +32,8 @@ One process answers many cases (importing torch costs seconds). The request:
         {"kind": "script_expand", "path": "/tmp/e.pt"},        # returns x.expand(n, n, ...): a
                                                                # view of far more elements than bytes
         {"kind": "script_allocates", "path": "/tmp/a.pt"},     # forward(x, n) allocates n x n floats
-        {"kind": "script_endless", "path": "/tmp/s.pt"}        # forward never returns
+        {"kind": "script_endless", "path": "/tmp/s.pt"},       # forward never returns
+        {"kind": "script_pools", "path": "/tmp/p.pt"}          # max pools of every argument kind
       ]
     }
 
@@ -479,6 +480,23 @@ def run_task(task: dict) -> dict:
                 return x
 
         torch.jit.save(torch.jit.script(Endless()), task["path"])
+    elif kind == "script_pools":
+
+        class Pools(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                # a pool inside a Sequential, after a convolution
+                self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.MaxPool2d(3, 2, 1))
+                self.ceil = torch.nn.MaxPool2d(2, ceil_mode=True)
+                self.dilated = torch.nn.MaxPool2d(3, stride=1, padding=1, dilation=2)
+
+            def forward(self, x: torch.Tensor):
+                rectangular = torch.nn.functional.max_pool2d(x, (3, 2), (1, 2), (1, 0))
+                unbatched = torch.nn.functional.max_pool2d(x[0], 2)
+                return self.stem(x), self.ceil(x), self.dilated(x), rectangular, unbatched
+
+        torch.manual_seed(0)
+        torch.jit.save(torch.jit.script(Pools().eval()), task["path"])
     else:
         raise ValueError(f"unknown task {kind!r}")
     return {"kind": kind, "path": task["path"]}
