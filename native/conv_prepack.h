@@ -24,11 +24,10 @@ inline constexpr const char* kPrepackedConvolutionOperator = "torchscope::prepac
 // Prepacking needs an input size to plan for; a typical one. For 3x3 and larger kernels the
 // layout oneDNN picks does not depend on the input's height and width (checked on ResNet-18 from 8
 // to 112). A 1x1 weight's does (ResNet-18: blocks of 64 output channels at 56x56, 32 at 28x28,
-// 48 at 14x14); its contiguous
-// strides also count as channels-last, so ATen packs it for the blocked kernel, and oneDNN
-// reorders it at each call with a fast jit reorder (0.02-0.1 ms). Packing it channels-last
-// (a clone's unambiguous strides) was tried: at another size its reorder became oneDNN's generic
-// one, 8 ms a call for ResNet-18's 512x256 downsample.
+// 48 at 14x14); its contiguous strides also count as channels-last, so ATen packs it for the
+// blocked kernel, and oneDNN reorders it at each call with a fast jit reorder (0.02-0.1 ms).
+// Packing it channels-last (a clone's unambiguous strides) was tried: at another size its reorder
+// became oneDNN's generic one, 8 ms a call for ResNet-18's 512x256 downsample.
 inline constexpr int64_t kPrepackSpatialHint = 56;
 
 // Rewrites the frozen float32 graph's 2-D convolutions whose weight, bias and arguments are
