@@ -7,6 +7,7 @@ import {
   asTensor,
   expectClose,
   expectEqual,
+  expectTorchscopeError,
   hostRandn,
   maxAbs,
   minOf,
@@ -337,6 +338,13 @@ describe('max pooling in exact programs', () => {
     const want = expected.type === 'tuple' ? expected.items : [];
     expect(outputs).toHaveLength(5);
     ['stem', 'ceil', 'dilated', 'rectangular', 'unbatched'].forEach((label, i) => expectSameBits(asTensor(outputs[i]), refTensor(want[i]), label));
+  });
+
+  test("an input too small for a pool fails with ATen's message, and the next call is right", async () => {
+    // Contiguous but not channels-last, so it takes the channels-last copy; the rectangular pool needs width 2.
+    await expectTorchscopeError(() => pools.forward(torch.tensor(new Float32Array(24), [2, 3, 4, 1])), 'SHAPE', /Output size is too small/);
+    const outputs = asArray(await pools.forward(toTorch(input)));
+    expectSameBits(asTensor(outputs[3]), refTensor(expected.type === 'tuple' ? expected.items[3] : undefined), 'rectangular');
   });
 
   test('a captured pool inside a Sequential is the same bits as its output', async () => {
