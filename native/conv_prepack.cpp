@@ -51,7 +51,7 @@ bool validList(const c10::IValue& value, int64_t least) {
 
 // oneDNN's prepacked context for one aten::conv2d, or none when its operands are not constants
 // of the kind the prepacked op takes (the convolution then stays as it is).
-std::optional<c10::IValue> prepackedContext(jit::Operation& prepack, jit::Node* node, bool fuseRelu) {
+std::optional<c10::IValue> prepackedContext(jit::Operation& prepack, jit::Node* node, bool fuseRelu, at::ScalarType type) {
   const c10::FunctionSchema* schema = node->maybeSchema();
   if (schema == nullptr || !schema->overload_name().empty()) return std::nullopt;  // not the string-padding overload
   const auto weight = constantInput(node, 1);
@@ -71,8 +71,9 @@ std::optional<c10::IValue> prepackedContext(jit::Operation& prepack, jit::Node* 
   // A size the kernel fits in, so that oneDNN can plan the convolution.
   int64_t spatial = kPrepackSpatialHint;
   for (size_t d = 0; d < 2; ++d) spatial = std::max(spatial, (w.size(2 + d) - 1) * entry(dilation->toIntVector(), d) + 1);
-  jit::Stack stack{w.contiguous(at::MemoryFormat::ChannelsLast),
-                   *bias,
+  // At a reduced type, weight and bias as autocast casts them (to the type, rounding to nearest).
+  jit::Stack stack{w.to(type).contiguous(at::MemoryFormat::ChannelsLast),
+                   bias->isTensor() ? c10::IValue(bias->toTensor().to(type)) : *bias,
                    *stride,
                    *padding,
                    *dilation,
@@ -87,10 +88,12 @@ std::optional<c10::IValue> prepackedContext(jit::Operation& prepack, jit::Node* 
   return stack.at(0);
 }
 
-// The input the prepacked context was planned for: anything else goes to ATen.
-bool fitsContext(const at::Tensor& input, const std::vector<int64_t>& weightSize, const std::vector<int64_t>& padding,
+// The input the prepacked context was planned for (of its type, or float32 that autocast would
+// cast to it): anything else goes to ATen.
+bool fitsContext(const at::Tensor& input, at::ScalarType type, const std::vector<int64_t>& weightSize, const std::vector<int64_t>& padding,
                  const std::vector<int64_t>& dilation, int64_t groups) {
-  if (input.dim() != 4 || input.scalar_type() != at::kFloat || !input.device().is_cpu() || input.layout() != at::kStrided) return false;
+  const bool typed = input.scalar_type() == type || input.scalar_type() == at::kFloat;
+  if (input.dim() != 4 || !typed || !input.device().is_cpu() || input.layout() != at::kStrided) return false;
   if (input.numel() == 0 || input.size(1) != weightSize.at(1) * groups) return false;
   for (size_t d = 0; d < 2; ++d) {
     if (input.size(2 + d) + 2 * entry(padding, d) < (weightSize.at(2 + d) - 1) * entry(dilation, d) + 1) return false;
@@ -100,30 +103,32 @@ bool fitsContext(const at::Tensor& input, const std::vector<int64_t>& weightSize
 
 at::Tensor prepackedConvolution(const at::Tensor& input, const c10::IValue& context, const std::optional<at::Tensor>& bias,
                                 const std::vector<int64_t>& weightSize, const std::vector<int64_t>& stride,
-                                const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups, bool relu) {
+                                const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups, bool relu,
+                                at::ScalarType type) {
   static std::optional<jit::Operation> run = libtorchOperation("mkldnn_prepacked::conv2d_run");
   TORCH_CHECK(run.has_value(), "this libtorch has no mkldnn_prepacked::conv2d_run");  // registered with conv2d_prepack
   if (input.dim() == 3) {  // unbatched, as ATen takes it
-    return prepackedConvolution(input.unsqueeze(0), context, bias, weightSize, stride, padding, dilation, groups, relu).squeeze(0);
+    return prepackedConvolution(input.unsqueeze(0), context, bias, weightSize, stride, padding, dilation, groups, relu, type).squeeze(0);
   }
-  if (fitsContext(input, weightSize, padding, dilation, groups)) {
+  if (fitsContext(input, type, weightSize, padding, dilation, groups)) {
     // oneDNN reads the tensor as dense in its suggested layout; a strided view is made so.
-    jit::Stack stack{input.contiguous(input.suggest_memory_format()), context};
+    jit::Stack stack{input.to(type).contiguous(input.suggest_memory_format()), context};
     (*run)(stack);
     return stack.at(0).toTensor();
   }
   // ATen's checks and messages, on a weight of the right size that holds no data: for an input
   // they accept here (only an empty one: every other was fitted above) the result is the bias,
   // as the real weight would give.
-  const at::Tensor shapeOnly = at::zeros({1}, at::kFloat).expand(weightSize);
+  const at::Tensor shapeOnly = at::zeros({1}, type).expand(weightSize);
   at::Tensor output = at::conv2d(input, shapeOnly, bias, stride, padding, dilation, groups);
   return relu ? at::relu(output) : output;
 }
 
 jit::RegisterOperators registerPrepackedConvolution({jit::Operator(
     std::string(kPrepackedConvolutionOperator) +
-        "(Tensor input, Any context, Tensor? bias, int[] weight_size, int[] stride, int[] padding, int[] dilation, int groups, bool relu) -> Tensor",
+        "(Tensor input, Any context, Tensor? bias, int[] weight_size, int[] stride, int[] padding, int[] dilation, int groups, bool relu, ScalarType dtype) -> Tensor",
     [](jit::Stack& stack) {
+      const at::ScalarType type = jit::pop(stack).toScalarType();
       const bool relu = jit::pop(stack).toBool();
       const int64_t groups = jit::pop(stack).toInt();
       const std::vector<int64_t> dilation = jit::pop(stack).toIntVector();
@@ -133,13 +138,13 @@ jit::RegisterOperators registerPrepackedConvolution({jit::Operator(
       const std::optional<at::Tensor> bias = jit::pop(stack).toOptional<at::Tensor>();
       const c10::IValue context = jit::pop(stack);
       const at::Tensor input = jit::pop(stack).toTensor();
-      jit::push(stack, prepackedConvolution(input, context, bias, weightSize, stride, padding, dilation, groups, relu));
+      jit::push(stack, prepackedConvolution(input, context, bias, weightSize, stride, padding, dilation, groups, relu, type));
     },
     c10::AliasAnalysisKind::FROM_SCHEMA)});
 
 }  // namespace
 
-int prepackConvolutions(std::shared_ptr<jit::Graph>& graph) {
+int prepackConvolutions(std::shared_ptr<jit::Graph>& graph, at::ScalarType type) {
   auto prepack = libtorchOperation("mkldnn_prepacked::conv2d_prepack");
   if (!prepack || !at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return 0;
   static const c10::Symbol prepackedOperator = c10::Symbol::fromQualString(kPrepackedConvolutionOperator);
@@ -155,7 +160,7 @@ int prepackConvolutions(std::shared_ptr<jit::Graph>& graph) {
   int prepacked = 0;
   for (jit::Node* node : convolutions) {
     jit::Node* relu = soleRelu(node);
-    const auto context = prepackedContext(*prepack, node, relu != nullptr);
+    const auto context = prepackedContext(*prepack, node, relu != nullptr, type);
     if (!context) continue;
     jit::WithInsertPoint here(node);
     const auto contextValue = jit::tryInsertConstant(*graph, *context);
@@ -163,8 +168,10 @@ int prepackConvolutions(std::shared_ptr<jit::Graph>& graph) {
     const at::Tensor weight = jit::toIValue(node->input(1))->toTensor();
     jit::Value* weightSize = graph->insertConstant(c10::List<int64_t>(weight.sizes().vec()));
     jit::Value* fused = graph->insertConstant(relu != nullptr);
+    jit::Value* typeValue = graph->insertConstant(type);
     jit::Node* convolution = graph->insertNode(graph->create(
-        prepackedOperator, {node->input(0), *contextValue, node->input(2), weightSize, node->input(3), node->input(4), node->input(5), node->input(6), fused}));
+        prepackedOperator,
+        {node->input(0), *contextValue, node->input(2), weightSize, node->input(3), node->input(4), node->input(5), node->input(6), fused, typeValue}));
     convolution->output()->copyMetadata(node->output());
     convolution->output()->setType(c10::TensorType::get());
     if (relu != nullptr) {

@@ -32,6 +32,8 @@ std::string ProgramSpec::key() const {
   for (const auto& layer : gradient) key += layer + ",";
   key += "|";
   for (const auto& layer : replace) key += layer + ",";
+  // An optimized program that takes gradients is built without the rewrites that have no backward.
+  key += optimize && differentiable ? "|differentiable" : "";
   return key + (returnOutput ? "|output" : "|cut") + (optimize ? "|optimized" : "|exact") + "|" + precisionName(precision);
 }
 
@@ -190,7 +192,11 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Progr
   if (program.spec.precision != Precision::kFloat32) {
     auto frozenGraph = jit::toGraphFunction(frozen.get_method(name).function()).graph();
     program.channelsLast = runsChannelsLast(program.spec, frozenGraph);
-    castWeightsOnce(frozenGraph, reducedType(program.spec.precision), program.channelsLast);
+    // Inference at bfloat16: convolutions prepacked at it (conv_prepack.h); the prepacked op has no backward.
+    const at::ScalarType type = reducedType(program.spec.precision);
+    const bool inference = !program.spec.differentiable && program.spec.gradient.empty();
+    if (program.channelsLast && inference && type == at::kBFloat16) prepackConvolutions(frozenGraph, type);
+    castWeightsOnce(frozenGraph, type, program.channelsLast);
     program.numerics = "frozen";
   } else if (!rewritesForInference(module, program.spec)) {
     program.numerics = "frozen";
@@ -201,7 +207,7 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Progr
     // On the CPU a program that convolves and never views gets prepacked channels-last
     // convolutions (conv_prepack.h); any other, libtorch's rewrite to oneDNN's blocked layout.
     const bool prepackable = program.spec.device == c10::kCPU && convolvesWithoutView(frozenGraph);
-    if (prepackable && prepackConvolutions(frozenGraph) > 0) {
+    if (prepackable && prepackConvolutions(frozenGraph, at::kFloat) > 0) {
       program.channelsLast = true;
     } else {
       frozen = jit::optimize_for_inference(frozen, {name});

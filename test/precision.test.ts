@@ -6,7 +6,9 @@
 import * as torch from '../lib';
 import { attributionResult, AttributionRefResult, GradientsCase, relativeTo, runAttributionReference } from './helpers/attribution';
 import {
+  asTensor,
   decodeReduced,
+  expectEqual,
   expectTorchscopeError,
   expectValueClose,
   HostTensor,
@@ -185,21 +187,35 @@ describe('upcast, programs, optimize', () => {
 
   test('inspect says the precision and memory format; optimize under a reduced precision freezes only (no rewrites that leave autocast)', async () => {
     const model = await torch.load(modelPath('resnet-tiny.pt'), { precision: 'bf16', optimize: true });
+    const unfrozen = await torch.load(modelPath('resnet-tiny.pt'), { precision: 'bf16' });
     try {
       const info = await torch.inspect(model, { capture: ['layer2'] });
       expect([info.precision, info.numerics, info.memoryFormat]).toEqual(['bf16', 'frozen', 'channels_last']);
-      // The convolutions' weights are cast once, at build, in both layouts, and picked per call by
-      // the input's (batch norm's stay float32, as autocast leaves them).
-      const constants = info.graph.split('\n').filter((line) => line.includes('prim::Constant[value=<Tensor>]'));
-      expect(constants.filter((line) => / : BFloat16\(\d+, \d+, \d+, \d+,/.test(line)).length).toBe(2 * info.opCounts['aten::conv2d']);
-      expect(info.opCounts['torchscope::weight_for_layout']).toBe(info.opCounts['aten::conv2d']);
-      expect(constants.some((line) => /running_mean : Float\(/.test(line))).toBe(true);
-      const result = await torch.run(model, [toTorch(image)], { capture: ['layer1', 'layer3.0.conv1', 'fc'] });
+      // Inference: every convolution prepacked at bf16 once, at build (batch norm's constants stay
+      // float32, as autocast leaves them).
+      expect(info.opCounts['torchscope::prepacked_conv2d']).toBeGreaterThan(0);
+      expect(Object.keys(info.opCounts).filter((op) => /conv|weight_for_layout/.test(op))).toEqual(['torchscope::prepacked_conv2d']);
+      const constants = (graph: string) => graph.split('\n').filter((line) => line.includes('prim::Constant[value=<Tensor>]'));
+      expect(constants(info.graph).some((line) => /running_mean : Float\(/.test(line))).toBe(true);
+      // A program that takes gradients has no prepacked op (it has no backward): its convolutions'
+      // weights are cast once, in both layouts, and picked per call by the input's.
+      const differentiable = await torch.inspect(model, { capture: ['layer2'], gradient: ['layer2'] });
+      expect(differentiable.opCounts['torchscope::prepacked_conv2d']).toBeUndefined();
+      expect(constants(differentiable.graph).filter((line) => / : BFloat16\(\d+, \d+, \d+, \d+,/.test(line)).length).toBe(2 * differentiable.opCounts['aten::conv2d']);
+      expect(differentiable.opCounts['torchscope::weight_for_layout']).toBe(differentiable.opCounts['aten::conv2d']);
+      const layers = ['layer1', 'layer3.0.conv1', 'fc'];
+      const result = await torch.run(model, [toTorch(image)], { capture: layers });
       const expected = refCase(refs, 'traced ResNet (tiny)/autocast');
       expectValueClose(result.output, expected.output, relativeTolerance(SAME_PRECISION.bf16), 'output');
       expect((result.activations.layer1 as torch.Tensor).dtype).toBe('bfloat16');
+      // Frozen means the exact program's values: the prepacked convolutions are the same kernel
+      // on the same operands as autocast's.
+      const same = await torch.run(unfrozen, [toTorch(image)], { capture: layers });
+      expectEqual(asTensor(result.output), asTensor(same.output), 'output');
+      for (const layer of layers) expectEqual(asTensor(result.activations[layer]), asTensor(same.activations[layer]), layer);
     } finally {
       model.dispose();
+      unfrozen.dispose();
     }
     const exact = await torch.load(modelPath('resnet-tiny.pt'));
     try {
