@@ -235,7 +235,6 @@ Napi::Value ModelHandle::inspect(const Napi::CallbackInfo& info) {
         env, code::kInternal,
         [state, request, summary] {
           request->spec.optimize = state->optimize;
-          request->spec.differentiable = !request->spec.gradient.empty();  // the program torch.gradients runs
           *summary = summarize(*state->program(request->spec, request->numerics));
           summary->programsCached = state->programs.size();
         },

@@ -194,8 +194,7 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Progr
     program.channelsLast = runsChannelsLast(program.spec, frozenGraph);
     // Inference at bfloat16: convolutions prepacked at it (conv_prepack.h); the prepacked op has no backward.
     const at::ScalarType type = reducedType(program.spec.precision);
-    const bool inference = !program.spec.differentiable && program.spec.gradient.empty();
-    if (program.channelsLast && inference && type == at::kBFloat16) prepackConvolutions(frozenGraph, type);
+    if (program.channelsLast && !program.spec.differentiable && type == at::kBFloat16) prepackConvolutions(frozenGraph, type);
     castWeightsOnce(frozenGraph, type, program.channelsLast);
     program.numerics = "frozen";
   } else if (!rewritesForInference(module, program.spec)) {
@@ -323,6 +322,7 @@ void requireAllRan(const Program& program, const RunResult& result) {
 }
 
 std::shared_ptr<const Program> ProgramCache::get(const jit::Module& module, const ModuleSurvey& survey, ProgramSpec spec) {
+  if (!spec.gradient.empty()) spec.differentiable = true;  // a tapped program is one gradients are taken through (inspect's too)
   if (spec.differentiable && spec.optimize && rewritesForInference(module, spec)) spec.optimize = false;
   const std::string key = spec.key();
   std::lock_guard<std::mutex> lock(mutex_);
