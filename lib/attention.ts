@@ -15,10 +15,11 @@
 //    recomputed from each transformer.h.N.attn.c_attn output (Q, K, V side by side) and checked
 //    against the input of attn.c_proj (the heads' context).
 import { activations, run } from './activations';
-import { callSite, CallSite, failure } from './errors';
+import { callSite, CallSite, describeValue, failure } from './errors';
 import { Gpt2BatchEncoding, Gpt2Encoding, Gpt2Tokenizer } from './gpt2-tokenizer';
 import { INPUT_SUFFIX, Model, ModuleInfo, Value } from './model';
-import { Tensor, tensor } from './tensor';
+import { cpuData, projectionPaths, Projections, recompute } from './attention-recompute';
+import { disposeValue, Tensor, tensor } from './tensor';
 import { BatchEncoding, BertTokenizer, EncodeInput, Encoding } from './tokenizer';
 
 /**
@@ -50,9 +51,6 @@ export interface AttentionResult {
   source: 'output' | 'capture' | 'recompute';
 }
 
-/** Where a recompute reads queries and keys: BERT's query/key modules, or GPT-2's fused c_attn (causal). */
-type Projections = 'separate' | 'fused-causal';
-
 type Plan =
   | { kind: 'output'; index: number[] }
   | { kind: 'capture'; layers: string[] }
@@ -64,11 +62,6 @@ interface Batch {
   ids: number[][];
   mask: number[][];
   tokens: string[][];
-}
-
-function describe(value: unknown): string {
-  if (Array.isArray(value)) return `an array of ${value.length}`;
-  return value === null ? 'null' : typeof value;
 }
 
 function isEncodeInput(value: unknown): value is EncodeInput {
@@ -95,7 +88,7 @@ function toBatch(input: AttentionInput, options: AttentionOptions, site: CallSit
     if (texts.length === 0) throw failure('INVALID_ARGUMENT', 'attention: the batch is empty', site);
     texts.forEach((t, i) => {
       if (!isEncodeInput(t)) {
-        throw failure('INVALID_ARGUMENT', `attention: input[${i}] must be a string or a [string, string] pair, got ${describe(t)}`, site);
+        throw failure('INVALID_ARGUMENT', `attention: input[${i}] must be a string or a [string, string] pair, got ${describeValue(t)}`, site);
       }
     });
     let enc: BatchEncoding | Gpt2BatchEncoding;
@@ -133,7 +126,7 @@ function toBatch(input: AttentionInput, options: AttentionOptions, site: CallSit
   }
   throw failure(
     'INVALID_ARGUMENT',
-    `attention(model, input, options): input must be a string, an array of strings or [string, string] pairs, or an Encoding / BatchEncoding; got ${describe(input)}`,
+    `attention(model, input, options): input must be a string, an array of strings or [string, string] pairs, or an Encoding / BatchEncoding; got ${describeValue(input)}`,
     site,
   );
 }
@@ -173,16 +166,6 @@ function at(output: Value, index: number[]): Tensor {
   return v as Tensor;
 }
 
-function disposeAll(value: unknown, keep?: Tensor): void {
-  if (value instanceof Tensor) {
-    if (value !== keep) value.dispose();
-  } else if (Array.isArray(value)) {
-    for (const v of value) disposeAll(v, keep);
-  } else if (value !== null && typeof value === 'object') {
-    for (const v of Object.values(value)) disposeAll(v, keep);
-  }
-}
-
 /** The probabilities of a capture of attention.self: [B, H, S, S] alone or in a tuple. */
 function probsOf(value: Value, B: number, S: number): Tensor | undefined {
   const items = Array.isArray(value) ? value : [value];
@@ -193,11 +176,6 @@ function probsOf(value: Value, B: number, S: number): Tensor | undefined {
     }
   }
   return undefined;
-}
-
-async function cpuData(t: Tensor): Promise<Float32Array> {
-  if (t.device !== 'cpu') t = await t.to('cpu');
-  return t.data() as Float32Array;
 }
 
 /** Zeroes rows and columns of padding positions, in place. data is [B, L*H, S, S]. */
@@ -215,98 +193,6 @@ function zeroPadding(data: Float32Array, mask: number[][], LH: number, S: number
       }
     }
   });
-}
-
-/** softmax(Q K^T * scale) over the real keys, for one layer, written into out at [b, layer, h]. */
-function recomputeLayer(
-  q: Float32Array,
-  k: Float32Array,
-  mask: number[][],
-  S: number,
-  hidden: number,
-  heads: number,
-  layer: number,
-  layers: number,
-  out: Float32Array,
-  causal: boolean,
-): void {
-  const d = hidden / heads;
-  const scale = 1 / Math.sqrt(d);
-  const scores = new Float64Array(S);
-  mask.forEach((m, b) => {
-    const real = m.flatMap((x, i) => (x === 1 ? [i] : []));
-    for (let h = 0; h < heads; h++) {
-      const base = ((b * layers + layer) * heads + h) * S * S;
-      for (const i of real) {
-        const qi = (b * S + i) * hidden + h * d;
-        const keys = causal ? real.filter((j) => j <= i) : real;
-        let max = -Infinity;
-        for (const j of keys) {
-          const kj = (b * S + j) * hidden + h * d;
-          let dot = 0;
-          for (let c = 0; c < d; c++) dot += q[qi + c] * k[kj + c];
-          const s = dot * scale;
-          scores[j] = s;
-          if (s > max) max = s;
-        }
-        let sum = 0;
-        for (const j of keys) {
-          const e = Math.exp(scores[j] - max);
-          scores[j] = e;
-          sum += e;
-        }
-        const row = base + i * S;
-        for (const j of keys) out[row + j] = scores[j] / sum;
-      }
-    }
-  });
-}
-
-/**
- * The head count for which probabilities recomputed from q and k, applied to v, give the
- * context attention.self returned (checked on batch element 0, first and last real rows).
- */
-function findHeads(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  context: Float32Array,
-  mask: number[],
-  S: number,
-  hidden: number,
-  causal: boolean,
-): { heads: number; error: number } | undefined {
-  const real = mask.flatMap((x, i) => (x === 1 ? [i] : []));
-  const rows = [...new Set([real[0], real[real.length - 1]])];
-  let scaleOf = 0;
-  for (let i = 0; i < S * hidden; i++) scaleOf = Math.max(scaleOf, Math.abs(context[i]));
-  let best: { heads: number; error: number } | undefined;
-  for (let heads = 1; heads <= hidden; heads++) {
-    if (hidden % heads !== 0 || hidden / heads < 4) continue;
-    const d = hidden / heads;
-    const scale = 1 / Math.sqrt(d);
-    let error = 0;
-    for (const i of rows) {
-      const keys = causal ? real.filter((j) => j <= i) : real;
-      for (let h = 0; h < heads; h++) {
-        const p = keys.map((j) => {
-          let dot = 0;
-          for (let c = 0; c < d; c++) dot += q[i * hidden + h * d + c] * k[j * hidden + h * d + c];
-          return dot * scale;
-        });
-        const max = Math.max(...p);
-        const e = p.map((x) => Math.exp(x - max));
-        const sum = e.reduce((a, b) => a + b, 0);
-        for (let c = 0; c < d; c++) {
-          let ctx = 0;
-          keys.forEach((j, n) => (ctx += (e[n] / sum) * v[j * hidden + h * d + c]));
-          error = Math.max(error, Math.abs(ctx - context[i * hidden + h * d + c]));
-        }
-      }
-    }
-    if (!best || error < best.error) best = { heads, error };
-  }
-  return best && best.error <= 1e-4 * (1 + scaleOf) ? best : undefined;
 }
 
 /** Whether forward takes an attention mask after the ids (a model traced on ids alone does not). */
@@ -390,7 +276,7 @@ export async function attention(model: Model, input: AttentionInput, options: At
         throw failure('RUNTIME', `attention: ${model.path} no longer returns attentions at output[${plan.index.join('][')}]`, site);
       }
       const attentions = at(output, plan.index);
-      disposeAll(output, attentions);
+      disposeValue(output, attentions);
       return done(attentions, 'output');
     }
     if (plan.kind === 'capture') {
@@ -416,105 +302,8 @@ async function stackCaptures(values: Value[], B: number, S: number, site: CallSi
     const data = await cpuData(p);
     for (let b = 0; b < B; b++) out.set(data.subarray(b * block, (b + 1) * block), (b * L + l) * block);
   }
-  disposeAll(values);
+  disposeValue(values);
   return tensor(out, [B, L, H, S, S], 'float32');
-}
-
-/** What recompute reads of one layer: queries, keys and (to verify) values and the heads' context. */
-interface LayerProjections {
-  q: Tensor | undefined;
-  k: Tensor | undefined;
-  v?: Tensor;
-  context?: Tensor;
-}
-
-/** Module paths recompute captures for one layer. */
-function projectionPaths(layer: string, projections: Projections, verify: boolean): string[] {
-  if (projections === 'fused-causal') return verify ? [`${layer}.c_attn`, `${layer}.c_proj${INPUT_SUFFIX}`] : [`${layer}.c_attn`];
-  return verify ? [`${layer}.query`, `${layer}.key`, `${layer}.value`, layer] : [`${layer}.query`, `${layer}.key`];
-}
-
-/** Splits GPT-2's c_attn output [B, S, 3 * hidden] into q, k, v (in that order, as split(hidden, dim=2)). */
-async function splitFused(qkv: Value | undefined): Promise<Float32Array[] | undefined> {
-  if (!(qkv instanceof Tensor) || qkv.shape.length !== 3 || qkv.shape[2] % 3 !== 0) return undefined;
-  const [B, S, width] = qkv.shape;
-  const hidden = width / 3;
-  const data = await cpuData(qkv);
-  const parts = [0, 1, 2].map(() => new Float32Array(B * S * hidden));
-  for (let row = 0; row < B * S; row++) {
-    for (let p = 0; p < 3; p++) parts[p].set(data.subarray(row * width + p * hidden, row * width + (p + 1) * hidden), row * hidden);
-  }
-  return parts;
-}
-
-async function recompute(
-  model: Model,
-  plan: { layers: string[]; heads: number; projections: Projections },
-  inputs: Tensor[],
-  B: number,
-  S: number,
-  masks: number[][],
-  verify: boolean,
-  site: CallSite,
-): Promise<Tensor> {
-  const { layers, projections } = plan;
-  let heads = plan.heads;
-  const causal = projections === 'fused-causal';
-  const captured = await activations(model, layers.flatMap((l) => projectionPaths(l, projections, verify)), ...inputs);
-  const L = layers.length;
-  let out: Float32Array | undefined;
-  try {
-    for (let l = 0; l < L; l++) {
-      const layer = layers[l];
-      const where = causal ? `${layer}.c_attn` : `${layer}.query / .key`;
-      let q: Float32Array, k: Float32Array, v: Float32Array | undefined, context: Tensor | undefined;
-      let hidden: number;
-      if (causal) {
-        const parts = await splitFused(captured[`${layer}.c_attn`]);
-        const shape = (captured[`${layer}.c_attn`] as Tensor | undefined)?.shape;
-        if (!parts || shape![0] !== B || shape![1] !== S) throw failure('RUNTIME', `attention: ${where} of ${model.path} is not a [${B}, ${S}, 3 * hidden] tensor`, site);
-        [q, k, v] = parts;
-        hidden = shape![2] / 3;
-        context = verify ? firstTensor(captured[`${layer}.c_proj${INPUT_SUFFIX}`]) : undefined;
-      } else {
-        const qt = captured[`${layer}.query`];
-        const kt = captured[`${layer}.key`];
-        if (!(qt instanceof Tensor) || !(kt instanceof Tensor) || qt.shape.length !== 3 || qt.shape[0] !== B || qt.shape[1] !== S) {
-          throw failure('RUNTIME', `attention: ${where} of ${model.path} are not [${B}, ${S}, hidden] tensors`, site);
-        }
-        hidden = qt.shape[2];
-        q = await cpuData(qt);
-        k = await cpuData(kt);
-        const vt = captured[`${layer}.value`];
-        v = verify && vt instanceof Tensor ? await cpuData(vt) : undefined;
-        context = verify ? firstTensor(captured[layer]) : undefined;
-      }
-      if (verify) {
-        const found = v && context ? findHeads(q, k, v, await cpuData(context), masks[0], S, hidden, causal) : undefined;
-        if (!found) {
-          throw failure(
-            'RUNTIME',
-            `attention: ${model.path} returns no attentions and its ${layer} returns no probabilities; recomputing them as ` +
-              `softmax(Q K^T / sqrt(d) + ${causal ? 'causal ' : ''}mask) does not reproduce what the layer computed, so this attention is not supported`,
-            site,
-          );
-        }
-        if (l > 0 && found.heads !== heads) throw failure('RUNTIME', `attention: layers of ${model.path} have different head counts`, site);
-        heads = found.heads;
-      }
-      out ??= new Float32Array(B * L * heads * S * S);
-      recomputeLayer(q, k, masks, S, hidden, heads, l, L, out, causal);
-    }
-  } finally {
-    disposeAll(captured);
-  }
-  return tensor(out!, [B, L, heads, S, S], 'float32');
-}
-
-/** A tensor alone, or the first item of a tuple (a layer's context; a module input's first argument). */
-function firstTensor(value: Value | undefined): Tensor | undefined {
-  const first = Array.isArray(value) ? value[0] : value;
-  return first instanceof Tensor ? first : undefined;
 }
 
 async function choosePlan(
@@ -534,11 +323,11 @@ async function choosePlan(
   const index = findStacked(result.output, B, S, layers.length > 0 ? layers.length : undefined);
   if (index !== undefined) {
     const attentions = at(result.output, index);
-    disposeAll(result.output, attentions);
-    disposeAll(result.activations);
+    disposeValue(result.output, attentions);
+    disposeValue(result.activations);
     return { plan: { kind: 'output', index }, attentions };
   }
-  disposeAll(result.output);
+  disposeValue(result.output);
   if (layers.length === 0) {
     throw failure(
       'INVALID_ARGUMENT',
@@ -551,7 +340,7 @@ async function choosePlan(
   if (values.every((v) => probsOf(v, B, S) !== undefined)) {
     return { plan: { kind: 'capture', layers }, attentions: await stackCaptures(values, B, S, site, model.path) };
   }
-  disposeAll(values);
+  disposeValue(values);
   const names = new Set(modules.map((m) => m.path));
   const needed = layers.flatMap((l) => projectionPaths(l, projections, true)).map((p) => (p.endsWith(INPUT_SUFFIX) ? p.slice(0, -INPUT_SUFFIX.length) : p));
   const missing = needed.filter((n) => !names.has(n));

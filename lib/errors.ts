@@ -105,3 +105,9 @@ export function failure(code: ErrorCode, message: string, site?: CallSite, sugge
 export function invalid(message: string, site?: CallSite): TorchscopeError {
   return failure('INVALID_ARGUMENT', message, site);
 }
+
+/** What a wrong argument was, for an error message: its type, or an array's length. */
+export function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return value === null ? 'null' : typeof value;
+}

@@ -247,14 +247,17 @@ export function wrapValue(value: unknown): unknown {
   return out;
 }
 
-/** Frees every Tensor in a value (arrays, objects, nested), now. Returns nothing; idempotent. */
-export function disposeValue(value: unknown): void {
+/**
+ * Frees every Tensor in a value (arrays, objects, nested), now, except `keep` (a model output's
+ * other parts go while the one kept stays usable). Returns nothing; idempotent.
+ */
+export function disposeValue(value: unknown, keep?: Tensor): void {
   if (value instanceof Tensor) {
-    value.dispose();
+    if (value !== keep) value.dispose();
   } else if (Array.isArray(value)) {
-    value.forEach(disposeValue);
+    for (const item of value) disposeValue(item, keep);
   } else if (value !== null && typeof value === 'object') {
-    Object.values(value).forEach(disposeValue);
+    for (const item of Object.values(value)) disposeValue(item, keep);
   }
 }
 

@@ -13,7 +13,8 @@
 // characters new since Unicode 15 are classed by their real category where Python drops them.
 import { promises as fs } from 'fs';
 
-import { callSite, CallSite, failure } from './errors';
+import { CHINESE, classOf, CONTROL, MN_RE, PLAIN_ASCII_RE, PUNCT, PY_SPLIT_RE, PY_STRIP_RE, WHITESPACE } from './bert-characters';
+import { callSite, CallSite, describeValue, failure } from './errors';
 
 export interface BertTokenizerOptions {
   /** Lower-case and strip accents (uncased models). Default true. */
@@ -78,67 +79,6 @@ export interface BatchEncoding {
 const MAX_INPUT_CHARS_PER_WORD = 100;
 const SPECIAL_NAMES = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] as const;
 
-// ---------------------------------------------------------------- character classes
-
-const CONTROL = 1; // BasicTokenizer._clean_text drops it: NUL, U+FFFD, or category C* but \t \n \r
-const WHITESPACE = 2; // _is_whitespace: ' ', \t, \n, \r, or category Zs
-const PUNCT = 4; // _is_punctuation: the ASCII ranges !-/ :-@ [-` {-~, or category P*
-const CHINESE = 8; // BasicTokenizer._is_chinese_char
-
-const CONTROL_RE = /^\p{C}$/u;
-const ZS_RE = /^\p{Zs}$/u;
-const PUNCT_RE = /^[\p{P}!-/:-@[-`{-~]$/u;
-// Python's str.split() and str.strip(): whatever str.isspace() accepts.
-const PY_SPACE = '\\t\\n\\v\\f\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const PY_SPLIT_RE = new RegExp(`[${PY_SPACE}]+`);
-const PY_STRIP_RE = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'g');
-const MN_RE = /\p{Mn}/gu;
-// Printable ASCII: lower-casing is all that changes it before the punctuation split.
-const PLAIN_ASCII_RE = /^[\x20-\x7e]*$/;
-
-function isChinese(cp: number): boolean {
-  return (
-    (cp >= 0x4e00 && cp <= 0x9fff) ||
-    (cp >= 0x3400 && cp <= 0x4dbf) ||
-    (cp >= 0x20000 && cp <= 0x2a6df) ||
-    (cp >= 0x2a700 && cp <= 0x2b73f) ||
-    (cp >= 0x2b740 && cp <= 0x2b81f) ||
-    (cp >= 0x2b820 && cp <= 0x2ceaf) ||
-    (cp >= 0xf900 && cp <= 0xfaff) ||
-    (cp >= 0x2f800 && cp <= 0x2fa1f)
-  );
-}
-
-function classify(cp: number): number {
-  const ch = String.fromCodePoint(cp);
-  let flags = 0;
-  if (cp === 0 || cp === 0xfffd || (cp !== 9 && cp !== 10 && cp !== 13 && CONTROL_RE.test(ch))) flags |= CONTROL;
-  if (cp === 32 || cp === 9 || cp === 10 || cp === 13 || ZS_RE.test(ch)) flags |= WHITESPACE;
-  if (PUNCT_RE.test(ch)) flags |= PUNCT;
-  if (isChinese(cp)) flags |= CHINESE;
-  return flags;
-}
-
-// Classes of the BMP, computed once (about 20 ms); code points above it are looked up as met.
-let bmpClasses: Uint8Array | undefined;
-const astralClasses = new Map<number, number>();
-
-function classOf(cp: number): number {
-  if (cp < 0x10000) {
-    if (!bmpClasses) {
-      bmpClasses = new Uint8Array(0x10000);
-      for (let c = 0; c < 0x10000; c++) bmpClasses[c] = c >= 0xd800 && c <= 0xdfff ? CONTROL : classify(c);
-    }
-    return bmpClasses[cp];
-  }
-  let flags = astralClasses.get(cp);
-  if (flags === undefined) {
-    flags = classify(cp);
-    astralClasses.set(cp, flags);
-  }
-  return flags;
-}
-
 // ---------------------------------------------------------------- the tokenizer
 
 interface Piece {
@@ -151,11 +91,6 @@ function checkLength(value: unknown, what: string, site?: CallSite): number {
     throw failure('INVALID_ARGUMENT', `${what} must be a positive integer, got ${String(value)}`, site);
   }
   return value;
-}
-
-function describe(value: unknown): string {
-  if (Array.isArray(value)) return `an array of ${value.length}`;
-  return value === null ? 'null' : typeof value;
 }
 
 export class BertTokenizer {
@@ -181,7 +116,7 @@ export class BertTokenizer {
 
   private constructor(tokens: string[], options: BertTokenizerOptions, site?: CallSite) {
     const { lowercase = true, maxLength = 512 } = options ?? {};
-    if (typeof lowercase !== 'boolean') throw failure('INVALID_ARGUMENT', `lowercase must be a boolean, got ${describe(lowercase)}`, site);
+    if (typeof lowercase !== 'boolean') throw failure('INVALID_ARGUMENT', `lowercase must be a boolean, got ${describeValue(lowercase)}`, site);
     this.lowercase = lowercase;
     this.maxLength = checkLength(maxLength, 'maxLength', site);
     if (tokens.length === 0) throw failure('INVALID_ARGUMENT', 'the vocabulary is empty', site);
@@ -221,7 +156,7 @@ export class BertTokenizer {
   static async fromVocab(path: string, options: BertTokenizerOptions = {}): Promise<BertTokenizer> {
     const site = callSite(BertTokenizer.fromVocab);
     if (typeof path !== 'string' || path === '') {
-      throw failure('INVALID_ARGUMENT', `fromVocab(path): path must be a non-empty string, got ${describe(path)}`, site);
+      throw failure('INVALID_ARGUMENT', `fromVocab(path): path must be a non-empty string, got ${describeValue(path)}`, site);
     }
     let text: string;
     try {
@@ -259,7 +194,7 @@ export class BertTokenizer {
 
   /** The word pieces of `text`, without [CLS] / [SEP]. */
   tokenize(text: string): string[] {
-    if (typeof text !== 'string') throw failure('INVALID_ARGUMENT', `tokenize(text): text must be a string, got ${describe(text)}`);
+    if (typeof text !== 'string') throw failure('INVALID_ARGUMENT', `tokenize(text): text must be a string, got ${describeValue(text)}`);
     return this.textToPieces(text).map((p) => p.token);
   }
 
@@ -275,7 +210,7 @@ export class BertTokenizer {
   /** Encodes each input, then pads all of them to one length with [PAD] (attention mask 0). */
   encodeBatch(inputs: readonly EncodeInput[], options: BatchEncodeOptions = {}): BatchEncoding {
     if (!Array.isArray(inputs)) {
-      throw failure('INVALID_ARGUMENT', `encodeBatch(inputs): inputs must be an array, got ${describe(inputs)}`);
+      throw failure('INVALID_ARGUMENT', `encodeBatch(inputs): inputs must be an array, got ${describeValue(inputs)}`);
     }
     const { padding = 'longest' } = options ?? {};
     if (padding !== 'longest' && padding !== 'max_length') {
@@ -310,7 +245,7 @@ export class BertTokenizer {
   decode(ids: ArrayLike<number | bigint>, options: DecodeOptions = {}): string {
     const { skipSpecialTokens = true, cleanUpTokenizationSpaces = true } = options ?? {};
     if (ids === null || typeof ids !== 'object' || typeof ids.length !== 'number') {
-      throw failure('INVALID_ARGUMENT', `decode(ids): ids must be an array of token ids, got ${describe(ids)}`);
+      throw failure('INVALID_ARGUMENT', `decode(ids): ids must be an array of token ids, got ${describeValue(ids)}`);
     }
     const tokens: string[] = [];
     for (let i = 0; i < ids.length; i++) {
@@ -346,7 +281,7 @@ export class BertTokenizer {
 
   private resolve(options: EncodeOptions, method: string): { maxLength: number; strategy: Truncation } {
     if (options === null || typeof options !== 'object') {
-      throw failure('INVALID_ARGUMENT', `${method}(…, options): options must be an object, got ${describe(options)}`);
+      throw failure('INVALID_ARGUMENT', `${method}(…, options): options must be an object, got ${describeValue(options)}`);
     }
     const maxLength = options.maxLength === undefined ? this.maxLength : checkLength(options.maxLength, 'maxLength');
     const truncation = options.truncation ?? true;
@@ -368,7 +303,7 @@ export class BertTokenizer {
       first = this.textToPieces(input[0]);
       second = this.textToPieces(input[1]);
     } else {
-      throw failure('INVALID_ARGUMENT', `${what} must be a string or a [string, string] pair, got ${describe(input)}`);
+      throw failure('INVALID_ARGUMENT', `${what} must be a string or a [string, string] pair, got ${describeValue(input)}`);
     }
     if (strategy !== false) [first, second] = this.truncate(first, second, maxLength, strategy, what);
     const cls = { id: this.clsId, token: this.idToTokenList[this.clsId] };

@@ -203,10 +203,15 @@ describe('disposable results free every tensor at once', () => {
     record[Symbol.dispose]();
     expect([asTensor(record.layer1).disposed, asTensor(record.layer2).disposed]).toEqual([true, true]);
   });
-  test('torch.dispose(value) frees the tensors of any value; maximize sessions are disposed with their run', async () => {
+  test('torch.dispose(value, keep?) frees the tensors of any value but the one kept; maximize sessions are disposed with their run', async () => {
     const outputs = [torch.zeros([2]), { a: torch.zeros([1]), b: [torch.zeros([1])] }];
     torch.dispose(outputs);
     expect([outputs[0], (outputs[1] as any).a, (outputs[1] as any).b[0]].map((t: torch.Tensor) => t.disposed)).toEqual([true, true, true]);
+    const kept = torch.zeros([2]);
+    const output = [torch.zeros([1]), [kept, torch.zeros([3])]];
+    torch.dispose(output, kept);
+    expect([asTensor(output[0]).disposed, kept.disposed, asTensor((output[1] as torch.Tensor[])[1]).disposed]).toEqual([true, false, true]);
+    expect(Array.from(kept.data() as Float32Array)).toEqual([0, 0]);
     const session = await tiny.native().maximize(PIXEL_MAXIMIZE);
     expect((await session.steps(1)).objectives).toHaveLength(1);
     session.dispose();
