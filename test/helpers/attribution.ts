@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import * as torch from '../../lib';
+import { NativeAttributionRequest, NativeNumerics } from '../../lib/native';
 import { HostTensor, maxAbs, numel, readValue, RefValue, ROOT, runPythonScript } from './index';
 
 const ATTRIBUTION_REFERENCE = path.join(ROOT, 'test', 'python', 'attribution_reference.py');
@@ -30,32 +31,11 @@ export interface GradientsCase {
   autocast?: 'bf16' | 'fp16';
 }
 
-/** The native request's fields (lib/attribution.ts fills them with Captum's defaults). */
-export interface RefAttributeOptions {
-  method: string;
-  input: number;
+/** The native request's fields (lib/attribution.ts fills them with Captum's defaults), its tensors as the reference reads them. */
+export type RefAttributeOptions = Omit<NativeAttributionRequest, 'objective' | 'baseline' | 'featureMask' | 'autocast' | keyof NativeNumerics> & {
   baseline?: Tensorish;
-  baselineValue: number;
-  abs: boolean;
-  multiplyByInputs: boolean;
-  steps: number;
-  integration: string;
-  internalBatchSize: number;
-  convergenceDelta: boolean;
-  layer: string;
-  relu: boolean;
-  upsample: number[];
-  upsampleMode: string;
-  window: number[];
-  strides: number[];
   featureMask?: Tensorish;
-  perturbationsPerEval: number;
-  noise: string;
-  samples: number;
-  samplesBatchSize: number;
-  stdev: number;
-  seed: number;
-}
+};
 
 export interface AttributeCase {
   id: string;
