@@ -164,17 +164,21 @@ describe('AbortSignal: a call still queued is dropped, ABORTED', () => {
     ['load', (_m: torch.Model, signal: AbortSignal) => torch.load(modelPath('resnet-tiny.pt'), { signal })],
   ])('%s, behind a running call', async (_name, call) => {
     const holder = await holdComputeThread();
-    const controller = new AbortController();
-    const queued = call(tiny, controller.signal);
-    const unsignalled = tiny.forward(big());
-    controller.abort();
-    await expectTorchscopeError(() => queued, 'ABORTED', /aborted before/);
-    // Another call's signal does not interrupt the running call; the call queued without one still runs.
-    expect(await holder.stillRunning()).toBe(true);
-    const held = await holder.release();
-    expect(held.objectives.length).toBeGreaterThan(0);
-    expect(held.aborted).toBe(true);
-    expect(asTensor(await unsignalled).shape).toEqual([4, 10]);
+    try {
+      const controller = new AbortController();
+      const queued = call(tiny, controller.signal);
+      const unsignalled = tiny.forward(big());
+      controller.abort();
+      await expectTorchscopeError(() => queued, 'ABORTED', /aborted before/);
+      // Another call's signal does not interrupt the running call; the call queued without one still runs.
+      expect(await holder.stillRunning()).toBe(true);
+      const held = await holder.release();
+      expect(held.objectives.length).toBeGreaterThan(0);
+      expect(held.aborted).toBe(true);
+      expect(asTensor(await unsignalled).shape).toEqual([4, 10]);
+    } finally {
+      await holder.release(); // idempotent; a failure above must not leave the compute thread held
+    }
   });
 
   test('an already aborted signal rejects without queuing; a forward whose last argument is not { signal } is not confused', async () => {
