@@ -7,7 +7,9 @@ import sharp from 'sharp';
 
 import { failure } from '../errors';
 import { Tensor } from '../tensor';
-import { callSite, CallSite, checkIndex, colormapLut, escapeXml, shorten } from './common';
+import { callSite, CallSite, checkIndex, colormapLut, escapeXml } from './common';
+import { Figure } from './figure';
+import { measureText } from './text';
 
 /** Which values a map shows, Captum's `sign`: |a| (default), a signed, a > 0, a < 0. */
 export type AttributionSign = 'absolute' | 'all' | 'positive' | 'negative';
@@ -175,43 +177,41 @@ export function tokenAttributionHtml(tokens: string[], scores: ArrayLike<number>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>${title}</title>
-<style>body{font:16px/2.2 "DejaVu Sans",sans-serif;margin:2em;max-width:60em}mark{padding:.15em .3em;border-radius:.25em;color:#000}h1{font-size:1.2em}.legend{font-size:.8em;color:#555}</style>
+<style>body{font:16px/2.2 "DejaVu Sans",sans-serif;margin:2em;max-width:60em}mark{padding:.15em .3em;border-radius:.25em;color:#000}h1{font-size:1.2em;overflow-wrap:anywhere}.legend{font-size:.8em;color:#555}</style>
 </head><body><h1>${title}</h1><p>${cells}</p><p class="legend">${legend}</p></body></html>
 `;
 }
 
-/** The same as a PNG (SVG rendered by sharp): tokens wrapped in lines `width` pixels wide. */
+/**
+ * The same as a PNG (SVG rendered by sharp): tokens wrapped in lines `width` pixels wide (default
+ * 720), under the title, itself wrapped to that width. A token wider than a line widens the picture.
+ */
 export async function tokenAttributionPng(tokens: string[], scores: ArrayLike<number> | Tensor, options: TokenOptions & { width?: number } = {}): Promise<Buffer> {
   const site = callSite(tokenAttributionPng);
   const values = checkTokens(tokens, scores, options, site);
   const width = options.width ?? 720;
   if (!Number.isInteger(width) || width < 120 || width > 8192) throw failure('INVALID_ARGUMENT', `width must be an integer in [120, 8192], got ${width}`, site);
-  const font = 16;
+  const style = { size: 16, fill: '#000' };
   const line = 30;
   const margin = 16;
-  const title = options.title ?? 'Token attributions';
-  const boxes: string[] = [];
+  const text = tokens.map(String);
+  const extents = await measureText(text, style);
+  // Tokens flow from (margin, 0); the title goes above them.
+  const figure = new Figure();
   let x = margin;
-  let y = margin + 34;
-  for (let i = 0; i < tokens.length; i++) {
-    const text = shorten(String(tokens[i]), 40);
-    const w = Math.ceil(Array.from(text).length * font * 0.62) + 10;
+  let y = 0;
+  text.forEach((token, i) => {
+    const e = extents[i];
+    const inset = 5 - Math.min(0, e.left);
+    const w = Math.ceil(inset + e.right) + 5;
     if (x + w > width - margin && x > margin) {
       x = margin;
       y += line;
     }
-    boxes.push(
-      `<rect x="${x}" y="${y}" width="${w}" height="${line - 6}" rx="4" fill="${tokenColor(values[i])}"/>` +
-        `<text x="${x + 5}" y="${y + font + 1}">${escapeXml(text)}</text>`,
-    );
+    figure.shape(`<rect x="${x}" y="${y}" width="${w}" height="${line - 6}" rx="4" fill="${tokenColor(values[i])}"/>`, { x0: x, y0: y, x1: x + w, y1: y + line - 6 });
+    figure.text(token, e, x + inset, y + style.size + 1, style);
     x += w + 4;
-  }
-  const height = y + line + margin;
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">
-<rect width="100%" height="100%" fill="#ffffff"/>
-<g font-family="DejaVu Sans, sans-serif" font-size="${font}" fill="#000000">
-<text x="${margin}" y="${margin + 16}" font-size="18">${escapeXml(title)}</text>
-${boxes.join('\n')}
-</g></svg>`;
-  return sharp(Buffer.from(svg)).png().toBuffer();
+  });
+  await figure.title(options.title ?? 'Token attributions', { x: margin, bottom: 0, align: 'left', width: width - 2 * margin });
+  return figure.render({ x0: 0, y0: 0, x1: width, y1: 0 });
 }

@@ -1,5 +1,6 @@
 // Shared pieces of the plots: the structural input type, reading one batch element's
-// attention out of the [batch, layers, heads, seq, seq] tensor, colour maps and tick values.
+// attention out of the [batch, layers, heads, seq, seq] tensor, colour maps, tick values and
+// the constants of the PNGs' text.
 import { callSite, CallSite, failure } from '../errors';
 import { Tensor } from '../tensor';
 
@@ -159,8 +160,30 @@ export function escapeXml(text: string): string {
     .replace(/'/g, '&apos;');
 }
 
-/** Shortens a label to `max` characters (code points) with an ellipsis. */
-export function shorten(text: string, max: number): string {
-  const chars = Array.from(text.replace(/\s/g, ' '));
-  return chars.length <= max ? chars.join('') : chars.slice(0, max - 1).join('') + '\u2026';
-}
+/**
+ * Text of the PNG plots. librsvg picks the font through fontconfig (DejaVu Sans where it is
+ * installed, else the system's sans-serif); lib/plot/text.ts measures every string by rendering
+ * it, so layouts hold for whichever font is actually used.
+ */
+export const TEXT = {
+  family: 'DejaVu Sans, sans-serif',
+  /** Blank margin between the outermost ink and the PNG's edges, in pixels. */
+  pad: 14,
+  title: { size: 16, bold: true, fill: '#111' },
+  /** Axis names ('key (attended to)'). */
+  axis: { size: 12, fill: '#555' },
+  /** Colour bar ticks. */
+  tick: { size: 11, fill: '#222' },
+  /** Head names, token and row/column labels (whose size follows the cells). */
+  labelFill: '#222',
+  /** Titles wrap at the plot's width, but at no less than this many pixels. */
+  titleWrap: 480,
+  /** Baseline-to-baseline distance of a title's lines, in font sizes. */
+  lineHeight: 1.3,
+  /** Measuring: each string gets a row this many font sizes high, its baseline 60% down... */
+  measureRow: 4,
+  /** ...and this many font sizes of width per code point (DejaVu's widest glyphs are ~1 em). */
+  measureAdvance: 2,
+  /** Largest measuring render, per side: cairo's surfaces stop at 32,767 pixels. */
+  measureMaxSide: 16_384,
+} as const;

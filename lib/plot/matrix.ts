@@ -1,11 +1,12 @@
 // A labelled heatmap of any [rows, columns] matrix as PNG: a patching sweep's layers x positions
 // (or heads), induction scores per layer and head. Signed values get a diverging scale centred
-// on 0; the frame is SVG text rendered by sharp, the cells one raw raster composited on it.
-import sharp from 'sharp';
-
+// on 0; the cells are one raw raster, the text SVG rendered by sharp over it, and the picture
+// grows to hold the text.
 import { failure } from '../errors';
 import { Tensor } from '../tensor';
-import { callSite, Colormap, colormapLut, escapeXml, shorten } from './common';
+import { callSite, Colormap, colormapLut, TEXT } from './common';
+import { Figure } from './figure';
+import { measureText } from './text';
 
 export interface MatrixHeatmapOptions {
   title?: string;
@@ -18,11 +19,11 @@ export interface MatrixHeatmapOptions {
   vmax?: number;
   /** Cell side in pixels. Default: 40, less for big matrices. */
   cell?: number;
-  /** Print each cell's value in it. Default: when the matrix has at most 200 cells. */
+  /** Print each cell's value in it, where the values fit in the cells. Default: when the matrix has at most 200 cells. */
   annotate?: boolean;
 }
 
-const FONT = 'font-family="DejaVu Sans, sans-serif"';
+const GREY = Uint8Array.of(128, 128, 128); // non-finite cells
 
 /** PNG heatmap of a 2-D tensor. */
 export async function matrixHeatmap(matrix: Tensor, options: MatrixHeatmapOptions = {}): Promise<Buffer> {
@@ -46,52 +47,51 @@ export async function matrixHeatmap(matrix: Tensor, options: MatrixHeatmapOption
     throw failure('SHAPE', `${rowLabels.length} row and ${columnLabels.length} column labels for a [${rows}, ${columns}] matrix`, site);
   }
   const cell = options.cell ?? Math.max(8, Math.min(40, Math.floor(720 / Math.max(rows, columns))));
-  const annotate = options.annotate ?? rows * columns <= 200;
-  const font = 11;
-  const rowText = rowLabels.map((l) => shorten(l, 28));
-  const columnText = columnLabels.map((l) => shorten(l, 16));
-  const left = 16 + Math.ceil(Math.max(...rowText.map((t) => t.length)) * font * 0.62);
-  const top = 44;
-  const labelHeight = 10 + Math.ceil(Math.max(...columnText.map((t) => t.length)) * font * 0.62);
-  const barX = left + columns * cell + 20;
-  const width = barX + 16 + 70;
-  const height = top + rows * cell + labelHeight + 16;
+  const labelStyle = { size: 11, fill: TEXT.labelFill };
+  const annotation = { size: 9 };
+  const ends = [vmax.toPrecision(3), vmin.toPrecision(3)];
+  const cellText = values.map((v) => (Number.isFinite(v) ? v.toFixed(2) : '-'));
+  const wanted = options.annotate ?? rows * columns <= 200;
+  const [rowExtents, columnExtents, endExtents, cellExtents] = await Promise.all([
+    measureText(rowLabels, labelStyle),
+    measureText(columnLabels, labelStyle),
+    measureText(ends, TEXT.tick),
+    measureText(wanted ? cellText : [], annotation),
+  ]);
+  // Values are printed where they fit in their cells, with 2 px to spare on each side.
+  const annotate = wanted && cell >= annotation.size * 1.6 && cellExtents.every((e) => e.right - e.left + 4 <= cell);
+
   const raster = Buffer.alloc(rows * cell * columns * cell * 3);
   const bar = Buffer.alloc(16 * rows * cell * 3);
   const code = (v: number) => Math.max(0, Math.min(255, Math.round(((v - vmin) / (vmax - vmin)) * 255))) * 3;
+  const colour = (v: number) => (Number.isFinite(v) ? lut.subarray(code(v), code(v) + 3) : GREY);
   for (let r = 0; r < rows * cell; r++) {
-    for (let c = 0; c < columns * cell; c++) {
-      const v = values[Math.floor(r / cell) * columns + Math.floor(c / cell)];
-      raster.set(Number.isFinite(v) ? lut.subarray(code(v), code(v) + 3) : [128, 128, 128], (r * columns * cell + c) * 3);
-    }
+    for (let c = 0; c < columns * cell; c++) raster.set(colour(values[Math.floor(r / cell) * columns + Math.floor(c / cell)]), (r * columns * cell + c) * 3);
     const k = Math.round((1 - r / Math.max(1, rows * cell - 1)) * 255) * 3;
     for (let x = 0; x < 16; x++) bar.set(lut.subarray(k, k + 3), (r * 16 + x) * 3);
   }
-  const parts = [
-    `<text x="${left}" y="26" ${FONT} font-size="15" font-weight="bold" fill="#111">${escapeXml(options.title ?? '')}</text>`,
-    ...rowText.map((t, i) => `<text x="${left - 6}" y="${top + (i + 0.5) * cell + 4}" text-anchor="end" ${FONT} font-size="${font}" fill="#222">${escapeXml(t)}</text>`),
-    ...columnText.map((t, i) => {
-      const x = left + (i + 0.5) * cell + 4;
-      return `<text transform="translate(${x},${top + rows * cell + 6}) rotate(-90)" text-anchor="end" ${FONT} font-size="${font}" fill="#222">${escapeXml(t)}</text>`;
-    }),
-    `<text x="${barX + 20}" y="${top + 10}" ${FONT} font-size="11" fill="#222">${vmax.toPrecision(3)}</text>`,
-    `<text x="${barX + 20}" y="${top + rows * cell}" ${FONT} font-size="11" fill="#222">${vmin.toPrecision(3)}</text>`,
-  ];
-  if (annotate && cell >= 24) {
+
+  // The cells at (0, 0); the figure moves everything into the picture.
+  const figure = new Figure();
+  const width = columns * cell;
+  const height = rows * cell;
+  const barX = width + 20;
+  figure.raster(raster, 0, 0, width, height);
+  figure.raster(bar, barX, 0, 16, height);
+  rowLabels.forEach((t, i) => figure.text(t, rowExtents[i], -6 - rowExtents[i].right, (i + 0.5) * cell + 4, labelStyle));
+  columnLabels.forEach((t, i) => figure.text(t, columnExtents[i], (i + 0.5) * cell + 4, height + 6 + columnExtents[i].right, { ...labelStyle, rotated: true }));
+  figure.text(ends[0], endExtents[0], barX + 20, 10, TEXT.tick);
+  figure.text(ends[1], endExtents[1], barX + 20, height, TEXT.tick);
+  if (annotate) {
     values.forEach((v, i) => {
-      const x = left + ((i % columns) + 0.5) * cell;
-      const y = top + (Math.floor(i / columns) + 0.5) * cell + 3;
-      parts.push(`<text x="${x}" y="${y}" text-anchor="middle" ${FONT} font-size="9" fill="#000">${Number.isFinite(v) ? v.toFixed(2) : '-'}</text>`);
+      const e = cellExtents[i];
+      const [red, green, blue] = colour(v);
+      // Dark text on light cells, light on dark ones.
+      const fill = 0.299 * red + 0.587 * green + 0.114 * blue < 128 ? '#fff' : '#000';
+      const x = ((i % columns) + 0.5) * cell - (e.left + e.right) / 2;
+      figure.text(cellText[i], e, x, (Math.floor(i / columns) + 0.5) * cell + 3, { ...annotation, fill });
     });
   }
-  const frame = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="#ffffff"/></svg>`;
-  const labels = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
-  return sharp(Buffer.from(frame))
-    .composite([
-      { input: raster, raw: { width: columns * cell, height: rows * cell, channels: 3 }, left, top },
-      { input: bar, raw: { width: 16, height: rows * cell, channels: 3 }, left: barX, top },
-      { input: Buffer.from(labels), left: 0, top: 0 },
-    ])
-    .png()
-    .toBuffer();
+  await figure.title(options.title ?? '', { x: width / 2, bottom: 0 });
+  return figure.render();
 }

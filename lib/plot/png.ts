@@ -1,7 +1,6 @@
 // Attention heatmaps as PNG: the frame (labels, title, colour bar ticks) is SVG text rendered by
-// sharp (librsvg, DejaVu Sans); the matrices and the colour bar are raw RGB rasters composited on
-// top, so a 512-token head costs one image, not 262,144 rects.
-import sharp from 'sharp';
+// sharp (librsvg); the matrices and the colour bar are raw RGB rasters composited under it, so a
+// 512-token head costs one image, not 262,144 rects. The picture grows to hold its text.
 
 import { failure } from '../errors';
 import {
@@ -13,13 +12,14 @@ import {
   checkIndex,
   Colormap,
   colormapLut,
-  escapeXml,
   formatTick,
   headMatrix,
   maxOf,
   niceTicks,
-  shorten,
+  TEXT,
 } from './common';
+import { Figure, frameRect, line } from './figure';
+import { Extent, measureText } from './text';
 
 export interface HeatmapOptions {
   layer: number;
@@ -50,33 +50,24 @@ export interface GridOptions {
   title?: string;
 }
 
-const FONT = "font-family=\"DejaVu Sans, sans-serif\"";
-const CHAR_WIDTH = 0.62; // DejaVu Sans average advance, in em
-const MAX_LABEL_CHARS = 14;
-
 interface Labels {
   font: number;
   step: number;
+  /** Per token: its label, or '' where thinned out. */
   text: string[];
-  /** Widest label, in pixels. */
-  width: number;
+  extents: Extent[];
 }
 
-/** Which token labels fit along an axis of n cells of `cell` pixels, and how big. */
-function planLabels(tokens: string[], cell: number, minFont: number, maxFont: number): Labels {
+/** Which token labels fit along an axis of n cells of `cell` pixels, how big, and their ink boxes. */
+async function planLabels(tokens: string[], cell: number, minFont: number, maxFont: number): Promise<Labels> {
   const font = Math.max(minFont, Math.min(maxFont, Math.floor(cell * 0.8)));
   let step = 1;
   if (cell < font * 1.1) {
     const need = (font * 1.2) / cell;
     step = [2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000].find((s) => s >= need) ?? Math.ceil(need);
   }
-  const text = tokens.map((token, i) => {
-    if (i % step !== 0) return '';
-    const label = shorten(token, MAX_LABEL_CHARS);
-    return step > 1 ? `${i} ${label}` : label;
-  });
-  const width = Math.max(0, ...text.map((t) => Array.from(t).length)) * font * CHAR_WIDTH;
-  return { font, step, text, width };
+  const text = tokens.map((token, i) => (i % step !== 0 ? '' : step > 1 ? `${i} ${token}` : token));
+  return { font, step, text, extents: await measureText(text, { size: font }) };
 }
 
 /** An M x M RGB raster of an n x n matrix: nearest-neighbour up, max-pooling down. */
@@ -106,7 +97,7 @@ function heatRaster(matrix: Float32Array, n: number, size: number, vmax: number,
   return out;
 }
 
-function colourBar(width: number, height: number, lut: Uint8Array): Buffer {
+function barRaster(width: number, height: number, lut: Uint8Array): Buffer {
   const out = Buffer.alloc(width * height * 3);
   for (let y = 0; y < height; y++) {
     const k = Math.round((1 - y / Math.max(1, height - 1)) * 255) * 3;
@@ -129,61 +120,49 @@ function resolveVmax(vmax: unknown, fallback: number, site: CallSite): number {
   return vmax;
 }
 
-/** SVG for the y labels (right-aligned at x) and x labels (rotated, hanging below y0). */
-function axisLabels(labels: Labels, cell: number, left: number, top: number, size: number, axes: { x: boolean; y: boolean }): string {
-  const parts: string[] = [];
-  const { font, text } = labels;
+/**
+ * The y labels (right-aligned left of the matrix) and x labels (turned, hanging below it) of the
+ * matrix at (left, top); returns the leftmost and lowest ink, where the axis names go.
+ */
+function axisLabels(figure: Figure, labels: Labels, cell: number, left: number, top: number, size: number, axes: { x: boolean; y: boolean }): { x0: number; y1: number } {
+  const { font, text, extents } = labels;
+  const style = { size: font, fill: TEXT.labelFill };
   const tick = labels.step > 1 ? 3 : 0;
+  const edges = { x0: left, y1: top + size };
   for (let i = 0; i < text.length; i++) {
     if (!text[i]) continue;
+    const e = extents[i];
     const centre = (i + 0.5) * cell;
-    const label = escapeXml(text[i]);
     if (axes.y) {
       const y = top + centre;
-      parts.push(`<text x="${(left - 4 - tick).toFixed(1)}" y="${(y + font * 0.35).toFixed(1)}" text-anchor="end">${label}</text>`);
-      if (tick) parts.push(`<line x1="${left - tick}" y1="${y.toFixed(1)}" x2="${left}" y2="${y.toFixed(1)}" stroke="#444"/>`);
+      const x = left - 4 - tick - e.right;
+      figure.text(text[i], e, x, y + font * 0.35, style);
+      edges.x0 = Math.min(edges.x0, x + e.left);
+      if (tick) figure.shape(...line(left - tick, y, left, y, '#444'));
     }
     if (axes.x) {
       const x = left + centre;
-      const y0 = top + size;
-      parts.push(`<text transform="translate(${(x + font * 0.35).toFixed(1)},${(y0 + 4 + tick).toFixed(1)}) rotate(-90)" text-anchor="end">${label}</text>`);
-      if (tick) parts.push(`<line x1="${x.toFixed(1)}" y1="${y0}" x2="${x.toFixed(1)}" y2="${y0 + tick}" stroke="#444"/>`);
+      const y = top + size + 4 + tick + e.right;
+      figure.text(text[i], e, x + font * 0.35, y, { ...style, rotated: true });
+      edges.y1 = Math.max(edges.y1, y - e.left);
+      if (tick) figure.shape(...line(x, top + size, x, top + size + tick, '#444'));
     }
   }
-  return `<g ${FONT} font-size="${font}" fill="#222">${parts.join('')}</g>`;
+  return edges;
 }
 
-/** Colour bar frame and ticks (the gradient itself is composited). */
-function colourBarTicks(x: number, top: number, width: number, height: number, vmax: number): string {
+/** The colour bar at (x, top), framed, with its ticks. */
+async function colourBar(figure: Figure, x: number, top: number, width: number, height: number, vmax: number, lut: Uint8Array): Promise<void> {
+  figure.raster(barRaster(width, height, lut), x, top, width, height);
+  figure.shape(...frameRect(x, top, width, height));
   const ticks = niceTicks(vmax);
-  const parts = [`<rect x="${x - 0.5}" y="${top - 0.5}" width="${width + 1}" height="${height + 1}" fill="none" stroke="#333"/>`];
-  for (const t of ticks) {
+  const text = ticks.map((t) => formatTick(t, ticks));
+  const extents = await measureText(text, TEXT.tick);
+  ticks.forEach((t, i) => {
     const y = top + height * (1 - t / vmax);
-    parts.push(`<line x1="${x + width}" y1="${y.toFixed(1)}" x2="${x + width + 4}" y2="${y.toFixed(1)}" stroke="#333"/>`);
-    parts.push(`<text x="${x + width + 7}" y="${(y + 4).toFixed(1)}">${formatTick(t, ticks)}</text>`);
-  }
-  return `<g ${FONT} font-size="11" fill="#222">${parts.join('')}</g>`;
-}
-
-interface Layer {
-  input: Buffer;
-  left: number;
-  top: number;
-  width: number;
-  height: number;
-}
-
-async function render(svg: string, layers: Layer[]): Promise<Buffer> {
-  return sharp(Buffer.from(svg))
-    .composite(layers.map((l) => ({ input: l.input, raw: { width: l.width, height: l.height, channels: 3 as const }, left: l.left, top: l.top })))
-    .flatten({ background: '#ffffff' })
-    .png()
-    .toBuffer();
-}
-
-function svgDocument(width: number, height: number, body: string): string {
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">` +
-    `<rect width="100%" height="100%" fill="#ffffff"/>${body}</svg>`;
+    figure.shape(...line(x + width, y, x + width + 4, y));
+    figure.text(text[i], extents[i], x + width + 7, y + 4, TEXT.tick);
+  });
 }
 
 /** PNG heatmap of one head: attention[batch, layer, head, :len, :len], queries down, keys across. */
@@ -200,32 +179,21 @@ export async function attentionHeatmap(result: AttentionLike, options: HeatmapOp
   const vmax = resolveVmax(options.vmax, maxOf(matrix), site);
   const size = options.size ?? Math.max(240, Math.min(640, n * 28));
   const cell = size / n;
-  const labels = planLabels(tokens, cell, 8, 12);
+  const labels = await planLabels(tokens, cell, 8, 12);
 
-  const pad = 14;
-  const titleHeight = 34;
-  const axisTitle = 18;
-  const tick = labels.step > 1 ? 3 : 0;
-  const left = Math.ceil(pad + axisTitle + labels.width + 6 + tick);
-  const top = pad + titleHeight;
-  const barX = left + size + 22;
-  const barWidth = 16;
-  const width = Math.ceil(barX + barWidth + 60);
-  const height = Math.ceil(top + size + 6 + tick + labels.width + axisTitle + pad);
-
+  // The matrix at (0, 0); the figure moves everything into the picture.
+  const figure = new Figure();
+  figure.raster(heatRaster(matrix, n, size, vmax, lut), 0, 0, size, size);
+  figure.shape(...frameRect(0, 0, size, size));
+  const edges = axisLabels(figure, labels, cell, 0, 0, size, { x: true, y: true });
+  const names = ['key (attended to)', 'query (attending from)'];
+  const [key, query] = await measureText(names, TEXT.axis);
+  figure.text(names[0], key, size / 2 - (key.left + key.right) / 2, edges.y1 + 6 - key.top, TEXT.axis);
+  figure.text(names[1], query, edges.x0 - 6 - query.bottom, size / 2 + (query.left + query.right) / 2, { ...TEXT.axis, rotated: true });
+  await colourBar(figure, size + 22, 0, 16, size, vmax, lut);
   const title = options.title ?? `Layer ${layer}, head ${head}${options.batch ? ` (batch ${options.batch})` : ''}`;
-  const body = [
-    `<text x="${left + size / 2}" y="${pad + 18}" text-anchor="middle" ${FONT} font-size="16" font-weight="bold" fill="#111">${escapeXml(title)}</text>`,
-    `<rect x="${left - 0.5}" y="${top - 0.5}" width="${size + 1}" height="${size + 1}" fill="none" stroke="#333"/>`,
-    axisLabels(labels, cell, left, top, size, { x: true, y: true }),
-    `<text x="${left + size / 2}" y="${height - pad}" text-anchor="middle" ${FONT} font-size="12" fill="#555">key (attended to)</text>`,
-    `<text transform="translate(${pad + 10},${top + size / 2}) rotate(-90)" text-anchor="middle" ${FONT} font-size="12" fill="#555">query (attending from)</text>`,
-    colourBarTicks(barX, top, barWidth, size, vmax),
-  ].join('');
-  return render(svgDocument(width, height, body), [
-    { input: heatRaster(matrix, n, size, vmax, lut), left, top, width: size, height: size },
-    { input: colourBar(barWidth, size, lut), left: barX, top, width: barWidth, height: size },
-  ]);
+  await figure.title(title, { x: size / 2, bottom: 0 });
+  return figure.render();
 }
 
 /** PNG grid of every head of one layer, on a shared colour scale. */
@@ -244,46 +212,32 @@ export async function attentionGrid(result: AttentionLike, options: GridOptions)
   const vmax = resolveVmax(options.vmax, Math.max(...matrices.map(maxOf)), site);
   const size = options.size ?? Math.max(120, Math.min(220, n * 8));
   const cell = size / n;
-  const labels = planLabels(tokens, cell, 7, 10);
+  const labels = await planLabels(tokens, cell, 7, 10);
   const showLabels = cell * labels.step >= 6 && labels.font * 1.2 <= cell * labels.step;
+  const headStyle = { size: TEXT.axis.size, fill: TEXT.labelFill };
+  const names = Array.from({ length: heads }, (_, h) => `head ${h}`);
+  const nameExtents = await measureText(names, headStyle);
 
-  const pad = 14;
-  const titleHeight = 34;
   const headTitle = 18;
   const gap = 12;
-  const tick = labels.step > 1 ? 3 : 0;
-  const labelSpace = showLabels ? Math.ceil(labels.width + 6 + tick) : 0;
-  const left = pad + labelSpace;
-  const top = pad + titleHeight;
-  const tileW = size + gap;
+  // Tiles as wide as their names, so that names never run into each other.
+  const tileW = Math.max(size, ...nameExtents.map((e) => e.right - e.left)) + gap;
   const tileH = headTitle + size + gap;
-  const gridRight = left + columns * tileW - gap;
-  const barX = gridRight + 22;
-  const barWidth = 16;
-  const barHeight = Math.min(rows * tileH - gap - headTitle, 320);
-  const width = Math.ceil(barX + barWidth + 60);
-  const height = Math.ceil(top + rows * tileH - gap + labelSpace + pad);
-
-  const title = options.title ?? `Layer ${layer}, all ${heads} heads${options.batch ? ` (batch ${options.batch})` : ''}`;
-  const body: string[] = [
-    `<text x="${(left + gridRight) / 2}" y="${pad + 18}" text-anchor="middle" ${FONT} font-size="16" font-weight="bold" fill="#111">${escapeXml(title)}</text>`,
-  ];
-  const layers: Layer[] = [];
+  const figure = new Figure();
   for (let h = 0; h < heads; h++) {
-    const row = Math.floor(h / columns);
     const col = h % columns;
-    const x = left + col * tileW;
-    const y = top + row * tileH + headTitle;
-    body.push(`<text x="${x + size / 2}" y="${y - 5}" text-anchor="middle" ${FONT} font-size="12" fill="#222">head ${h}</text>`);
-    body.push(`<rect x="${x - 0.5}" y="${y - 0.5}" width="${size + 1}" height="${size + 1}" fill="none" stroke="#333"/>`);
+    const x = col * tileW;
+    const y = Math.floor(h / columns) * tileH + headTitle;
+    const e = nameExtents[h];
+    figure.text(names[h], e, x + size / 2 - (e.left + e.right) / 2, y - 5, headStyle);
+    figure.raster(heatRaster(matrices[h], n, size, vmax, lut), x, y, size, size);
+    figure.shape(...frameRect(x, y, size, size));
     const lastInColumn = h + columns >= heads;
-    if (showLabels && (col === 0 || lastInColumn)) {
-      body.push(axisLabels(labels, cell, x, y, size, { x: lastInColumn, y: col === 0 }));
-    }
-    layers.push({ input: heatRaster(matrices[h], n, size, vmax, lut), left: x, top: y, width: size, height: size });
+    if (showLabels && (col === 0 || lastInColumn)) axisLabels(figure, labels, cell, x, y, size, { x: lastInColumn, y: col === 0 });
   }
-  const barTop = top + headTitle;
-  body.push(colourBarTicks(barX, barTop, barWidth, barHeight, vmax));
-  layers.push({ input: colourBar(barWidth, barHeight, lut), left: barX, top: barTop, width: barWidth, height: barHeight });
-  return render(svgDocument(width, height, body.join('')), layers);
+  const gridRight = columns * tileW - gap;
+  await colourBar(figure, gridRight + 22, headTitle, 16, Math.min(rows * tileH - gap - headTitle, 320), vmax, lut);
+  const title = options.title ?? `Layer ${layer}, all ${heads} heads${options.batch ? ` (batch ${options.batch})` : ''}`;
+  await figure.title(title, { x: gridRight / 2, bottom: 0 });
+  return figure.render();
 }

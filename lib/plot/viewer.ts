@@ -6,7 +6,7 @@ export const VIEWER_CSS = String.raw`
 * { box-sizing: border-box; }
 body { margin: 0; font: 13px/1.4 "DejaVu Sans", system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: #fff; }
 header { display: flex; align-items: center; gap: 16px; padding: 10px 16px; border-bottom: 1px solid var(--line); flex-wrap: wrap; }
-h1 { font-size: 17px; margin: 0; }
+h1 { font-size: 17px; margin: 0; overflow-wrap: anywhere; }
 .info { color: var(--muted); }
 nav { margin-left: auto; display: flex; gap: 4px; }
 button { font: inherit; padding: 3px 10px; border: 1px solid #bbb; background: #f6f6f6; border-radius: 4px; cursor: pointer; }
