@@ -282,9 +282,11 @@ export interface NativeBuildInfo {
   gpuCount: number;
   threads: number;
   parallelInfo: string;
-  /** ATen's kernel level for this CPU: 'DEFAULT', 'AVX2', 'AVX512'... */
+  /** ATen's kernel level in force (ATEN_CPU_CAPABILITY limits it): 'DEFAULT', 'AVX2', 'AVX512'... */
   cpuCapability: string;
-  /** Whether the CPU computes bfloat16 / float16 natively (AVX-512 or AMX instructions for it). */
+  /** oneDNN's instruction set in force (ONEDNN_MAX_CPU_ISA limits it): 'AVX2', 'AVX512_CORE_BF16'...; '' off x86-64. */
+  cpuOnednn: string;
+  /** Whether oneDNN computes bfloat16 / float16 natively here (AVX-512 or AMX instructions for it, not limited away). */
   cpuBf16: boolean;
   cpuFp16: boolean;
 }

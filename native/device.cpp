@@ -4,13 +4,9 @@
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 #include <ATen/Context.h>
-#include <ATen/Version.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
-#if defined(__x86_64__)
-#include <cpuid.h>
-#endif
-
+#include "cpu_features.h"
 #include "errors.h"
 #include "module_calls.h"
 #include "patch.h"
@@ -58,28 +54,6 @@ extern "C" __attribute__((used)) const char torchscope_build_stamp[] = "TORCHSCO
 
 namespace {
 
-// Whether this CPU computes `type` natively (AVX-512 or AMX instructions for it, and an OS that
-// saves the registers they use); elsewhere libtorch emulates it, slower than float32.
-bool cpuComputesNatively(at::ScalarType type) {
-#if defined(__x86_64__)
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-  const bool amxBf16 = (d >> 22) & 1, avx512Fp16 = (d >> 23) & 1;
-  unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
-  __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
-  const bool avx512Bf16 = (a1 >> 5) & 1, amxFp16 = (a1 >> 21) & 1;
-  __get_cpuid(1, &a, &b, &c, &d);
-  if (!((c >> 27) & 1)) return false;  // no OSXSAVE: no way to ask which register states the OS saves
-  unsigned xcr0 = 0, xcr0High = 0;
-  __asm__("xgetbv" : "=a"(xcr0), "=d"(xcr0High) : "c"(0));  // the intrinsic needs -mxsave
-  const bool zmm = (xcr0 & 0xe6) == 0xe6, tiles = (xcr0 & 0x60000) == 0x60000;
-  if (type == at::kBFloat16) return (avx512Bf16 && zmm) || (amxBf16 && tiles);
-  if (type == at::kHalf) return (avx512Fp16 && zmm) || (amxFp16 && tiles);
-#endif
-  (void)type;
-  return false;
-}
-
 Napi::Value describeBuild(Napi::Env env) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("libtorchVersion", TORCH_VERSION);
@@ -88,9 +62,11 @@ Napi::Value describeBuild(Napi::Env env) {
   out.Set("gpuCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
   out.Set("threads", Napi::Number::New(env, at::get_num_threads()));
   out.Set("parallelInfo", at::get_parallel_info());
-  out.Set("cpuCapability", at::get_cpu_capability());
-  out.Set("cpuBf16", Napi::Boolean::New(env, cpuComputesNatively(at::kBFloat16)));
-  out.Set("cpuFp16", Napi::Boolean::New(env, cpuComputesNatively(at::kHalf)));
+  const CpuFeatures& cpu = cpuFeatures();
+  out.Set("cpuCapability", cpu.aten);
+  out.Set("cpuOnednn", cpu.onednn);
+  out.Set("cpuBf16", Napi::Boolean::New(env, cpu.bf16));
+  out.Set("cpuFp16", Napi::Boolean::New(env, cpu.fp16));
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "conv_prepack.h"
+#include "cpu_features.h"
 #include "errors.h"
 #include "hooks.h"
 #include "max_pool.h"
@@ -114,13 +115,18 @@ bool convolvesWithoutView(const std::shared_ptr<jit::Graph>& graph) {
   return convolves && !counts.count("aten::view");
 }
 
-// Reduced precision on the CPU: oneDNN's bfloat16/float16 convolutions (AVX-512 BF16, AMX) work
-// on channels-last data and reorder NCHW tensors at every call, so channels-last inputs (which
-// convolutions keep channels-last) are what PyTorch's CPU tuning guide pairs with autocast;
-// measured ~1.8x on ResNet-18 at batch 8. Exact float32 is left alone: its oneDNN kernels round
-// differently channels-last (optimized float32 goes channels-last with prepacked convolutions).
+// Reduced precision on a CPU that computes it natively: oneDNN's bfloat16/float16 convolutions
+// (AVX-512 BF16, AMX) work on channels-last data and reorder NCHW tensors at every call, so
+// channels-last inputs (which convolutions keep channels-last) are what PyTorch's CPU tuning guide
+// pairs with autocast; measured ~1.8x on ResNet-18 at batch 8. Where the type is emulated the
+// layout buys nothing, and the emulated kernels round differently channels-last (AVX2: gradients
+// 7e-4 off PyTorch's contiguous autocast), so the program runs as PyTorch's would. Exact float32
+// is left alone: its oneDNN kernels round differently channels-last (optimized float32 goes
+// channels-last with prepacked convolutions).
 bool runsChannelsLast(const ProgramSpec& spec, const std::shared_ptr<jit::Graph>& graph) {
   if (spec.precision == Precision::kFloat32 || spec.device != c10::kCPU) return false;
+  const CpuFeatures& cpu = cpuFeatures();
+  if (!(spec.precision == Precision::kBFloat16 ? cpu.bf16 : cpu.fp16)) return false;
   return convolvesWithoutView(graph);
 }
 
@@ -192,7 +198,8 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Progr
   if (program.spec.precision != Precision::kFloat32) {
     auto frozenGraph = jit::toGraphFunction(frozen.get_method(name).function()).graph();
     program.channelsLast = runsChannelsLast(program.spec, frozenGraph);
-    // Inference at bfloat16: convolutions prepacked at it (conv_prepack.h); the prepacked op has no backward.
+    // Inference at a natively computed bfloat16: convolutions prepacked at it (conv_prepack.h);
+    // the prepacked op has no backward.
     const at::ScalarType type = reducedType(program.spec.precision);
     if (program.channelsLast && !program.spec.differentiable && type == at::kBFloat16) prepackConvolutions(frozenGraph, type);
     castWeightsOnce(frozenGraph, type, program.channelsLast);

@@ -185,24 +185,35 @@ describe('upcast, programs, optimize', () => {
     }
   });
 
-  test('inspect says the precision and memory format; optimize under a reduced precision freezes only (no rewrites that leave autocast)', async () => {
+  // Channels-last and bf16 prepacking pay only where oneDNN computes bf16 natively; where it is
+  // emulated the program stays contiguous, as PyTorch runs it, and its weights are still cast once.
+  const nativeBf16 = torch.info().cpu.bf16;
+  test(`inspect says the precision and memory format; optimize under a reduced precision freezes only (no rewrites that leave autocast); ${nativeBf16 ? 'bf16 native here: channels-last, convolutions prepacked' : 'bf16 emulated here: contiguous, weights cast once'}`, async () => {
     const model = await torch.load(modelPath('resnet-tiny.pt'), { precision: 'bf16', optimize: true });
     const unfrozen = await torch.load(modelPath('resnet-tiny.pt'), { precision: 'bf16' });
     try {
       const info = await torch.inspect(model, { capture: ['layer2'] });
-      expect([info.precision, info.numerics, info.memoryFormat]).toEqual(['bf16', 'frozen', 'channels_last']);
-      // Inference: every convolution prepacked at bf16 once, at build (batch norm's constants stay
-      // float32, as autocast leaves them).
-      expect(info.opCounts['torchscope::prepacked_conv2d']).toBeGreaterThan(0);
-      expect(Object.keys(info.opCounts).filter((op) => /conv|weight_for_layout/.test(op))).toEqual(['torchscope::prepacked_conv2d']);
+      expect([info.precision, info.numerics, info.memoryFormat]).toEqual(['bf16', 'frozen', nativeBf16 ? 'channels_last' : 'contiguous']);
       const constants = (graph: string) => graph.split('\n').filter((line) => line.includes('prim::Constant[value=<Tensor>]'));
+      const bf16Weights = (graph: string) => constants(graph).filter((line) => / : BFloat16\(\d+, \d+, \d+, \d+,/.test(line)).length;
+      if (nativeBf16) {
+        // Inference: every convolution prepacked at bf16 once, at build.
+        expect(info.opCounts['torchscope::prepacked_conv2d']).toBeGreaterThan(0);
+        expect(Object.keys(info.opCounts).filter((op) => /conv|weight_for_layout/.test(op))).toEqual(['torchscope::prepacked_conv2d']);
+      } else {
+        // Every convolution's weight cast to bf16 once, contiguous only.
+        expect(Object.keys(info.opCounts).filter((op) => /conv|weight_for_layout/.test(op))).toEqual(['aten::conv2d']);
+        expect(bf16Weights(info.graph)).toBe(info.opCounts['aten::conv2d']);
+      }
+      // Batch norm's constants stay float32, as autocast leaves them.
       expect(constants(info.graph).some((line) => /running_mean : Float\(/.test(line))).toBe(true);
       // A program that takes gradients has no prepacked op (it has no backward): its convolutions'
-      // weights are cast once, in both layouts, and picked per call by the input's.
+      // weights are cast once (channels-last: in both layouts, picked per call by the input's).
       const differentiable = await torch.inspect(model, { capture: ['layer2'], gradient: ['layer2'] });
       expect(differentiable.opCounts['torchscope::prepacked_conv2d']).toBeUndefined();
-      expect(constants(differentiable.graph).filter((line) => / : BFloat16\(\d+, \d+, \d+, \d+,/.test(line)).length).toBe(2 * differentiable.opCounts['aten::conv2d']);
-      expect(differentiable.opCounts['torchscope::weight_for_layout']).toBe(differentiable.opCounts['aten::conv2d']);
+      const layouts = nativeBf16 ? 2 : 1;
+      expect(bf16Weights(differentiable.graph)).toBe(layouts * differentiable.opCounts['aten::conv2d']);
+      expect(differentiable.opCounts['torchscope::weight_for_layout']).toBe(nativeBf16 ? differentiable.opCounts['aten::conv2d'] : undefined);
       const layers = ['layer1', 'layer3.0.conv1', 'fc'];
       const result = await torch.run(model, [toTorch(image)], { capture: layers });
       const expected = refCase(refs, 'traced ResNet (tiny)/autocast');
@@ -248,7 +259,7 @@ describe("a call's own precision", () => {
     bf16.dispose();
   });
 
-  test('run, activations and inspect: autocast for that call only, float32 again after; a bf16 model computes float32 when asked', async () => {
+  test(`run, activations and inspect: autocast for that call only, float32 again after; a bf16 model computes float32 when asked; ${torch.info().cpu.bf16 ? 'bf16 native here: channels-last' : 'bf16 emulated here: contiguous'}`, async () => {
     const autocast = refCase(refs, `${resnet.name}/autocast`);
     const plain = refCase(refs, `${resnet.name}/fp32`);
     const reduced = await torch.run(fp32, [toTorch(image)], { capture: resnet.capture, precision: 'bf16' });
@@ -263,7 +274,7 @@ describe("a call's own precision", () => {
     expectValueClose(after.output, plain.output, 1e-5, 'output after');
     for (const layer of resnet.capture) expectValueClose(after.activations[layer], plain.captures[layer][0], 1e-5, `${layer} after`);
     const info = await torch.inspect(fp32, { capture: ['layer2'], precision: 'bf16' });
-    expect([info.precision, info.memoryFormat]).toEqual(['bf16', 'channels_last']);
+    expect([info.precision, info.memoryFormat]).toEqual(['bf16', torch.info().cpu.bf16 ? 'channels_last' : 'contiguous']);
     expect((await torch.inspect(fp32, { capture: ['layer2'] })).precision).toBe('fp32');
     // And the other way: a bf16 model asked for float32 computes PyTorch's float32 values.
     const full = await torch.run(bf16, [toTorch(image)], { capture: resnet.capture, precision: 'fp32' });
