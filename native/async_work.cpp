@@ -1,10 +1,14 @@
 #include "async_work.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <deque>
+#include <iostream>
 #include <mutex>
 #include <thread>
 
@@ -225,10 +229,42 @@ void initAsyncWork(Napi::Env env) {
 
 bool workCancelled() { return ComputeThread::instance().currentCancelled(); }
 
+namespace {
+std::atomic<bool> exiting{false};
+
+#if defined(__GLIBC__)
+// Registered at the 'exit' event, after Node's teardown has run and before the exit handlers
+// registered earlier (they run last-in first-out): libtorch's static destructors, which
+// deregister every operator one by one (~75 ms of a process's exit here), and OpenSSL's. The
+// process is ending and no call is in flight; C and C++ streams are flushed, as exit() would.
+void endWithoutStaticDestructors(int status, void*) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::clog.flush();
+  std::fflush(nullptr);
+  _exit(status);
+}
+#endif
+}  // namespace
+
 void stopComputeThread(int exitCode) {
   // A call that never finishes (a model's endless loop) must not hold the exit forever: after
   // the wait, leave without static destructors, which would run under it.
   if (!ComputeThread::instance().stop(std::chrono::seconds(10))) std::_Exit(exitCode);
+  exiting.store(true);
+#if defined(__GLIBC__)
+  on_exit(endWithoutStaticDestructors, nullptr);
+#endif
+}
+
+bool processExiting() { return exiting.load(); }
+
+void keepUntilExit(std::shared_ptr<void> object) {
+  static std::mutex mutex;
+  // Never destroyed: what it holds is the OS's to reclaim.
+  static auto* kept = new std::vector<std::shared_ptr<void>>();
+  std::lock_guard<std::mutex> lock(mutex);
+  kept->push_back(std::move(object));
 }
 
 Napi::Promise queueWork(Napi::Env env, const char* fallbackCode, WorkFn work, ResolveFn resolve,

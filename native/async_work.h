@@ -46,6 +46,12 @@ void initAsyncWork(Napi::Env env);
 // run); if it is still running after 10 s, ends the process with `exitCode` at once.
 void stopComputeThread(int exitCode);
 
+// After stopComputeThread the process is ending: native objects still alive (models, tensors,
+// sessions) are then kept rather than freed, since the OS takes the memory back at once, while
+// freeing it piece by piece cost ~0.15 s per GB at exit (jest waits 500 ms for a worker).
+bool processExiting();
+void keepUntilExit(std::shared_ptr<void> object);
+
 // On the compute thread: true when nobody waits for the current call any more (its
 // environment is gone, or it was cancelled); long work (maximize steps) stops early.
 bool workCancelled();

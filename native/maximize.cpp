@@ -147,7 +147,10 @@ MaximizeSession::MaximizeSession(const Napi::CallbackInfo& info) : Napi::ObjectW
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reportedBytes_);
 }
 
-MaximizeSession::~MaximizeSession() { release(); }
+MaximizeSession::~MaximizeSession() {
+  if (processExiting()) keepUntilExit(std::move(state_));
+  release();
+}
 
 void MaximizeSession::release() {
   if (reportedBytes_ != 0 && env_ != nullptr) Napi::MemoryManagement::AdjustExternalMemory(Napi::Env(env_), -reportedBytes_);

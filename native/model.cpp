@@ -45,7 +45,10 @@ ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mode
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reportedBytes_);
 }
 
-ModelHandle::~ModelHandle() { release(); }
+ModelHandle::~ModelHandle() {
+  if (processExiting()) keepUntilExit(std::move(state_));
+  release();
+}
 
 void ModelHandle::release() {
   if (reportedBytes_ != 0 && env_ != nullptr) Napi::MemoryManagement::AdjustExternalMemory(Napi::Env(env_), -reportedBytes_);

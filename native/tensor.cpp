@@ -96,7 +96,10 @@ TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Te
   adopt(info.Env(), std::move(*owned));
 }
 
-TensorHandle::~TensorHandle() { release(); }
+TensorHandle::~TensorHandle() {
+  if (processExiting() && tensor_.defined()) keepUntilExit(std::make_shared<at::Tensor>(std::move(tensor_)));
+  release();
+}
 
 void TensorHandle::adopt(Napi::Env env, at::Tensor tensor) {
   tensor_ = std::move(tensor);

@@ -4,8 +4,10 @@
 // (layer4 by a forward hook) and torchscope exact / optimize / optimize + bf16, each runtime in its own
 // process (two runtimes' spinning thread pools in one process slow each other), rotated over
 // rounds; medians. Every time is also printed as a share of this machine's measured arithmetic
-// peak (scripts/bench/peak.cpp), comparable across machines. Then activation maximization at
-// layer4 in float32 and bf16.
+// peak (scripts/bench/peak.cpp), comparable across machines. On a CPU above AVX2, PyTorch and
+// torchscope exact / optimize run again with their kernel libraries limited to AVX2
+// (scripts/cpu-limits.js), in the same rounds. Then activation maximization at layer4 in float32
+// and bf16.
 //
 // What it needs beyond set-up, fetched once into build/bench-runtimes: onnxruntime-node from
 // npm (--ignore-scripts: its install script would download CUDA libraries from NuGet) and the
@@ -21,6 +23,7 @@ const path = require('path');
 const { root, pythonPath } = require('./config');
 const { median } = require('./bench/stats');
 const { benchTool } = require('./bench/native-tools');
+const { AVX2_LIMITS } = require('./cpu-limits');
 const torch = require('../dist/lib');
 
 const ORT_VERSION = '1.30.0';
@@ -80,13 +83,22 @@ function main() {
     { name: 'torchscope optimize', command: process.execPath, args: [worker, 'torchscope', MODEL, 'optimize', list, CALLS, WARMUP] },
     { name: 'torchscope optimize bf16', command: process.execPath, args: [worker, 'torchscope', MODEL, 'bf16', bf16Batches, bf16Calls, 1], once: !nativeBf16 },
   ];
+  // A CPU above AVX2 also shows the AVX2 path (laptops have only that): PyTorch and torchscope
+  // again with their kernel libraries limited to AVX2, in the same rounds. onnxruntime has its
+  // own dispatch, which these variables do not limit.
+  const avx2Pass = os.arch() === 'x64' && !['SSE41', 'AVX', 'AVX2'].includes(info.cpu.onednn);
+  if (avx2Pass) {
+    for (const name of ['PyTorch eager', 'torchscope exact', 'torchscope optimize']) {
+      runtimes.push({ ...runtimes.find((r) => r.name === name), name: `${name} (AVX2)`, env: AVX2_LIMITS });
+    }
+  }
   const samples = {};
   const logits = {};
   for (let round = 0; round < ROUNDS; round++) {
     const order = runtimes.map((_, i) => runtimes[(i + round) % runtimes.length]);
     for (const runtime of order) {
       if (runtime.once && round > 0) continue;
-      const result = JSON.parse(run(runtime.command, runtime.args.map(String)));
+      const result = JSON.parse(run(runtime.command, runtime.args.map(String), { env: { ...process.env, ...runtime.env } }));
       logits[runtime.name] = result.logits;
       for (const batch of BATCHES) {
         for (const what of ['forward', 'layer4']) {
@@ -111,7 +123,9 @@ function main() {
         const t = ms(name, batch, what);
         if (t === undefined) continue;
         const peakOf = name.endsWith('bf16') && peak.bf16 ? peak.bf16 : peak.fp32;
-        rows.push({ runtime: name, batch, call: what === 'forward' ? 'forward' : 'capture layer4', ms: t.toFixed(1), 'x ORT time': (t / ort(batch, what)).toFixed(2), 'of peak': share(t, batch, peakOf) });
+        // The AVX2 rows are not against onnxruntime's or this CPU's full peak.
+        const limited = name.endsWith('(AVX2)');
+        rows.push({ runtime: name, batch, call: what === 'forward' ? 'forward' : 'capture layer4', ms: t.toFixed(1), 'x ORT time': limited ? '' : (t / ort(batch, what)).toFixed(2), 'of peak': limited ? '' : share(t, batch, peakOf) });
       }
     }
   }
@@ -138,6 +152,15 @@ function main() {
   if (MAXIMIZE_STEPS > 0) console.log(`\nmaximize layer4 (224x224, batch 1, standard transforms; ${MAXIMIZE_STEPS} steps after 8, median of ${MAXIMIZE_ROUNDS}): float32 ${maximize.exact.toFixed(2)} it/s, bf16 ${maximize.bf16.toFixed(2)} it/s (${(maximize.bf16 / maximize.exact).toFixed(2)}x)`);
 
   const goals = [];
+  // Faster never slower: optimize against exact on every CPU this run shows.
+  for (const suffix of avx2Pass ? ['', ' (AVX2)'] : ['']) {
+    for (const batch of BATCHES) {
+      for (const what of ['forward', 'layer4']) {
+        const ratio = ms(`torchscope optimize${suffix}`, batch, what) / ms(`torchscope exact${suffix}`, batch, what);
+        goals.push([`optimize <= exact's time${suffix || ` (${info.cpu.onednn})`}, batch ${batch} ${what}`, ratio, (r) => r <= 1.0, (r) => `${r.toFixed(2)}x`]);
+      }
+    }
+  }
   for (const batch of BATCHES) {
     for (const what of ['forward', 'layer4']) {
       goals.push([`optimize <= 1.0x onnxruntime-node's time, batch ${batch} ${what}`, ms('torchscope optimize', batch, what) / ort(batch, what), (r) => r <= 1.0, (r) => `${r.toFixed(2)}x`]);

@@ -16,6 +16,7 @@ import {
   runAttributionReference,
 } from './helpers/attribution';
 import { asTensor, expectClose, expectTorchscopeError, HostTensor, hostRandn, maxAbs, modelPath, randint, removeDir, scratchDir, toTorch } from './helpers';
+import { cpuDuring } from './helpers/cpu-time';
 
 const EXACT = 1e-5; // x max |expected|
 const INTEGRATED = 1e-4; // integrated gradients over many steps
@@ -199,20 +200,23 @@ describe('a long run: progress, abort, the event loop', () => {
     expect(seen.every((p) => p.steps === 7)).toBe(true);
   });
 
-  test('the event loop keeps turning during a run (p99 lag < 50 ms)', async () => {
+  // The p99 lag figure belongs to the bench: on a loaded machine the OS alone can delay the
+  // loop that long. What must hold anywhere: the loop turns, and the passes run off the JS thread.
+  test('the event loop keeps turning during a run, which runs off the JS thread', async () => {
     const histogram = monitorEventLoopDelay({ resolution: 1 });
     let ticks = 0;
     const probe = setInterval(() => ticks++, 5);
     histogram.enable();
     const start = performance.now();
-    await torch.attribute(model, x(), { method: 'occlusion', target: 1, window: [3, 4, 4], strides: 2, perturbationsPerEval: 8 });
+    const [, cpu] = await cpuDuring(torch.attribute(model, x(), { method: 'occlusion', target: 1, window: [3, 4, 4], strides: 2, perturbationsPerEval: 8 }));
     const elapsed = performance.now() - start;
     histogram.disable();
     clearInterval(probe);
     const p99 = histogram.percentile(99) / 1e6;
-    console.log(`event loop during occlusion (${elapsed.toFixed(0)} ms): lag p99 ${p99.toFixed(2)} ms; 5 ms interval fired ${ticks} times`);
-    expect(p99).toBeLessThan(50);
-    expect(ticks).toBeGreaterThan(elapsed / 5 / 4);
+    console.log(`event loop during occlusion (${elapsed.toFixed(0)} ms): lag p99 ${p99.toFixed(2)} ms; 5 ms interval fired ${ticks} times; CPU: JS thread ${cpu.jsThreadMs.toFixed(0)} of ${cpu.processMs.toFixed(0)} ms`);
+    expect(ticks).toBeGreaterThan(elapsed / 5 / 8);
+    // A blocked loop would spend all of the process's CPU time itself (/proc counts in 10 ms ticks).
+    expect(cpu.jsThreadMs).toBeLessThan(Math.max(cpu.processMs / 5, 30));
   });
 
   test('an abort stops within one pass and rejects ABORTED; the model still works', async () => {
