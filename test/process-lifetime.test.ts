@@ -10,11 +10,13 @@ import { modelPath, Reference, removeDir, scratchDir } from './helpers';
 const CHILD = path.join(__dirname, 'children', 'lifetime.js');
 let dir: string;
 let endless: string;
+let prints: string;
 
 beforeAll(async () => {
   dir = scratchDir('lifetime');
   endless = path.join(dir, 'endless.pt');
-  await new Reference(dir).task({ kind: 'script_endless', path: endless }).run();
+  prints = path.join(dir, 'prints.pt');
+  await new Reference(dir).task({ kind: 'script_endless', path: endless }).task({ kind: 'script_prints', path: prints }).run();
 }, 120_000);
 
 afterAll(() => removeDir(dir));
@@ -48,4 +50,13 @@ test('a forward that never returns: a call queued behind it aborts at once, and 
   expect(Number(aborted![1])).toBeLessThan(1000);
   // exit waits 10 s for the running call, then leaves.
   expect(outcome.ms).toBeLessThan(60_000);
+}, 120_000);
+
+// The process's end skips libtorch's static destructors (native/async_work.cpp): what the
+// model printed through C++'s stdout must still come out, and the exit code set last must hold.
+test('a process that ends by itself holding models: the model\'s printed output is flushed and the exit code kept, 3 runs out of 3', () => {
+  for (let run = 0; run < 3; run++) {
+    const outcome = runChild('exit-natural', prints);
+    expect({ status: outcome.status, signal: outcome.signal, printed: outcome.output.includes("printed by the model's forward") }).toEqual({ status: 7, signal: null, printed: true });
+  }
 }, 120_000);

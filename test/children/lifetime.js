@@ -6,6 +6,10 @@
 //   worker-load        terminate the worker while it loads the model
 //   endless            MODEL's forward never returns: a call queued behind it is aborted (it
 //                      must reject at once), then process.exit(0) (it must not wait forever)
+//   exit-natural       MODEL prints from its forward (C++ stdout); a second model stays loaded;
+//                      the process ends by itself with process.exitCode 7 set in an 'exit'
+//                      listener: exit ends before libtorch's static destructors, and must still
+//                      flush the model's output and keep the code
 // Exit code 0 and no signal mean the process survived; the test checks the code and signal.
 'use strict';
 const { Worker, isMainThread, parentPort, workerData } = require('worker_threads');
@@ -55,6 +59,12 @@ async function main() {
     controller.abort();
     await queued.catch((error) => console.log(`queued: ${error.code} after ${Date.now() - start} ms`));
     process.exit(0);
+  } else if (scenario === 'exit-natural') {
+    await m.forward(torch.zeros([2]));
+    globalThis.kept = [m, await torch.load(model), torch.zeros([1000, 1000])];
+    process.on('exit', () => {
+      process.exitCode = 7;
+    });
   } else if (scenario === 'exit-maximize') {
     torch.maximize(m, 'layer3', { channel: 1, steps: 500, size: 96 }).catch(() => {});
     setTimeout(() => process.exit(0), 300);

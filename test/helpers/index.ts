@@ -155,6 +155,7 @@ export type RefTask =
   | { kind: 'script_expand'; path: string }
   | { kind: 'script_allocates'; path: string }
   | { kind: 'script_endless'; path: string }
+  | { kind: 'script_prints'; path: string }
   | { kind: 'script_pools'; path: string };
 
 export interface RefResult {

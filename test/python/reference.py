@@ -33,6 +33,7 @@ One process answers many cases (importing torch costs seconds). The request:
                                                                # view of far more elements than bytes
         {"kind": "script_allocates", "path": "/tmp/a.pt"},     # forward(x, n) allocates n x n floats
         {"kind": "script_endless", "path": "/tmp/s.pt"},       # forward never returns
+        {"kind": "script_prints", "path": "/tmp/pr.pt"},       # forward prints a line (C++ stdout), returns x + 1
         {"kind": "script_pools", "path": "/tmp/p.pt"}          # max pools of every argument kind
       ]
     }
@@ -480,6 +481,14 @@ def run_task(task: dict) -> dict:
                 return x
 
         torch.jit.save(torch.jit.script(Endless()), task["path"])
+    elif kind == "script_prints":
+
+        class Prints(torch.nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                print("printed by the model's forward")
+                return x + 1
+
+        torch.jit.save(torch.jit.script(Prints()), task["path"])
     elif kind == "script_pools":
 
         class Pools(torch.nn.Module):
