@@ -10,10 +10,10 @@
 //      otherwise build the addon against the libtorch found with cmake-js (Node-API headers
 //      from npm, no download);
 //   3. in a development checkout: compile the TypeScript (first: step 1 uses it) and export the
-//      test/demo models and the model zoo (scripts/zoo/).
+//      test/demo models and the model zoo (scripts/zoo/), while step 2 compiles.
 // What was found is recorded in .torchscope/config.json (scripts/config.js reads it).
 'use strict';
-const { spawnSync } = require('child_process');
+const { spawn, spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 const { root, configFile } = require('./config');
@@ -166,7 +166,36 @@ function prebuildFile() {
   return file ? path.join(dir, file) : null;
 }
 
-function main() {
+// The model exports (Python, on the CPU) run while the addon compiles: neither needs the other,
+// and the compiler leaves a core idle while it makes its precompiled header. Each export writes
+// its own log, printed when it is done.
+function startExport(python, script, what) {
+  const logFile = path.join(root, '.torchscope', `${path.basename(script, '.py')}.log`);
+  fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  const out = fs.openSync(logFile, 'w');
+  const started = Date.now();
+  return new Promise((resolve) => {
+    // One intra-op thread each: the compiler has the cores, and OpenMP's spinning waits for
+    // descheduled threads make small ops many times slower on an oversubscribed CPU.
+    const env = { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' };
+    const child = spawn(python, [script], { cwd: root, env, stdio: ['ignore', out, out] });
+    const settle = (failure) => {
+      fs.closeSync(out);
+      log(`${what} (${seconds(started)}):`);
+      process.stdout.write(fs.readFileSync(logFile, 'utf8'));
+      resolve(failure);
+    };
+    child.on('error', (error) => settle(`${python} ${script}: ${error.message}`));
+    child.on('exit', (code) => settle(code === 0 ? null : `${python} ${script} failed (exit ${code}); its output is in ${path.relative(root, logFile)}`));
+  });
+}
+
+function seconds(since) {
+  return `${((Date.now() - since) / 1000).toFixed(0)} s`;
+}
+
+async function main() {
+  const started = Date.now();
   if (developing && !addonOnly) {
     // First: the libtorch search below runs from dist/lib.
     log('compiling TypeScript');
@@ -176,22 +205,28 @@ function main() {
   const prebuild = prebuildFile();
   if (!rebuild && !addonOnly && !developing && prebuild && usePrebuild(libtorchApi, prebuild)) return;
   const libtorch = findOrInstallLibtorch(libtorchApi);
-  log(`libtorch ${libtorch.version}${libtorch.cuda ? ' (CUDA)' : ' (CPU)'} at ${libtorch.dir} [${libtorch.route}]`);
+  log(`libtorch ${libtorch.version}${libtorch.cuda ? ' (CUDA)' : ' (CPU)'} at ${libtorch.dir} [${libtorch.route}] (${seconds(started)} so far)`);
   const python = developing && !addonOnly ? developmentPython(libtorch) : libtorch.python;
-  buildAddon(libtorch);
-  record(libtorch, python);
+  const exports = [];
   if (developing && !addonOnly) {
-    log('exporting models to models/');
-    run(python, [path.join('scripts', 'export-models.py')]);
-    log('exporting the model zoo to models/zoo/');
-    run(python, [path.join('scripts', 'zoo')]);
+    log('exporting models to models/ and the model zoo to models/zoo/ while the addon compiles');
+    exports.push(startExport(python, path.join('scripts', 'export-models.py'), 'models exported to models/'));
+    exports.push(startExport(python, path.join('scripts', 'zoo'), 'model zoo exported to models/zoo/'));
+  }
+  const building = Date.now();
+  buildAddon(libtorch);
+  log(`addon built (${seconds(building)})`);
+  record(libtorch, python);
+  const failures = (await Promise.all(exports)).filter(Boolean);
+  if (failures.length > 0) fail(failures.join('; '));
+  if (developing && !addonOnly) {
     // After the export: a seeded (non-pretrained) export removes a stale bert-vocab.txt.
     run(process.execPath, [path.join('scripts', 'convert-vocab.js')]);
     // The prebuild npm pack ships and test/consumer.test.ts installs; from the build just made.
     log('making the prebuild');
     run(process.execPath, [path.join('scripts', 'prebuild.js')]);
   }
-  log('ready');
+  log(`ready (${seconds(started)})`);
 }
 
 main();
