@@ -10,10 +10,10 @@
 //      otherwise build the addon against the libtorch found with cmake-js (Node-API headers
 //      from npm, no download);
 //   3. in a development checkout: compile the TypeScript (first: step 1 uses it) and export the
-//      test/demo models and the model zoo (scripts/zoo/), while step 2 compiles.
+//      test/demo models and the model zoo (scripts/zoo/).
 // What was found is recorded in .torchscope/config.json (scripts/config.js reads it).
 'use strict';
-const { spawn, spawnSync } = require('child_process');
+const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 const { root, configFile } = require('./config');
@@ -166,35 +166,19 @@ function prebuildFile() {
   return file ? path.join(dir, file) : null;
 }
 
-// The model exports (Python, on the CPU) run while the addon compiles: neither needs the other,
-// and the compiler leaves a core idle while it makes its precompiled header. Each export writes
-// its own log, printed when it is done.
-function startExport(python, script, what) {
-  const logFile = path.join(root, '.torchscope', `${path.basename(script, '.py')}.log`);
-  fs.mkdirSync(path.dirname(logFile), { recursive: true });
-  const out = fs.openSync(logFile, 'w');
+// Runs a set-up step, saying how long it took (set-up time is what a newcomer waits through).
+function timed(what, step) {
   const started = Date.now();
-  return new Promise((resolve) => {
-    // One intra-op thread each: the compiler has the cores, and OpenMP's spinning waits for
-    // descheduled threads make small ops many times slower on an oversubscribed CPU.
-    const env = { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' };
-    const child = spawn(python, [script], { cwd: root, env, stdio: ['ignore', out, out] });
-    const settle = (failure) => {
-      fs.closeSync(out);
-      log(`${what} (${seconds(started)}):`);
-      process.stdout.write(fs.readFileSync(logFile, 'utf8'));
-      resolve(failure);
-    };
-    child.on('error', (error) => settle(`${python} ${script}: ${error.message}`));
-    child.on('exit', (code) => settle(code === 0 ? null : `${python} ${script} failed (exit ${code}); its output is in ${path.relative(root, logFile)}`));
-  });
+  if (what.startsWith('exporting')) log(what);
+  step();
+  log(`${what}: done (${seconds(started)})`);
 }
 
 function seconds(since) {
   return `${((Date.now() - since) / 1000).toFixed(0)} s`;
 }
 
-async function main() {
+function main() {
   const started = Date.now();
   if (developing && !addonOnly) {
     // First: the libtorch search below runs from dist/lib.
@@ -207,19 +191,13 @@ async function main() {
   const libtorch = findOrInstallLibtorch(libtorchApi);
   log(`libtorch ${libtorch.version}${libtorch.cuda ? ' (CUDA)' : ' (CPU)'} at ${libtorch.dir} [${libtorch.route}] (${seconds(started)} so far)`);
   const python = developing && !addonOnly ? developmentPython(libtorch) : libtorch.python;
-  const exports = [];
-  if (developing && !addonOnly) {
-    log('exporting models to models/ and the model zoo to models/zoo/ while the addon compiles');
-    exports.push(startExport(python, path.join('scripts', 'export-models.py'), 'models exported to models/'));
-    exports.push(startExport(python, path.join('scripts', 'zoo'), 'model zoo exported to models/zoo/'));
-  }
-  const building = Date.now();
-  buildAddon(libtorch);
-  log(`addon built (${seconds(building)})`);
+  // The model exports do not run beside the compiler: tried, the two slowed each other so much
+  // on 2 cores (the induction model's training 62 -> 275 s) that set-up took longer.
+  timed('building the addon', () => buildAddon(libtorch));
   record(libtorch, python);
-  const failures = (await Promise.all(exports)).filter(Boolean);
-  if (failures.length > 0) fail(failures.join('; '));
   if (developing && !addonOnly) {
+    timed('exporting models to models/', () => run(python, [path.join('scripts', 'export-models.py')]));
+    timed('exporting the model zoo to models/zoo/', () => run(python, [path.join('scripts', 'zoo')]));
     // After the export: a seeded (non-pretrained) export removes a stale bert-vocab.txt.
     run(process.execPath, [path.join('scripts', 'convert-vocab.js')]);
     // The prebuild npm pack ships and test/consumer.test.ts installs; from the build just made.
