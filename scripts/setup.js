@@ -169,9 +169,8 @@ function prebuildFile() {
 // Runs a set-up step, saying how long it took (set-up time is what a newcomer waits through).
 function timed(what, step) {
   const started = Date.now();
-  if (what.startsWith('exporting')) log(what);
   step();
-  log(`${what}: done (${seconds(started)})`);
+  log(`${what} (${seconds(started)})`);
 }
 
 function seconds(since) {
@@ -193,11 +192,13 @@ function main() {
   const python = developing && !addonOnly ? developmentPython(libtorch) : libtorch.python;
   // The model exports do not run beside the compiler: tried, the two slowed each other so much
   // on 2 cores (the induction model's training 62 -> 275 s) that set-up took longer.
-  timed('building the addon', () => buildAddon(libtorch));
+  timed('addon built', () => buildAddon(libtorch));
   record(libtorch, python);
   if (developing && !addonOnly) {
-    timed('exporting models to models/', () => run(python, [path.join('scripts', 'export-models.py')]));
-    timed('exporting the model zoo to models/zoo/', () => run(python, [path.join('scripts', 'zoo')]));
+    log('exporting models to models/');
+    timed('models exported', () => run(python, [path.join('scripts', 'export-models.py')]));
+    log('exporting the model zoo to models/zoo/');
+    timed('model zoo exported', () => run(python, [path.join('scripts', 'zoo')]));
     // After the export: a seeded (non-pretrained) export removes a stale bert-vocab.txt.
     run(process.execPath, [path.join('scripts', 'convert-vocab.js')]);
     // The prebuild npm pack ships and test/consumer.test.ts installs; from the build just made.
