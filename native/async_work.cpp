@@ -1,5 +1,6 @@
 #include "async_work.h"
 
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -200,6 +201,47 @@ void settleJob(Napi::Env env, Job* job) noexcept {
 
 }  // namespace
 
+namespace {
+std::atomic<bool> exiting{false};
+
+#if defined(__GLIBC__)
+// Registered once the process is ending, before the exit handlers registered earlier run (they
+// run last-in first-out): libtorch's static destructors, which deregister every operator one by
+// one (~75 ms of a process's exit here), and OpenSSL's. No call is in flight then; C and C++
+// streams are flushed, as exit() would.
+void endWithoutStaticDestructors(int status, void*) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::clog.flush();
+  std::fflush(nullptr);
+  _exit(status);
+}
+#endif
+
+// The process is ending: from now on native objects are left to the OS, and exit skips
+// libtorch's static destructors.
+void endQuickly() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    exiting.store(true);
+#if defined(__GLIBC__)
+    on_exit(endWithoutStaticDestructors, nullptr);
+#endif
+  });
+}
+
+// Whether this is the process's main thread, whose environment goes only when the process
+// ends (a worker thread's goes at worker.terminate()). Under jest the addon never sees the
+// process's 'exit' event (tests get a sandboxed `process`), only this environment's cleanup.
+bool onMainThread() {
+#if defined(__linux__)
+  return static_cast<pid_t>(syscall(SYS_gettid)) == getpid();
+#else
+  return false;
+#endif
+}
+}  // namespace
+
 // env is null when the channel is torn down with calls still queued: free them.
 void settleCompletion(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job) {
   if (env == nullptr) {
@@ -223,38 +265,18 @@ void initAsyncWork(Napi::Env env) {
       channel->open = false;
     }
     ComputeThread::instance().forget(channel);
+    if (onMainThread()) endQuickly();
     addonData(env).releaseReferences();
   });
 }
 
 bool workCancelled() { return ComputeThread::instance().currentCancelled(); }
 
-namespace {
-std::atomic<bool> exiting{false};
-
-#if defined(__GLIBC__)
-// Registered at the 'exit' event, after Node's teardown has run and before the exit handlers
-// registered earlier (they run last-in first-out): libtorch's static destructors, which
-// deregister every operator one by one (~75 ms of a process's exit here), and OpenSSL's. The
-// process is ending and no call is in flight; C and C++ streams are flushed, as exit() would.
-void endWithoutStaticDestructors(int status, void*) {
-  std::cout.flush();
-  std::cerr.flush();
-  std::clog.flush();
-  std::fflush(nullptr);
-  _exit(status);
-}
-#endif
-}  // namespace
-
 void stopComputeThread(int exitCode) {
   // A call that never finishes (a model's endless loop) must not hold the exit forever: after
   // the wait, leave without static destructors, which would run under it.
   if (!ComputeThread::instance().stop(std::chrono::seconds(10))) std::_Exit(exitCode);
-  exiting.store(true);
-#if defined(__GLIBC__)
-  on_exit(endWithoutStaticDestructors, nullptr);
-#endif
+  endQuickly();
 }
 
 bool processExiting() { return exiting.load(); }
