@@ -221,13 +221,10 @@ void endWithoutStaticDestructors(int status, void*) {
 // The process is ending: from now on native objects are left to the OS, and exit skips
 // libtorch's static destructors.
 void endQuickly() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    exiting.store(true);
+  if (exiting.exchange(true)) return;  // once (std::call_once would link the addon to ld.so's TLS)
 #if defined(__GLIBC__)
-    on_exit(endWithoutStaticDestructors, nullptr);
+  on_exit(endWithoutStaticDestructors, nullptr);
 #endif
-  });
 }
 
 // Whether this is the process's main thread, whose environment goes only when the process
