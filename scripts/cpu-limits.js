@@ -6,5 +6,7 @@
 'use strict';
 
 const AVX2_LIMITS = Object.freeze({ ATEN_CPU_CAPABILITY: 'avx2', ONEDNN_MAX_CPU_ISA: 'AVX2', MKL_ENABLE_INSTRUCTIONS: 'AVX2' });
+// Every variable that limits one of those libraries (oneDNN also reads its older name).
+const LIMIT_VARIABLES = Object.freeze([...Object.keys(AVX2_LIMITS), 'DNNL_MAX_CPU_ISA']);
 
-module.exports = { AVX2_LIMITS };
+module.exports = { AVX2_LIMITS, LIMIT_VARIABLES };

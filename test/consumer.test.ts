@@ -12,6 +12,8 @@ import { modelPath, removeDir, ROOT, scratchDir } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { readConfig } = require('../scripts/config.js') as { readConfig(): { libtorch: { dir: string; version: string } } };
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { LIMIT_VARIABLES } = require('../scripts/cpu-limits.js') as { LIMIT_VARIABLES: string[] };
 
 const MODEL = modelPath('resnet18.pt');
 const LAYER = 'layer4';
@@ -31,9 +33,11 @@ function run(command: string, args: string[], options: { cwd: string; env?: Node
 }
 
 // The consumer's environment: nothing of this process's but HOME (npm's cache and registry
-// settings live there) and a PATH of `dirs`.
+// settings live there), a PATH of `dirs`, and the CPU limits this process runs under (they
+// stand for the machine: `npm run test:lesser-cpu`), so that both compute with the same kernels.
 function consumerEnv(dirs: string[], extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { HOME: process.env.HOME, PATH: dirs.join(path.delimiter), ...extra };
+  const cpuLimits = Object.fromEntries(LIMIT_VARIABLES.filter((name) => process.env[name] !== undefined).map((name) => [name, process.env[name]]));
+  return { HOME: process.env.HOME, PATH: dirs.join(path.delimiter), ...cpuLimits, ...extra };
 }
 
 // A PATH directory with links to the real node/npm/npx/sh (npm runs scripts with sh).

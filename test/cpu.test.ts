@@ -10,9 +10,7 @@ import * as path from 'path';
 import * as torch from '../lib';
 import { modelPath, python, ROOT } from './helpers';
 
-const { AVX2_LIMITS } = require('../scripts/cpu-limits.js') as { AVX2_LIMITS: Record<string, string> };
-// Every variable that limits a kernel library (oneDNN also reads its older name).
-const LIMITS = [...Object.keys(AVX2_LIMITS), 'DNNL_MAX_CPU_ISA'];
+const { LIMIT_VARIABLES: LIMITS } = require('../scripts/cpu-limits.js') as { LIMIT_VARIABLES: string[] };
 
 // oneDNN's verbose names of the instruction sets this suite can see on the CPUs it runs on.
 const VERBOSE_NAMES: Record<string, string> = {
