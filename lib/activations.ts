@@ -1,5 +1,5 @@
 // Capture and patching: what PyTorch users do with register_forward_hook, done by native
-// graph instrumentation (native/hooks.h) in one forward pass.
+// graph instrumentation (native/program/hooks.h) in one forward pass.
 import { callSite, CallSite, failure, settle } from './errors';
 import { NativePatch, NativeProgramSummary, NativeValue } from './native';
 import { Input, Model, NumericsOptions, numericsRequest, unwrapInputs, Value } from './model';
@@ -68,7 +68,7 @@ function disposable<T extends object>(target: T, values: () => unknown): T & Dis
   return target as T & Disposable;
 }
 
-/** The patch operator's modes (native/patch.h; test/constants.test.ts compares). */
+/** The patch operator's modes (native/program/patch.h; test/constants.test.ts compares). */
 export const PATCH_MODES = { set: 0, zero: 1, add: 2, scale: 3 } as const;
 const patchKeys = new Set(['set', 'zero', 'add', 'scale', 'channels', 'positions']);
 

@@ -1,6 +1,6 @@
 // Attribution: which inputs, or which units of a layer, made a prediction what it is. The
 // methods and their defaults are Captum's (captum.attr), computed natively
-// (native/attribution.h) in batched passes that JS drives a few at a time, so a long run
+// (native/methods/attribution.h) in batched passes that JS drives a few at a time, so a long run
 // reports progress, can be aborted, and never blocks the event loop.
 import { callSite, CallSite, failure } from './errors';
 import { objectiveOf } from './gradients';

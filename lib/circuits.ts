@@ -1,6 +1,6 @@
 // Transformer circuits, TransformerLens's experiments on any TorchScript model: the logit lens
-// (native/logit_lens.h) and activation-patching sweeps over layers x positions or layers x heads,
-// natively batched, with attribution patching as their gradient estimate (native/patching.h).
+// (native/methods/logit_lens.h) and activation-patching sweeps over layers x positions or layers x heads,
+// natively batched, with attribution patching as their gradient estimate (native/methods/patching.h).
 import { normalizeInputs } from './activations';
 import { callSite, CallSite, failure } from './errors';
 import { Input, Model, NumericsOptions, numericsRequest, unwrapInputs } from './model';

@@ -1,7 +1,7 @@
 // Typed errors. Native code rejects with { code, message }; this module turns that into a
 // TorchscopeError whose stack points at the user's call, not at an event-loop tick.
 
-/** The codes native code raises (native/errors.h lists the same; test/constants.test.ts compares). */
+/** The codes native code raises (native/core/errors.h lists the same; test/constants.test.ts compares). */
 export const NATIVE_ERROR_CODES = [
   'MODEL_LOAD',
   'UNKNOWN_LAYER',

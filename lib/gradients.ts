@@ -1,5 +1,5 @@
 // Gradients as a primitive: d(objective)/d(input) and d(objective)/d(layer output) in one
-// native forward and backward (native/gradients.h). A layer's gradient is what PyTorch's
+// native forward and backward (native/methods/gradients.h). A layer's gradient is what PyTorch's
 // register_full_backward_hook gets as grad_output.
 import { Calls, normalizeInputs, PatchSpec, toNativePatch } from './activations';
 import { callSite, CallSite, failure } from './errors';

@@ -166,7 +166,7 @@ export function findLibtorch(packageRoot: string, wanted?: string): LibtorchSear
   return { probes };
 }
 
-/** The libtorch version an addon binary was built against (native/device.cpp stamps it). */
+/** The libtorch version an addon binary was built against (native/core/device.cpp stamps it). */
 export function addonLibtorchVersion(addonFile: string): string | undefined {
   const match = /TORCHSCOPE_BUILD libtorch=([^;\0]+);/.exec(fs.readFileSync(addonFile).toString('latin1'));
   return match ? match[1] : undefined;

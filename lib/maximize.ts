@@ -1,5 +1,5 @@
 // Activation maximization (feature visualization): the input that makes a channel, neuron,
-// direction or logit fire most, optimised natively with libtorch's autograd (native/maximize.h).
+// direction or logit fire most, optimised natively with libtorch's autograd (native/methods/maximize.h).
 import { callSite, CallSite, failure, settle } from './errors';
 import { Model, NumericsOptions, numericsRequest } from './model';
 import { NativeMaximizeRequest, NativeMaximizeSession } from './native';

@@ -7,7 +7,7 @@ import { binding, NativeModel, NativeValue } from './native';
 import { cancellable } from './signal';
 import { Device, Tensor, unwrapValue, wrapValue } from './tensor';
 
-/** A layer name's suffix for the module's first tensor input (native/module_calls.h kInputSuffix). */
+/** A layer name's suffix for the module's first tensor input (native/model/module_calls.h kInputSuffix). */
 export const INPUT_SUFFIX = ':input';
 
 /** What a model returns: tuples and lists become arrays, dicts objects. */
@@ -78,7 +78,7 @@ export interface NumericsOptions {
   upcast?: boolean;
 }
 
-/** load()'s precisions (native/precision.h). */
+/** load()'s precisions (native/program/precision.h). */
 export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
 export type Precision = (typeof PRECISIONS)[number];
 

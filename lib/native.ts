@@ -1,5 +1,5 @@
 // The one place that knows the native binding's shape. Public classes wrap these handles;
-// users never touch them. Every [async] method runs on the compute thread (native/async_work.h).
+// users never touch them. Every [async] method runs on the compute thread (native/bindings/async_work.h).
 // The addon is loaded on first use, after the libtorch it was built for (lib/libtorch.ts).
 import * as fs from 'fs';
 import * as path from 'path';
@@ -36,7 +36,7 @@ export interface NativePatch {
   positions?: number[];
 }
 
-/** A call's optional precision / upcast (native/precision.h NumericsOverride). */
+/** A call's optional precision / upcast (native/program/precision.h NumericsOverride). */
 export interface NativeNumerics {
   precision?: 'fp32' | 'bf16' | 'fp16';
   upcast?: boolean;
@@ -98,7 +98,7 @@ export interface NativeObjectiveSpec {
   objectives: NativeObjective[];
 }
 
-/** What native/requests.cpp parseGradientSpec reads. */
+/** What native/bindings/requests.cpp parseGradientSpec reads. */
 export interface NativeGradientsRequest extends NativeNumerics {
   objective: NativeObjectiveSpec;
   /** forward argument indices whose gradient is wanted */
@@ -108,7 +108,7 @@ export interface NativeGradientsRequest extends NativeNumerics {
   patch: NativePatch[];
 }
 
-/** What native/requests.cpp parseAttributionSpec reads; lib/attribution.ts fills every field. */
+/** What native/bindings/requests.cpp parseAttributionSpec reads; lib/attribution.ts fills every field. */
 export interface NativeAttributionRequest extends NativeNumerics {
   method: string;
   objective: NativeObjectiveSpec;
@@ -139,7 +139,7 @@ export interface NativeAttributionRequest extends NativeNumerics {
   seed: number;
 }
 
-/** A long native job as a plan of passes (native/planned_run.h); `R` is what it resolves with. */
+/** A long native job as a plan of passes (native/methods/planned_run.h); `R` is what it resolves with. */
 export interface NativePlannedRun<R> {
   /** [async] up to n more passes; fewer after abort(). */
   steps(n: number): Promise<{ done: number; total: number; aborted: boolean }>;
@@ -155,7 +155,7 @@ export interface NativeAttributionResult {
   internalBatchSize: number;
 }
 
-/** What native/requests.cpp parseSweepSpec reads. */
+/** What native/bindings/requests.cpp parseSweepSpec reads. */
 export interface NativeSweepRequest extends NativeNumerics {
   layers: string[];
   /** [] for every position */
@@ -185,7 +185,7 @@ export interface NativeGradientsResult {
   layers: Record<string, NativeTensor[]>;
 }
 
-/** What native/requests.cpp parseMaximizeSpec reads. */
+/** What native/bindings/requests.cpp parseMaximizeSpec reads. */
 export interface NativeMaximizeRequest extends NativeNumerics {
   /** '' when every objective is a logit. */
   layer: string;
@@ -260,7 +260,7 @@ export interface NativeModel {
 }
 
 export interface NativeModelClass {
-  /** [async] checks the file (native/model_file.h), then loads it. */
+  /** [async] checks the file (native/model/model_file.h), then loads it. */
   load(file: string, options: NativeLoadOptions, cancel?: NativeCancelToken): Promise<NativeModel>;
 }
 
@@ -384,7 +384,7 @@ export function binding(): NativeBinding {
     preloadLibtorch(plan.search!.match!);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     loaded = require(plan.file!) as NativeBinding;
-    // exit() would run libtorch's static destructors under a call in flight (native/async_work.h).
+    // exit() would run libtorch's static destructors under a call in flight (native/bindings/async_work.h).
     const binding = loaded;
     if (isMainThread) process.once('exit', (code) => binding.stopComputeThread(code));
   } catch (error) {

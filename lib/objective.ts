@@ -1,5 +1,5 @@
 // Declarative objectives: what maximization climbs and what gradients and attributions are
-// taken of (native/objective.h evaluates them). One objective per batch element, or one for all.
+// taken of (native/methods/objective.h evaluates them). One objective per batch element, or one for all.
 import { CallSite, failure } from './errors';
 import { Model } from './model';
 import { NativeObjective, NativeObjectiveSpec } from './native';

@@ -1,4 +1,4 @@
-// Driving a planned native run (native/planned_run.h) from JS: one pass per step, progress
+// Driving a planned native run (native/methods/planned_run.h) from JS: one pass per step, progress
 // after each, an AbortSignal that stops within one pass, the run freed however it ends.
 import { CallSite, failure, settle } from './errors';
 import { NativePlannedRun } from './native';

@@ -1,5 +1,5 @@
 // AbortSignal for native calls: a call still queued behind others when its signal aborts
-// rejects with ABORTED and never runs; a call already running finishes (native/async_work.h).
+// rejects with ABORTED and never runs; a call already running finishes (native/bindings/async_work.h).
 import { CallSite, failure, settle } from './errors';
 import { binding, NativeCancelToken } from './native';
 

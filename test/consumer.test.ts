@@ -87,7 +87,7 @@ beforeAll(async () => {
   // The prebuild set-up made (npm install / npm run build / npm run build:prebuild) from the
   // CMake build; building it here would swap build/ under the other suites' feet.
   const prebuild = path.join(ROOT, 'prebuilds', 'linux-x64', 'torchscope.glibc.node');
-  const sources = [path.join(ROOT, 'CMakeLists.txt'), ...fs.readdirSync(path.join(ROOT, 'native')).map((name) => path.join(ROOT, 'native', name))];
+  const sources = [path.join(ROOT, 'CMakeLists.txt'), ...(fs.readdirSync(path.join(ROOT, 'native'), { recursive: true }) as string[]).map((name) => path.join(ROOT, 'native', name))];
   const newest = Math.max(...sources.map((file) => fs.statSync(file).mtimeMs));
   const stale = !fs.existsSync(prebuild) ? 'missing' : fs.statSync(prebuild).mtimeMs < newest ? 'older than native/' : '';
   expect(stale ? `${prebuild} is ${stale}: run \`npm run build:prebuild\`` : '').toBe('');

@@ -200,9 +200,9 @@ describe('SHAPE', () => {
   });
 });
 
-// native/patch.cpp raises these with PATCH_CHECK, whose "torchscope:INVALID_ARGUMENT:" tag is
+// native/program/patch.cpp raises these with PATCH_CHECK, whose "torchscope:INVALID_ARGUMENT:" tag is
 // documented to carry the code through the TorchScript interpreter (errors.cpp "strips it").
-describe('patch regions out of range (native/patch.cpp: INVALID_ARGUMENT)', () => {
+describe('patch regions out of range (native/program/patch.cpp: INVALID_ARGUMENT)', () => {
   test('a channel index out of range', async () => {
     await expectTorchscopeError(
       () => torch.run(model, toTorch(x), { patch: { layer2: { zero: true, channels: [99] } } }),

@@ -179,7 +179,7 @@ describe('parity: pixel parameterization, no transforms, no regularizers, no nor
       expectParity(id, pytorch.torch.get(id)!);
     });
 
-    // Diagnostic: libtorch's torch::optim::Adam (what native/maximize.cpp uses) rounds the
+    // Diagnostic: libtorch's torch::optim::Adam (what native/methods/maximize.cpp uses) rounds the
     // first moment as mul_(beta1).add_(grad, 1 - beta1), torch.optim.Adam as lerp_(grad,
     // 1 - beta1). At layer4 that one rounding is enough to move the trajectory past 1e-4 within
     // 20 steps (a 1-ulp change of the start image does as much in PyTorch alone). With the

@@ -271,7 +271,7 @@ test('resnet-tiny: the same programs on inputs of changing batch and spatial siz
 });
 
 // Float32 optimize on the CPU prepacks each convolution's weight once, for one planned input
-// size (native/conv_prepack.h), and runs channels-last: every other size must still be right.
+// size (native/program/conv_prepack.h), and runs channels-last: every other size must still be right.
 test('resnet-tiny with optimize: true: prepacked channels-last convolutions equal eager at every batch and spatial size', async () => {
   const tiny = await torch.load(modelPath('resnet-tiny.pt'), { optimize: true });
   try {
@@ -286,7 +286,7 @@ test('resnet-tiny with optimize: true: prepacked channels-last convolutions equa
 });
 
 // Exact programs max-pool contiguous float tensors with ATen's channels-last kernel
-// (native/max_pool.h): the same element of every window must come out, bit for bit, whatever the
+// (native/program/max_pool.h): the same element of every window must come out, bit for bit, whatever the
 // window holds: ties (small integers), -0 beside +0, -inf, and NaNs of different payloads.
 describe('max pooling in exact programs', () => {
   const SHAPE = [2, 3, 13, 11];

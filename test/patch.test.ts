@@ -1,5 +1,5 @@
 // torch.run with patches against PyTorch forward hooks that return a modified output
-// (test/python/reference.py implements the documented regions independently of native/patch.cpp).
+// (test/python/reference.py implements the documented regions independently of native/program/patch.cpp).
 // Tolerance: 1e-5 absolute (float32).
 import * as torch from '../lib';
 import {

@@ -1,6 +1,6 @@
 // A process that ends, or a worker that is terminated, while torchscope calls are queued or
 // running: the compute thread never calls into an environment that is gone, queued calls are
-// dropped, exit waits for the call in flight (native/async_work.h). Each scenario runs in child
+// dropped, exit waits for the call in flight (native/bindings/async_work.h). Each scenario runs in child
 // processes (test/children/lifetime.js), several times: exit code 0, no signal.
 import { spawnSync } from 'child_process';
 import * as path from 'path';
@@ -52,7 +52,7 @@ test('a forward that never returns: a call queued behind it aborts at once, and 
   expect(outcome.ms).toBeLessThan(60_000);
 }, 120_000);
 
-// The process's end skips libtorch's static destructors (native/async_work.cpp): what the
+// The process's end skips libtorch's static destructors (native/bindings/async_work.cpp): what the
 // model printed through C++'s stdout must still come out, and the exit code set last must hold.
 test('a process that ends by itself holding models: the model\'s printed output is flushed and the exit code kept, 3 runs out of 3', () => {
   for (let run = 0; run < 3; run++) {

@@ -5,7 +5,7 @@
 
 The loop torch.maximize runs with parameterization 'pixel', range 'clamp', transforms [],
 regularizers {}, normalize false and a given init, written from the documented algorithm
-(lib/maximize.ts, native/maximize.h), not from native/maximize.cpp:
+(lib/maximize.ts, native/methods/maximize.h), not from native/methods/maximize.cpp:
 
     p = init.clone().requires_grad_()                       # the image itself is optimised
     opt = torch.optim.Adam([p], lr, betas, eps=1e-8, foreach=False)
@@ -38,7 +38,7 @@ The request:
     }
 
 "adam": "torch" is torch.optim.Adam(foreach=False) (the single-tensor update). "libtorch" is
-the same algorithm with C++ torch::optim::Adam's rounding (what native/maximize.cpp uses),
+the same algorithm with C++ torch::optim::Adam's rounding (what native/methods/maximize.cpp uses),
 written out: exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1) where Python's Adam has
 exp_avg.lerp_(grad, 1 - beta1). The two differ by one rounding in the first moment, which
 is enough to change the trajectory of a long enough run (see test/maximize.test.ts).

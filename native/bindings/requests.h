@@ -1,0 +1,66 @@
+// Requests from JS (lib/native.ts types them), read on the JS thread into plain C++ structs:
+// the work on the compute thread never touches a JS value. Every field is checked as it is
+// read; a missing or wrong one throws INVALID_ARGUMENT naming it ("run request.patch[1].mode:
+// expected an integer in [0, 3], got a string"), never a crash or a silent default.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <napi.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "methods/attribution.h"
+#include "methods/gradients.h"
+#include "methods/logit_lens.h"
+#include "methods/maximize.h"
+#include "methods/patching.h"
+#include "program/program.h"
+
+namespace torchscope {
+
+// Reads the fields of one JS object; `where` prefixes every error.
+class RequestReader {
+ public:
+  RequestReader(Napi::Value value, std::string where);
+
+  bool has(const char* key) const;  // present and not undefined
+  std::string string(const char* key) const;
+  int64_t integer(const char* key, int64_t min, int64_t max) const;
+  double number(const char* key) const;  // finite
+  bool boolean(const char* key) const;
+  at::Tensor tensor(const char* key) const;
+  RequestReader object(const char* key) const;
+  // Arrays: absent (undefined) reads as empty.
+  std::vector<std::string> strings(const char* key) const;
+  std::vector<int64_t> integers(const char* key) const;
+  std::vector<double> numbers(const char* key) const;
+  std::vector<RequestReader> objects(const char* key) const;
+
+ private:
+  Napi::Value field(const char* key) const;
+  std::vector<Napi::Value> array(const char* key) const;
+  [[noreturn]] void fail(const char* key, const std::string& expected, Napi::Value got) const;
+
+  Napi::Object object_;
+  std::string where_;
+};
+
+// A run (capture, patch, output) or inspect request.
+struct RunRequest {
+  ProgramSpec spec;
+  std::vector<PatchArgs> patches;  // in spec.patch order
+  NumericsOverride numerics;       // the call's precision / upcast over the model's
+};
+
+RunRequest parseRunRequest(Napi::Value request);
+MaximizeSpec parseMaximizeSpec(Napi::Value request);
+// { layer, objectives: [...] } (lib/objective.ts); objectives on a layer need one.
+ObjectiveSpec parseObjectiveSpec(const RequestReader& request);
+GradientSpec parseGradientSpec(Napi::Value request);
+AttributionSpec parseAttributionSpec(Napi::Value request);
+SweepSpec parseSweepSpec(Napi::Value request);
+LensSpec parseLensSpec(Napi::Value request);
+
+}  // namespace torchscope

@@ -1,0 +1,31 @@
+// The logit lens: each layer's value read through the model's own head (e.g. the final
+// LayerNorm and the unembedding), as if the model stopped there: what it would predict from the
+// residual stream at that layer. One forward for every layer's value, then the head modules'
+// compiled forwards on each, natively.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/core/ivalue.h>
+
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace torchscope {
+
+struct LensSpec {
+  std::vector<std::string> layers;  // hook points (outputs or ':input's), each read at its last call
+  std::vector<std::string> head;    // module paths applied in order to each layer's value
+  int64_t topK = 0;                 // > 0: only the k largest logits per position
+  NumericsOverride numerics;         // the call's precision / upcast over the model's
+};
+
+struct LensResult {
+  at::Tensor logits;            // [layers, ...head output], or the top-k values
+  at::Tensor indices;           // with topK: their indices
+};
+
+LensResult logitLens(ModelState& model, std::vector<c10::IValue> inputs, const LensSpec& spec);
+
+}  // namespace torchscope
