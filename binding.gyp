@@ -1,6 +1,6 @@
 # node-gyp build of the addon: the same sources and flags as CMakeLists.txt (the default,
 # cmake-js build). Nothing here is listed twice: scripts/libtorch-flags.js reads the source
-# list from native/sources.txt (as CMakeLists.txt does) and libtorch's location from
+# list (every .cpp under native/, as CMakeLists.txt globs it) and libtorch's location from
 # .torchscope/config.json (written by scripts/setup.js, which gives CMake CMAKE_PREFIX_PATH).
 # Build: npm run build:gyp (node-gyp rebuild); output build/Release/torchscope.node.
 {

@@ -10,14 +10,14 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { SingleBar, Presets } from 'cli-progress';
 
-import { doctor, formatDoctor } from './doctor';
-import { TorchscopeError } from './errors';
-import { attribute, AttributeOptions, AttributionMethod } from './attribution';
-import { image, saveImage } from './image';
+import { TorchscopeError } from './core/errors';
+import { packageRoot } from './native/addon';
+import { doctor, formatDoctor } from './native/doctor';
+import { load } from './model/model';
+import { image, saveImage } from './io/image';
 import { attributionOverlay, AttributionSign } from './plot/attribution';
-import { maximize, MaximizeOptions } from './maximize';
-import { load } from './model';
-import { packageRoot } from './native';
+import { attribute, AttributeOptions, AttributionMethod } from './methods/attribution';
+import { maximize, MaximizeOptions } from './methods/maximize';
 
 const usage = `usage: torchscope doctor
        torchscope build

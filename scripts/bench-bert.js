@@ -2,7 +2,7 @@
 // BERT-base attention extraction: torch.attention (tokenization included) against Python
 // transformers (eager, output_attentions=True, no_grad, fast tokenizer included) on the same
 // weights (models/bert.pt), in one run, interleaved per round; medians. Goal: torchscope at
-// most 0.9x Python's time. Plus tokenizer throughput (lib/tokenizer.ts encode vs the Rust
+// most 0.9x Python's time. Plus tokenizer throughput (lib/text/bert-tokenizer.ts encode vs the Rust
 // `tokenizers` encode Python's fast tokenizer runs) and load({ optimize: true }).
 //   BENCH_ROUNDS (default 2), BENCH_REPEATS (default 5).
 'use strict';
@@ -100,7 +100,7 @@ async function main() {
     }
   }
   console.table(rows);
-  console.log(`tokenizer, one 128-token sentence: lib/tokenizer.ts ${jsTokenizer.toFixed(0)} sentences/s, Python tokenizers (Rust) ${pyTok.toFixed(0)} sentences/s, ratio ${(jsTokenizer / pyTok).toFixed(2)}x`);
+  console.log(`tokenizer, one 128-token sentence: lib/text/bert-tokenizer.ts ${jsTokenizer.toFixed(0)} sentences/s, Python tokenizers (Rust) ${pyTok.toFixed(0)} sentences/s, ratio ${(jsTokenizer / pyTok).toFixed(2)}x`);
   console.log(`optimize: true vs exact, batch 8: max relative difference ${optRel.toExponential(2)} (${optRel <= 1e-4 ? 'within' : 'OUTSIDE'} 1e-4)`);
   console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);
   fs.rmSync(dir, { recursive: true, force: true });

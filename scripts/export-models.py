@@ -272,7 +272,7 @@ def check_bert_noattn(ts: torch.nn.Module, eager: torch.nn.Module) -> None:
     # nothing uses, so with forward returning no attentions each traced attention.self
     # returns the context tensor alone (the softmax stays inside it, uncapturable as a
     # module output). Checked here so a torch/transformers change in this is noticed:
-    # lib/attention.ts then recomputes the probabilities from attention.self.query/.key.
+    # lib/methods/attention.ts then recomputes the probabilities from attention.self.query/.key.
     for i in range(eager.config.num_hidden_layers):
         sa = getattr(ts.encoder.layer, str(i)).attention.self
         out = list(sa.graph.outputs())

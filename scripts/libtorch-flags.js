@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Build settings for binding.gyp, computed from the same places the CMake build uses:
-//   - the source list: native/sources.txt (CMakeLists.txt reads it with file(STRINGS));
+//   - the sources: every .cpp under native/ (CMakeLists.txt globs them the same way);
 //   - libtorch: .torchscope/config.json, written by scripts/setup.js (libtorch.dir, .libDir, .cuda);
 //     the compile definitions and TORCH_CXX_FLAGS that find_package(Torch) would add are read
 //     from the libtorch's own CMake files, so both builds get the same ones.
@@ -20,10 +20,10 @@ function fail(message) {
   process.exit(1);
 }
 
-// native/sources.txt as CMake's file(STRINGS) reads it: one path per line, blank lines skipped.
+// Every .cpp under native/, relative to the root and sorted, as CMakeLists.txt globs them.
 function sources() {
-  const list = path.join(root, 'native', 'sources.txt');
-  return fs.readFileSync(list, 'utf8').split(/\r?\n/).map((line) => line.trim()).filter(Boolean);
+  const files = fs.readdirSync(path.join(root, 'native'), { recursive: true }).filter((name) => name.endsWith('.cpp'));
+  return files.map((name) => path.posix.join('native', ...name.split(path.sep))).sort();
 }
 
 function libtorch() {
@@ -116,7 +116,7 @@ function settings() {
       '-isystem', path.join(lt.dir, 'include'),
       '-isystem', path.join(lt.dir, 'include', 'torch', 'csrc', 'api', 'include'),
     ],
-    // As CMakeLists.txt: --as-needed and no rpath (lib/libtorch.ts finds libtorch at run time).
+    // As CMakeLists.txt: --as-needed and no rpath (lib/native/libtorch.ts finds libtorch at run time).
     ldflags: ['-Wl,--as-needed'],
     // Full paths, as CMake links imported targets: no -L search that could pick up another libtorch.
     libraries: linked(lt),

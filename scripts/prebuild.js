@@ -4,7 +4,7 @@
 // node-gyp: called back with `rebuild ...`, it builds with CMake through scripts/setup.js and
 // hands over the result). Node-API: one binary serves every Node version; node-gyp-build picks
 // it at run time. The addon has no RPATH and carries the libtorch version it was built for
-// (lib/libtorch.ts reads both), so the prebuild works wherever libtorch of that version is.
+// (lib/native/libtorch.ts reads both), so the prebuild works wherever libtorch of that version is.
 'use strict';
 const { spawnSync } = require('child_process');
 const fs = require('fs');
@@ -28,7 +28,7 @@ function buildForPrebuildify() {
 }
 
 function main() {
-  if (!fs.existsSync(path.join(root, 'dist', 'lib', 'libtorch.js'))) fail('dist/lib is missing: run `npm run build:ts` first');
+  if (!fs.existsSync(path.join(root, 'dist', 'lib', 'native', 'libtorch.js'))) fail('dist/lib is missing: run `npm run build:ts` first');
   // Staging inside the package (not build/: a CMake rebuild empties it): prebuildify renames
   // its result into prebuilds/, which fails across file systems.
   const stage = path.join(root, '.torchscope', 'prebuild-stage');
@@ -48,7 +48,7 @@ function main() {
     (error) => {
       fs.rmSync(stage, { recursive: true, force: true });
       if (error) fail(error.message);
-      const { addonLibtorchVersion } = require('../dist/lib/libtorch.js');
+      const { addonLibtorchVersion } = require('../dist/lib/native/libtorch.js');
       const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
       for (const name of fs.readdirSync(dir)) {
         const file = path.join(dir, name);

@@ -3,7 +3,7 @@
 // it: npm 11 runs a dependency's only if allowed, and nothing depends on it), as `npm run build`
 // / `npx torchscope build` (--rebuild: always compile), and for scripts/prebuild.js
 // (--addon-only: compile the addon, nothing else).
-//   1. find libtorch, in lib/libtorch.ts's search order (the one the addon's loader uses):
+//   1. find libtorch, in lib/native/libtorch.ts's search order (the one the addon's loader uses):
 //      TORCHSCOPE_LIBTORCH, a Python on PATH with torch, a project .venv; failing all, create
 //      .venv here and pip-install torch there;
 //   2. with a prebuild for this platform and a libtorch of its version: nothing to compile;
@@ -184,7 +184,7 @@ function main() {
     log('compiling TypeScript');
     run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json']);
   }
-  const libtorchApi = require('../dist/lib/libtorch.js');
+  const libtorchApi = require('../dist/lib/native/libtorch.js');
   const prebuild = prebuildFile();
   if (!rebuild && !addonOnly && !developing && prebuild && usePrebuild(libtorchApi, prebuild)) return;
   const libtorch = findOrInstallLibtorch(libtorchApi);

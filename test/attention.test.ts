@@ -1,4 +1,4 @@
-// torch.attention (lib/attention.ts) against Hugging Face BertModel (eager attention,
+// torch.attention (lib/methods/attention.ts) against Hugging Face BertModel (eager attention,
 // output_attentions=True) with the same weights, run by test/python/attention_reference.py.
 // bert-tiny.pt returns its attentions (source 'output'); bert-tiny-noattn.pt (same weights)
 // returns none, and its traced attention.self modules return the context alone, so the maps
@@ -12,7 +12,7 @@ import * as path from 'path';
 import { promisify } from 'util';
 
 import * as torch from '../lib';
-import { attention, AttentionInput, AttentionResult } from '../lib/attention';
+import { attention, AttentionInput, AttentionResult } from '../lib/methods/attention';
 import { expectTorchscopeError, modelPath, python, removeDir, ROOT, scratchDir } from './helpers';
 
 const TOL = 1e-5;

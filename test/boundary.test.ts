@@ -6,7 +6,8 @@ import { spawnSync } from 'child_process';
 import * as path from 'path';
 
 import * as torch from '../lib';
-import { binding, NativeMaximizeRequest } from '../lib/native';
+import { binding } from '../lib/native/addon';
+import { NativeMaximizeRequest } from '../lib/native/binding';
 import { asTensor, expectTorchscopeError, modelPath, Reference, removeDir, ROOT, scratchDir } from './helpers';
 
 let dir: string;

@@ -1,19 +1,26 @@
 // One source of truth for what native/ and lib/ share: the error codes, the patch operator's
-// modes, the ':input' suffix of layer names, the precisions and the Node-API version (package.json's binary.napi_versions, which CMakeLists.txt,
-// scripts/libtorch-flags.js and lib/doctor.ts read). The addon reports what it was compiled with.
+// modes, the ':input' suffix of layer names, every enumeration whose names cross the boundary
+// (native/core/names.h: precisions, dtypes, attribution methods, integrations, noise types,
+// upsample modes, maximize parameterizations / ranges / transform kinds, sweep methods, objective
+// kinds) and the Node-API version (package.json's binary.napi_versions, which CMakeLists.txt,
+// scripts/libtorch-flags.js and lib/native/doctor.ts read). The addon reports what it was compiled with.
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { NATIVE_ERROR_CODES } from '../lib/errors';
-import { PATCH_MODES } from '../lib/activations';
-import { INPUT_SUFFIX, PRECISIONS } from '../lib/model';
-import { binding } from '../lib/native';
+import { NATIVE_ERROR_CODES } from '../lib/core/errors';
+import {
+  ATTRIBUTION_METHODS, DTYPES, IMAGE_RANGES, INTEGRATIONS, NOISE_TYPES, OBJECTIVE_KINDS, PARAMETERIZATIONS, PRECISIONS, SWEEP_METHODS,
+  TRANSFORM_KINDS, UPSAMPLE_MODES,
+} from '../lib/core/names';
+import { PATCH_MODES } from '../lib/methods/patch';
+import { INPUT_SUFFIX } from '../lib/model/model';
+import { binding } from '../lib/native/addon';
 import * as torch from '../lib';
 
 const ROOT = path.resolve(__dirname, '..');
 const packageJson = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
 
-test('error codes: the addon raises exactly the codes lib/errors.ts lists', () => {
+test('error codes: the addon raises exactly the codes lib/core/errors.ts lists', () => {
   expect([...binding().constants().errorCodes].sort()).toEqual([...NATIVE_ERROR_CODES].sort());
 });
 
@@ -27,6 +34,22 @@ test("a module input's layer-name suffix: the same on both sides", () => {
 
 test("load()'s precisions: the same names on both sides", () => {
   expect(binding().constants().precisions).toEqual([...PRECISIONS]);
+});
+
+const sorted = (names: readonly string[]) => [...names].sort();
+test.each([
+  ['dtypes', DTYPES],
+  ['attributionMethods', ATTRIBUTION_METHODS],
+  ['integrations', INTEGRATIONS],
+  ['noiseTypes', NOISE_TYPES],
+  ['upsampleModes', UPSAMPLE_MODES],
+  ['parameterizations', PARAMETERIZATIONS],
+  ['imageRanges', IMAGE_RANGES],
+  ['transformKinds', TRANSFORM_KINDS],
+  ['sweepMethods', SWEEP_METHODS],
+  ['objectiveKinds', OBJECTIVE_KINDS],
+] as const)('%s: the names the addon parses are the ones lib/ accepts', (table, names) => {
+  expect(sorted(binding().constants()[table])).toEqual(sorted(names));
 });
 
 test('Node-API version: the addon was built for package.json\'s, which doctor requires', () => {

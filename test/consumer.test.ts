@@ -1,7 +1,7 @@
 // The fresh-consumer test: `npm pack` (with the prebuild), install the tarball into a new
 // project whose PATH has node, npm, npx and sh only (no compiler, no cmake, no Python unless a case
 // adds one), then load a model and capture activations there, with libtorch found through
-// each route lib/libtorch.ts supports, and the documented errors when it is missing or of
+// each route lib/native/libtorch.ts supports, and the documented errors when it is missing or of
 // another version. The values must be the ones this checkout's own build computes.
 import { spawnSync, SpawnSyncReturns } from 'child_process';
 import * as fs from 'fs';
@@ -190,7 +190,7 @@ const others: [string, () => string, string][] = [['a libtorch whose headers say
 // CI installs the CUDA libtorch 2.14.1 for its CUDA build (.ci/run); a real other version then.
 const other = process.env.TORCHSCOPE_OTHER_LIBTORCH;
 if (other) {
-  // A torch wheel's version.py says what it is independently of the headers lib/libtorch.ts reads.
+  // A torch wheel's version.py says what it is independently of the headers lib/native/libtorch.ts reads.
   const version = /__version__\s*=\s*'([^'+]+)/.exec(fs.readFileSync(path.join(other, 'version.py'), 'utf8'))![1];
   others.push([`torch ${version} at TORCHSCOPE_OTHER_LIBTORCH`, () => other, version]);
 }

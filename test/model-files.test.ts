@@ -1,4 +1,4 @@
-// Model files are untrusted input (native/model/model_file.h). The hostile files of
+// Model files are untrusted input (native/torchscript/model_file.h). The hostile files of
 // test/fixtures/hostile.py, made now, are each refused with MODEL_LOAD and a message that says
 // why, before any of their code runs; what their code would have done did not happen; the
 // process goes on working. { trusted: true } runs code with effects (and only that).

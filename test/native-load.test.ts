@@ -6,12 +6,12 @@ import * as path from 'path';
 
 const ROOT = path.resolve(__dirname, '..');
 
-test('lib/native.ts loads build/Release/torchscope.node from the source tree', () => {
+test('lib/native/addon.ts loads build/Release/torchscope.node from the source tree', () => {
   let loaded: { packageRoot: string; binding(): { buildInfo(): { libtorchVersion: string } } } | undefined;
   let error: unknown;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    loaded = require('../lib/native');
+    loaded = require('../lib/native/addon');
   } catch (e) {
     error = e;
   }
@@ -25,7 +25,7 @@ test('lib/native.ts loads build/Release/torchscope.node from the source tree', (
 // addon built against a CUDA libtorch asks nothing CUDA of a CPU one of the same version.
 test('the addon in use has no RPATH and links only libc10, libtorch_cpu and libtorch of libtorch', () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { planAddon } = require('../lib/native') as { planAddon(): { file: string } };
+  const { planAddon } = require('../lib/native/addon') as { planAddon(): { file: string } };
   const readelf = spawnSync('readelf', ['-d', planAddon().file], { encoding: 'utf8' });
   expect(readelf.status).toBe(0);
   expect(readelf.stdout).not.toMatch(/\((RPATH|RUNPATH)\)/);

@@ -196,7 +196,7 @@ describe.each(FILES)('%s', (file) => {
   });
 });
 
-// load({ optimize: true }) freezes programs and folds conv-BN; lib/model.ts documents captures
+// load({ optimize: true }) freezes programs and folds conv-BN; lib/model/model.ts documents captures
 // and outputs within 1e-4 *relative* of PyTorch's (folding reassociates the arithmetic), so
 // here the bar is 1e-4 x max |expected| instead of 1e-5 absolute.
 describe.each(FILES)('%s with optimize: true', (file) => {
@@ -271,7 +271,7 @@ test('resnet-tiny: the same programs on inputs of changing batch and spatial siz
 });
 
 // Float32 optimize on the CPU prepacks each convolution's weight once, for one planned input
-// size (native/program/conv_prepack.h), and runs channels-last: every other size must still be right.
+// size (native/torchscript/conv_prepack.h), and runs channels-last: every other size must still be right.
 test('resnet-tiny with optimize: true: prepacked channels-last convolutions equal eager at every batch and spatial size', async () => {
   const tiny = await torch.load(modelPath('resnet-tiny.pt'), { optimize: true });
   try {
@@ -286,7 +286,7 @@ test('resnet-tiny with optimize: true: prepacked channels-last convolutions equa
 });
 
 // Exact programs max-pool contiguous float tensors with ATen's channels-last kernel
-// (native/program/max_pool.h): the same element of every window must come out, bit for bit, whatever the
+// (native/torchscript/max_pool.h): the same element of every window must come out, bit for bit, whatever the
 // window holds: ties (small integers), -0 beside +0, -inf, and NaNs of different payloads.
 describe('max pooling in exact programs', () => {
   const SHAPE = [2, 3, 13, 11];

@@ -1,4 +1,4 @@
-// BertTokenizer (lib/tokenizer.ts) against Python's two BERT tokenizers on the same vocab file
+// BertTokenizer (lib/text/bert-tokenizer.ts) against Python's two BERT tokenizers on the same vocab file
 // (test/python/tokenizer_reference.py, one process for the whole file):
 //   - the slow, pure-Python BertTokenizer (BertTokenizerLegacy in transformers 5): the
 //     reference. ids, tokens, typeIds and attentionMask must equal it on every case.
@@ -13,8 +13,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { TorchscopeError } from '../lib/errors';
-import { BatchEncodeOptions, BertTokenizer, EncodeInput, Truncation } from '../lib/tokenizer';
+import { TorchscopeError } from '../lib/core/errors';
+import { BatchEncodeOptions, BertTokenizer, EncodeInput, Truncation } from '../lib/text/bert-tokenizer';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { pythonPath } = require('../scripts/config.js') as { pythonPath(): string };
@@ -464,7 +464,7 @@ describe('every assigned code point, same as the slow Python tokenizer', () => {
   test('"Ab?cD ?" for each code point', () => {
     const { slow, fast } = answers('sweep') as { slow: Sweep; fast: Sweep };
     // What Python's Unicode tables class otherwise than the JS engine's: a Unicode version gap,
-    // not compared (lib/tokenizer.ts says how it differs).
+    // not compared (lib/text/bert-tokenizer.ts says how it differs).
     const gap = slow.skipped.length;
     let fastDiffers = 0;
     for (let c = 0; c < slow.chunks.length; c++) {

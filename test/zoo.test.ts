@@ -286,7 +286,7 @@ async function expectPyTorchFailure(model: torch.Model, entry: ZooEntry, error: 
 }
 
 // Float32 optimize on the CPU: the same programs run channels-last, each 2-D convolution
-// prepacked once (native/program/conv_prepack.h); 'forward equals eager' above checks their values.
+// prepacked once (native/torchscript/conv_prepack.h); 'forward equals eager' above checks their values.
 describe.each(entries.filter((e) => e.dtype === 'float32'))('$name, float32 optimize', (entry) => {
   test('convolutional ones run channels-last with every 2-D convolution prepacked', async () => {
     const model = await torch.load(path.join(ZOO, entry.file), { optimize: true });

@@ -5,9 +5,10 @@
 // (visualize_text's colours), as a self-contained HTML page or a PNG.
 import sharp from 'sharp';
 
-import { failure } from '../errors';
-import { Tensor } from '../tensor';
-import { callSite, CallSite, checkIndex, colormapLut, escapeXml } from './common';
+import { failure } from '../core/errors';
+import { boolean, checkOptions, finiteNumber, instance, integer, optionKeys } from '../core/validate';
+import { Tensor } from '../model/tensor';
+import { callSite, CallSite, colormapLut, escapeXml } from './common';
 import { Figure } from './figure';
 import { measureText } from './text';
 
@@ -34,18 +35,26 @@ export interface TokenOptions {
   title?: string;
 }
 
+/** tokenAttributionPng: the picture's width in pixels. Default 720. */
+export interface TokenPngOptions extends TokenOptions {
+  width?: number;
+}
+
 const SIGN_COLORMAP = { absolute: 'blues', positive: 'greens', negative: 'reds', all: 'redwhitegreen' } as const;
+const OVERLAY_KEYS = optionKeys<OverlayOptions>({ sign: true, outlierPercent: true, alpha: true, batch: true, size: true });
+const TOKEN_KEYS = optionKeys<TokenOptions>({ normalize: true, title: true });
+const TOKEN_PNG_KEYS = optionKeys<TokenPngOptions>({ normalize: true, title: true, width: true });
 
 /** [H, W] of batch element `batch`, summed over channels (Captum sums channel-last attributions). */
 function channelSum(t: Tensor, batch: number, what: string, site: CallSite): { values: Float64Array; height: number; width: number } {
-  if (!(t instanceof Tensor)) throw failure('INVALID_ARGUMENT', `${what} must be a Tensor`, site);
+  instance(t, what, Tensor, site);
   if (t.disposed) throw failure('DISPOSED', `${what} was disposed`, site);
   if (t.device !== 'cpu') throw failure('DEVICE', `${what} is on ${t.device}: plots read CPU memory`, site);
   const shape = t.shape;
   const dims = shape.length === 4 ? shape : shape.length === 3 ? [1, ...shape] : shape.length === 2 ? [1, 1, ...shape] : null;
   if (!dims) throw failure('SHAPE', `${what} must be [N, C, H, W], [C, H, W] or [H, W]; got [${shape}]`, site);
   const [batches, channels, height, width] = dims;
-  checkIndex('batch', batch, batches, site);
+  integer(batch, 'batch', { min: 0, max: batches - 1 }, site);
   if (t.dtype !== 'float32' && t.dtype !== 'float64') throw failure('DTYPE', `${what} must be float32 or float64, got ${t.dtype}`, site);
   const data = t.data() as Float32Array | Float64Array;
   const values = new Float64Array(height * width);
@@ -108,15 +117,14 @@ function resample(values: Float64Array, h: number, w: number, height: number, wi
  * A PNG of the attributions over the image: the image in grey, the normalised attribution map
  * blended on top. The map is resampled to the image's size when it is smaller (Grad-CAM).
  */
-export async function attributionOverlay(image: Tensor, attributions: Tensor, options: OverlayOptions = {}): Promise<Buffer> {
+export async function attributionOverlay(image: Tensor, attributions: Tensor, given?: OverlayOptions): Promise<Buffer> {
   const site = callSite(attributionOverlay);
+  const options = checkOptions(given, OVERLAY_KEYS, 'attributionOverlay', site);
   const batch = options.batch ?? 0;
   const sign = options.sign ?? 'absolute';
-  if (!(sign in SIGN_COLORMAP)) throw failure('INVALID_ARGUMENT', `sign is 'absolute', 'all', 'positive' or 'negative', got ${JSON.stringify(sign)}`, site);
-  const outlier = options.outlierPercent ?? 2;
-  if (!(outlier >= 0 && outlier < 100)) throw failure('INVALID_ARGUMENT', `outlierPercent must be in [0, 100), got ${outlier}`, site);
-  const alpha = options.alpha ?? 0.5;
-  if (!(alpha >= 0 && alpha <= 1)) throw failure('INVALID_ARGUMENT', `alpha must be in [0, 1], got ${alpha}`, site);
+  if (!Object.keys(SIGN_COLORMAP).includes(sign)) throw failure('INVALID_ARGUMENT', `sign is 'absolute', 'all', 'positive' or 'negative', got ${JSON.stringify(sign)}`, site);
+  const outlier = finiteNumber(options.outlierPercent ?? 2, 'outlierPercent', { min: 0, below: 100 }, site);
+  const alpha = finiteNumber(options.alpha ?? 0.5, 'alpha', { min: 0, max: 1 }, site);
   const picture = channelSum(image, batch, 'image', site);
   const map = channelSum(attributions, batch, 'attributions', site);
   const { height, width } = picture;
@@ -137,8 +145,7 @@ export async function attributionOverlay(image: Tensor, attributions: Tensor, op
     const k = Math.max(0, Math.min(255, Math.round(t * 255))) * 3;
     for (let c = 0; c < 3; c++) rgb[i * 3 + c] = Math.round((1 - alpha) * grey + alpha * lut[k + c]);
   }
-  const size = options.size ?? Math.max(256, width);
-  if (!Number.isInteger(size) || size < 16 || size > 8192) throw failure('INVALID_ARGUMENT', `size must be an integer in [16, 8192], got ${size}`, site);
+  const size = integer(options.size ?? Math.max(256, width), 'size', { min: 16, max: 8192 }, site);
   return sharp(rgb, { raw: { width, height, channels: 3 } })
     .resize({ width: size, kernel: size >= width * 2 ? 'nearest' : 'lanczos3' })
     .png()
@@ -156,7 +163,7 @@ function checkTokens(tokens: string[], scores: ArrayLike<number> | Tensor, optio
   const values = Array.from(scores instanceof Tensor ? (scores.data() as Float32Array) : scores, Number);
   if (values.length !== tokens.length) throw failure('SHAPE', `${tokens.length} tokens but ${values.length} scores`, site);
   if (!values.every(Number.isFinite)) throw failure('INVALID_ARGUMENT', 'scores must be finite numbers', site);
-  if (options.normalize === false) return values;
+  if (!boolean(options.normalize ?? true, 'normalize', site)) return values;
   const top = Math.max(0, ...values.map(Math.abs));
   return top > 0 ? values.map((v) => v / top) : values;
 }
@@ -165,8 +172,9 @@ function checkTokens(tokens: string[], scores: ArrayLike<number> | Tensor, optio
  * One self-contained HTML page (no script, no network: a CSP forbids both) with each token on a
  * background coloured by its score, the score in its tooltip, and a legend.
  */
-export function tokenAttributionHtml(tokens: string[], scores: ArrayLike<number> | Tensor, options: TokenOptions = {}): string {
+export function tokenAttributionHtml(tokens: string[], scores: ArrayLike<number> | Tensor, given?: TokenOptions): string {
   const site = callSite(tokenAttributionHtml);
+  const options = checkOptions(given, TOKEN_KEYS, 'tokenAttributionHtml', site);
   const values = checkTokens(tokens, scores, options, site);
   const title = escapeXml(options.title ?? 'Token attributions');
   const cells = tokens
@@ -186,11 +194,11 @@ export function tokenAttributionHtml(tokens: string[], scores: ArrayLike<number>
  * The same as a PNG (SVG rendered by sharp): tokens wrapped in lines `width` pixels wide (default
  * 720), under the title, itself wrapped to that width. A token wider than a line widens the picture.
  */
-export async function tokenAttributionPng(tokens: string[], scores: ArrayLike<number> | Tensor, options: TokenOptions & { width?: number } = {}): Promise<Buffer> {
+export async function tokenAttributionPng(tokens: string[], scores: ArrayLike<number> | Tensor, given?: TokenPngOptions): Promise<Buffer> {
   const site = callSite(tokenAttributionPng);
+  const options = checkOptions(given, TOKEN_PNG_KEYS, 'tokenAttributionPng', site);
   const values = checkTokens(tokens, scores, options, site);
-  const width = options.width ?? 720;
-  if (!Number.isInteger(width) || width < 120 || width > 8192) throw failure('INVALID_ARGUMENT', `width must be an integer in [120, 8192], got ${width}`, site);
+  const width = integer(options.width ?? 720, 'width', { min: 120, max: 8192 }, site);
   const style = { size: 16, fill: '#000' };
   const line = 30;
   const margin = 16;

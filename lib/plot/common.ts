@@ -1,11 +1,12 @@
 // Shared pieces of the plots: the structural input type, reading one batch element's
 // attention out of the [batch, layers, heads, seq, seq] tensor, colour maps, tick values and
 // the constants of the PNGs' text.
-import { callSite, CallSite, failure } from '../errors';
-import { Tensor } from '../tensor';
+import { callSite, CallSite, failure } from '../core/errors';
+import { integer, oneOf } from '../core/validate';
+import { Tensor } from '../model/tensor';
 
 /**
- * What the plots need from an AttentionResult (lib/attention.ts): real tokens per batch element,
+ * What the plots need from an AttentionResult (lib/methods/attention.ts): real tokens per batch element,
  * their lengths, and attentions [batch, layers, heads, seq, seq] (padding rows/cols ignored).
  */
 export interface AttentionLike {
@@ -29,13 +30,6 @@ export interface AttentionBlock {
 
 export { callSite, CallSite };
 
-export function checkIndex(name: string, value: unknown, count: number, site: CallSite): number {
-  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) >= count) {
-    throw failure('INVALID_ARGUMENT', `${name} must be an integer in [0, ${count - 1}], got ${JSON.stringify(value)}`, site);
-  }
-  return value as number;
-}
-
 /** Validates the result and returns a view of batch element `batch`. */
 export function attentionBlock(result: AttentionLike, batch: number, site: CallSite): AttentionBlock {
   if (!result || typeof result !== 'object' || !(result.attentions instanceof Tensor) || !Array.isArray(result.tokens)) {
@@ -48,7 +42,7 @@ export function attentionBlock(result: AttentionLike, batch: number, site: CallS
     throw failure('SHAPE', `attentions must be [batch, layers, heads, seq, seq]; got [${shape}]`, site);
   }
   const [batches, layers, heads, seq] = shape;
-  checkIndex('batch', batch, batches, site);
+  integer(batch, 'batch', { min: 0, max: batches - 1 }, site);
   const device = attentions.device;
   if (device !== 'cpu') {
     throw failure('DEVICE', `attentions are on ${device}; plots read CPU memory: use await attentions.to('cpu')`, site);
@@ -116,8 +110,7 @@ export const COLORMAPS = Object.keys(anchors) as Colormap[];
 
 /** A 256-entry RGB lookup table (768 bytes) for the colour map. */
 export function colormapLut(name: Colormap, site: CallSite): Uint8Array {
-  const stops = anchors[name];
-  if (!stops) throw failure('INVALID_ARGUMENT', `unknown colormap ${JSON.stringify(name)}; one of ${COLORMAPS.join(', ')}`, site);
+  const stops = anchors[oneOf(name, 'colormap', COLORMAPS, site)];
   const rgb = stops.map((hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)));
   const lut = new Uint8Array(256 * 3);
   for (let i = 0; i < 256; i++) {

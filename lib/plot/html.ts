@@ -8,8 +8,8 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { deflateSync } from 'zlib';
 
-import { failure } from '../errors';
-import { AttentionBlock, AttentionLike, attentionBlock, callSite, colormapLut, escapeXml } from './common';
+import { boolean, checkOptions, finiteNumber, optionKeys, string } from '../core/validate';
+import { AttentionBlock, AttentionLike, attentionBlock, callSite, CallSite, colormapLut, escapeXml } from './common';
 import { VIEWER_CSS, VIEWER_JS } from './viewer';
 
 export interface HtmlOptions {
@@ -25,6 +25,8 @@ export interface HtmlOptions {
   /** Initial line threshold in the head view. Default: 0 up to 64 tokens, else 0.02. */
   threshold?: number;
 }
+
+const HTML_KEYS = optionKeys<HtmlOptions>({ batch: true, title: true, compress: true, threshold: true });
 
 /**
  * uint8 codes of one batch element's attention, [layers, heads, n, n] without padding:
@@ -67,17 +69,18 @@ function quantize(block: AttentionBlock): { bytes: Uint8Array; scale: number } {
 }
 
 /** The HTML text of the viewer. */
-export function attentionHtml(result: AttentionLike, options: HtmlOptions = {}): string {
-  const site = callSite(attentionHtml);
+export function attentionHtml(result: AttentionLike, options?: HtmlOptions): string {
+  return html(result, options, 'attentionHtml', callSite(attentionHtml));
+}
+
+function html(result: AttentionLike, given: HtmlOptions | undefined, what: string, site: CallSite): string {
+  const options = checkOptions(given, HTML_KEYS, what, site);
   const block = attentionBlock(result, options.batch ?? 0, site);
   const { n, layers, heads, seq, values } = block;
-  const threshold = options.threshold ?? (n > 64 ? 0.02 : 0);
-  if (typeof threshold !== 'number' || !(threshold >= 0 && threshold < 1)) {
-    throw failure('INVALID_ARGUMENT', `threshold must be a number in [0, 1), got ${JSON.stringify(threshold)}`, site);
-  }
+  const threshold = finiteNumber(options.threshold ?? (n > 64 ? 0.02 : 0), 'threshold', { min: 0, below: 1 }, site);
   const raw = quantize(block);
   const scale = raw.scale;
-  const compress = options.compress ?? raw.bytes.length > 256 * 1024;
+  const compress = boolean(options.compress ?? raw.bytes.length > 256 * 1024, 'compress', site);
   const blob = compress ? deflateSync(raw.bytes, { level: 6 }) : Buffer.from(raw.bytes.buffer, raw.bytes.byteOffset, raw.bytes.byteLength);
   const lut = colormapLut('viridis', site);
   const meta = {
@@ -129,11 +132,11 @@ export function attentionHtml(result: AttentionLike, options: HtmlOptions = {}):
 }
 
 /** Writes the viewer to `file` (directories created). Returns the path. */
-export async function saveAttentionHtml(result: AttentionLike, file: string, options: HtmlOptions = {}): Promise<string> {
+export async function saveAttentionHtml(result: AttentionLike, file: string, options?: HtmlOptions): Promise<string> {
   const site = callSite(saveAttentionHtml);
-  if (typeof file !== 'string' || !file) throw failure('INVALID_ARGUMENT', 'file must be a non-empty path', site);
-  const html = attentionHtml(result, options);
+  string(file, 'file', site);
+  const page = html(result, options, 'saveAttentionHtml', site);
   await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  await fs.writeFile(file, html, 'utf8');
+  await fs.writeFile(file, page, 'utf8');
   return file;
 }

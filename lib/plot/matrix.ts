@@ -2,8 +2,9 @@
 // (or heads), induction scores per layer and head. Signed values get a diverging scale centred
 // on 0; the cells are one raw raster, the text SVG rendered by sharp over it, and the picture
 // grows to hold the text.
-import { failure } from '../errors';
-import { Tensor } from '../tensor';
+import { failure } from '../core/errors';
+import { array, boolean, checkOptions, finiteNumber, integer, optionKeys } from '../core/validate';
+import { Tensor } from '../model/tensor';
 import { callSite, Colormap, colormapLut, TEXT } from './common';
 import { Figure } from './figure';
 import { measureText } from './text';
@@ -24,10 +25,14 @@ export interface MatrixHeatmapOptions {
 }
 
 const GREY = Uint8Array.of(128, 128, 128); // non-finite cells
+const MATRIX_KEYS = optionKeys<MatrixHeatmapOptions>({
+  title: true, rowLabels: true, columnLabels: true, colormap: true, vmin: true, vmax: true, cell: true, annotate: true,
+});
 
 /** PNG heatmap of a 2-D tensor. */
-export async function matrixHeatmap(matrix: Tensor, options: MatrixHeatmapOptions = {}): Promise<Buffer> {
+export async function matrixHeatmap(matrix: Tensor, given?: MatrixHeatmapOptions): Promise<Buffer> {
   const site = callSite(matrixHeatmap);
+  const options = checkOptions(given, MATRIX_KEYS, 'matrixHeatmap', site);
   if (!(matrix instanceof Tensor) || matrix.shape.length !== 2) throw failure('SHAPE', `matrixHeatmap takes a [rows, columns] tensor, got ${matrix instanceof Tensor ? `[${matrix.shape}]` : typeof matrix}`, site);
   if (matrix.dtype !== 'float32' && matrix.dtype !== 'float64') throw failure('DTYPE', `matrixHeatmap takes float values, got ${matrix.dtype}`, site);
   const [rows, columns] = matrix.shape;
@@ -37,21 +42,21 @@ export async function matrixHeatmap(matrix: Tensor, options: MatrixHeatmapOption
   const hi = Math.max(0, ...finite);
   const signed = lo < 0 && hi > 0;
   const extent = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
-  const vmin = options.vmin ?? (signed ? -extent : Math.min(...finite));
-  const vmax = options.vmax ?? (signed ? extent : Math.max(...finite));
+  const vmin = options.vmin === undefined ? (signed ? -extent : Math.min(...finite)) : finiteNumber(options.vmin, 'vmin', {}, site);
+  const vmax = options.vmax === undefined ? (signed ? extent : Math.max(...finite)) : finiteNumber(options.vmax, 'vmax', {}, site);
   if (!(vmax > vmin)) throw failure('INVALID_ARGUMENT', `the scale's ends must differ, got vmin ${vmin}, vmax ${vmax}`, site);
   const lut = colormapLut(options.colormap ?? (signed ? 'redwhitegreen' : 'viridis'), site);
-  const rowLabels = options.rowLabels ?? Array.from({ length: rows }, (_, i) => String(i));
-  const columnLabels = options.columnLabels ?? Array.from({ length: columns }, (_, i) => String(i));
+  const rowLabels = (options.rowLabels === undefined ? Array.from({ length: rows }, (_, i) => i) : array(options.rowLabels, 'rowLabels', site)).map(String);
+  const columnLabels = (options.columnLabels === undefined ? Array.from({ length: columns }, (_, i) => i) : array(options.columnLabels, 'columnLabels', site)).map(String);
   if (rowLabels.length !== rows || columnLabels.length !== columns) {
     throw failure('SHAPE', `${rowLabels.length} row and ${columnLabels.length} column labels for a [${rows}, ${columns}] matrix`, site);
   }
-  const cell = options.cell ?? Math.max(8, Math.min(40, Math.floor(720 / Math.max(rows, columns))));
+  const cell = options.cell === undefined ? Math.max(8, Math.min(40, Math.floor(720 / Math.max(rows, columns)))) : integer(options.cell, 'cell', { min: 1, max: 1024 }, site);
   const labelStyle = { size: 11, fill: TEXT.labelFill };
   const annotation = { size: 9 };
   const ends = [vmax.toPrecision(3), vmin.toPrecision(3)];
   const cellText = values.map((v) => (Number.isFinite(v) ? v.toFixed(2) : '-'));
-  const wanted = options.annotate ?? rows * columns <= 200;
+  const wanted = boolean(options.annotate ?? rows * columns <= 200, 'annotate', site);
   const [rowExtents, columnExtents, endExtents, cellExtents] = await Promise.all([
     measureText(rowLabels, labelStyle),
     measureText(columnLabels, labelStyle),

@@ -2,14 +2,13 @@
 // sharp (librsvg); the matrices and the colour bar are raw RGB rasters composited under it, so a
 // 512-token head costs one image, not 262,144 rects. The picture grows to hold its text.
 
-import { failure } from '../errors';
+import { finiteNumber, integer, optionKeys, positiveInteger, requiredOptions } from '../core/validate';
 import {
   AttentionBlock,
   AttentionLike,
   attentionBlock,
   callSite,
   CallSite,
-  checkIndex,
   Colormap,
   colormapLut,
   formatTick,
@@ -106,18 +105,18 @@ function barRaster(width: number, height: number, lut: Uint8Array): Buffer {
   return out;
 }
 
+const HEATMAP_KEYS = optionKeys<HeatmapOptions>({ layer: true, head: true, batch: true, size: true, colormap: true, vmax: true, title: true });
+const GRID_KEYS = optionKeys<GridOptions>({ layer: true, batch: true, size: true, columns: true, colormap: true, vmax: true, title: true });
+
+/** A matrix's side in pixels, when given. */
 function checkSize(value: unknown, site: CallSite): void {
-  if (value !== undefined && (!Number.isInteger(value) || (value as number) < 16 || (value as number) > 4096)) {
-    throw failure('INVALID_ARGUMENT', `size must be an integer number of pixels in [16, 4096], got ${JSON.stringify(value)}`, site);
-  }
+  if (value !== undefined) integer(value, 'size', { min: 16, max: 4096 }, site);
 }
 
+/** The top of the colour scale: `vmax`, or the largest value shown (1 when nothing is above 0). */
 function resolveVmax(vmax: unknown, fallback: number, site: CallSite): number {
   if (vmax === undefined) return fallback > 0 ? fallback : 1;
-  if (typeof vmax !== 'number' || !(vmax > 0) || !Number.isFinite(vmax)) {
-    throw failure('INVALID_ARGUMENT', `vmax must be a positive number, got ${JSON.stringify(vmax)}`, site);
-  }
-  return vmax;
+  return finiteNumber(vmax, 'vmax', { above: 0 }, site);
 }
 
 /**
@@ -166,12 +165,12 @@ async function colourBar(figure: Figure, x: number, top: number, width: number, 
 }
 
 /** PNG heatmap of one head: attention[batch, layer, head, :len, :len], queries down, keys across. */
-export async function attentionHeatmap(result: AttentionLike, options: HeatmapOptions): Promise<Buffer> {
+export async function attentionHeatmap(result: AttentionLike, given: HeatmapOptions): Promise<Buffer> {
   const site = callSite(attentionHeatmap);
-  if (!options || typeof options !== 'object') throw failure('INVALID_ARGUMENT', 'options { layer, head } are required', site);
+  const options = requiredOptions(given, HEATMAP_KEYS, 'attentionHeatmap', '{ layer, head }', site);
   const block = attentionBlock(result, options.batch ?? 0, site);
-  const layer = checkIndex('layer', options.layer, block.layers, site);
-  const head = checkIndex('head', options.head, block.heads, site);
+  const layer = integer(options.layer, 'layer', { min: 0, max: block.layers - 1 }, site);
+  const head = integer(options.head, 'head', { min: 0, max: block.heads - 1 }, site);
   checkSize(options.size, site);
   const lut = colormapLut(options.colormap ?? 'viridis', site);
   const { n, tokens } = block;
@@ -197,16 +196,15 @@ export async function attentionHeatmap(result: AttentionLike, options: HeatmapOp
 }
 
 /** PNG grid of every head of one layer, on a shared colour scale. */
-export async function attentionGrid(result: AttentionLike, options: GridOptions): Promise<Buffer> {
+export async function attentionGrid(result: AttentionLike, given: GridOptions): Promise<Buffer> {
   const site = callSite(attentionGrid);
-  if (!options || typeof options !== 'object') throw failure('INVALID_ARGUMENT', 'options { layer } are required', site);
+  const options = requiredOptions(given, GRID_KEYS, 'attentionGrid', '{ layer }', site);
   const block: AttentionBlock = attentionBlock(result, options.batch ?? 0, site);
-  const layer = checkIndex('layer', options.layer, block.layers, site);
+  const layer = integer(options.layer, 'layer', { min: 0, max: block.layers - 1 }, site);
   checkSize(options.size, site);
   const lut = colormapLut(options.colormap ?? 'viridis', site);
   const { n, tokens, heads } = block;
-  const columns = options.columns ?? (heads <= 3 ? heads : Math.ceil(Math.sqrt(heads)));
-  if (!Number.isInteger(columns) || columns < 1) throw failure('INVALID_ARGUMENT', `columns must be a positive integer, got ${columns}`, site);
+  const columns = positiveInteger(options.columns ?? (heads <= 3 ? heads : Math.ceil(Math.sqrt(heads))), 'columns', site);
   const rows = Math.ceil(heads / columns);
   const matrices = Array.from({ length: heads }, (_, h) => headMatrix(block, layer, h));
   const vmax = resolveVmax(options.vmax, Math.max(...matrices.map(maxOf)), site);

@@ -1,13 +1,12 @@
-// Entry point: registers the native classes and functions that lib/native.ts types.
+// Entry point: registers the native classes and functions that lib/native/binding.ts types.
 #include <napi.h>
 
 #include "bindings/addon.h"
 #include "bindings/async_work.h"
-#include "core/device.h"
-#include "methods/maximize.h"
-#include "model/model.h"
-#include "methods/planned_run.h"
-#include "bindings/tensor.h"
+#include "bindings/info.h"
+#include "bindings/model_handle.h"
+#include "bindings/session_handle.h"
+#include "bindings/tensor_handle.h"
 
 namespace torchscope {
 
@@ -16,11 +15,10 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initAsyncWork(env);
   TensorHandle::define(env, exports);
   ModelHandle::define(env, exports);
-  MaximizeSession::define(env, exports);
-  PlannedRun::define(env, exports);
+  SessionHandle::define(env, exports);
   CancelToken::define(env, exports);
-  deviceExports(env, exports);
-  // [sync] at process exit, from the main thread (lib/native.ts): see async_work.h.
+  infoExports(env, exports);
+  // [sync] at process exit, from the main thread (lib/native/binding.ts): see async_work.h.
   exports.Set("stopComputeThread", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 stopComputeThread(info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0);
                 return info.Env().Undefined();

@@ -22,7 +22,6 @@ struct AddonData {
   Napi::FunctionReference tensorClass;
   Napi::FunctionReference modelClass;
   Napi::FunctionReference sessionClass;
-  Napi::FunctionReference plannedRunClass;
   Napi::FunctionReference cancelTokenClass;
   std::shared_ptr<Channel> channel;
   std::unordered_map<uint64_t, PendingCall> pending;  // by call id
@@ -31,7 +30,7 @@ struct AddonData {
   // At environment cleanup, while the environment can still delete references.
   void releaseReferences() {
     pending.clear();
-    for (auto* reference : {&tensorClass, &modelClass, &sessionClass, &plannedRunClass, &cancelTokenClass}) reference->Reset();
+    for (auto* reference : {&tensorClass, &modelClass, &sessionClass, &cancelTokenClass}) reference->Reset();
   }
 };
 

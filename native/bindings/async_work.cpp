@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "bindings/addon.h"
+#include "bindings/values.h"
+#include "bindings/js_errors.h"
 #include "core/errors.h"
 
 namespace torchscope {
@@ -298,6 +300,14 @@ Napi::Promise queueWork(Napi::Env env, const char* fallbackCode, WorkFn work, Re
   ComputeThread::instance().post(std::unique_ptr<Job>(
       new Job{data.channel, id, fallbackCode, std::move(work), std::move(resolve), std::move(cancel)}));
   return promise;
+}
+
+Napi::Promise queueValue(Napi::Env env, const char* fallbackCode, std::function<c10::IValue()> work,
+                         const std::vector<Napi::Object>& keepAlive, CancelFlag cancel) {
+  auto result = std::make_shared<c10::IValue>();
+  return queueWork(
+      env, fallbackCode, [result, work = std::move(work)] { *result = work(); },
+      [result](Napi::Env env) -> Napi::Value { return toJs(env, *result); }, keepAlive, std::move(cancel));
 }
 
 void CancelToken::define(Napi::Env env, Napi::Object exports) {

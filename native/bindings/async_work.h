@@ -10,13 +10,14 @@
 // thread's). When an environment goes away (worker.terminate()), its queued calls are dropped
 // unrun, its cleanup waits for its call in flight (which stops early where it can) and drops
 // the result: nothing ever calls into a gone environment, and the process never exits under a
-// running call. At process exit (lib/native.ts calls stopComputeThread from
+// running call. At process exit (lib/native/binding.ts calls stopComputeThread from
 // the main thread's 'exit' event: exit() runs no cleanup hooks, and static destructors
 // registered by libtorch's lazily built state run before any atexit handler registered at
 // load), queued calls are dropped and exit waits for the call in flight (up to 10 s, then
 // leaves without static destructors), so that libtorch's static state is not torn down under it.
 #pragma once
 
+#include <ATen/core/ivalue.h>
 #include <napi.h>
 
 #include <atomic>
@@ -38,6 +39,11 @@ using CancelFlag = std::shared_ptr<std::atomic<bool>>;
 // reads) are referenced until the work settles, so GC cannot finalize them mid-run.
 Napi::Promise queueWork(Napi::Env env, const char* fallbackCode, WorkFn work, ResolveFn resolve,
                         const std::vector<Napi::Object>& keepAlive = {}, CancelFlag cancel = nullptr);
+
+// queueWork for a method whose result is a libtorch value: it reaches JS through toJs
+// (bindings/values.h), the one path every result takes.
+Napi::Promise queueValue(Napi::Env env, const char* fallbackCode, std::function<c10::IValue()> work,
+                         const std::vector<Napi::Object>& keepAlive = {}, CancelFlag cancel = nullptr);
 
 // Per-environment set-up (the completion channel back to the JS thread), called at init.
 void initAsyncWork(Napi::Env env);

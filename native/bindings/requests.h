@@ -1,4 +1,4 @@
-// Requests from JS (lib/native.ts types them), read on the JS thread into plain C++ structs:
+// Requests from JS (lib/native/binding.ts types them), read on the JS thread into plain C++ structs:
 // the work on the compute thread never touches a JS value. Every field is checked as it is
 // read; a missing or wrong one throws INVALID_ARGUMENT naming it ("run request.patch[1].mode:
 // expected an integer in [0, 3], got a string"), never a crash or a silent default.
@@ -11,12 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "methods/attribution.h"
-#include "methods/gradients.h"
-#include "methods/logit_lens.h"
-#include "methods/maximize.h"
-#include "methods/patching.h"
+#include "methods/objective.h"
 #include "program/program.h"
+
 
 namespace torchscope {
 
@@ -47,20 +44,18 @@ class RequestReader {
   std::string where_;
 };
 
-// A run (capture, patch, output) or inspect request.
-struct RunRequest {
-  ProgramSpec spec;
-  std::vector<PatchArgs> patches;  // in spec.patch order
-  NumericsOverride numerics;       // the call's precision / upcast over the model's
-};
-
-RunRequest parseRunRequest(Napi::Value request);
-MaximizeSpec parseMaximizeSpec(Napi::Value request);
-// { layer, objectives: [...] } (lib/objective.ts); objectives on a layer need one.
+// What several requests share: `patch` ([{ layer, mode, value?, scale?, channels?, positions? }],
+// into layers sorted as a program takes them and their run-time arguments in the same order),
+// a call's `{ precision, upcast }`, and an objective ({ layer, objectives: [...] },
+// lib/methods/objective.ts; objectives on a layer need one).
+void parsePatches(const RequestReader& request, std::vector<std::string>& layers, std::vector<PatchArgs>& patches);
+NumericsOverride parseNumerics(const RequestReader& request);
 ObjectiveSpec parseObjectiveSpec(const RequestReader& request);
-GradientSpec parseGradientSpec(Napi::Value request);
-AttributionSpec parseAttributionSpec(Napi::Value request);
-SweepSpec parseSweepSpec(Napi::Value request);
-LensSpec parseLensSpec(Napi::Value request);
+std::vector<std::string> sortedUnique(std::vector<std::string> layers);
+
+// The largest index a request may give (a typo of 1e12 is refused, not allocated for).
+inline constexpr int64_t kMaxIndex = 1LL << 31;
+// 2^53 - 1: integers JS numbers hold exactly.
+inline constexpr int64_t kMaxSafeInteger = 9007199254740991;
 
 }  // namespace torchscope

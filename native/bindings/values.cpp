@@ -6,8 +6,9 @@
 
 #include <cmath>
 
+#include "bindings/js_errors.h"
 #include "core/errors.h"
-#include "bindings/tensor.h"
+#include "bindings/tensor_handle.h"
 
 namespace torchscope {
 
@@ -241,37 +242,6 @@ Napi::Value toJs(Napi::Env env, const c10::IValue& value) {
   }
   throwJs(env, code::kInternal, "the model returned a value of type " + value.type()->str() +
                                     " that torchscope cannot convert");
-}
-
-c10::IValue mapTensors(const c10::IValue& value, const std::function<at::Tensor(const at::Tensor&)>& fn) {
-  if (value.isTensor()) return fn(value.toTensor());
-  if (value.isTuple()) {
-    const auto& tuple = value.toTupleRef();
-    std::vector<c10::IValue> items;
-    items.reserve(tuple.elements().size());
-    for (const auto& item : tuple.elements()) items.push_back(mapTensors(item, fn));
-    // Named tuples keep their type (field names).
-    return tuple.type()->schema() ? c10::ivalue::Tuple::createNamed(std::move(items), tuple.type())
-                                  : c10::ivalue::Tuple::create(std::move(items));
-  }
-  if (value.isList()) {
-    const auto source = value.toList();
-    c10::impl::GenericList list(source.elementType());
-    list.reserve(source.size());
-    for (const auto& item : source) list.push_back(mapTensors(item, fn));
-    return list;
-  }
-  if (value.isGenericDict()) {
-    const auto source = value.toGenericDict();
-    c10::impl::GenericDict dict(source.keyType(), source.valueType());
-    for (const auto& entry : source) dict.insert(entry.key(), mapTensors(entry.value(), fn));
-    return dict;
-  }
-  return value;
-}
-
-c10::IValue toDevice(const c10::IValue& value, const c10::Device& device) {
-  return mapTensors(value, [&](const at::Tensor& tensor) { return tensor.to(device); });
 }
 
 }  // namespace torchscope

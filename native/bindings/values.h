@@ -1,12 +1,11 @@
-// Conversions between JS values and TorchScript IValues. Run on the JS thread; tensors
-// cross by reference (no copies).
+// Conversions between JS values and TorchScript IValues, the one path results take to JS. Run on
+// the JS thread; tensors cross by reference (no copies).
 #pragma once
 
 #include <ATen/core/function_schema.h>
 #include <ATen/core/ivalue.h>
 #include <napi.h>
 
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,11 +23,5 @@ std::vector<c10::IValue> toForwardInputs(Napi::Value inputs, const c10::Function
 
 // Tensors become TensorHandles; tuples and lists become arrays, dicts objects, None null.
 Napi::Value toJs(Napi::Env env, const c10::IValue& value);
-
-// The same structure, rebuilt (tuples, lists, dicts: new containers) with `fn` of every tensor.
-c10::IValue mapTensors(const c10::IValue& value, const std::function<at::Tensor(const at::Tensor&)>& fn);
-
-// The same structure with every tensor on `device` (used to move inputs in, outputs out).
-c10::IValue toDevice(const c10::IValue& value, const c10::Device& device);
 
 }  // namespace torchscope

@@ -1,9 +1,7 @@
-// Device names as users write them ('cpu', 'cuda', 'cuda:1', 'auto') and what the
-// linked libtorch can do.
+// Device names as users write them ('cpu', 'cuda', 'cuda:1', 'auto').
 #pragma once
 
 #include <c10/core/Device.h>
-#include <napi.h>
 
 #include <string>
 
@@ -14,8 +12,5 @@ namespace torchscope {
 c10::Device resolveDevice(const std::string& name);
 
 std::string deviceName(const c10::Device& device);
-
-// torch.cuda.isAvailable(), torch.cuda.deviceCount(), torch.info() (sync: no tensor work).
-Napi::Object deviceExports(Napi::Env env, Napi::Object exports);
 
 }  // namespace torchscope

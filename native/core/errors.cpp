@@ -10,17 +10,30 @@ namespace torchscope {
 namespace {
 
 // The TorchScript interpreter prefixes the real message with a traceback of the scripted
-// code, then "<Kind>Error: <message>"; users want the message, the trace goes apart.
-void splitInterpreterTrace(ErrorInfo& info) {
+// code, then "<Kind>Error: <message>"; users want the message, the trace goes apart. Returns
+// the error's kind ("IndexError"), which the interpreter keeps only in the text.
+std::string splitInterpreterTrace(ErrorInfo& info) {
   static const std::string marker = "The following operation failed in the TorchScript interpreter.";
-  if (info.message.find(marker) == std::string::npos) return;
+  if (info.message.find(marker) == std::string::npos) return "";
   // "RuntimeError: ", "builtins.ValueError: ", "builtins.Exception: ", "torchscope::Error: "...
-  static const std::regex errorLine(R"(\n[\w.:]*(Error|Exception|Interrupt): )");
+  static const std::regex errorLine(R"(\n(?:[\w]+[.:]+)*(\w*(?:Error|Exception|Interrupt)): )");
   std::smatch match;
-  if (!std::regex_search(info.message, match, errorLine)) return;
+  if (!std::regex_search(info.message, match, errorLine)) return "";
+  const std::string kind = match[1].str();
   const auto start = static_cast<std::string::size_type>(match.position(0));
   info.torchscriptTrace = info.message.substr(0, start);
   info.message = info.message.substr(start + match.length(0));
+  return kind;
+}
+
+// c10's typed errors (TORCH_CHECK_INDEX, _TYPE, _VALUE...), by the Python kind they raise as,
+// say what went wrong without reading the message; nullptr for the kinds that do not.
+const char* codeOfKind(const std::string& kind) {
+  if (kind == "IndexError") return code::kShape;  // an index out of a size's range
+  if (kind == "TypeError") return code::kDtype;   // a tensor of the wrong type
+  if (kind == "ValueError") return code::kInvalidArgument;
+  if (kind == "OutOfMemoryError") return code::kOutOfMemory;
+  return nullptr;
 }
 
 // Errors raised inside a model run cross the TorchScript interpreter, which rewraps every
@@ -62,6 +75,15 @@ const char* classifyLibtorchMessage(const std::string& message, const char* fall
   return fallbackCode;
 }
 
+// A libtorch error (a c10::Error of `kind`, or an interpreter-wrapped one): its tagged code
+// (torchscope's own ops), else its kind's, else what its message says, else `fallbackCode`.
+void classify(ErrorInfo& info, const std::string& kind, const char* fallbackCode) {
+  const std::string wrapped = splitInterpreterTrace(info);
+  if (takeTaggedCode(info)) return;
+  const char* typed = codeOfKind(wrapped.empty() ? kind : wrapped);
+  info.code = typed != nullptr ? typed : classifyLibtorchMessage(info.message, fallbackCode);
+}
+
 }  // namespace
 
 ErrorInfo describeException(std::exception_ptr error, const char* fallbackCode) {
@@ -72,35 +94,30 @@ ErrorInfo describeException(std::exception_ptr error, const char* fallbackCode) 
     info = {e.code(), e.what(), ""};
   } catch (const c10::OutOfMemoryError& e) {
     info = {code::kOutOfMemory, e.what_without_backtrace(), ""};
+  } catch (const c10::IndexError& e) {
+    info.message = e.what_without_backtrace();
+    classify(info, "IndexError", fallbackCode);
+  } catch (const c10::TypeError& e) {
+    info.message = e.what_without_backtrace();
+    classify(info, "TypeError", fallbackCode);
+  } catch (const c10::ValueError& e) {
+    info.message = e.what_without_backtrace();
+    classify(info, "ValueError", fallbackCode);
   } catch (const c10::Error& e) {
     info.message = e.what_without_backtrace();
-    splitInterpreterTrace(info);
-    if (!takeTaggedCode(info)) info.code = classifyLibtorchMessage(info.message, fallbackCode);
+    classify(info, "", fallbackCode);
   } catch (const std::bad_alloc&) {
     info = {code::kOutOfMemory, "out of memory", ""};
   } catch (const std::exception& e) {
     // The JIT wraps kernel errors in std::runtime_error subclasses too.
     info.message = e.what();
-    splitInterpreterTrace(info);
-    if (!takeTaggedCode(info)) info.code = classifyLibtorchMessage(info.message, fallbackCode);
+    classify(info, "", fallbackCode);
   } catch (...) {
     info = {code::kInternal, "unknown native exception", ""};
   }
   info.message = trim(info.message);
+  info.torchscriptTrace = trim(info.torchscriptTrace);
   return info;
-}
-
-Napi::Error toJsError(Napi::Env env, const ErrorInfo& info) {
-  Napi::Error error = Napi::Error::New(env, info.message);
-  error.Set("code", Napi::String::New(env, info.code));
-  if (!info.torchscriptTrace.empty()) {
-    error.Set("torchscriptTrace", Napi::String::New(env, trim(info.torchscriptTrace)));
-  }
-  return error;
-}
-
-void throwJs(Napi::Env env, const char* code, const std::string& message) {
-  throw toJsError(env, {code, message, ""});
 }
 
 }  // namespace torchscope

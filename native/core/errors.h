@@ -1,8 +1,8 @@
-// Error codes shared by C++ and TypeScript, and the translation of C++ exceptions
-// (c10::Error included) into them at the Node-API boundary.
+// Error codes shared by C++ and TypeScript, torchscope's own error, the check that raises it, and
+// the reduction of any C++ exception (c10::Error included) to a code and a message.
 #pragma once
 
-#include <napi.h>
+#include <c10/util/StringUtil.h>
 
 #include <exception>
 #include <stdexcept>
@@ -10,7 +10,7 @@
 
 namespace torchscope {
 
-// Stable codes; lib/errors.ts lists the same strings.
+// Stable codes; lib/core/errors.ts lists the same strings.
 namespace code {
 inline constexpr const char* kModelLoad = "MODEL_LOAD";
 inline constexpr const char* kUnknownLayer = "UNKNOWN_LAYER";
@@ -27,7 +27,8 @@ inline constexpr const char* kRuntime = "RUNTIME";
 inline constexpr const char* kInternal = "INTERNAL";
 }  // namespace code
 
-// An error torchscope raises itself, already carrying its code.
+// An error torchscope raises itself, already carrying its code. Raised through TS_CHECK /
+// TS_FAIL, in the spirit of c10's TORCH_CHECK: the message is the arguments, streamed.
 class Error : public std::runtime_error {
  public:
   Error(const char* code, const std::string& message) : std::runtime_error(message), code_(code) {}
@@ -36,6 +37,15 @@ class Error : public std::runtime_error {
  private:
   const char* code_;
 };
+
+// Throws Error(code, message) unless `condition` holds; the message parts are c10::str's.
+#define TS_CHECK(condition, code, ...)                                              \
+  do {                                                                              \
+    if (!(condition)) throw ::torchscope::Error((code), ::c10::str(__VA_ARGS__));   \
+  } while (false)
+
+// Throws Error(code, message) with the message parts c10::str'd.
+#define TS_FAIL(code, ...) throw ::torchscope::Error((code), ::c10::str(__VA_ARGS__))
 
 // A caught exception reduced to what JS needs: a code and a message a user can read.
 struct ErrorInfo {
@@ -48,28 +58,7 @@ struct ErrorInfo {
 // message does not point at a more specific code (MODEL_LOAD while loading, RUNTIME while running).
 ErrorInfo describeException(std::exception_ptr error, const char* fallbackCode);
 
-// A JS Error with `code` (and `torchscriptTrace` when present) set.
-Napi::Error toJsError(Napi::Env env, const ErrorInfo& info);
-
-// Throws a torchscope::Error as a JS exception from a synchronous method.
-[[noreturn]] void throwJs(Napi::Env env, const char* code, const std::string& message);
-
-// The boundary of every native entry point: runs its body and turns any exception it throws
-// (libtorch's c10::Error, std::bad_alloc, torchscope::Error, ...) into a JS error with a code,
-// so that nothing but a JS exception ever leaves the addon. `fallbackCode` classifies libtorch
-// errors whose message names no more specific code.
-template <typename Body>
-Napi::Value entryPoint(Napi::Env env, const char* fallbackCode, Body&& body) {
-  try {
-    return body();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throw toJsError(env, describeException(std::current_exception(), fallbackCode));
-  }
-}
-
-// Every code native code raises, for lib/errors.ts's list to be checked against.
+// Every code native code raises, for lib/core/errors.ts's list to be checked against.
 inline constexpr const char* kAllCodes[] = {
     code::kModelLoad, code::kUnknownLayer, code::kUnhookableLayer, code::kLayerNotRun, code::kShape,
     code::kDtype,     code::kDevice,       code::kDisposed,        code::kInvalidArgument, code::kOutOfMemory,

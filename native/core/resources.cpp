@@ -65,7 +65,7 @@ void checkFits(uint64_t bytes, const std::string& what) {
   char text[160];
   std::snprintf(text, sizeof text, " needs %.1f GiB; %.1f GiB of memory is available", static_cast<double>(bytes) / (1 << 30),
                 static_cast<double>(available) / (1 << 30));
-  throw Error(code::kOutOfMemory, what + text);
+  TS_FAIL(code::kOutOfMemory, what + text);
 }
 
 struct AllocationPeakMeter::Reporter : c10::MemoryReportingInfoBase {

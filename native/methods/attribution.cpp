@@ -5,8 +5,8 @@
 #include "methods/attribution_plan.h"
 #include "core/errors.h"
 #include "core/resources.h"
-#include "bindings/tensor.h"
-#include "bindings/values.h"
+#include "core/ivalues.h"
+#include "methods/objective_run.h"
 
 namespace torchscope {
 
@@ -24,31 +24,21 @@ std::vector<c10::IValue> withInput(const Batch& batch, const at::Tensor& x) {
   return args;
 }
 
-at::Tensor forwardObjective(ModelState& model, std::vector<c10::IValue> args, const ObjectiveSpec& objective, bool fast,
+at::Tensor forwardObjective(ModelState& model, std::vector<c10::IValue> args, const ObjectiveSpec& objective, Optimize optimize,
                             const NumericsOverride& numerics) {
   at::NoGradGuard noGrad;
-  ProgramSpec spec;
-  if (objective.needsLayer()) spec.capture = {objective.layer};
-  spec.returnOutput = objective.needsOutput();
-  spec.optimize = fast && model.optimize;
-  const auto program = model.program(spec, numerics);
-  RunResult run = runProgram(*program, std::move(args), {});
-  requireAllRan(*program, run);
-  const at::Tensor activation =
-      objective.needsLayer() ? firstTensor(run.captures.at(objective.layer).back(), "layer '" + objective.layer + "'") : at::Tensor();
-  const at::Tensor output = objective.needsOutput() ? firstTensor(run.output, "the model's output") : at::Tensor();
-  const at::Tensor& rowsOf = output.defined() ? output : activation;
-  return objectiveValues(objective, rowsOf.dim() > 0 ? rowsOf.size(0) : 1, activation, output);
+  return runForObjective(model, std::move(args), objective, {}, optimize, numerics).values(objective);
 }
 
 namespace {
 
-bool isGradientMethod(const std::string& method) {
-  return method == "saliency" || method == "inputXGradient" || method == "integratedGradients" ||
-         method == "layerIntegratedGradients" || method == "layerGradCam";
+bool isGradientMethod(AttributionMethod method) {
+  return method != AttributionMethod::kOcclusion && method != AttributionMethod::kFeatureAblation;
 }
 
-bool integrates(const std::string& method) { return method == "integratedGradients" || method == "layerIntegratedGradients"; }
+bool integrates(AttributionMethod method) {
+  return method == AttributionMethod::kIntegratedGradients || method == AttributionMethod::kLayerIntegratedGradients;
+}
 
 // Rows a gradient pass may take: the peak bytes of one row's forward and backward, measured,
 // against half the memory available now (Captum's default is every step in one pass, which
@@ -57,7 +47,7 @@ int64_t rowsThatFit(ModelState& model, const Batch& batch, const AttributionSpec
   GradientSpec probe;
   probe.numerics = spec.numerics;
   probe.objective = ObjectiveSpec{batch.objective.layer, {batch.objective.objectives.front()}};
-  if (spec.method == "layerIntegratedGradients") {
+  if (spec.method == AttributionMethod::kLayerIntegratedGradients) {
     probe.layers = {spec.layer};
   } else {
     probe.inputs = {batch.input};
@@ -83,47 +73,37 @@ RunPlan planAttribution(const std::shared_ptr<ModelState>& model, std::vector<c1
   for (auto& input : inputs) input = toDevice(input, model->device);
   if (spec.baseline) *spec.baseline = spec.baseline->to(model->device);
   if (spec.featureMask) *spec.featureMask = spec.featureMask->to(model->device);
-  if (spec.input < 0 || spec.input >= static_cast<int64_t>(inputs.size()) || !inputs[static_cast<size_t>(spec.input)].isTensor()) {
-    throw Error(code::kInvalidArgument, "input " + std::to_string(spec.input) + " is not a tensor argument of forward (" +
-                                            std::to_string(inputs.size()) + " given)");
-  }
+  TS_CHECK(spec.input >= 0 && spec.input < static_cast<int64_t>(inputs.size()) && inputs[static_cast<size_t>(spec.input)].isTensor(),
+           code::kInvalidArgument, "input ", spec.input, " is not a tensor argument of forward (", inputs.size(), " given)");
   auto batch = std::make_shared<Batch>();
   batch->input = spec.input;
   const at::Tensor& x = inputs[static_cast<size_t>(spec.input)].toTensor();
-  if (x.dim() == 0) throw Error(code::kShape, "the attributed input is a scalar: it needs a batch dimension");
+  TS_CHECK(x.dim() > 0, code::kShape, "the attributed input is a scalar: it needs a batch dimension");
   batch->rows = x.size(0);
   batch->args = std::move(inputs);
   batch->baseline = spec.baseline;
   batch->baselineValue = spec.baselineValue;
-  if (batch->baseline && !at::is_expandable_to(batch->baseline->sizes(), x.sizes())) {
-    throw Error(code::kShape, "baseline of shape " + c10::str(batch->baseline->sizes()) + " does not broadcast to the input's " +
-                                  c10::str(x.sizes()));
-  }
+  TS_CHECK(!batch->baseline || at::is_expandable_to(batch->baseline->sizes(), x.sizes()), code::kShape, "baseline of shape ",
+           batch->baseline->sizes(), " does not broadcast to the input's ", x.sizes());
   batch->objective = spec.objective;
-  if (spec.objective.objectives.size() != 1 && static_cast<int64_t>(spec.objective.objectives.size()) != batch->rows) {
-    throw Error(code::kInvalidArgument, std::to_string(spec.objective.objectives.size()) + " targets for a batch of " +
-                                            std::to_string(batch->rows) + ": give one, or one per batch element");
-  }
+  TS_CHECK(spec.objective.objectives.size() == 1 || static_cast<int64_t>(spec.objective.objectives.size()) == batch->rows,
+           code::kInvalidArgument, spec.objective.objectives.size(), " targets for a batch of ", batch->rows,
+           ": give one, or one per batch element");
   const bool gradientMethod = isGradientMethod(spec.method);
-  const bool layerMethod = spec.method == "layerIntegratedGradients" || spec.method == "layerGradCam";
-  if (!gradientMethod && spec.method != "occlusion" && spec.method != "featureAblation") {
-    throw Error(code::kInvalidArgument, "unknown attribution method '" + spec.method + "'");
-  }
-  if (!layerMethod && !at::isFloatingType(x.scalar_type())) {
-    throw Error(code::kDtype, "the attributed input is " + std::string(c10::toString(x.scalar_type())) + ": " + spec.method +
-                                  " needs a floating-point input (attribute token ids with layerIntegratedGradients on "
-                                  "their embedding layer)");
-  }
-  if (!spec.noise.empty() && !gradientMethod) throw Error(code::kInvalidArgument, "noise wraps a gradient method, not " + spec.method);
+  const bool layerMethod = spec.method == AttributionMethod::kLayerIntegratedGradients || spec.method == AttributionMethod::kLayerGradCam;
+  const char* method = nameOf(kAttributionMethods, spec.method);
+  TS_CHECK(layerMethod || at::isFloatingType(x.scalar_type()), code::kDtype, "the attributed input is ", c10::toString(x.scalar_type()), ": ",
+           method, " needs a floating-point input (attribute token ids with layerIntegratedGradients on their embedding layer)");
+  TS_CHECK(spec.noise == Noise::kNone || gradientMethod, code::kInvalidArgument, "noise wraps a gradient method, not ", method);
 
   Context context{model, spec, spec.internalBatchSize};
   if (integrates(spec.method) && context.internalBatchSize == 0) {
-    const int64_t wanted = spec.steps * batch->rows * (spec.noise.empty() ? 1 : std::min(spec.samples, spec.samplesBatchSize > 0 ? spec.samplesBatchSize : spec.samples));
+    const int64_t wanted = spec.steps * batch->rows * (spec.noise == Noise::kNone ? 1 : std::min(spec.samples, spec.samplesBatchSize > 0 ? spec.samplesBatchSize : spec.samples));
     context.internalBatchSize = std::min(wanted, rowsThatFit(*model, *batch, spec));
   }
   RunPlan plan;
   auto out = std::make_shared<Attributed>();
-  if (!spec.noise.empty()) {
+  if (spec.noise != Noise::kNone) {
     planNoiseTunnel(context, batch, out, plan.steps);
   } else if (gradientMethod) {
     planGradientMethod(context, batch, out, plan.steps);
@@ -131,21 +111,12 @@ RunPlan planAttribution(const std::shared_ptr<ModelState>& model, std::vector<c1
     planPerturbationMethod(context, batch, out, plan.steps);
   }
   const int64_t used = integrates(spec.method) ? context.internalBatchSize : 0;
-  plan.finish = [out, used, model, numerics = spec.numerics]() -> ResolveFn {
+  plan.finish = [out, used, model, numerics = spec.numerics]() -> c10::IValue {
     // A layer method's attributions are in the layer's type: bfloat16 under bf16 unless upcast.
-    const at::Tensor attributions = model->returned(out->attributions.detach(), numerics);
-    const at::Tensor delta = out->delta.defined() ? out->delta.detach().to(c10::kCPU, at::kDouble).contiguous() : at::Tensor();
-    return [attributions, delta, used](Napi::Env env) -> Napi::Value {
-      Napi::Object result = Napi::Object::New(env);
-      result.Set("attributions", TensorHandle::wrap(env, attributions));
-      if (delta.defined()) {
-        Napi::Array values = Napi::Array::New(env, static_cast<size_t>(delta.numel()));
-        for (int64_t i = 0; i < delta.numel(); ++i) values.Set(static_cast<uint32_t>(i), delta.data_ptr<double>()[i]);
-        result.Set("convergenceDelta", values);
-      }
-      result.Set("internalBatchSize", static_cast<double>(used));
-      return result;
-    };
+    Record result;
+    result.set("attributions", model->returned(out->attributions.detach(), numerics));
+    if (out->delta.defined()) result.set("convergenceDelta", numberList(out->delta));
+    return result.set("internalBatchSize", used);
   };
   return plan;
 }

@@ -3,7 +3,7 @@
 // Gradient methods (saliency, inputXGradient, integratedGradients, layerIntegratedGradients,
 // layerGradCam) run on native gradient passes (gradients.h), perturbation methods (occlusion,
 // featureAblation) on forward passes; noise (SmoothGrad, VarGrad) wraps a gradient method.
-// A run is a plan of steps (planned_run.h), each one batched forward (and backward) pass.
+// A run is a plan of steps (stepped_job.h), each one batched forward (and backward) pass.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -12,15 +12,17 @@
 #include <string>
 #include <vector>
 
-#include "model/model.h"
+#include "core/names.h"
+
+#include "model/model_state.h"
 #include "methods/objective.h"
-#include "methods/planned_run.h"
+#include "methods/stepped_job.h"
 
 namespace torchscope {
 
-// Every field comes from the request: lib/attribution.ts holds the defaults (Captum's).
+// Every field comes from the request: lib/methods/attribution.ts holds the defaults (Captum's).
 struct AttributionSpec {
-  std::string method;
+  AttributionMethod method = AttributionMethod::kSaliency;
   ObjectiveSpec objective;
   int64_t input = 0;  // which forward argument is attributed (its baseline, for layer methods)
   std::optional<at::Tensor> baseline;  // broadcastable to the input; else `baselineValue`
@@ -28,26 +30,27 @@ struct AttributionSpec {
   bool abs = false;               // saliency: the gradient's magnitude
   bool multiplyByInputs = false;  // integrated gradients: times (input - baseline)
   int64_t steps = 0;              // integrated gradients
-  std::string integration;
+  Integration integration = Integration::kGaussLegendre;
   int64_t internalBatchSize = 0;  // rows per pass; 0: every step in one pass unless memory says otherwise
   bool convergenceDelta = false;
   std::string layer;              // layer methods
   bool relu = false;              // grad-cam
   std::vector<int64_t> upsample;  // grad-cam: the size to interpolate to; empty: none
-  std::string upsampleMode;
+  Upsample upsampleMode = Upsample::kNearest;
   std::vector<int64_t> window, strides;   // occlusion: over every dim but the batch
   std::optional<at::Tensor> featureMask;  // feature ablation: integer ids
   int64_t perturbationsPerEval = 1;
-  std::string noise;  // '' (none), 'smoothgrad', 'smoothgrad_sq', 'vargrad': around a gradient method
+  Noise noise = Noise::kNone;  // around a gradient method
   int64_t samples = 0, samplesBatchSize = 0;
   double stdev = 0;
   uint64_t seed = 0;
   NumericsOverride numerics;  // the call's precision / upcast over the model's
 };
 
-// The plan of a run (planned_run.h) on `inputs` (forward's arguments): its steps, then
-// { attributions, convergenceDelta?, internalBatchSize } (the rows per pass integrated
-// gradients used). Runs on the compute thread; may run a pass to size integrated gradients'.
+// The plan of a run (stepped_job.h) on `inputs` (forward's arguments, as JS gave them): its
+// steps, then { attributions, convergenceDelta?, internalBatchSize } (the rows per pass
+// integrated gradients used). Runs on the compute thread; may run a pass to size integrated
+// gradients'.
 RunPlan planAttribution(const std::shared_ptr<ModelState>& model, std::vector<c10::IValue> inputs, AttributionSpec spec);
 
 }  // namespace torchscope

@@ -10,6 +10,7 @@
 
 #include "methods/attribution_plan.h"
 #include "core/errors.h"
+#include "core/ivalues.h"
 #include "program/patch.h"
 
 namespace torchscope::attribution {
@@ -42,31 +43,29 @@ void gaussLegendre(int64_t n, std::vector<double>& nodes, std::vector<double>& w
   }
 }
 
-[[noreturn]] void bad(const std::string& message) { throw Error(code::kInvalidArgument, message); }
-
 // The value of `layer` for `args`, without gradients: the first tensor of a module called once.
 at::Tensor layerValue(ModelState& model, std::vector<c10::IValue> args, const std::string& layer, const NumericsOverride& numerics) {
   at::NoGradGuard noGrad;
-  ProgramSpec spec;
-  spec.capture = {layer};
-  spec.returnOutput = false;
-  const auto program = model.program(spec, numerics);
-  RunResult run = runProgram(*program, std::move(args), {});
+  ProgramNeeds needs;
+  needs.capture = {layer};
+  needs.returnOutput = false;
+  const auto program = model.program(needs, numerics, Optimize::kNever);
+  RunResult run = program->run(std::move(args), {});
   requireAllRan(*program, run);
   const auto& calls = run.captures.at(layer);
-  if (calls.size() != 1) bad("layer '" + layer + "' ran " + std::to_string(calls.size()) + " times: layer methods attribute a layer called once");
+  TS_CHECK(calls.size() == 1, code::kInvalidArgument, "layer '", layer, "' ran ", calls.size(), " times: layer methods attribute a layer called once");
   return firstTensor(calls.front(), "layer '" + layer + "'");
 }
 
 // Integrated gradients over `from` -> `to` (the input and its baseline, or a layer's values at
 // both), planned in chunks of steps; `gradientsAt(scaled, chunk)` returns d objective / d scaled.
-struct Integration {
+struct IntegrationPath {
   std::vector<double> alphas, weights;
   at::Tensor from, to;  // set by the steps before the chunks
   at::Tensor total;
 };
 
-at::Tensor scaledPoints(const Integration& integration, int64_t first, int64_t last) {
+at::Tensor scaledPoints(const IntegrationPath& integration, int64_t first, int64_t last) {
   std::vector<at::Tensor> points;
   const at::Tensor difference = integration.to - integration.from;
   for (int64_t k = first; k < last; ++k) points.push_back(integration.from + integration.alphas[static_cast<size_t>(k)] * difference);
@@ -75,7 +74,7 @@ at::Tensor scaledPoints(const Integration& integration, int64_t first, int64_t l
 
 // Captum's per-chunk attribution: step-weighted gradients summed over the chunk's steps,
 // times (to - from).
-at::Tensor chunkAttribution(const Integration& integration, const at::Tensor& grads, int64_t first, int64_t last, bool multiply) {
+at::Tensor chunkAttribution(const IntegrationPath& integration, const at::Tensor& grads, int64_t first, int64_t last, bool multiply) {
   const int64_t n = last - first;
   const std::vector<double> chunkWeights(integration.weights.begin() + first, integration.weights.begin() + last);
   const at::Tensor weights = at::tensor(chunkWeights, at::kDouble).to(grads.device(), at::kFloat).view({n, 1});
@@ -87,16 +86,16 @@ at::Tensor chunkAttribution(const Integration& integration, const at::Tensor& gr
 
 // Σ attributions - (F(input) - F(baseline)) per row, on the batch's real inputs.
 at::Tensor convergenceDelta(ModelState& model, const Batch& batch, const at::Tensor& attributions, const NumericsOverride& numerics) {
-  const at::Tensor end = forwardObjective(model, batch.args, batch.objective, false, numerics);
-  const at::Tensor start = forwardObjective(model, withInput(batch, fullBaseline(batch)), batch.objective, false, numerics);
+  const at::Tensor end = forwardObjective(model, batch.args, batch.objective, Optimize::kNever, numerics);
+  const at::Tensor start = forwardObjective(model, withInput(batch, fullBaseline(batch)), batch.objective, Optimize::kNever, numerics);
   return attributions.reshape({batch.rows, -1}).sum(1) - (end - start);
 }
 
 void planIntegratedGradients(const Context& context, const std::shared_ptr<Batch>& batch, const std::shared_ptr<Attributed>& out,
                              std::vector<Step>& steps) {
   const AttributionSpec& spec = context.spec;
-  const bool layer = spec.method == "layerIntegratedGradients";
-  auto integration = std::make_shared<Integration>();
+  const bool layer = spec.method == AttributionMethod::kLayerIntegratedGradients;
+  auto integration = std::make_shared<IntegrationPath>();
   integrationPoints(spec.integration, spec.steps, integration->alphas, integration->weights);
   ModelState* model = context.model.get();
   if (layer) {
@@ -154,27 +153,25 @@ at::Tensor gradCam(const at::Tensor& values, const at::Tensor& grads, const Attr
   if (spec.relu) cam = at::relu(cam);
   if (spec.upsample.empty()) return cam;
   const int64_t dims = static_cast<int64_t>(spec.upsample.size());
-  if (cam.dim() != dims + 2) {
-    bad("upsample gives " + std::to_string(dims) + " size(s), but the Grad-CAM map of layer '" + spec.layer + "' has shape " +
-        c10::str(cam.sizes()));
-  }
-  if (spec.upsampleMode == "nearest") {
+  TS_CHECK(cam.dim() == dims + 2, code::kInvalidArgument, "upsample gives ", dims, " size(s), but the Grad-CAM map of layer '", spec.layer,
+           "' has shape ", cam.sizes());
+  if (spec.upsampleMode == Upsample::kNearest) {
     if (dims == 1) return at::upsample_nearest1d(cam, spec.upsample);
     if (dims == 2) return at::upsample_nearest2d(cam, spec.upsample);
-  } else if (spec.upsampleMode == "bilinear" && dims == 2) {
+  } else if (spec.upsampleMode == Upsample::kBilinear && dims == 2) {
     return at::upsample_bilinear2d(cam, spec.upsample, /*align_corners=*/false);
-  } else if (spec.upsampleMode == "linear" && dims == 1) {
+  } else if (spec.upsampleMode == Upsample::kLinear && dims == 1) {
     return at::upsample_linear1d(cam, spec.upsample, /*align_corners=*/false);
   }
-  bad("upsample mode '" + spec.upsampleMode + "' does not apply to a map of shape " + c10::str(cam.sizes()) +
-      " (nearest: 1 or 2 sizes; bilinear: 2; linear: 1)");
+  TS_FAIL(code::kInvalidArgument, "upsample mode '", nameOf(kUpsampleModes, spec.upsampleMode), "' does not apply to a map of shape ",
+          cam.sizes(), " (nearest: 1 or 2 sizes; bilinear: 2; linear: 1)");
 }
 
 }  // namespace
 
-void integrationPoints(const std::string& method, int64_t steps, std::vector<double>& alphas, std::vector<double>& weights) {
-  if (method == "gausslegendre") {
-    if (steps < 1) bad("integratedGradients with gausslegendre needs steps >= 1, got " + std::to_string(steps));
+void integrationPoints(Integration method, int64_t steps, std::vector<double>& alphas, std::vector<double>& weights) {
+  if (method == Integration::kGaussLegendre) {
+    TS_CHECK(steps >= 1, code::kInvalidArgument, "integratedGradients with gausslegendre needs steps >= 1, got ", steps);
     gaussLegendre(steps, alphas, weights);
     for (size_t i = 0; i < alphas.size(); ++i) {
       alphas[i] = 0.5 * (1 + alphas[i]);
@@ -182,24 +179,22 @@ void integrationPoints(const std::string& method, int64_t steps, std::vector<dou
     }
     return;
   }
-  if (steps < 2) bad("integratedGradients with a Riemann sum needs steps >= 2, got " + std::to_string(steps));
+  TS_CHECK(steps >= 2, code::kInvalidArgument, "integratedGradients with a Riemann sum needs steps >= 2, got ", steps);
   const double n = static_cast<double>(steps);
   double start = 0, end = 1;
-  if (method == "riemann_left") {
+  if (method == Integration::kRiemannLeft) {
     end = 1 - 1 / n;
-  } else if (method == "riemann_right") {
+  } else if (method == Integration::kRiemannRight) {
     start = 1 / n;
-  } else if (method == "riemann_middle") {
+  } else if (method == Integration::kRiemannMiddle) {
     start = 1 / (2 * n);
     end = 1 - 1 / (2 * n);
-  } else if (method != "riemann_trapezoid") {
-    bad("unknown integration '" + method + "' (gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid)");
   }
   // Captum takes its points from torch.linspace in float32.
   const at::Tensor points = at::linspace(start, end, steps, at::kFloat).to(at::kDouble).contiguous();
   alphas.assign(points.data_ptr<double>(), points.data_ptr<double>() + steps);
   weights.assign(static_cast<size_t>(steps), 1 / n);
-  if (method == "riemann_trapezoid") {
+  if (method == Integration::kRiemannTrapezoid) {
     weights.front() /= 2;
     weights.back() /= 2;
   }
@@ -209,9 +204,9 @@ void planGradientMethod(const Context& context, const std::shared_ptr<Batch>& ba
                         std::vector<Step>& steps) {
   const AttributionSpec& spec = context.spec;
   ModelState* model = context.model.get();
-  if (spec.method == "integratedGradients" || spec.method == "layerIntegratedGradients") {
+  if (spec.method == AttributionMethod::kIntegratedGradients || spec.method == AttributionMethod::kLayerIntegratedGradients) {
     planIntegratedGradients(context, batch, out, steps);
-  } else if (spec.method == "layerGradCam") {
+  } else if (spec.method == AttributionMethod::kLayerGradCam) {
     steps.push_back([=] {
       GradientSpec gradients;
       gradients.numerics = spec.numerics;
@@ -227,7 +222,7 @@ void planGradientMethod(const Context& context, const std::shared_ptr<Batch>& ba
       gradients.objective = batch->objective;
       gradients.inputs = {batch->input};
       const at::Tensor grads = computeGradients(*model, batch->args, gradients).inputs.at(0);
-      if (spec.method == "saliency") {
+      if (spec.method == AttributionMethod::kSaliency) {
         out->attributions = spec.abs ? grads.abs() : grads;
       } else {
         out->attributions = batch->x() * grads;
@@ -239,10 +234,7 @@ void planGradientMethod(const Context& context, const std::shared_ptr<Batch>& ba
 void planNoiseTunnel(const Context& context, const std::shared_ptr<Batch>& batch, const std::shared_ptr<Attributed>& out,
                      std::vector<Step>& steps) {
   const AttributionSpec& spec = context.spec;
-  if (spec.noise != "smoothgrad" && spec.noise != "smoothgrad_sq" && spec.noise != "vargrad") {
-    bad("unknown noise '" + spec.noise + "' (smoothgrad, smoothgrad_sq, vargrad)");
-  }
-  if (spec.samples < 1) bad("noise needs samples >= 1, got " + std::to_string(spec.samples));
+  TS_CHECK(spec.samples >= 1, code::kInvalidArgument, "noise needs samples >= 1, got ", spec.samples);
   const int64_t rows = batch->rows;
   const int64_t perPass = spec.samplesBatchSize > 0 ? std::min(spec.samples, spec.samplesBatchSize) : spec.samples;
   std::vector<int64_t> partitions(static_cast<size_t>(spec.samples / perPass), perPass);
@@ -292,7 +284,7 @@ void planNoiseTunnel(const Context& context, const std::shared_ptr<Batch>& batch
   steps.push_back([=] {
     const double n = static_cast<double>(spec.samples);
     const at::Tensor mean = sums->sum / n, meanSquare = sums->squares / n;
-    out->attributions = spec.noise == "smoothgrad" ? mean : spec.noise == "smoothgrad_sq" ? meanSquare : meanSquare - mean * mean;
+    out->attributions = spec.noise == Noise::kSmoothGrad ? mean : spec.noise == Noise::kSmoothGradSquared ? meanSquare : meanSquare - mean * mean;
     // Per batch element, its samples in order (Captum regroups the passes' deltas so).
     if (!sums->deltas.empty()) out->delta = at::cat(sums->deltas, 1).reshape({-1});
   });

@@ -44,13 +44,13 @@ at::Tensor fullBaseline(const Batch& batch);
 // `x` with the baseline substituted, as the forward's argument list.
 std::vector<c10::IValue> withInput(const Batch& batch, const at::Tensor& x);
 
-// The objective's values [rows] on `args`, without gradients. `fast`: the model's optimized
-// program when it was loaded with optimize (perturbation methods), else the exact one.
-at::Tensor forwardObjective(ModelState& model, std::vector<c10::IValue> args, const ObjectiveSpec& objective, bool fast,
+// The objective's values [rows] on `args`, without gradients: the model's optimized program
+// where `optimize` allows (perturbation methods), else the exact one.
+at::Tensor forwardObjective(ModelState& model, std::vector<c10::IValue> args, const ObjectiveSpec& objective, Optimize optimize,
                             const NumericsOverride& numerics);
 
 // Integration points and weights on [0, 1], as Captum's approximation_methods.
-void integrationPoints(const std::string& method, int64_t steps, std::vector<double>& alphas, std::vector<double>& weights);
+void integrationPoints(Integration method, int64_t steps, std::vector<double>& alphas, std::vector<double>& weights);
 
 // Method planners: append the steps that fill `out` for `batch`.
 void planGradientMethod(const Context& context, const std::shared_ptr<Batch>& batch, const std::shared_ptr<Attributed>& out,

@@ -1,6 +1,6 @@
 #include "methods/batching.h"
 
-#include "bindings/values.h"
+#include "core/ivalues.h"
 
 namespace torchscope {
 

@@ -3,58 +3,36 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "core/errors.h"
+#include "core/ivalues.h"
+#include "methods/objective_run.h"
 
 namespace torchscope {
-
-at::Tensor firstTensor(const c10::IValue& value, const std::string& what) {
-  if (value.isTensor()) return value.toTensor();
-  if (value.isTuple() || value.isList()) {
-    const auto items = value.isTuple() ? value.toTupleRef().elements().vec() : value.toListRef().vec();
-    for (const auto& item : items) {
-      if (item.isTensor()) return item.toTensor();
-    }
-  }
-  throw Error(code::kInvalidArgument, what + " is a " + value.tagKind() + " holding no tensor: an objective reads a tensor");
-}
 
 GradientResult computeGradients(ModelState& model, std::vector<c10::IValue> inputs, const GradientSpec& spec,
                                 const std::vector<at::Tensor>& extraSources) {
   at::AutoGradMode gradients(true);
   std::vector<at::Tensor> sources;
   for (const int64_t index : spec.inputs) {
-    if (index < 0 || index >= static_cast<int64_t>(inputs.size()) || !inputs[static_cast<size_t>(index)].isTensor()) {
-      throw Error(code::kInvalidArgument, "input " + std::to_string(index) + " is not a tensor argument of forward (" +
-                                              std::to_string(inputs.size()) + " given)");
-    }
+    TS_CHECK(index >= 0 && index < static_cast<int64_t>(inputs.size()) && inputs[static_cast<size_t>(index)].isTensor(),
+             code::kInvalidArgument, "input ", index, " is not a tensor argument of forward (", inputs.size(), " given)");
     auto& input = inputs[static_cast<size_t>(index)];
     const at::Tensor tensor = input.toTensor();
-    if (!at::isFloatingType(tensor.scalar_type())) {
-      throw Error(code::kDtype, "input " + std::to_string(index) + " is " + std::string(c10::toString(tensor.scalar_type())) +
-                                    ": only floating-point inputs have gradients (attribute token ids through their "
-                                    "embedding layer)");
-    }
+    TS_CHECK(at::isFloatingType(tensor.scalar_type()), code::kDtype, "input ", index, " is ", c10::toString(tensor.scalar_type()),
+             ": only floating-point inputs have gradients (attribute token ids through their embedding layer)");
     // A fresh leaf: the caller's tensor is left as it was.
     const at::Tensor leaf = tensor.detach().requires_grad_(true);
     input = leaf;
     sources.push_back(leaf);
   }
 
-  ProgramSpec programSpec;
-  if (spec.objective.needsLayer()) programSpec.capture = {spec.objective.layer};
-  programSpec.patch = spec.patchLayers;
-  programSpec.gradient = spec.layers;
-  programSpec.returnOutput = spec.objective.needsOutput();
-  programSpec.optimize = model.optimize;
-  programSpec.differentiable = true;
-  const auto program = model.program(programSpec, spec.numerics);
-  RunResult run = runProgram(*program, std::move(inputs), spec.patches);
-  requireAllRan(*program, run);
-
-  const at::Tensor activation =
-      spec.objective.needsLayer() ? firstTensor(run.captures.at(spec.objective.layer).back(), "layer '" + spec.objective.layer + "'") : at::Tensor();
-  const at::Tensor output = spec.objective.needsOutput() ? firstTensor(run.output, "the model's output") : at::Tensor();
-  const int64_t rows = (output.defined() ? output : activation).dim() > 0 ? (output.defined() ? output : activation).size(0) : 1;
-  const at::Tensor values = objectiveValues(spec.objective, rows, activation, output);
+  ProgramNeeds needs;
+  needs.patch = spec.patchLayers;
+  needs.gradient = spec.layers;
+  needs.differentiable = true;
+  const ObjectiveRun forward =
+      runForObjective(model, std::move(inputs), spec.objective, needs, Optimize::kAsLoaded, spec.numerics, spec.patches);
+  const RunResult& run = forward.run;
+  const at::Tensor values = forward.values(spec.objective);
 
   GradientResult result;
   for (const auto& [layer, calls] : run.taps) {
@@ -84,6 +62,21 @@ GradientResult computeGradients(ModelState& model, std::vector<c10::IValue> inpu
   for (size_t i = 0; i < extraSources.size(); ++i) result.extra.push_back(take());
   result.objective = values.detach();
   return result;
+}
+
+c10::IValue gradients(ModelState& model, std::vector<c10::IValue> inputs, const GradientSpec& spec) {
+  for (auto& input : inputs) input = toDevice(input, model.device);
+  const GradientResult result = computeGradients(model, std::move(inputs), spec);
+  auto returned = [&](const at::Tensor& t) { return model.returned(t, spec.numerics); };
+  std::vector<at::Tensor> inputGradients;
+  for (const at::Tensor& grad : result.inputs) inputGradients.push_back(returned(grad));
+  Record layers;
+  for (const auto& [layer, calls] : result.layers) {
+    std::vector<at::Tensor> perCall;
+    for (const at::Tensor& grad : calls) perCall.push_back(returned(grad));
+    layers.set(layer, tensorList(perCall));
+  }
+  return Record().set("objective", numberList(returned(result.objective))).set("inputs", tensorList(inputGradients)).set("layers", layers);
 }
 
 }  // namespace torchscope

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "model/model.h"
+#include "model/model_state.h"
 #include "methods/objective.h"
 #include "program/program.h"
 
@@ -41,8 +41,9 @@ struct GradientResult {
 GradientResult computeGradients(ModelState& model, std::vector<c10::IValue> inputs, const GradientSpec& spec,
                                 const std::vector<at::Tensor>& extraSources = {});
 
-// The first tensor of a value (a tensor, or the first one in a tuple or list), as the output
-// an objective or a patch reads; INVALID_ARGUMENT naming `what` otherwise.
-at::Tensor firstTensor(const c10::IValue& value, const std::string& what);
+// torch.gradients: the inputs (forward's arguments, from JS) moved to the model's device, one
+// pass, and what JS receives: { objective: number[], inputs: Tensor[], layers: { layer: Tensor[]
+// per call } }, on the CPU, float32 where upcast asks.
+c10::IValue gradients(ModelState& model, std::vector<c10::IValue> inputs, const GradientSpec& spec);
 
 }  // namespace torchscope

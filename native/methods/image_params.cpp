@@ -31,7 +31,7 @@ int64_t pick(at::Generator& generator, int64_t count) {
 ImageParam::ImageParam(const ImageParamSpec& spec, const at::Device& device, at::Generator& generator)
     : spec_(spec), colour_(colourCorrelation(device)) {
   const auto cpu = at::TensorOptions().dtype(at::kFloat);
-  if (spec_.parameterization == "fft") {
+  if (spec_.parameterization == Parameterization::kFft) {
     const at::Tensor fy = at::fft_fftfreq(spec_.height, 1.0, cpu).unsqueeze(1);
     const at::Tensor fx = at::fft_rfftfreq(spec_.width, 1.0, cpu).unsqueeze(0);
     const at::Tensor freqs = (fy * fy + fx * fx).sqrt();
@@ -42,12 +42,12 @@ ImageParam::ImageParam(const ImageParamSpec& spec, const at::Device& device, at:
   at::Tensor initial;
   if (spec_.init) {
     initial = fromValid(spec_.init->to(device, at::kFloat));
-  } else if (spec_.parameterization == "fft") {
+  } else if (spec_.parameterization == Parameterization::kFft) {
     initial = at::randn({spec_.batch, spec_.channels, spec_.height, spec_.width / 2 + 1, 2}, generator, cpu).mul_(0.01).to(device);
   } else {
     // Grey with a little noise; in raw units for sigmoid, in image units otherwise.
     const at::Tensor noise = at::randn({spec_.batch, spec_.channels, spec_.height, spec_.width}, generator, cpu).mul_(0.01);
-    initial = (spec_.range == "sigmoid" ? noise : noise.add(0.5)).to(device);
+    initial = (spec_.range == ImageRange::kSigmoid ? noise : noise.add(0.5)).to(device);
   }
   parameter_ = initial.detach().clone().requires_grad_(true);
 }
@@ -55,24 +55,24 @@ ImageParam::ImageParam(const ImageParamSpec& spec, const at::Device& device, at:
 at::Tensor ImageParam::toValid(const at::Tensor& raw) const {
   at::Tensor image = raw;
   if (spec_.decorrelate) image = mixColours(image, colour_);
-  if (spec_.range == "sigmoid") return at::sigmoid(image);
-  if (spec_.range == "clamp" && spec_.parameterization == "fft") return (image + 0.5).clamp(0, 1);
+  if (spec_.range == ImageRange::kSigmoid) return at::sigmoid(image);
+  if (spec_.range == ImageRange::kClamp && spec_.parameterization == Parameterization::kFft) return (image + 0.5).clamp(0, 1);
   return image;
 }
 
 // The inverse of image(): parameters that reproduce a given image exactly.
 at::Tensor ImageParam::fromValid(const at::Tensor& image) const {
   at::Tensor raw = image;
-  if (spec_.range == "sigmoid") raw = at::logit(image.clamp(1e-6, 1 - 1e-6));
-  if (spec_.range == "clamp" && spec_.parameterization == "fft") raw = raw - 0.5;
+  if (spec_.range == ImageRange::kSigmoid) raw = at::logit(image.clamp(1e-6, 1 - 1e-6));
+  if (spec_.range == ImageRange::kClamp && spec_.parameterization == Parameterization::kFft) raw = raw - 0.5;
   if (spec_.decorrelate) raw = mixColours(raw, at::linalg_inv(colour_));
-  if (spec_.parameterization != "fft") return raw;
+  if (spec_.parameterization != Parameterization::kFft) return raw;
   const at::Tensor spectrum = at::fft_rfftn(raw * 4.0, c10::nullopt, c10::IntArrayRef{-2, -1}, "ortho");
   return at::view_as_real(spectrum) / spectrumScale_;
 }
 
 at::Tensor ImageParam::image() const {
-  if (spec_.parameterization != "fft") return toValid(parameter_);
+  if (spec_.parameterization != Parameterization::kFft) return toValid(parameter_);
   const at::Tensor spectrum = at::view_as_complex((parameter_ * spectrumScale_).contiguous());
   // Divided by 4 as in Lucid: a smaller start keeps the sigmoid out of saturation.
   const at::Tensor raw = at::fft_irfftn(spectrum, c10::IntArrayRef{spec_.height, spec_.width},
@@ -81,7 +81,7 @@ at::Tensor ImageParam::image() const {
 }
 
 void ImageParam::project() {
-  if (spec_.parameterization == "pixel" && spec_.range == "clamp") {
+  if (spec_.parameterization == Parameterization::kPixel && spec_.range == ImageRange::kClamp) {
     at::NoGradGuard noGrad;
     parameter_.clamp_(0, 1);
   }
@@ -91,34 +91,34 @@ std::vector<Transform> standardTransforms() {
   std::vector<double> scales, angles;
   for (int i = 0; i < 11; ++i) scales.push_back(1.0 + (i - 5) / 50.0);
   for (int a = -10; a <= 10; ++a) angles.push_back(a);
-  return {{Transform::kPad, {12}}, {Transform::kJitter, {8}}, {Transform::kScale, scales},
-          {Transform::kRotate, angles}, {Transform::kJitter, {4}}};
+  return {{TransformKind::kPad, {12}}, {TransformKind::kJitter, {8}}, {TransformKind::kScale, scales},
+          {TransformKind::kRotate, angles}, {TransformKind::kJitter, {4}}};
 }
 
 at::Tensor applyTransforms(const at::Tensor& image, const std::vector<Transform>& transforms, at::Generator& generator) {
   at::Tensor out = image;
   for (const Transform& t : transforms) {
     switch (t.kind) {
-      case Transform::kPad: {
+      case TransformKind::kPad: {
         const auto n = static_cast<int64_t>(t.values.at(0));
         out = at::constant_pad_nd(out, {n, n, n, n}, 0.5);
         break;
       }
-      case Transform::kJitter: {
+      case TransformKind::kJitter: {
         const auto d = static_cast<int64_t>(t.values.at(0));
         if (d <= 0) break;
         const int64_t dy = pick(generator, d), dx = pick(generator, d);
         out = out.slice(2, dy, out.size(2) - d + dy).slice(3, dx, out.size(3) - d + dx);
         break;
       }
-      case Transform::kScale: {
+      case TransformKind::kScale: {
         const double s = t.values.at(static_cast<size_t>(pick(generator, static_cast<int64_t>(t.values.size()))));
         const auto h = static_cast<int64_t>(std::round(out.size(2) * s));
         const auto w = static_cast<int64_t>(std::round(out.size(3) * s));
         out = at::upsample_bilinear2d(out, {h, w}, /*align_corners=*/false);
         break;
       }
-      case Transform::kRotate: {
+      case TransformKind::kRotate: {
         const double degrees = t.values.at(static_cast<size_t>(pick(generator, static_cast<int64_t>(t.values.size()))));
         const double r = degrees * M_PI / 180.0;
         const at::Tensor theta = at::tensor({std::cos(r), -std::sin(r), 0.0, std::sin(r), std::cos(r), 0.0}, at::kFloat)

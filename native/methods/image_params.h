@@ -9,15 +9,18 @@
 #include <string>
 #include <vector>
 
+#include "core/names.h"
+
 namespace torchscope {
 
+// Every field comes from the request: lib/methods/maximize.ts holds the defaults (Lucid's).
 struct ImageParamSpec {
-  std::string parameterization = "fft";  // "pixel" | "fft"
-  std::string range = "sigmoid";         // "sigmoid" | "clamp" | "none": how values reach [0, 1]
-  bool decorrelate = true;               // colours through ImageNet's colour correlation (3 channels)
-  int64_t batch = 1, channels = 3, height = 224, width = 224;
-  double decayPower = 1.0;               // fft: 1/f^decay spectrum scaling
-  std::optional<at::Tensor> init;        // an image [B, C, H, W] in [0, 1] to start from
+  Parameterization parameterization = Parameterization::kFft;
+  ImageRange range = ImageRange::kSigmoid;  // how values reach [0, 1]
+  bool decorrelate = false;                 // colours through ImageNet's colour correlation (3 channels)
+  int64_t batch = 0, channels = 0, height = 0, width = 0;
+  double decayPower = 0;                    // fft: 1/f^decay spectrum scaling
+  std::optional<at::Tensor> init;           // an image [B, C, H, W] in [0, 1] to start from
 };
 
 // The optimised tensor and the map from it to an image in [0, 1].
@@ -41,7 +44,7 @@ class ImageParam {
 };
 
 struct Transform {
-  enum Kind { kPad, kJitter, kScale, kRotate } kind;
+  TransformKind kind;
   std::vector<double> values;  // pad / jitter: one size in pixels; scale / rotate: choices
 };
 

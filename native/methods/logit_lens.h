@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "model/model.h"
+#include "model/model_state.h"
 
 namespace torchscope {
 
@@ -21,11 +21,8 @@ struct LensSpec {
   NumericsOverride numerics;         // the call's precision / upcast over the model's
 };
 
-struct LensResult {
-  at::Tensor logits;            // [layers, ...head output], or the top-k values
-  at::Tensor indices;           // with topK: their indices
-};
-
-LensResult logitLens(ModelState& model, std::vector<c10::IValue> inputs, const LensSpec& spec);
+// `inputs` are forward's arguments as JS gave them -> { logits } ([layers, ...head output]) or,
+// with topK, { logits (the k largest), indices }, on the CPU.
+c10::IValue logitLens(ModelState& model, std::vector<c10::IValue> inputs, const LensSpec& spec);
 
 }  // namespace torchscope

@@ -1,66 +1,44 @@
 // Activation maximization: find the input that makes a channel, neuron, direction or logit
-// fire most, by gradient ascent through libtorch's autograd. A session is driven from JS a
-// chunk of steps at a time (each chunk one job on the compute thread), which gives progress
-// between chunks, lets other calls interleave, and lets abort() stop within one step.
+// fire most, by gradient ascent through libtorch's autograd. A session is a stepped job
+// (stepped_job.h): driven from JS a chunk of steps at a time.
 #pragma once
 
 #include <ATen/ATen.h>
-#include <napi.h>
 
-#include <atomic>
 #include <memory>
 
-#include "program/program.h"
 #include "methods/image_params.h"
-#include "model/model.h"
 #include "methods/objective.h"
+#include "methods/stepped_job.h"
+#include "model/model_state.h"
 
 namespace torchscope {
 
 // Larger sides are refused before any work (a typo of 100000 would allocate until killed).
 inline constexpr int64_t kMaxImageSide = 16384;
 
+// Adam's epsilon, torch.optim.Adam's default (not an option).
+inline constexpr double kAdamEps = 1e-8;
+
+// Every field comes from the request: lib/methods/maximize.ts holds the defaults.
 struct MaximizeSpec {
-  std::string layer;                  // may be empty when every objective is a logit
-  std::vector<Objective> objectives;  // one per batch element
+  ObjectiveSpec objective;            // one objective per batch element; its layer may be empty when every one is a logit
   ImageParamSpec image;
   std::vector<Transform> transforms;
   Regularizers regularizers;
-  bool normalize = true;              // ImageNet normalization inside the loop
-  double lr = 0.05, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  bool normalize = false;             // ImageNet normalization inside the loop
+  double lr = 0, beta1 = 0, beta2 = 0;
   uint64_t seed = 0;
-  NumericsOverride numerics;         // the call's precision / upcast over the model's
+  NumericsOverride numerics;          // the call's precision / upcast over the model's
 };
 
-class MaximizeSession : public Napi::ObjectWrap<MaximizeSession> {
- public:
-  static void define(Napi::Env env, Napi::Object exports);
-  // [async] a new session for `model` (builds the program and the parameters).
-  static Napi::Value start(Napi::Env env, std::shared_ptr<ModelState> model, MaximizeSpec spec, Napi::Object keepAlive);
-  explicit MaximizeSession(const Napi::CallbackInfo& info);
-  ~MaximizeSession() override;
+// Checks, before anything is allocated, that the image and Adam's state fit in memory (the
+// activations come on top, checked by startMaximize for large images). JS thread.
+void checkMaximizeFits(const MaximizeSpec& spec);
 
-  struct State;
-
- private:
-  // [async] runs up to n steps (fewer after abort()) -> { objectives: number[], aborted }
-  Napi::Value steps(const Napi::CallbackInfo& info);
-  // [sync] stop before the next step
-  Napi::Value abort(const Napi::CallbackInfo& info);
-  // [async] result(best) -> { image, input, bestStep }: the current image, or with `best` the
-  // one that scored highest so far
-  Napi::Value result(const Napi::CallbackInfo& info);
-  // [sync] frees the session (its image and optimiser state) once a chunk in flight finishes;
-  // later calls reject DISPOSED. Idempotent.
-  Napi::Value dispose(const Napi::CallbackInfo& info);
-
-  std::shared_ptr<State> live(Napi::Env env) const;
-  void release();
-
-  std::shared_ptr<State> state_;
-  int64_t reportedBytes_ = 0;
-  napi_env env_ = nullptr;
-};
-
+// A maximization session (compute thread): builds the program and the parameters. Its steps'
+// progress is { objectives: number[] } (one per step run); result(best) -> { image, input,
+// bestStep }: the current image, or with `best` the one that scored highest so far, on the CPU.
+std::shared_ptr<SteppedJob> startMaximize(std::shared_ptr<ModelState> model, MaximizeSpec spec);
 
 }  // namespace torchscope

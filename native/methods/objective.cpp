@@ -6,11 +6,9 @@ namespace torchscope {
 
 namespace {
 
-[[noreturn]] void badObjective(const std::string& message) { throw Error(code::kInvalidArgument, message); }
-
 int64_t checkedIndex(int64_t index, int64_t size, const char* what, const std::string& where) {
   if (index < 0 || index >= size) {
-    badObjective(std::string(what) + " " + std::to_string(index) + " is out of range for " + where + " (size " +
+    TS_FAIL(code::kInvalidArgument, std::string(what) + " " + std::to_string(index) + " is out of range for " + where + " (size " +
                  std::to_string(size) + ")");
   }
   return index;
@@ -26,13 +24,13 @@ bool anyTerm(const Objective& objective, bool (Objective::*test)() const) {
 // Targets and logits of every row at once (one gather), as Captum selects `output[:, target]`.
 std::optional<at::Tensor> selectedOutputs(const std::vector<Objective>& objectives, int64_t rows, const at::Tensor& output) {
   std::vector<int64_t> indices;
-  const Objective::Kind kind = objectives.front().kind;
+  const ObjectiveKind kind = objectives.front().kind;
   for (const Objective& objective : objectives) {
-    if (objective.kind != kind || (kind != Objective::kTarget && kind != Objective::kLogit) || objective.position) return std::nullopt;
+    if (objective.kind != kind || (kind != ObjectiveKind::kTarget && kind != ObjectiveKind::kLogit) || objective.position) return std::nullopt;
   }
-  const bool targets = kind == Objective::kTarget;
+  const bool targets = kind == ObjectiveKind::kTarget;
   if (targets && output.dim() != 2) {
-    badObjective("a target selects output[:, target] of an [N, C] output; the model returns shape " + c10::str(output.sizes()) +
+    TS_FAIL(code::kInvalidArgument, "a target selects output[:, target] of an [N, C] output; the model returns shape " + c10::str(output.sizes()) +
                  " (use an objective such as { logit } on the flattened row)");
   }
   const at::Tensor flat = output.reshape({rows, -1});
@@ -43,8 +41,8 @@ std::optional<at::Tensor> selectedOutputs(const std::vector<Objective>& objectiv
   return flat.gather(1, at::tensor(indices, at::kLong).to(flat.device()).view({rows, 1})).view({rows});
 }
 
-bool readsOutput(Objective::Kind kind) {
-  return kind == Objective::kLogit || kind == Objective::kTarget || kind == Objective::kLogitDiff || kind == Objective::kLogProb;
+bool readsOutput(ObjectiveKind kind) {
+  return kind == ObjectiveKind::kLogit || kind == ObjectiveKind::kTarget || kind == ObjectiveKind::kLogitDiff || kind == ObjectiveKind::kLogProb;
 }
 
 // The logits an objective reads from one output row: the row itself, or with a position the
@@ -52,7 +50,7 @@ bool readsOutput(Objective::Kind kind) {
 at::Tensor logitsOf(const Objective& objective, const at::Tensor& row) {
   if (!objective.position) return row.reshape({-1});
   if (row.dim() != 2) {
-    badObjective("a position picks a row of [batch, sequence, vocabulary] logits; the output rows have shape " + c10::str(row.sizes()));
+    TS_FAIL(code::kInvalidArgument, "a position picks a row of [batch, sequence, vocabulary] logits; the output rows have shape " + c10::str(row.sizes()));
   }
   const int64_t length = row.size(0);
   const int64_t position = *objective.position < 0 ? *objective.position + length : *objective.position;
@@ -62,12 +60,12 @@ at::Tensor logitsOf(const Objective& objective, const at::Tensor& row) {
 }  // namespace
 
 bool Objective::needsLayer() const {
-  if (kind == kSum) return anyTerm(*this, &Objective::needsLayer);
+  if (kind == ObjectiveKind::kSum) return anyTerm(*this, &Objective::needsLayer);
   return !readsOutput(kind);
 }
 
 bool Objective::needsOutput() const {
-  if (kind == kSum) return anyTerm(*this, &Objective::needsOutput);
+  if (kind == ObjectiveKind::kSum) return anyTerm(*this, &Objective::needsOutput);
   return readsOutput(kind);
 }
 
@@ -89,18 +87,18 @@ at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activ
                              const std::string& layer) {
   const std::string where = "layer '" + layer + "'";
   switch (objective.kind) {
-    case Objective::kChannel:
+    case ObjectiveKind::kChannel:
       return activation.select(0, checkedIndex(objective.index, activation.size(0), "channel", where)).mean();
-    case Objective::kNeuron: {
-      if (activation.dim() != 3) badObjective("a neuron objective needs a [C, H, W] output; " + where + " gives " + c10::str(activation.sizes()));
+    case ObjectiveKind::kNeuron: {
+      if (activation.dim() != 3) TS_FAIL(code::kInvalidArgument, "a neuron objective needs a [C, H, W] output; " + where + " gives " + c10::str(activation.sizes()));
       const int64_t c = checkedIndex(objective.index, activation.size(0), "channel", where);
       const int64_t y = checkedIndex(objective.y.value_or(activation.size(1) / 2), activation.size(1), "y", where);
       const int64_t x = checkedIndex(objective.x.value_or(activation.size(2) / 2), activation.size(2), "x", where);
       return activation[c][y][x];
     }
-    case Objective::kDirection: {
+    case ObjectiveKind::kDirection: {
       if (objective.direction.dim() != 1 || objective.direction.size(0) != activation.size(0)) {
-        badObjective("direction of shape " + c10::str(objective.direction.sizes()) + " does not match the " +
+        TS_FAIL(code::kInvalidArgument, "direction of shape " + c10::str(objective.direction.sizes()) + " does not match the " +
                      std::to_string(activation.size(0)) + " channels of " + where);
       }
       std::vector<int64_t> shape(static_cast<size_t>(activation.dim()), 1);
@@ -108,42 +106,42 @@ at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activ
       const at::Tensor direction = objective.direction.to(activation.options()).view(shape);
       return (activation * direction).sum(0).mean();
     }
-    case Objective::kTarget:
+    case ObjectiveKind::kTarget:
       if (output.dim() != 1) {
-        badObjective("a target selects output[:, target] of an [N, C] output; the model's output rows have shape " +
+        TS_FAIL(code::kInvalidArgument, "a target selects output[:, target] of an [N, C] output; the model's output rows have shape " +
                      c10::str(output.sizes()) + " (use an objective such as { logit } on the flattened row)");
       }
       return output[checkedIndex(objective.index, output.size(0), "target", "the model output")];
-    case Objective::kLogit: {
+    case ObjectiveKind::kLogit: {
       const at::Tensor logits = logitsOf(objective, output);
       return logits[checkedIndex(objective.index, logits.size(0), "class", "the model output")];
     }
-    case Objective::kLogitDiff: {
+    case ObjectiveKind::kLogitDiff: {
       const at::Tensor logits = logitsOf(objective, output);
       return logits[checkedIndex(objective.index, logits.size(0), "class", "the model output")] -
              logits[checkedIndex(objective.other, logits.size(0), "class", "the model output")];
     }
-    case Objective::kLogProb: {
+    case ObjectiveKind::kLogProb: {
       const at::Tensor logits = logitsOf(objective, output);
       return at::log_softmax(logits, 0)[checkedIndex(objective.index, logits.size(0), "class", "the model output")];
     }
-    case Objective::kSum: {
+    case ObjectiveKind::kSum: {
       at::Tensor total = at::zeros({}, activation.defined() ? activation.options() : output.options());
       for (const auto& [weight, term] : objective.terms) total = total + weight * evaluateObjective(term, activation, output, layer);
       return total;
     }
   }
-  badObjective("unknown objective");
+  TS_FAIL(code::kInvalidArgument, "unknown objective");
 }
 
 at::Tensor objectiveValues(const ObjectiveSpec& spec, int64_t rows, const at::Tensor& activation, const at::Tensor& output) {
   if (spec.objectives.size() != 1 && static_cast<int64_t>(spec.objectives.size()) != rows) {
-    badObjective(std::to_string(spec.objectives.size()) + " objectives for a batch of " + std::to_string(rows) +
+    TS_FAIL(code::kInvalidArgument, std::to_string(spec.objectives.size()) + " objectives for a batch of " + std::to_string(rows) +
                  ": give one, or one per batch element");
   }
   for (const at::Tensor* value : {&activation, &output}) {
     if (value->defined() && (value->dim() == 0 || value->size(0) != rows)) {
-      badObjective(std::string(value == &output ? "the model's output" : "layer '" + spec.layer + "'") + " has shape " +
+      TS_FAIL(code::kInvalidArgument, std::string(value == &output ? "the model's output" : "layer '" + spec.layer + "'") + " has shape " +
                    c10::str(value->sizes()) + ", not one row per batch element (" + std::to_string(rows) + ")");
     }
   }

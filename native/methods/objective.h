@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/names.h"
+
 namespace torchscope {
 
 struct Objective {
@@ -16,7 +18,7 @@ struct Objective {
   // logits at that position); kTarget: output[b, index] of an [N, C] output (Captum's
   // `target`), refused on other shapes; kLogitDiff: logit `index` minus logit `other`;
   // kLogProb: log_softmax of the logits, at `index` (a language model's metrics).
-  enum Kind { kChannel, kNeuron, kDirection, kLogit, kTarget, kLogitDiff, kLogProb, kSum } kind = kChannel;
+  ObjectiveKind kind = ObjectiveKind::kChannel;
   int64_t index = 0;                  // channel, or class for logits and targets
   int64_t other = 0;                  // kLogitDiff's second class
   std::optional<int64_t> position;    // output logits: the sequence position (negative: from the end)

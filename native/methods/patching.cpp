@@ -6,14 +6,12 @@
 #include "core/errors.h"
 #include "methods/gradients.h"
 #include "core/resources.h"
-#include "bindings/tensor.h"
-#include "bindings/values.h"
+#include "core/ivalues.h"
+#include "methods/objective_run.h"
 
 namespace torchscope {
 
 namespace {
-
-[[noreturn]] void bad(const std::string& message) { throw Error(code::kInvalidArgument, message); }
 
 // A run's value at every sweep layer and its metric (the batch mean).
 struct Run {
@@ -24,21 +22,17 @@ struct Run {
 
 Run captureRun(ModelState& model, std::vector<c10::IValue> args, const SweepSpec& spec) {
   at::NoGradGuard noGrad;
-  ProgramSpec programSpec;
-  programSpec.capture = spec.layers;
-  std::sort(programSpec.capture.begin(), programSpec.capture.end());
-  programSpec.returnOutput = true;
-  const auto program = model.program(programSpec, spec.numerics);
-  RunResult result = runProgram(*program, std::move(args), {});
-  requireAllRan(*program, result);
+  ProgramNeeds needs;
+  needs.capture = spec.layers;
+  std::sort(needs.capture.begin(), needs.capture.end());
+  const ObjectiveRun forward = runForObjective(model, std::move(args), spec.metric, needs, Optimize::kNever, spec.numerics);
   Run run;
   for (const std::string& layer : spec.layers) {
-    const auto& calls = result.captures.at(layer);
-    if (calls.size() != 1) bad("layer '" + layer + "' ran " + std::to_string(calls.size()) + " times in one forward: a sweep patches a layer called once");
+    const auto& calls = forward.run.captures.at(layer);
+    TS_CHECK(calls.size() == 1, code::kInvalidArgument, "layer '", layer, "' ran ", calls.size(), " times in one forward: a sweep patches a layer called once");
     run.values[layer] = firstTensor(calls.front(), "layer '" + layer + "'");
   }
-  const at::Tensor output = firstTensor(result.output, "the model's output");
-  run.perRow = objectiveValues(spec.metric, output.size(0), at::Tensor(), output);
+  run.perRow = forward.values(spec.metric);
   run.metric = run.perRow.mean().item<double>();
   return run;
 }
@@ -74,11 +68,10 @@ struct Sweep {
   void patchRuns(size_t layerIndex, int64_t first, int64_t count) {
     at::NoGradGuard noGrad;
     const std::string& layer = spec.layers[layerIndex];
-    ProgramSpec programSpec;
-    programSpec.replace = {layer};
-    programSpec.returnOutput = true;
-    const auto program = model->program(programSpec, spec.numerics);
-    RunResult result = runProgram(*program, repeatArgs(corruptedArgs, rows, count, false), {}, {patchedValues(layer, first, count)});
+    ProgramNeeds needs;
+    needs.replace = {layer};
+    const auto program = model->program(needs, spec.numerics, Optimize::kNever);
+    RunResult result = program->run(repeatArgs(corruptedArgs, rows, count, false), {}, {patchedValues(layer, first, count)});
     requireAllRan(*program, result);
     const at::Tensor output = firstTensor(result.output, "the model's output");
     const at::Tensor metric = objectiveValues(repeatObjectives(spec.metric, count, false), count * rows, at::Tensor(), output);
@@ -116,15 +109,15 @@ void checkCells(Sweep& sweep) {
     const at::Tensor& clean = sweep.clean.values.at(layer);
     const at::Tensor& corrupted = sweep.corrupted.values.at(layer);
     if (clean.sizes() != corrupted.sizes()) {
-      bad("layer '" + layer + "' is " + c10::str(clean.sizes()) + " in the clean run but " + c10::str(corrupted.sizes()) +
+      TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' is " + c10::str(clean.sizes()) + " in the clean run but " + c10::str(corrupted.sizes()) +
           " in the corrupted one: clean and corrupted inputs must have the same shapes");
     }
     if (spec.heads > 0) {
-      if (clean.size(-1) % spec.heads != 0) bad("layer '" + layer + "' has " + std::to_string(clean.size(-1)) + " units, not divisible into " + std::to_string(spec.heads) + " heads");
+      if (clean.size(-1) % spec.heads != 0) TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' has " + std::to_string(clean.size(-1)) + " units, not divisible into " + std::to_string(spec.heads) + " heads");
       continue;
     }
-    if (clean.dim() < 2) bad("layer '" + layer + "' gives " + c10::str(clean.sizes()) + ": positions index dim 1 of [batch, positions, ...]");
-    if (length && *length != clean.size(1)) bad("the layers' values have different lengths along dim 1 (" + std::to_string(*length) + " and " + std::to_string(clean.size(1)) + "): sweep them apart");
+    if (clean.dim() < 2) TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' gives " + c10::str(clean.sizes()) + ": positions index dim 1 of [batch, positions, ...]");
+    if (length && *length != clean.size(1)) TS_FAIL(code::kInvalidArgument, "the layers' values have different lengths along dim 1 (" + std::to_string(*length) + " and " + std::to_string(clean.size(1)) + "): sweep them apart");
     length = clean.size(1);
   }
   if (spec.heads > 0) {
@@ -137,7 +130,7 @@ void checkCells(Sweep& sweep) {
   }
   for (const int64_t position : spec.positions) {
     const int64_t p = position < 0 ? position + *length : position;
-    if (p < 0 || p >= *length) bad("position " + std::to_string(position) + " is out of range for " + std::to_string(*length) + " positions");
+    if (p < 0 || p >= *length) TS_FAIL(code::kInvalidArgument, "position " + std::to_string(position) + " is out of range for " + std::to_string(*length) + " positions");
     sweep.cells.push_back(p);
   }
 }
@@ -146,8 +139,8 @@ void checkCells(Sweep& sweep) {
 
 RunPlan planSweep(const std::shared_ptr<ModelState>& model, std::vector<c10::IValue> clean, std::vector<c10::IValue> corrupted,
                   SweepSpec spec) {
-  if (spec.layers.empty()) bad("a sweep needs at least one layer");
-  if (spec.metric.needsLayer()) bad("a sweep's metric reads the model's output (logitDiff, logit, logProb, target)");
+  if (spec.layers.empty()) TS_FAIL(code::kInvalidArgument, "a sweep needs at least one layer");
+  if (spec.metric.needsLayer()) TS_FAIL(code::kInvalidArgument, "a sweep's metric reads the model's output (logitDiff, logit, logProb, target)");
   auto sweep = std::make_shared<Sweep>();
   sweep->model = model;
   sweep->spec = std::move(spec);
@@ -160,7 +153,7 @@ RunPlan planSweep(const std::shared_ptr<ModelState>& model, std::vector<c10::IVa
   const uint64_t peak = meter.peakBytes();
   sweep->clean = captureRun(*model, std::move(clean), sweep->spec);
   sweep->rows = sweep->corrupted.perRow.size(0);
-  if (sweep->clean.perRow.size(0) != sweep->rows) bad("clean and corrupted inputs must have the same batch size");
+  if (sweep->clean.perRow.size(0) != sweep->rows) TS_FAIL(code::kInvalidArgument, "clean and corrupted inputs must have the same batch size");
   checkCells(*sweep);
   const auto layers = static_cast<int64_t>(sweep->spec.layers.size());
   const auto cells = static_cast<int64_t>(sweep->cells.size());
@@ -172,7 +165,7 @@ RunPlan planSweep(const std::shared_ptr<ModelState>& model, std::vector<c10::IVa
   perForward = std::min(perForward, cells);
 
   RunPlan plan;
-  if (sweep->spec.attribution) {
+  if (sweep->spec.method == SweepMethod::kAttribution) {
     plan.steps.push_back([sweep] { sweep->estimate(); });
   } else {
     for (size_t l = 0; l < sweep->spec.layers.size(); ++l) {
@@ -182,20 +175,12 @@ RunPlan planSweep(const std::shared_ptr<ModelState>& model, std::vector<c10::IVa
       }
     }
   }
-  plan.finish = [sweep, perForward]() -> ResolveFn {
+  plan.finish = [sweep, perForward]() -> c10::IValue {
     at::Tensor results = sweep->results;
     const double clean = sweep->clean.metric, corrupted = sweep->corrupted.metric;
     if (sweep->spec.normalize) results = (results - corrupted) / (clean - corrupted);
-    results = results.to(at::kFloat);
-    const int64_t batchSize = sweep->spec.attribution ? 0 : perForward;
-    return [results, clean, corrupted, batchSize](Napi::Env env) -> Napi::Value {
-      Napi::Object out = Napi::Object::New(env);
-      out.Set("results", TensorHandle::wrap(env, results));
-      out.Set("clean", clean);
-      out.Set("corrupted", corrupted);
-      out.Set("batchSize", static_cast<double>(batchSize));
-      return out;
-    };
+    const int64_t batchSize = sweep->spec.method == SweepMethod::kAttribution ? 0 : perForward;
+    return Record().set("results", results.to(at::kFloat)).set("clean", clean).set("corrupted", corrupted).set("batchSize", batchSize);
   };
   return plan;
 }

@@ -14,9 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "model/model.h"
+#include "core/names.h"
+
+#include "model/model_state.h"
 #include "methods/objective.h"
-#include "methods/planned_run.h"
+#include "methods/stepped_job.h"
 
 namespace torchscope {
 
@@ -27,11 +29,11 @@ struct SweepSpec {
   ObjectiveSpec metric;             // on the model's output, one per batch element or one for all
   bool normalize = false;           // (patched - corrupted) / (clean - corrupted)
   int64_t batchSize = 0;            // cells per forward; 0: as many as half the available memory holds
-  bool attribution = false;         // the gradient estimate instead of patched runs
+  SweepMethod method = SweepMethod::kActivation;  // or the gradient estimate instead of patched runs
   NumericsOverride numerics;         // the call's precision / upcast over the model's
 };
 
-// The plan of a sweep (planned_run.h): its clean and corrupted runs happen while planning;
+// The plan of a sweep (stepped_job.h): its clean and corrupted runs happen while planning;
 // then one step per forward of cells -> { results: Tensor [layers, positions or heads],
 // clean: number, corrupted: number, batchSize: cells per forward }.
 RunPlan planSweep(const std::shared_ptr<ModelState>& model, std::vector<c10::IValue> clean, std::vector<c10::IValue> corrupted,

@@ -7,7 +7,7 @@
 
 namespace torchscope {
 
-// Values of the operator's `mode` argument; lib/activations.ts uses the same numbers.
+// Values of the operator's `mode` argument; lib/methods/activations.ts uses the same numbers.
 enum PatchMode : int64_t { kPatchSet = 0, kPatchZero = 1, kPatchAdd = 2, kPatchScale = 3 };
 
 inline constexpr const char* kPatchOperator = "torchscope::patch";

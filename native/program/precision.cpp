@@ -3,27 +3,9 @@
 #include <ATen/autocast_mode.h>
 
 #include "core/errors.h"
-#include "bindings/values.h"
+#include "core/ivalues.h"
 
 namespace torchscope {
-
-Precision parsePrecision(const std::string& name) {
-  if (name == "fp32") return Precision::kFloat32;
-  if (name == "bf16") return Precision::kBFloat16;
-  if (name == "fp16") return Precision::kFloat16;
-  throw Error(code::kInvalidArgument, "precision must be 'fp32', 'bf16' or 'fp16', got '" + name + "'");
-}
-
-const char* precisionName(Precision precision) {
-  switch (precision) {
-    case Precision::kBFloat16:
-      return "bf16";
-    case Precision::kFloat16:
-      return "fp16";
-    default:
-      return "fp32";
-  }
-}
 
 at::ScalarType reducedType(Precision precision) { return precision == Precision::kBFloat16 ? at::kBFloat16 : at::kHalf; }
 

@@ -13,9 +13,9 @@
 #include <optional>
 #include <string>
 
-namespace torchscope {
+#include "core/names.h"
 
-enum class Precision { kFloat32, kBFloat16, kFloat16 };
+namespace torchscope {
 
 // A call's own precision and upcast (the `precision` / `upcast` options of run, activations,
 // gradients, attribute, maximize, the logit lens and sweeps); what it leaves unset is the
@@ -25,9 +25,6 @@ struct NumericsOverride {
   std::optional<bool> upcast;
 };
 
-// 'fp32' | 'bf16' | 'fp16'; throws INVALID_ARGUMENT for anything else.
-Precision parsePrecision(const std::string& name);
-const char* precisionName(Precision precision);
 // The tensor type autocast computes in at a reduced precision (kBFloat16 or kHalf).
 at::ScalarType reducedType(Precision precision);
 

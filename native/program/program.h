@@ -1,10 +1,11 @@
-// Instrumented programs: a model's forward rewritten to run hooks (native/program/hooks.h), built
-// once per (model, layer set), run with the hooks' run-time arguments.
+// Instrumented programs, whatever the model's format: what a method needs of one, the spec it is
+// built and cached by, what a run returns, and the interface a model format implements
+// (ModelFormat: its submodules and hook points, forward's signature, its programs, a
+// submodule's own forward). TorchScript graphs are the first format (native/torchscript/).
 #pragma once
 
+#include <ATen/core/function_schema.h>
 #include <ATen/core/ivalue.h>
-#include <torch/csrc/jit/api/function_impl.h>
-#include <torch/csrc/jit/api/module.h>
 
 #include <map>
 #include <memory>
@@ -12,13 +13,15 @@
 #include <string>
 #include <vector>
 
-#include "model/module_calls.h"
+#include "program/hook_points.h"
 #include "program/precision.h"
 
 namespace torchscope {
 
-// What a program must do; values (patch tensors, channels) are run-time inputs, not part of it.
-struct ProgramSpec {
+// What a method needs of a program; values (patch tensors, channels) are run-time inputs, not
+// part of it. ModelState::program completes it into a ProgramSpec with the model's options and
+// the call's numerics, the one place those are decided.
+struct ProgramNeeds {
   std::vector<std::string> capture;  // sorted, unique layer paths
   std::vector<std::string> patch;    // sorted, unique layer paths
   // Sorted, unique layer paths whose output's gradient is wanted: each call's value (the first
@@ -30,16 +33,20 @@ struct ProgramSpec {
   // sweep of layer 9 does not run layers 0-8 again.
   std::vector<std::string> replace;
   bool returnOutput = true;          // false: stop once the last capture is taken
+  // Its backward is taken (gradients, maximize). oneDNN-rewritten programs have none, so such a
+  // program is built exact where optimize would rewrite; a frozen-only one differentiates as the
+  // exact one does (at reduced precision: same values, without casting the weights every step).
+  bool differentiable = false;
+};
+
+// A program as built and cached: what was needed, and how it computes.
+struct ProgramSpec : ProgramNeeds {
   // Freeze the program and apply libtorch's inference optimisations (conv-BN folding,
   // oneDNN layouts): faster, captured values within 1e-4 relative instead of 1e-5. Models
   // with bfloat16/float16 weights, and programs run at a reduced precision, are frozen only:
   // those rewrites round differently there, and their fused ops are not autocast ops (a
   // reduced-precision program has its autocast weights cast once instead, same values).
   bool optimize = false;
-  // Its backward is taken (gradients, maximize). oneDNN-rewritten programs have none, so such a
-  // program is built exact where optimize would rewrite; a frozen-only one differentiates as the
-  // exact one does (at reduced precision: same values, without casting the weights every step).
-  bool differentiable = false;
   // Autocast to a reduced precision while the program runs (precision.h): the call's, else the model's.
   Precision precision = Precision::kFloat32;
   c10::DeviceType device = c10::kCPU;  // the model's: where autocast applies (not part of the key)
@@ -60,52 +67,11 @@ struct PatchArgs {
   std::vector<int64_t> positions;
 };
 
-struct Program {
-  ProgramSpec spec;
-  c10::IValue self;  // the module object the program reads attributes from (keeps a frozen copy alive)
-  std::shared_ptr<torch::jit::GraphFunction> function;
-  std::optional<c10::FunctionSchema> forwardSchema;  // the model's forward, to check inputs
-  std::map<std::string, int> callSites;               // hook points per requested layer
-  std::string numerics;                               // "exact", "optimized" or "frozen"
-  // 4-D floating inputs are given to it channels-last (see runsChannelsLast in program.cpp).
-  bool channelsLast = false;
-  double buildMs = 0;                                 // time taken to build it (once per spec)
-};
-
 struct RunResult {
   c10::IValue output;                                         // None unless requested
   std::map<std::string, std::vector<c10::IValue>> captures;  // every call, in call order
   std::map<std::string, std::vector<at::Tensor>> taps;        // spec.gradient's values, every call
   std::map<std::string, int64_t> calls;                       // hook runs per targeted layer
-};
-
-// The submodules a model has, with whether (and why not) they can be hooked.
-using ModuleSurvey = std::map<std::string, Hookability>;
-
-// Builds the instrumented program. Throws UNKNOWN_LAYER for a path that is not a submodule
-// and UNHOOKABLE_LAYER (with the survey's reason) for one that forward never calls.
-std::shared_ptr<const Program> buildProgram(const torch::jit::Module& module, const ModuleSurvey& survey,
-                                            const ProgramSpec& spec);
-
-// Runs it. `inputs` are forward's arguments (checked and defaulted against forward's schema);
-// `patches` are in spec.patch order, `replacements` in spec.replace order.
-RunResult runProgram(const Program& program, std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches,
-                     const std::vector<at::Tensor>& replacements = {});
-
-// Throws LAYER_NOT_RUN, naming them, when a targeted layer's hooks did not run in `result`
-// (its call sites lie in a branch this input did not take).
-void requireAllRan(const Program& program, const RunResult& result);
-
-// Programs of one model, built once per spec; safe to use from several threads.
-class ProgramCache {
- public:
-  // A differentiable spec that optimize would rewrite is built (and cached) as exact.
-  std::shared_ptr<const Program> get(const torch::jit::Module& module, const ModuleSurvey& survey, ProgramSpec spec);
-  size_t size();
-
- private:
-  std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<const Program>> programs_;
 };
 
 // For tests and the curious: the module paths still called and the op counts of the fully
@@ -118,8 +84,69 @@ struct ProgramSummary {
   std::string precision;  // 'fp32', 'bf16' or 'fp16': what its matmul-like ops compute in
   std::string memoryFormat;  // 'channels_last' or 'contiguous': how it is given image inputs
   double buildMs = 0;
-  size_t programsCached = 0;  // programs this model has built so far
 };
-ProgramSummary summarize(const Program& program);
+
+// An instrumented program, as a model format builds it (ModelFormat::build).
+class Program {
+ public:
+  explicit Program(ProgramSpec spec) : spec(std::move(spec)) {}
+  virtual ~Program() = default;
+  // Runs it. `inputs` are forward's arguments (checked and defaulted against forward's schema,
+  // INVALID_ARGUMENT); `patches` are in spec.patch order, `replacements` in spec.replace order.
+  virtual RunResult run(std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches,
+                        const std::vector<at::Tensor>& replacements = {}) const = 0;
+  // What it computes, for torch.inspect.
+  virtual ProgramSummary summary() const = 0;
+
+  const ProgramSpec spec;
+  std::map<std::string, int> callSites;  // hook points per requested layer
+  double buildMs = 0;                    // time taken to build it (once per spec)
+};
+
+// Throws LAYER_NOT_RUN, naming them, when a targeted layer's hooks did not run in `result`
+// (its call sites lie in a branch this input did not take).
+void requireAllRan(const Program& program, const RunResult& result);
+
+// How a model file is read: files are untrusted (torchscript/model_file.h for TorchScript's).
+struct LoadPolicy {
+  bool trusted = false;           // run code with effects outside tensor computation
+  uint64_t maxInflatedBytes = 0;  // 0: the default, 4 x the file's size + 64 MiB, at most physical memory
+};
+
+// A model in some file format, as the methods use it.
+class ModelFormat {
+ public:
+  virtual ~ModelFormat() = default;
+  // Every submodule (path, type name), root "" first, and whether each can be hooked.
+  virtual const std::vector<std::pair<std::string, std::string>>& submodules() const = 0;
+  virtual const ModuleSurvey& survey() const = 0;
+  // forward's signature (argument 0 is the module itself): how JS inputs are converted.
+  virtual const c10::FunctionSchema& forwardSchema() const = 0;
+  // The spec a build of `spec` has (a format may build some programs otherwise than asked): the
+  // cache's key.
+  virtual ProgramSpec canonical(ProgramSpec spec) const { return spec; }
+  // The instrumented program. Throws UNKNOWN_LAYER for a path that is not a submodule and
+  // UNHOOKABLE_LAYER (with the survey's reason) for one that forward never calls.
+  virtual std::shared_ptr<const Program> build(const ProgramSpec& spec) const = 0;
+  // A submodule's own forward: its signature (UNKNOWN_LAYER for no such path, INVALID_ARGUMENT
+  // for one without a plain forward, naming it as `role`), and a call of it on `inputs`
+  // (INVALID_ARGUMENT when they do not fit), autocast to `precision` on `device`.
+  virtual c10::FunctionSchema submoduleSchema(const std::string& path, const std::string& role) const = 0;
+  virtual c10::IValue callSubmodule(const std::string& path, const std::string& role, std::vector<c10::IValue> inputs,
+                                    Precision precision, c10::DeviceType device) const = 0;
+  // Bytes of its tensors, reported to V8.
+  virtual int64_t bytes() const = 0;
+};
+
+// Programs of one model, built once per spec; safe to use from several threads.
+class ProgramCache {
+ public:
+  std::shared_ptr<const Program> get(const ModelFormat& format, ProgramSpec spec);
+  size_t size();
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<const Program>> programs_;
+};
 
 }  // namespace torchscope

@@ -4,14 +4,14 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import * as torch from '../../lib';
-import { NativeAttributionRequest, NativeNumerics } from '../../lib/native';
+import { NativeAttributionRequest, NativeNumerics } from '../../lib/native/binding';
 import { HostTensor, maxAbs, numel, readValue, RefValue, ROOT, runPythonScript } from './index';
 
 const ATTRIBUTION_REFERENCE = path.join(ROOT, 'test', 'python', 'attribution_reference.py');
 
 type Tensorish = HostTensor;
 
-/** Objectives as the native request has them (lib/objective.ts makes them). */
+/** Objectives as the native request has them (lib/methods/objective.ts makes them). */
 export interface RefObjective {
   layer: string;
   objectives: ({ target: number } | { logit: number } | { channel: number } | { neuron: { channel: number; y?: number; x?: number } })[];
@@ -31,7 +31,7 @@ export interface GradientsCase {
   autocast?: 'bf16' | 'fp16';
 }
 
-/** The native request's fields (lib/attribution.ts fills them with Captum's defaults), its tensors as the reference reads them. */
+/** The native request's fields (lib/methods/attribution.ts fills them with Captum's defaults), its tensors as the reference reads them. */
 export type RefAttributeOptions = Omit<NativeAttributionRequest, 'objective' | 'baseline' | 'featureMask' | 'autocast' | keyof NativeNumerics> & {
   baseline?: Tensorish;
   featureMask?: Tensorish;
@@ -120,7 +120,7 @@ export function relativeTo(expected: RefTensor, factor: number): number {
   return factor * scale + 1e-12;
 }
 
-/** The options lib/attribution.ts would send, for the reference: Captum's defaults plus `options`. */
+/** The options lib/methods/attribution.ts would send, for the reference: Captum's defaults plus `options`. */
 export function refOptions(options: Partial<RefAttributeOptions> & { method: string }): RefAttributeOptions {
   const d = torch.ATTRIBUTION_DEFAULTS;
   return {

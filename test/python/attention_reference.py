@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python reference for lib/attention.ts: Hugging Face BertModel, eager attention,
+"""Python reference for lib/methods/attention.ts: Hugging Face BertModel, eager attention,
 output_attentions=True, with the weights of a torchscope TorchScript file.
 
     python test/python/attention_reference.py REQUEST.json
@@ -18,7 +18,7 @@ output_attentions=True, with the weights of a torchscope TorchScript file.
 
 exports: bert-tiny's weights traced as a model that returns (last_hidden_state, pooler_output,
 attentions averaged over heads [B, L, S, S]): no [B, L, H, S, S] output, but the trace keeps
-each attention.self's (context, probs), so lib/attention.ts takes the 'capture' path.
+each attention.self's (context, probs), so lib/methods/attention.ts takes the 'capture' path.
 {"kind": "noattention", "path": ...}: a scripted model taking (input_ids, attention_mask) with
 no attention in it, for the error.
 

@@ -5,7 +5,7 @@
 
 The loop torch.maximize runs with parameterization 'pixel', range 'clamp', transforms [],
 regularizers {}, normalize false and a given init, written from the documented algorithm
-(lib/maximize.ts, native/methods/maximize.h), not from native/methods/maximize.cpp:
+(lib/methods/maximize.ts, native/methods/maximize.h), not from native/methods/maximize.cpp:
 
     p = init.clone().requires_grad_()                       # the image itself is optimised
     opt = torch.optim.Adam([p], lr, betas, eps=1e-8, foreach=False)

@@ -49,7 +49,7 @@ Results: OUT/index.json = {"cases": {id: {"output": VALUE, "captures": {layer: [
 {"type": "none"} | {"type": "scalar", "value"} and tensor files hold raw little-endian data next
 to index.json (bfloat16: the raw 16-bit words).
 
-The patch semantics are written from the documentation (native/program/patch.h, lib/activations.ts),
+The patch semantics are written from the documentation (native/program/patch.h, lib/methods/patch.ts),
 not from native/program/patch.cpp:
   - a module returning a tuple has its first tensor patched;
   - without channels/positions the whole output changes;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python reference for torchscope's BERT tokenizer (lib/tokenizer.ts).
+"""Python reference for torchscope's BERT tokenizer (lib/text/bert-tokenizer.ts).
 
     python test/python/tokenizer_reference.py REQUEST.json OUT.json
 

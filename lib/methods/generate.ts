@@ -1,0 +1,155 @@
+// Text generation with a causal language model (a forward returning [batch, seq, vocab] logits,
+// as a traced GPT-2 does): one forward per new token, greedy by default, or sampled with a
+// temperature and top-k from a seeded generator; a stream of tokens as an async iterator.
+import { callSite, CallSite, failure } from '../core/errors';
+import { streamedRun } from '../core/stream';
+import { abortSignal, checkOptions, finiteNumber, integer, optionKeys, positiveInteger } from '../core/validate';
+import { Model } from '../model/model';
+import { Tensor, tensor } from '../model/tensor';
+import { Gpt2Tokenizer } from '../text/gpt2-tokenizer';
+
+export interface GenerateOptions {
+  /** New tokens at most. Default 20. */
+  maxNewTokens?: number;
+  /** 0 (default): greedy, the most likely token; above 0: sampled from softmax(logits / temperature). */
+  temperature?: number;
+  /** Sample among the k most likely tokens only. Default: all. */
+  topK?: number;
+  /** Seeds the sampling (reproducible). Default 0. */
+  seed?: number;
+  /** Stop once the text ends with one of these strings, or a token is one of these ids. */
+  stop?: string | number | (string | number)[];
+  signal?: AbortSignal;
+}
+
+export interface GeneratedToken {
+  id: number;
+  /** Its text (may hold U+FFFD while a character spans several tokens). */
+  text: string;
+  index: number;
+}
+
+export interface GenerateResult {
+  /** The prompt's ids followed by the new ones. */
+  ids: number[];
+  /** The new tokens alone, and the decoded new text. */
+  newIds: number[];
+  text: string;
+  /** Why it stopped: 'length', 'stop' or 'aborted'. */
+  finish: 'length' | 'stop' | 'aborted';
+}
+
+/** A generation in progress: iterate for tokens, await `result` for the outcome. */
+export interface GenerateRun extends AsyncIterable<GeneratedToken> {
+  readonly result: Promise<GenerateResult>;
+}
+
+/** mulberry32: a small seeded generator of floats in [0, 1). */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The next token from one position's logits: argmax (first of ties), or a seeded sample. */
+function choose(logits: ArrayLike<number>, temperature: number, topK: number, next: () => number): number {
+  if (temperature === 0) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+  const order = Array.from({ length: logits.length }, (_, i) => i);
+  const kept = topK > 0 && topK < logits.length ? order.sort((a, b) => logits[b] - logits[a] || a - b).slice(0, topK) : order;
+  const top = Math.max(...kept.map((i) => logits[i]));
+  const weights = kept.map((i) => Math.exp((logits[i] - top) / temperature));
+  let u = next() * weights.reduce((a, b) => a + b, 0);
+  for (let j = 0; j < kept.length; j++) {
+    u -= weights[j];
+    if (u < 0) return kept[j];
+  }
+  return kept[kept.length - 1];
+}
+
+const GENERATE_KEYS = optionKeys<GenerateOptions>({ maxNewTokens: true, temperature: true, topK: true, seed: true, stop: true, signal: true });
+
+function settings(given: GenerateOptions | undefined, site: CallSite) {
+  const options = checkOptions(given, GENERATE_KEYS, 'generate', site);
+  const stops = options.stop === undefined ? [] : Array.isArray(options.stop) ? options.stop : [options.stop];
+  if (!stops.every((s) => (typeof s === 'string' && s !== '') || Number.isInteger(s))) throw failure('INVALID_ARGUMENT', 'stop holds non-empty strings or token ids', site);
+  return {
+    maxNewTokens: positiveInteger(options.maxNewTokens ?? 20, 'maxNewTokens', site),
+    temperature: finiteNumber(options.temperature ?? 0, 'temperature', { min: 0 }, site),
+    // 0: every token.
+    topK: integer(options.topK ?? 0, 'topK', { min: 0 }, site),
+    seed: integer(options.seed ?? 0, 'seed', { min: 0 }, site),
+    stops,
+    signal: abortSignal(options.signal, site),
+  };
+}
+
+/** What a generation has made so far (read when a loop over it stops early). */
+interface Progress {
+  ids: number[];
+  newIds: number[];
+}
+
+async function* drive(
+  model: Model,
+  tokenizer: Gpt2Tokenizer,
+  prompt: string | number[],
+  options: GenerateOptions | undefined,
+  progress: Progress,
+  site: CallSite,
+): AsyncGenerator<GeneratedToken, GenerateResult> {
+  if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'generate(model, tokenizer, prompt): model must come from torch.load()', site);
+  if (!(tokenizer instanceof Gpt2Tokenizer)) throw failure('INVALID_ARGUMENT', 'generate needs a Gpt2Tokenizer (torch.Gpt2Tokenizer.load())', site);
+  const { maxNewTokens, temperature, topK, seed, stops, signal } = settings(options, site);
+  const ids = typeof prompt === 'string' ? tokenizer.encode(prompt).ids : [...prompt];
+  if (ids.length === 0) throw failure('INVALID_ARGUMENT', 'the prompt is empty: give at least one token', site);
+  tokenizer.idsToTokens(ids); // checks the ids
+  const next = random(seed);
+  const newIds: number[] = [];
+  progress.ids = ids;
+  progress.newIds = newIds;
+  let finish: GenerateResult['finish'] = 'length';
+  while (newIds.length < maxNewTokens) {
+    if (signal?.aborted) {
+      finish = 'aborted';
+      break;
+    }
+    const logits = (await model.forward(tensor(BigInt64Array.from(ids, BigInt), [1, ids.length]), ...(signal ? [{ signal }] : []))) as Tensor;
+    if (!(logits instanceof Tensor) || logits.shape.length !== 3 || logits.shape[1] !== ids.length) {
+      throw failure('SHAPE', `generate needs a forward returning [1, seq, vocab] logits; the model returned ${logits instanceof Tensor ? `[${logits.shape}]` : typeof logits}`, site);
+    }
+    const vocab = logits.shape[2];
+    const row = (logits.data() as Float32Array).subarray((ids.length - 1) * vocab, ids.length * vocab);
+    const id = choose(row, temperature, topK, next);
+    logits.dispose();
+    ids.push(id);
+    newIds.push(id);
+    yield { id, text: tokenizer.decode([id]), index: newIds.length - 1 };
+    const text = tokenizer.decode(newIds);
+    if (stops.some((s) => (typeof s === 'number' ? s === id : text.endsWith(s)))) {
+      finish = 'stop';
+      break;
+    }
+  }
+  return { ids, newIds, text: tokenizer.decode(newIds), finish };
+}
+
+/**
+ * Continues a prompt (text, or token ids) with a causal language model. Iterate the run for
+ * tokens as they come; `await run.result` for the whole text.
+ */
+export function generate(model: Model, tokenizer: Gpt2Tokenizer, prompt: string | number[], options?: GenerateOptions): GenerateRun {
+  const site = callSite(generate);
+  const progress: Progress = { ids: [], newIds: [] };
+  // The loop stopped early (break): the result holds what was made.
+  const stopped = (): GenerateResult => ({ ids: progress.ids, newIds: progress.newIds, text: tokenizer.decode(progress.newIds), finish: 'aborted' });
+  return streamedRun(drive(model, tokenizer, prompt, options, progress, site), stopped, 'a generation', site);
+}

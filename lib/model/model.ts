@@ -1,0 +1,264 @@
+// Loading TorchScript models and running them.
+import { Precision, PRECISIONS } from '../core/names';
+import { promises as fs } from 'fs';
+
+import { callSite, CallSite, failure, guard } from '../core/errors';
+import { boolean, checkKeys, checkOptions, closestNames, isRecord, oneOf, optionKeys, positiveInteger } from '../core/validate';
+import { binding } from '../native/addon';
+import { NativeModel, NativeValue } from '../native/binding';
+import { cancellable } from '../native/signal';
+import { Device, Tensor, unwrapValue, wrapValue } from './tensor';
+
+/** A layer name's suffix for the module's first tensor input (native/torchscript/module_calls.h kInputSuffix). */
+export const INPUT_SUFFIX = ':input';
+
+/** What a model returns: tuples and lists become arrays, dicts objects. */
+export type Value = Tensor | Value[] | { [key: string]: Value } | number | string | boolean | null;
+/** What a model takes: tensors mostly; arrays of tensors become List[Tensor]. */
+export type Input = Tensor | number | bigint | boolean | string | null | Input[] | { [key: string]: Input };
+
+/** Options of a single call. */
+export interface CallOptions {
+  /** Aborts the call while it waits behind other calls; a running call is not interrupted. */
+  signal?: AbortSignal;
+}
+
+const CALL_OPTIONS = optionKeys<CallOptions>({ signal: true });
+
+/**
+ * forward(x, { signal }): the last argument is the options when it is an object holding an
+ * AbortSignal (no model input holds one), and then may hold nothing else.
+ */
+function splitCallOptions(args: (Input | CallOptions)[], what: string, site: CallSite): { inputs: Input[]; options: CallOptions } {
+  const last = args[args.length - 1];
+  if (!isRecord(last) || last instanceof Tensor || !Object.values(last).some((value) => value instanceof AbortSignal)) return { inputs: args as Input[], options: {} };
+  checkKeys(last, CALL_OPTIONS, what, site);
+  return { inputs: args.slice(0, -1) as Input[], options: last as CallOptions };
+}
+
+export interface LoadOptions {
+  /** Where the model runs; 'auto' picks the first GPU when one is usable. Default 'cpu'. */
+  device?: Device;
+  /**
+   * A TorchScript file is a program. By default a file whose code calls an operator with effects
+   * outside tensor computation (writing or reading files, process-wide state, network) is refused
+   * before any of it runs, naming the operator and the method. true runs such a file. Default false.
+   */
+  trusted?: boolean;
+  /** How far the archive may inflate, in bytes. Default 4 x the file's size + 64 MiB, at most the machine's memory. */
+  maxInflatedBytes?: number;
+  /** Aborts the load while it waits behind other calls. */
+  signal?: AbortSignal;
+  /**
+   * Run frozen, inference-optimised programs (conv-BN folding; on the CPU, convolutions prepacked
+   * for oneDNN's channels-last kernels, else oneDNN's blocked layouts): faster, with captured
+   * values and outputs within 1e-4 relative of PyTorch's instead of 1e-5 absolute.
+   * Captures still see exactly what each module returned (a folded conv is never captured).
+   * Default false.
+   */
+  optimize?: boolean;
+  /**
+   * What matmul-like ops (convolutions, linear layers, matmuls) compute in: 'fp32' (default),
+   * or 'bf16' / 'fp16', as PyTorch's torch.autocast(device, dtype) around every call of the
+   * model (forward, captures, patches, gradients, maximize, attribution, sweeps). Numerically
+   * sensitive ops (softmax, layer norm...) stay float32, as autocast decides. Captured values
+   * and outputs come back in the type computed (bfloat16 / float16 tensors), or float32 with
+   * `upcast`. On a CPU without native support (torch.info().cpu) it is emulated, slower than
+   * float32: load warns (process warning TORCHSCOPE_EMULATED_PRECISION).
+   */
+  precision?: Precision;
+  /** With a reduced precision: return captures and outputs as float32. Default false. */
+  upcast?: boolean;
+}
+
+/**
+ * A call's own numerics over the model's (load's `precision` and `upcast`): run, activations,
+ * inspect, gradients, attribute and logitLens take them; maximize and patchingSweep take
+ * `precision` (what they return is float32 either way). Each precision is its own program,
+ * built once per model and cached.
+ */
+export interface NumericsOptions {
+  /** What this call's matmul-like ops compute in (see LoadOptions.precision). Default: the model's. */
+  precision?: Precision;
+  /** Return this call's captures and outputs as float32 (see LoadOptions.upcast). Default: the model's. */
+  upcast?: boolean;
+}
+
+/** load()'s precisions (native/program/precision.h). */
+export type { Precision } from '../core/names';
+
+export interface ModuleInfo {
+  /** The name to pass as a layer: 'layer4.1.conv2'; '' is the model itself. */
+  path: string;
+  /** The module's class name, e.g. 'Conv2d', 'BertSelfAttention'. */
+  type: string;
+  /** Whether it can be captured and patched: forward reaches a call of its forward that torchscope can name. */
+  hookable: boolean;
+  /** How many places in the model's code (all of forward, inlined) call its forward. */
+  callSites: number;
+  /** Why it cannot be hooked, when it cannot (picked from a container at run time, never called by forward, ...). */
+  reason?: string;
+}
+
+export class Model {
+  /** The file the model was loaded from. */
+  readonly path: string;
+  private handle: NativeModel | null;
+  private moduleList: ModuleInfo[];
+
+  /** @internal Models come from torch.load(). */
+  constructor(handle: NativeModel, file: string) {
+    this.handle = handle;
+    this.path = file;
+    this.moduleList = handle.modules().map(({ path, type, callSites, unhookable }) =>
+      unhookable ? { path, type, hookable: false, callSites, reason: unhookable } : { path, type, hookable: true, callSites },
+    );
+  }
+
+  /** 'cpu' or 'cuda:N'. */
+  get device(): string {
+    return guard(() => this.native().device());
+  }
+
+  get disposed(): boolean {
+    return this.handle === null;
+  }
+
+  /** forward's arguments as its schema declares them (after self): names and TorchScript types. */
+  get inputs(): { name: string; type: string }[] {
+    return guard(() => this.native().forwardArguments()).map(({ name, type }) => ({ name, type }));
+  }
+
+  /** Every submodule, the model itself ('') first, in definition order. */
+  modules(): ModuleInfo[] {
+    this.native();
+    return this.moduleList.map((m) => ({ ...m }));
+  }
+
+  /** Runs forward(...inputs); a last `{ signal }` aborts it while queued. Outputs come back on the CPU. */
+  async forward(...args: (Input | CallOptions)[]): Promise<Value> {
+    const site = callSite(this.forward);
+    const handle = this.native(site);
+    const { inputs, options } = splitCallOptions(args, 'forward', site);
+    const result = await cancellable(options.signal, site, (cancel) => handle.run(unwrapInputs(inputs), { output: true }, cancel));
+    return wrapValue(result.output) as Value;
+  }
+
+  /**
+   * Runs a submodule's forward on given values, natively and off the event loop, without
+   * gradients: `model.call('transformer.ln_f', resid)`. Inputs are converted to the types its
+   * forward declares; a last `{ signal }` aborts it while queued.
+   */
+  async call(path: string, ...args: (Input | CallOptions)[]): Promise<Value> {
+    const site = callSite(this.call);
+    const handle = this.native(site);
+    if (typeof path !== 'string' || path === '') throw failure('INVALID_ARGUMENT', 'call(path, ...inputs): path names a submodule', site);
+    this.checkLayers([path], site);
+    const { inputs, options } = splitCallOptions(args, 'call', site);
+    return wrapValue(await cancellable(options.signal, site, (cancel) => handle.call(path, unwrapInputs(inputs), cancel))) as Value;
+  }
+
+  /** Frees the model once calls in flight finish; later calls reject with DISPOSED. Idempotent. */
+  dispose(): void {
+    this.handle?.dispose();
+    this.handle = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** @internal */
+  native(site?: CallSite): NativeModel {
+    if (this.handle === null) throw failure('DISPOSED', `model '${this.path}' has been disposed`, site);
+    return this.handle;
+  }
+
+  /**
+   * @internal Rejects unknown layer names, suggesting the closest real ones. A name is a module
+   * path (its output) or the path with ':input' (its first tensor input, what a pre-hook sees).
+   */
+  checkLayers(layers: readonly string[], site: CallSite): void {
+    const names = this.moduleList.map((m) => m.path).filter((p) => p !== '');
+    const known = new Set(names);
+    for (const name of layers) {
+      if (typeof name !== 'string' || name === '') {
+        throw failure('INVALID_ARGUMENT', `layer names are non-empty strings, got ${JSON.stringify(name)}`, site);
+      }
+      const layer = name.endsWith(INPUT_SUFFIX) ? name.slice(0, -INPUT_SUFFIX.length) : name;
+      if (known.has(layer)) continue;
+      const suggestions = closestNames(layer, names);
+      throw failure(
+        'UNKNOWN_LAYER',
+        `no layer '${layer}' in ${this.path}` + (suggestions.length ? `; did you mean ${suggestions.map((s) => `'${s}'`).join(', ')}?` : ''),
+        site,
+        suggestions,
+      );
+    }
+  }
+}
+
+/** @internal A call's inputs: one input, or an array of them (forward's arguments). */
+export function normalizeInputs(inputs: Input | Input[]): Input[] {
+  return Array.isArray(inputs) ? inputs : [inputs];
+}
+
+/** @internal */
+export function unwrapInputs(inputs: readonly Input[]): NativeValue[] {
+  return inputs.map((input) => unwrapValue(input)) as NativeValue[];
+}
+
+const LOAD_OPTIONS = optionKeys<LoadOptions>({ device: true, optimize: true, precision: true, upcast: true, trusted: true, maxInflatedBytes: true, signal: true });
+
+/** Loads a TorchScript file (torch.jit.trace or torch.jit.script, then torch.jit.save). */
+export async function load(file: string, given?: LoadOptions): Promise<Model> {
+  const site = callSite(load);
+  if (typeof file !== 'string') throw failure('INVALID_ARGUMENT', 'load(path): path must be a string', site);
+  const options = checkOptions(given, LOAD_OPTIONS, 'load', site);
+  const device = options.device ?? 'cpu';
+  const maxInflatedBytes = options.maxInflatedBytes === undefined ? undefined : positiveInteger(options.maxInflatedBytes, 'maxInflatedBytes', site);
+  try {
+    await fs.access(file);
+  } catch {
+    throw failure('MODEL_LOAD', `no such file: '${file}'`, site);
+  }
+  checkNumerics(options, site);
+  const precision = options.precision ?? 'fp32';
+  const request = {
+    device,
+    optimize: boolean(options.optimize ?? false, 'optimize', site),
+    trusted: boolean(options.trusted ?? false, 'trusted', site),
+    maxInflatedBytes,
+    precision,
+    upcast: options.upcast ?? false,
+  };
+  const handle = await cancellable(options.signal, site, (cancel) => binding().ModelHandle.load(file, request, cancel));
+  const model = new Model(handle, file);
+  warnIfEmulated(precision, model.device);
+  return model;
+}
+
+function checkNumerics({ precision, upcast }: NumericsOptions, site: CallSite): void {
+  if (precision !== undefined) oneOf(precision, 'precision', PRECISIONS, site);
+  if (upcast !== undefined) boolean(upcast, 'upcast', site);
+}
+
+/** @internal A call's checked { precision, upcast } for its native request (absent: the model's). */
+export function numericsRequest(model: Model, options: NumericsOptions, site: CallSite): NumericsOptions {
+  checkNumerics(options, site);
+  if (options.precision !== undefined) warnIfEmulated(options.precision, model.device);
+  return { precision: options.precision, upcast: options.upcast };
+}
+
+/** A reduced precision on a CPU that would emulate it is slower than float32: say so once per precision. */
+const warnedPrecisions = new Set<Precision>();
+function warnIfEmulated(precision: Precision, device: string): void {
+  if (precision === 'fp32' || device !== 'cpu' || warnedPrecisions.has(precision)) return;
+  const { cpuCapability, cpuBf16, cpuFp16 } = guard(() => binding().buildInfo());
+  if (precision === 'bf16' ? cpuBf16 : cpuFp16) return;
+  warnedPrecisions.add(precision);
+  process.emitWarning(
+    `precision '${precision}' on this CPU (${cpuCapability}, no AVX-512/AMX ${precision} instructions) is emulated and slower than float32`,
+    { code: 'TORCHSCOPE_EMULATED_PRECISION', detail: 'torch.info().cpu says what the CPU supports; use a CPU with them, or a GPU.' },
+  );
+}

@@ -1,0 +1,56 @@
+// run, call and inspect (methods/forward.h).
+#include "bindings/async_work.h"
+#include "bindings/model_handle.h"
+#include "bindings/requests.h"
+#include "bindings/values.h"
+#include "methods/forward.h"
+
+namespace torchscope {
+
+namespace {
+
+RunRequest parseRunRequest(Napi::Value value) {
+  const RequestReader request(value, "run request");
+  RunRequest out;
+  out.needs.capture = sortedUnique(request.strings("capture"));
+  out.needs.returnOutput = request.boolean("output");
+  parsePatches(request, out.needs.patch, out.patches);
+  out.needs.gradient = sortedUnique(request.strings("gradient"));  // inspect: a gradients program
+  out.numerics = parseNumerics(request);
+  return out;
+}
+
+// [async] run(inputs[], { capture[], patch: [{layer, mode, value, scale, channels, positions}],
+//   output, precision?, upcast?, gradient? }, cancelToken?) -> runModel's record.
+//   A plain forward is run(inputs, { output: true }).
+Napi::Value run(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model) {
+  auto inputs = toForwardInputs(info[0], model->format->forwardSchema());
+  auto request = parseRunRequest(info[1]);
+  return queueValue(
+      info.Env(), code::kRuntime, [model, inputs, request] { return runModel(*model, inputs, request); }, {info.This().As<Napi::Object>()},
+      CancelToken::flagOf(info[2]));
+}
+TORCHSCOPE_MODEL_METHOD("run", run);
+
+// [async] call(path, inputs[], cancelToken?) -> what the submodule's forward returns for
+//   `inputs` (converted to its declared types), without gradients, on the CPU.
+Napi::Value call(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model) {
+  TS_CHECK(info[0].IsString(), code::kInvalidArgument, "call(path, inputs): the path must be a string");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  auto inputs = toForwardInputs(info[1], model->format->submoduleSchema(path, "submodule"));
+  return queueValue(
+      info.Env(), code::kRuntime, [model, path, inputs] { return callSubmodule(*model, path, inputs); },
+      {info.This().As<Napi::Object>()}, CancelToken::flagOf(info[2]));
+}
+TORCHSCOPE_MODEL_METHOD("call", call);
+
+// [async] inspect({ capture[], patch[], output, gradient?, precision? }) -> inspectProgram's record.
+Napi::Value inspect(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model) {
+  auto request = parseRunRequest(info[0]);
+  return queueValue(info.Env(), code::kInternal, [model, request] { return inspectProgram(*model, request); }, {info.This().As<Napi::Object>()});
+}
+TORCHSCOPE_MODEL_METHOD("inspect", inspect);
+
+}  // namespace
+
+}  // namespace torchscope

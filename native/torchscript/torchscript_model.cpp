@@ -1,0 +1,68 @@
+#include "torchscript/torchscript_model.h"
+
+#include "core/errors.h"
+#include "core/resources.h"
+#include "program/precision.h"
+#include "torchscript/module_calls.h"
+#include "torchscript/torchscript_program.h"
+
+namespace torchscope {
+
+std::shared_ptr<TorchScriptModel> TorchScriptModel::load(const std::string& path, const c10::Device& device, const LoadPolicy& policy) {
+  auto model = std::make_shared<TorchScriptModel>();
+  model->module_ = loadModelFile(path, device, policy);
+  // Inference semantics (dropout off, BatchNorm running stats), as Python's model.eval();
+  // parameters never need gradients: only inputs do (activation maximization).
+  model->module_.eval();
+  for (const auto& parameter : model->module_.parameters()) parameter.requires_grad_(false);
+  for (const auto& child : model->module_.named_modules()) {
+    model->submodules_.emplace_back(child.name, child.value.type()->name()->name());
+    model->modulesByPath_.emplace(child.name, child.value);
+  }
+  try {
+    for (auto& [name, hookability] : surveyModules(model->module_)) model->survey_[name] = std::move(hookability);
+    model->forwardSchema_ = model->module_.get_method("forward").function().getSchema();
+  } catch (const std::exception& e) {
+    TS_FAIL(code::kModelLoad, "'", path, "' has no usable forward: ", e.what());
+  }
+  model->bytes_ = moduleBytes(model->module_);
+  return model;
+}
+
+ProgramSpec TorchScriptModel::canonical(ProgramSpec spec) const {
+  // libtorch's inference rewrites have no backward: such a program is built exact.
+  if (spec.differentiable && spec.optimize && rewritesForInference(module_, spec)) spec.optimize = false;
+  return spec;
+}
+
+std::shared_ptr<const Program> TorchScriptModel::build(const ProgramSpec& spec) const { return buildTorchScriptProgram(module_, survey_, spec); }
+
+torch::jit::Method TorchScriptModel::forwardOf(const std::string& path, const std::string& role) const {
+  auto found = modulesByPath_.find(path);
+  TS_CHECK(found != modulesByPath_.end(), code::kUnknownLayer, "no submodule named '", path, "'");
+  auto method = found->second.find_method("forward");
+  TS_CHECK(method.has_value(), code::kInvalidArgument, role, " '", path,
+           "' has no method 'forward' (an overloaded forward has forward__0, forward__1...; use the module that calls it)");
+  return *method;
+}
+
+c10::FunctionSchema TorchScriptModel::submoduleSchema(const std::string& path, const std::string& role) const {
+  return forwardOf(path, role).function().getSchema();
+}
+
+c10::IValue TorchScriptModel::callSubmodule(const std::string& path, const std::string& role, std::vector<c10::IValue> inputs,
+                                            Precision precision, c10::DeviceType device) const {
+  const torch::jit::Method method = forwardOf(path, role);
+  torch::jit::Stack stack{method.owner()._ivalue()};
+  for (auto& input : inputs) stack.push_back(std::move(input));
+  try {
+    method.function().getSchema().checkAndNormalizeInputs(stack);
+  } catch (const c10::Error& e) {
+    TS_FAIL(code::kInvalidArgument, e.what_without_backtrace());
+  }
+  PrecisionScope scope(precision, device);
+  method.function().run(stack);
+  return stack.back();
+}
+
+}  // namespace torchscope

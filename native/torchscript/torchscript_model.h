@@ -1,0 +1,46 @@
+// The TorchScript backend's model format: a TorchScript file (torch.jit.trace / script), checked
+// before libtorch loads it (model_file.h), its submodules surveyed for hook points
+// (module_calls.h), its programs built from forward's graph (torchscript_program.h).
+#pragma once
+
+#include <torch/csrc/jit/api/module.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "program/program.h"
+#include "torchscript/model_file.h"
+
+namespace torchscope {
+
+class TorchScriptModel : public ModelFormat {
+ public:
+  // Loads `path` on `device` in inference mode (dropout off, BatchNorm's running statistics),
+  // parameters without gradients. Throws MODEL_LOAD (with the cause) or DEVICE.
+  static std::shared_ptr<TorchScriptModel> load(const std::string& path, const c10::Device& device, const LoadPolicy& policy);
+
+  const std::vector<std::pair<std::string, std::string>>& submodules() const override { return submodules_; }
+  const ModuleSurvey& survey() const override { return survey_; }
+  const c10::FunctionSchema& forwardSchema() const override { return forwardSchema_; }
+  ProgramSpec canonical(ProgramSpec spec) const override;
+  std::shared_ptr<const Program> build(const ProgramSpec& spec) const override;
+  c10::FunctionSchema submoduleSchema(const std::string& path, const std::string& role) const override;
+  c10::IValue callSubmodule(const std::string& path, const std::string& role, std::vector<c10::IValue> inputs, Precision precision,
+                            c10::DeviceType device) const override;
+  int64_t bytes() const override { return bytes_; }
+
+ private:
+  torch::jit::Method forwardOf(const std::string& path, const std::string& role) const;
+
+  torch::jit::Module module_;
+  std::vector<std::pair<std::string, std::string>> submodules_;  // path, type name
+  std::map<std::string, torch::jit::Module> modulesByPath_;
+  ModuleSurvey survey_;
+  c10::FunctionSchema forwardSchema_{"forward", "", {}, {}};
+  int64_t bytes_ = 0;
+};
+
+}  // namespace torchscope
