@@ -28,7 +28,7 @@ let ref: Map<string, RefResult>;
 let model: torch.Model; // resnet-tiny, shared: must survive every error
 let bert: torch.Model;
 let baseline: { output: torch.Tensor; layer2: torch.Tensor };
-const files = { random: '', text: '', stateDict: '', eagerPickle: '', unused: '', unhookable: '', raises: '' };
+const files = { random: '', text: '', stateDict: '', eagerPickle: '', unused: '', unhookable: '', raises: '', typedRaises: '' };
 
 beforeAll(async () => {
   dir = scratchDir('errors');
@@ -39,6 +39,7 @@ beforeAll(async () => {
   files.unused = path.join(dir, 'with_unused.pt');
   files.unhookable = path.join(dir, 'unhookable.pt');
   files.raises = path.join(dir, 'raises.pt');
+  files.typedRaises = path.join(dir, 'typed-raises.pt');
   const bytes = Buffer.alloc(4096);
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
   fs.writeFileSync(files.random, bytes);
@@ -49,6 +50,7 @@ beforeAll(async () => {
     .task({ kind: 'script_unused', path: files.unused })
     .task({ kind: 'script_unhookable', path: files.unhookable })
     .task({ kind: 'script_raises', path: files.raises })
+    .task({ kind: 'script_typed_raises', path: files.typedRaises })
     .add({ id: 'jit', kind: 'jit', model: modelPath('resnet-tiny.pt'), inputs: [x] })
     .add({ id: 'eager', kind: 'eager', model: modelPath('resnet-tiny.pt'), inputs: [x], capture: ['layer2'] });
   [ref, model, bert] = await Promise.all([reference.run(), torch.load(modelPath('resnet-tiny.pt')), torch.load(modelPath('bert-tiny.pt'))]);
@@ -268,6 +270,23 @@ describe('RUNTIME', () => {
       expect(asTensor(await torch.activations(refuses, 'inner', ok)).shape).toEqual([1, 3]);
     } finally {
       refuses.dispose();
+    }
+  });
+  // c10's typed errors (TORCH_CHECK_INDEX / _TYPE / _VALUE, and the same raised by a model) say
+  // what went wrong by their type: it decides the code before any pattern of the message
+  // (these messages name another kind of problem on purpose).
+  test.each([
+    [0, 'IndexError', 'SHAPE', /no such device/],
+    [1, 'TypeError', 'DTYPE', /the sizes do not match/],
+    [2, 'ValueError', 'INVALID_ARGUMENT', /expected a float dtype/],
+  ] as const)('a model raising kind %i (%s) rejects %s', async (kind, _type, code, message) => {
+    const model = await torch.load(files.typedRaises);
+    try {
+      const x = torch.tensor(new Float32Array([1, 2]), [2]);
+      await expectTorchscopeError(() => model.forward(x, kind), code, message);
+      expect(asTensor(await model.forward(x, 3)).shape).toEqual([2]);
+    } finally {
+      model.dispose();
     }
   });
   // An unbatched [3, 32, 32] input passes conv2d (which accepts 3-D input) and fails in

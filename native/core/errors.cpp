@@ -75,6 +75,14 @@ const char* classifyLibtorchMessage(const std::string& message, const char* fall
   return fallbackCode;
 }
 
+// The Python kind a c10 error raises as (TORCH_CHECK_INDEX, _TYPE, _VALUE...); "" for a plain one.
+std::string kindOf(const c10::Error& error) {
+  if (dynamic_cast<const c10::IndexError*>(&error) != nullptr) return "IndexError";
+  if (dynamic_cast<const c10::TypeError*>(&error) != nullptr) return "TypeError";
+  if (dynamic_cast<const c10::ValueError*>(&error) != nullptr) return "ValueError";
+  return "";
+}
+
 // A libtorch error (a c10::Error of `kind`, or an interpreter-wrapped one): its tagged code
 // (torchscope's own ops), else its kind's, else what its message says, else `fallbackCode`.
 void classify(ErrorInfo& info, const std::string& kind, const char* fallbackCode) {
@@ -94,18 +102,9 @@ ErrorInfo describeException(std::exception_ptr error, const char* fallbackCode) 
     info = {e.code(), e.what(), ""};
   } catch (const c10::OutOfMemoryError& e) {
     info = {code::kOutOfMemory, e.what_without_backtrace(), ""};
-  } catch (const c10::IndexError& e) {
-    info.message = e.what_without_backtrace();
-    classify(info, "IndexError", fallbackCode);
-  } catch (const c10::TypeError& e) {
-    info.message = e.what_without_backtrace();
-    classify(info, "TypeError", fallbackCode);
-  } catch (const c10::ValueError& e) {
-    info.message = e.what_without_backtrace();
-    classify(info, "ValueError", fallbackCode);
   } catch (const c10::Error& e) {
     info.message = e.what_without_backtrace();
-    classify(info, "", fallbackCode);
+    classify(info, kindOf(e), fallbackCode);
   } catch (const std::bad_alloc&) {
     info = {code::kOutOfMemory, "out of memory", ""};
   } catch (const std::exception& e) {

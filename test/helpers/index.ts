@@ -151,6 +151,7 @@ export type RefTask =
   | { kind: 'script_unused'; path: string }
   | { kind: 'script_unhookable'; path: string }
   | { kind: 'script_raises'; path: string }
+  | { kind: 'script_typed_raises'; path: string }
   | { kind: 'script_branches'; path: string }
   | { kind: 'script_expand'; path: string }
   | { kind: 'script_allocates'; path: string }

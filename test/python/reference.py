@@ -26,6 +26,9 @@ One process answers many cases (importing torch costs seconds). The request:
         {"kind": "save_eager_module", "arch": "resnet-tiny", "path": "/tmp/m.pt"},
         {"kind": "script_unused", "path": "/tmp/unused.pt"},   # forward never calls .unused
         {"kind": "script_raises", "path": "/tmp/raises.pt"},   # raises for negative inputs
+        {"kind": "script_typed_raises", "path": "/tmp/t.pt"},  # forward(x, kind) raises an IndexError (0),
+                                                               # TypeError (1) or ValueError (2) whose
+                                                               # message names another kind of problem
         {"kind": "script_branches", "path": "/tmp/b.pt"},      # .pos runs for inputs with a
                                                                # positive sum, .neg otherwise
         {"kind": "script_unhookable", "path": "/tmp/u.pt"},   # calls no module path names
@@ -398,6 +401,19 @@ def run_task(task: dict) -> dict:
 
         torch.manual_seed(0)
         torch.jit.save(torch.jit.script(Refuses().eval()), task["path"])
+    elif kind == "script_typed_raises":
+
+        class TypedRaises(torch.nn.Module):
+            def forward(self, x: torch.Tensor, kind: int) -> torch.Tensor:
+                if kind == 0:
+                    raise IndexError("no such device")
+                if kind == 1:
+                    raise TypeError("the sizes do not match")
+                if kind == 2:
+                    raise ValueError("expected a float dtype")
+                return x
+
+        torch.jit.save(torch.jit.script(TypedRaises()), task["path"])
     elif kind == "script_branches":
 
         class Branches(torch.nn.Module):
