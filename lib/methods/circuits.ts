@@ -37,7 +37,8 @@ export async function logitLens(model: Model, inputs: Input | Input[], given: Lo
   const options = requiredOptions(given, LOGIT_LENS_KEYS, 'logitLens', "{ layers, head: ['transformer.ln_f', 'lm_head'] }", site);
   const layers = array(options.layers, 'layers', site, true) as string[];
   const head = array(options.head, 'head', site, true) as string[];
-  model.checkLayers([...layers, ...head], site);
+  model.checkLayers(layers, site);
+  model.checkLayers(head, site, false);  // the head's modules are called, not hooked
   // 0: every logit.
   const topK = integer(options.topK ?? 0, 'topK', { min: 0 }, site);
   const handle = model.native(site);

@@ -153,7 +153,7 @@ export class Model {
     const site = callSite(this.call);
     const handle = this.native(site);
     if (typeof path !== 'string' || path === '') throw failure('INVALID_ARGUMENT', 'call(path, ...inputs): path names a submodule', site);
-    this.checkLayers([path], site);
+    this.checkLayers([path], site, false);  // called, not hooked
     const { inputs, options } = splitCallOptions(args, 'call', site);
     return wrapValue(await cancellable(options.signal, site, (cancel) => handle.call(path, unwrapInputs(inputs), cancel))) as Value;
   }
@@ -175,10 +175,12 @@ export class Model {
   }
 
   /**
-   * @internal Rejects unknown layer names, suggesting the closest real ones. A name is a module
-   * path (its output) or the path with ':input' (its first tensor input, what a pre-hook sees).
+   * @internal Rejects unknown layer names, suggesting the closest real ones, and (when they are
+   * to be `hooked`) layers no hook point reaches, with the reason, before any work is queued. A
+   * name is a module path (its output) or the path with ':input' (its first tensor input, what a
+   * pre-hook sees).
    */
-  checkLayers(layers: readonly string[], site: CallSite): void {
+  checkLayers(layers: readonly string[], site: CallSite, hooked = true): void {
     const names = this.moduleList.map((m) => m.path).filter((p) => p !== '');
     const known = new Set(names);
     for (const name of layers) {
@@ -186,7 +188,11 @@ export class Model {
         throw failure('INVALID_ARGUMENT', `layer names are non-empty strings, got ${JSON.stringify(name)}`, site);
       }
       const layer = name.endsWith(INPUT_SUFFIX) ? name.slice(0, -INPUT_SUFFIX.length) : name;
-      if (known.has(layer)) continue;
+      if (known.has(layer)) {
+        const module = this.moduleList.find((m) => m.path === layer)!;
+        if (hooked && !module.hookable) throw failure('UNHOOKABLE_LAYER', `layer '${name}' cannot be hooked: ${module.reason}`, site);
+        continue;
+      }
       const suggestions = closestNames(layer, names);
       throw failure(
         'UNKNOWN_LAYER',

@@ -39,7 +39,7 @@ std::shared_ptr<const Program> TorchScriptModel::build(const ProgramSpec& spec) 
 
 torch::jit::Method TorchScriptModel::forwardOf(const std::string& path, const std::string& role) const {
   auto found = modulesByPath_.find(path);
-  TS_CHECK(found != modulesByPath_.end(), code::kUnknownLayer, "no submodule named '", path, "'");
+  TS_CHECK(found != modulesByPath_.end(), code::kUnknownLayer, "no layer '", path, "' in this model");
   auto method = found->second.find_method("forward");
   TS_CHECK(method.has_value(), code::kInvalidArgument, role, " '", path,
            "' has no method 'forward' (an overloaded forward has forward__0, forward__1...; use the module that calls it)");

@@ -224,7 +224,7 @@ std::shared_ptr<const Program> buildTorchScriptProgram(const jit::Module& module
   for (const auto* layers : {&spec.capture, &spec.patch, &spec.gradient, &spec.replace}) {
     for (const std::string& layer : *layers) {
       const std::string module = parseHookPoint(layer).module;
-      TS_CHECK(!module.empty() && survey.count(module), code::kUnknownLayer, "no submodule named '", module, "'");
+      TS_CHECK(!module.empty() && survey.count(module), code::kUnknownLayer, "no layer '", module, "' in this model");
     }
   }
   const auto start = std::chrono::steady_clock::now();
