@@ -9,14 +9,45 @@ export { cuda, info, Info } from './model/device';
 export { image, toPng, saveImage, ImageOptions, PngOptions, IMAGENET_MEAN, IMAGENET_STD } from './io/image';
 export { Objective, ObjectiveKind } from './methods/objective';
 export { gradients, GradientsOptions, GradientsResult } from './methods/gradients';
-export { attribute, tokenScores, AttributeOptions, AttributionResult, AttributionMethod, AttributionProgress, Integration, NoiseOptions, NoiseType, ATTRIBUTION_DEFAULTS } from './methods/attribution';
+export {
+  attribute,
+  tokenScores,
+  AttributeOptions,
+  AttributionResult,
+  AttributionMethod,
+  AttributionProgress,
+  Integration,
+  NoiseOptions,
+  NoiseType,
+  ATTRIBUTION_DEFAULTS,
+} from './methods/attribution';
 export { maximize, maximizeIter, MAXIMIZE_DEFAULTS, TransformSpec, MaximizeOptions, MaximizeProgress, MaximizeResult, MaximizeRun } from './methods/maximize';
-export { BertTokenizer, BertTokenizerOptions, EncodeOptions, BatchEncodeOptions, DecodeOptions, EncodeInput, Encoding, BatchEncoding, Truncation } from './text/bert-tokenizer';
+export {
+  BertTokenizer,
+  BertTokenizerOptions,
+  EncodeOptions,
+  BatchEncodeOptions,
+  DecodeOptions,
+  EncodeInput,
+  Encoding,
+  BatchEncoding,
+  Truncation,
+} from './text/bert-tokenizer';
 export * as plot from './plot';
 export type { AttentionLike, Colormap, HeatmapOptions, GridOptions, HtmlOptions } from './plot';
 export { attention, AttentionInput, AttentionOptions, AttentionResult } from './methods/attention';
 export { doctor, formatDoctor, DoctorReport } from './native/doctor';
-export { logitLens, patchingSweep, lagScores, LogitLensOptions, LogitLensResult, Metric, PatchingSweepOptions, PatchingSweepResult } from './methods/circuits';
-export { Gpt2Tokenizer, Gpt2Encoding, Gpt2BatchEncoding, Gpt2EncodeOptions, Gpt2BatchOptions, Gpt2DecodeOptions, GPT2_END_OF_TEXT, GPT2_END_OF_TEXT_ID } from './text/gpt2-tokenizer';
+export { logitLens, LogitLensOptions, LogitLensResult } from './methods/logit-lens';
+export { patchingSweep, lagScores, Metric, PatchingSweepOptions, PatchingSweepResult } from './methods/circuits';
+export {
+  Gpt2Tokenizer,
+  Gpt2Encoding,
+  Gpt2BatchEncoding,
+  Gpt2EncodeOptions,
+  Gpt2BatchOptions,
+  Gpt2DecodeOptions,
+  GPT2_END_OF_TEXT,
+  GPT2_END_OF_TEXT_ID,
+} from './text/gpt2-tokenizer';
 export { RunProgress } from './native/planned';
 export { generate, GenerateOptions, GenerateResult, GenerateRun, GeneratedToken } from './methods/generate';

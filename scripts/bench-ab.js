@@ -19,7 +19,15 @@ if (!before || !after) {
 const worker = path.join(__dirname, 'bench', 'overhead_worker.js');
 const samples = { before: {}, after: {} };
 for (let round = 0; round < rounds; round++) {
-  for (const [name, checkout] of round % 2 ? [['after', after], ['before', before]] : [['before', before], ['after', after]]) {
+  for (const [name, checkout] of round % 2
+    ? [
+        ['after', after],
+        ['before', before],
+      ]
+    : [
+        ['before', before],
+        ['after', after],
+      ]) {
     const run = spawnSync(process.execPath, [worker, checkout], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
     if (run.status !== 0) throw new Error(`${checkout}: ${run.stderr}`);
     for (const [call, ms] of Object.entries(JSON.parse(run.stdout))) (samples[name][call] ??= []).push(ms);

@@ -59,7 +59,9 @@ async function main() {
   model.dispose();
   optimized.dispose();
 
-  console.log(`\nAttribution, ResNet-18 ${SIZE}x${SIZE} batch 1, target ${TARGET}; median of ${ROUNDS} runs after one untimed; Python torch ${py.torch}, ${py.threads} threads\n`);
+  console.log(
+    `\nAttribution, ResNet-18 ${SIZE}x${SIZE} batch 1, target ${TARGET}; median of ${ROUNDS} runs after one untimed; Python torch ${py.torch}, ${py.threads} threads\n`,
+  );
   const rows = [
     ['integratedGradients', 'integrated_gradients', `${STEPS} Gauss-Legendre steps, one pass`],
     ['occlusion', 'occlusion', `windows 3x${WINDOW}x${WINDOW}, stride ${STRIDE}, ${PER_EVAL} per pass`],
@@ -69,7 +71,8 @@ async function main() {
     const p = median(py[key === 'occlusion_optimized' ? 'occlusion' : key]);
     return { method, what, t, p, speedup: p / t };
   });
-  for (const r of rows) console.log(`  ${r.method.padEnd(20)} ${r.what.padEnd(44)} torchscope ${fmt(r.t / 1000)} s  Python ${fmt(r.p / 1000)} s  speed ${fmt(r.speedup)}x`);
+  for (const r of rows)
+    console.log(`  ${r.method.padEnd(20)} ${r.what.padEnd(44)} torchscope ${fmt(r.t / 1000)} s  Python ${fmt(r.p / 1000)} s  speed ${fmt(r.speedup)}x`);
   console.log('');
   for (const r of rows) console.log(`  torchscope >= ${GOAL}x Python's speed, ${r.method}: ${fmt(r.speedup)}x ${r.speedup >= GOAL ? 'met' : 'MISSED'}`);
   console.log(`\n(${((performance.now() - started) / 1000).toFixed(0)} s)`);

@@ -71,7 +71,10 @@ async function main() {
     pyTokenizer.push(result.tokenizer);
     pyThreads = result.threads;
     for (const [name, input] of Object.entries(texts)) {
-      for (const [mode, model] of [['exact', exact], ['optimized', optimized]]) {
+      for (const [mode, model] of [
+        ['exact', exact],
+        ['optimized', optimized],
+      ]) {
         add(`torchscope_${mode}_${name}`, await time(async () => (await attention(model, input, { tokenizer })).attentions.dispose()));
       }
     }
@@ -89,18 +92,28 @@ async function main() {
   const b = await attention(optimized, texts.batch8, { tokenizer });
   const optRel = maxRelDiff(b.attentions, a.attentions);
 
-  console.log(`BERT-base attention extraction (models/bert.pt, [B, 12, 12, 128, 128]), medians of ${ROUNDS}x${REPEATS} runs; libtorch threads ${torch.info ? torch.info().threads : '?'}, Python torch threads ${pyThreads}`);
+  console.log(
+    `BERT-base attention extraction (models/bert.pt, [B, 12, 12, 128, 128]), medians of ${ROUNDS}x${REPEATS} runs; libtorch threads ${torch.info ? torch.info().threads : '?'}, Python torch threads ${pyThreads}`,
+  );
   const rows = [];
   for (const name of Object.keys(texts)) {
     const py = median(samples[`python_${name}`]);
     for (const mode of ['exact', 'optimized']) {
       const ts = median(samples[`torchscope_${mode}_${name}`]);
       const ratio = ts / py;
-      rows.push({ case: `${name} ${mode}`, torchscope_ms: ts.toFixed(1), python_ms: py.toFixed(1), ratio: ratio.toFixed(2) + 'x', goal: `<= ${GOAL}x ${ratio <= GOAL ? 'met' : 'MISSED'}` });
+      rows.push({
+        case: `${name} ${mode}`,
+        torchscope_ms: ts.toFixed(1),
+        python_ms: py.toFixed(1),
+        ratio: ratio.toFixed(2) + 'x',
+        goal: `<= ${GOAL}x ${ratio <= GOAL ? 'met' : 'MISSED'}`,
+      });
     }
   }
   console.table(rows);
-  console.log(`tokenizer, one 128-token sentence: lib/text/bert-tokenizer.ts ${jsTokenizer.toFixed(0)} sentences/s, Python tokenizers (Rust) ${pyTok.toFixed(0)} sentences/s, ratio ${(jsTokenizer / pyTok).toFixed(2)}x`);
+  console.log(
+    `tokenizer, one 128-token sentence: lib/text/bert-tokenizer.ts ${jsTokenizer.toFixed(0)} sentences/s, Python tokenizers (Rust) ${pyTok.toFixed(0)} sentences/s, ratio ${(jsTokenizer / pyTok).toFixed(2)}x`,
+  );
   console.log(`optimize: true vs exact, batch 8: max relative difference ${optRel.toExponential(2)} (${optRel <= 1e-4 ? 'within' : 'OUTSIDE'} 1e-4)`);
   console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);
   fs.rmSync(dir, { recursive: true, force: true });

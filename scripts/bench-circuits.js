@@ -39,16 +39,24 @@ async function main() {
   const tensor = (values) => torch.tensor(BigInt64Array.from(values.map(BigInt)), [1, LENGTH]);
   const layers = Array.from({ length: 12 }, (_, i) => `transformer.h.${i}:input`);
   let batchSize = 0;
-  const ours = await timeCalls(async () => {
-    const result = await torch.patchingSweep(model, { clean: tensor(ids), corrupted: tensor(corruptedIds), layers, metric: { logitDiff: [2603, 3290] } });
-    batchSize = result.batchSize;
-    result.dispose();
-  }, 1, ROUNDS);
+  const ours = await timeCalls(
+    async () => {
+      const result = await torch.patchingSweep(model, { clean: tensor(ids), corrupted: tensor(corruptedIds), layers, metric: { logitDiff: [2603, 3290] } });
+      batchSize = result.batchSize;
+      result.dispose();
+    },
+    1,
+    ROUNDS,
+  );
   model.dispose();
   const t = median(ours);
   const p = median(python.sweep);
-  console.log(`\nPatching sweep, GPT-2 small's shape, residual stream x ${LENGTH} positions (${python.cells} cells); median of ${ROUNDS} after one untimed; Python torch ${python.torch}, ${python.threads} threads\n`);
-  console.log(`  torchscope ${(t / 1000).toFixed(2)} s (${batchSize} cells per forward, from the patched block on)   Python loop ${(p / 1000).toFixed(2)} s   speed ${(p / t).toFixed(2)}x`);
+  console.log(
+    `\nPatching sweep, GPT-2 small's shape, residual stream x ${LENGTH} positions (${python.cells} cells); median of ${ROUNDS} after one untimed; Python torch ${python.torch}, ${python.threads} threads\n`,
+  );
+  console.log(
+    `  torchscope ${(t / 1000).toFixed(2)} s (${batchSize} cells per forward, from the patched block on)   Python loop ${(p / 1000).toFixed(2)} s   speed ${(p / t).toFixed(2)}x`,
+  );
   console.log(`\n  torchscope >= ${GOAL}x the Python loop's speed: ${(p / t).toFixed(2)}x ${p / t >= GOAL ? 'met' : 'MISSED'}`);
   console.log(`\n(${((performance.now() - started) / 1000).toFixed(0)} s)`);
 }

@@ -26,7 +26,6 @@ const TARGETS = [
 ];
 const LAG_GOAL_MS = 5;
 
-
 function python() {
   const script = path.join(root, 'scripts', 'bench', 'maximize_reference.py');
   const args = [script, MODEL, SIZE, WARMUP, STEPS, ...TARGETS.map((t) => `${t.layer}:${t.channel}`)];
@@ -110,7 +109,10 @@ async function main() {
     const truncated = median(samples[`${target.layer}.py_truncated`]);
     const fullHook = median(samples[`${target.layer}.py_full_hook`]);
     rows.push([`${target.layer} ch ${target.channel}`, fmt(ts), fmt(truncated), fmt(fullHook), `${fmt(ts / truncated)}x`, `${fmt(ts / fullHook)}x`]);
-    for (const [name, python] of [['truncated eager', truncated], ['full model + hook (Example 2)', fullHook]]) {
+    for (const [name, python] of [
+      ['truncated eager', truncated],
+      ['full model + hook (Example 2)', fullHook],
+    ]) {
       const ratio = ts / python;
       verdicts.push(`torchscope >= ${target.goal}x Python's it/s at ${target.layer}, vs ${name}: ${fmt(ratio)}x ${ratio >= target.goal ? 'met' : 'MISSED'}`);
     }

@@ -50,7 +50,10 @@ function ensureOnnxruntime() {
   fs.mkdirSync(WORK, { recursive: true });
   if (!fs.existsSync(path.join(WORK, 'package.json'))) fs.writeFileSync(path.join(WORK, 'package.json'), '{"private": true}\n');
   console.log(`installing onnxruntime-node@${ORT_VERSION} into ${path.relative(root, WORK)} (once)`);
-  run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-save', `onnxruntime-node@${ORT_VERSION}`], { cwd: WORK, stdio: ['ignore', 'ignore', 'inherit'] });
+  run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-save', `onnxruntime-node@${ORT_VERSION}`], {
+    cwd: WORK,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
 }
 
 function ensureOnnxFiles(python) {
@@ -58,7 +61,9 @@ function ensureOnnxFiles(python) {
   const fresh = files.every((f) => fs.existsSync(f) && fs.statSync(f).mtimeMs > fs.statSync(MODEL).mtimeMs);
   if (fresh) return;
   if (spawnSync(python, ['-c', 'import onnx'], { stdio: 'ignore' }).status !== 0) {
-    run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '--timeout', '20', '--retries', '1', 'onnx'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '--timeout', '20', '--retries', '1', 'onnx'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   }
   fs.mkdirSync(WORK, { recursive: true });
   run(python, [path.join(root, 'scripts', 'bench', 'export_onnx.py'), MODEL, WORK]);
@@ -114,8 +119,12 @@ function main() {
   const ort = (batch, what) => ms('onnxruntime-node', batch, what);
   const share = (t, batch, gflops) => (t === undefined ? '' : `${((100 * batch * GFLOP_PER_IMAGE) / (t / 1000) / gflops).toFixed(0)}%`);
 
-  console.log(`\nResNet-18 224x224, ${path.relative(root, MODEL)}; ${info.threads} threads, CPU ${info.cpu.capability}, bf16 instructions: ${nativeBf16 ? 'yes' : 'no'} (${os.cpus()[0].model})`);
-  console.log(`measured peak: fp32 ${peak.fp32} GFLOP/s${peak.bf16 ? `, bf16 ${peak.bf16} GFLOP/s (${peak.bf16Unit})` : ', bf16: no native instructions'}; medians of ${ROUNDS} rounds x ${CALLS} calls, each runtime in its own process\n`);
+  console.log(
+    `\nResNet-18 224x224, ${path.relative(root, MODEL)}; ${info.threads} threads, CPU ${info.cpu.capability}, bf16 instructions: ${nativeBf16 ? 'yes' : 'no'} (${os.cpus()[0].model})`,
+  );
+  console.log(
+    `measured peak: fp32 ${peak.fp32} GFLOP/s${peak.bf16 ? `, bf16 ${peak.bf16} GFLOP/s (${peak.bf16Unit})` : ', bf16: no native instructions'}; medians of ${ROUNDS} rounds x ${CALLS} calls, each runtime in its own process\n`,
+  );
   const rows = [];
   for (const { name } of runtimes) {
     for (const batch of BATCHES) {
@@ -125,7 +134,14 @@ function main() {
         const peakOf = name.endsWith('bf16') && peak.bf16 ? peak.bf16 : peak.fp32;
         // The AVX2 rows are not against onnxruntime's or this CPU's full peak.
         const limited = name.endsWith('(AVX2)');
-        rows.push({ runtime: name, batch, call: what === 'forward' ? 'forward' : 'capture layer4', ms: t.toFixed(1), 'x ORT time': limited ? '' : (t / ort(batch, what)).toFixed(2), 'of peak': limited ? '' : share(t, batch, peakOf) });
+        rows.push({
+          runtime: name,
+          batch,
+          call: what === 'forward' ? 'forward' : 'capture layer4',
+          ms: t.toFixed(1),
+          'x ORT time': limited ? '' : (t / ort(batch, what)).toFixed(2),
+          'of peak': limited ? '' : share(t, batch, peakOf),
+        });
       }
     }
   }
@@ -149,7 +165,10 @@ function main() {
     }
   }
   const maximize = { exact: median(rates.exact), bf16: median(rates.bf16), rounds: rates };
-  if (MAXIMIZE_STEPS > 0) console.log(`\nmaximize layer4 (224x224, batch 1, standard transforms; ${MAXIMIZE_STEPS} steps after 8, median of ${MAXIMIZE_ROUNDS}): float32 ${maximize.exact.toFixed(2)} it/s, bf16 ${maximize.bf16.toFixed(2)} it/s (${(maximize.bf16 / maximize.exact).toFixed(2)}x)`);
+  if (MAXIMIZE_STEPS > 0)
+    console.log(
+      `\nmaximize layer4 (224x224, batch 1, standard transforms; ${MAXIMIZE_STEPS} steps after 8, median of ${MAXIMIZE_ROUNDS}): float32 ${maximize.exact.toFixed(2)} it/s, bf16 ${maximize.bf16.toFixed(2)} it/s (${(maximize.bf16 / maximize.exact).toFixed(2)}x)`,
+    );
 
   const goals = [];
   // Faster never slower: optimize against exact on every CPU this run shows.
@@ -163,15 +182,26 @@ function main() {
   }
   for (const batch of BATCHES) {
     for (const what of ['forward', 'layer4']) {
-      goals.push([`optimize <= 1.0x onnxruntime-node's time, batch ${batch} ${what}`, ms('torchscope optimize', batch, what) / ort(batch, what), (r) => r <= 1.0, (r) => `${r.toFixed(2)}x`]);
+      goals.push([
+        `optimize <= 1.0x onnxruntime-node's time, batch ${batch} ${what}`,
+        ms('torchscope optimize', batch, what) / ort(batch, what),
+        (r) => r <= 1.0,
+        (r) => `${r.toFixed(2)}x`,
+      ]);
     }
   }
   const bf16Batch = nativeBf16 ? 8 : 1;
   const bf16Speedup = ms('torchscope optimize', bf16Batch, 'forward') / ms('torchscope optimize bf16', bf16Batch, 'forward');
-  goals.push([`bf16 >= 1.8x faster than fp32 optimize at batch 8${nativeBf16 ? '' : ' (this CPU emulates bf16: batch 1 shown)'}`, bf16Speedup, (r) => r >= 1.8, (r) => `${r.toFixed(2)}x`]);
+  goals.push([
+    `bf16 >= 1.8x faster than fp32 optimize at batch 8${nativeBf16 ? '' : ' (this CPU emulates bf16: batch 1 shown)'}`,
+    bf16Speedup,
+    (r) => r >= 1.8,
+    (r) => `${r.toFixed(2)}x`,
+  ]);
   const exactShare = (8 * GFLOP_PER_IMAGE) / (ms('torchscope exact', 8, 'forward') / 1000) / peak.fp32;
   goals.push(['exact >= 80% of the measured fp32 peak at batch 8', exactShare, (r) => r >= 0.8, (r) => `${(100 * r).toFixed(0)}%`]);
-  if (MAXIMIZE_STEPS > 0) goals.push(['maximize in bf16 >= 1.5x float32 it/s at layer4', maximize.bf16 / maximize.exact, (r) => r >= 1.5, (r) => `${r.toFixed(2)}x`]);
+  if (MAXIMIZE_STEPS > 0)
+    goals.push(['maximize in bf16 >= 1.5x float32 it/s at layer4', maximize.bf16 / maximize.exact, (r) => r >= 1.5, (r) => `${r.toFixed(2)}x`]);
   console.log('\ngoals');
   for (const [label, value, met, show] of goals) console.log(`  ${met(value) ? 'met   ' : 'MISSED'}  ${label}: ${show(value)}`);
   fs.mkdirSync(path.join(root, 'out'), { recursive: true });

@@ -17,7 +17,6 @@ const WARMUP = 3;
 const REPEATS = Number(process.env.BENCH_REPEATS || 10);
 const BATCHES = [1, 8];
 
-
 function runProcess(command, args) {
   const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr}`);
@@ -30,7 +29,7 @@ function time(fn) {
 
 function randomInput(batch) {
   let seed = 1;
-  const data = new Float32Array(batch * 3 * 224 * 224).map(() => ((seed = (seed * 16807) % 2147483647) / 2147483647));
+  const data = new Float32Array(batch * 3 * 224 * 224).map(() => (seed = (seed * 16807) % 2147483647) / 2147483647);
   return torch.tensor(data, [batch, 3, 224, 224]);
 }
 
@@ -50,7 +49,10 @@ async function main() {
       add(`python_jit_forward_${batch}`, py.jit_forward);
       add(`cpp_forward_${batch}`, runProcess(plainForward, [MODEL, batch, WARMUP, REPEATS]).trim().split('\n').map(Number));
       const x = randomInput(batch);
-      for (const [mode, model] of [['exact', exact], ['optimized', optimized]]) {
+      for (const [mode, model] of [
+        ['exact', exact],
+        ['optimized', optimized],
+      ]) {
         add(`layer4_${mode}_${batch}`, await time(() => torch.activations(model, 'layer4', x)));
         add(`layer2_${mode}_${batch}`, await time(() => torch.activations(model, 'layer2', x)));
         add(`forward_${mode}_${batch}`, await time(() => model.forward(x)));
@@ -61,8 +63,10 @@ async function main() {
 
   const m = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
   const info = torch.info();
-  console.log(`torchscope bench: ResNet-18 (${path.relative(root, MODEL)}), libtorch ${info.libtorchVersion}, ${info.threads} threads, ` +
-    `medians of ${ROUNDS} rounds x ${REPEATS} runs (ms)\n`);
+  console.log(
+    `torchscope bench: ResNet-18 (${path.relative(root, MODEL)}), libtorch ${info.libtorchVersion}, ${info.threads} threads, ` +
+      `medians of ${ROUNDS} rounds x ${REPEATS} runs (ms)\n`,
+  );
   const rows = [];
   const goals = [];
   for (const batch of BATCHES) {
@@ -73,13 +77,14 @@ async function main() {
       const l2 = m[`layer2_${mode}_${batch}`];
       const full = m[`forward_${mode}_${batch}`];
       rows.push({
-        batch, mode,
+        batch,
+        mode,
         'layer4 torchscope': l4.toFixed(2),
         'python eager+hook': py.toFixed(2),
         'c++ forward': cpp.toFixed(2),
         'vs python': (l4 / py).toFixed(3),
         'vs c++': (l4 / cpp).toFixed(3),
-        'layer2': l2.toFixed(2),
+        layer2: l2.toFixed(2),
         'full forward': full.toFixed(2),
         'layer2/forward': (l2 / full).toFixed(3),
         'layer2/c++ fwd': (l2 / cpp).toFixed(3),

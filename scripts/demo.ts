@@ -101,7 +101,10 @@ async function main(): Promise<void> {
   console.log(`model ${path.relative(root, modelFile)} (${model.modules().length} modules), image ${path.relative(root, photo)} -> [${input.shape}]`);
 
   // Every block and the stem, one forward pass.
-  const blocks = model.modules().filter((m) => m.type === 'BasicBlock' || m.type === 'Bottleneck').map((m) => m.path);
+  const blocks = model
+    .modules()
+    .filter((m) => m.type === 'BasicBlock' || m.type === 'Bottleneck')
+    .map((m) => m.path);
   const layers = ['maxpool', ...blocks, 'layer1', 'layer2', 'layer3', 'layer4'];
   const captured = (await torch.activations(model, layers, input)) as Record<string, torch.Tensor>;
 
@@ -132,7 +135,9 @@ async function main(): Promise<void> {
     console.log(row([String(k), cleanLogits[k], patchedLogits[k], patchedLogits[k] - cleanLogits[k]], [8, 10, 10, 10]));
   }
   const after = topK(patchedLogits, 1)[0];
-  console.log(`top class: ${top5[0]} -> ${after}; layer4 mean ${stats(layer4.data() as Float32Array).mean.toFixed(4)} -> ${stats((patched.activations.layer4 as torch.Tensor).data() as Float32Array).mean.toFixed(4)}`);
+  console.log(
+    `top class: ${top5[0]} -> ${after}; layer4 mean ${stats(layer4.data() as Float32Array).mean.toFixed(4)} -> ${stats((patched.activations.layer4 as torch.Tensor).data() as Float32Array).mean.toFixed(4)}`,
+  );
 
   // Picture: the 8 strongest layer4 channel maps over the photo, 4 x 2.
   const size = 224;
@@ -168,7 +173,9 @@ async function main(): Promise<void> {
     });
     const first = result.objective[0];
     const last = result.objective[result.objective.length - 1];
-    console.log(`maximized ${layer} channels [${channels.join(', ')}]: objective ${first.toFixed(3)} -> ${last.toFixed(3)} in ${sheetSteps} steps (${(result.elapsedMs / 1000).toFixed(1)} s)`);
+    console.log(
+      `maximized ${layer} channels [${channels.join(', ')}]: objective ${first.toFixed(3)} -> ${last.toFixed(3)} in ${sheetSteps} steps (${(result.elapsedMs / 1000).toFixed(1)} s)`,
+    );
     rows.push(Float32Array.from(result.image.data() as Float32Array));
   }
   const sheet = torch.tensor(Float32Array.from([...rows[0], ...rows[1]]), [16, 3, sheetSize, sheetSize]);
@@ -203,7 +210,11 @@ async function inductionDemo(): Promise<void> {
     previous: torch.lagScores(patterns[`blocks.${l}.attn.hook_pattern`], 1, half + 1),
   }));
   console.log('\ninduction (2-layer attention-only transformer trained on repeated random tokens):');
-  scores.forEach((s, l) => console.log(`  layer ${l}: induction scores ${s.induction.map((v) => v.toFixed(2)).join(' ')}, previous-token scores ${s.previous.map((v) => v.toFixed(2)).join(' ')}`));
+  scores.forEach((s, l) =>
+    console.log(
+      `  layer ${l}: induction scores ${s.induction.map((v) => v.toFixed(2)).join(' ')}, previous-token scores ${s.previous.map((v) => v.toFixed(2)).join(' ')}`,
+    ),
+  );
   // Corrupt the first copy: the second no longer follows from it. Which heads carry the answer?
   const corrupted = rows.map((row, r) => row.map((t, i) => (i >= 1 && i <= half ? 1 + ((t + 7 + r) % 63) : t)));
   const sweep = await torch.patchingSweep(model, {
@@ -215,12 +226,19 @@ async function inductionDemo(): Promise<void> {
     normalize: true,
   });
   const effects = sweep.results.toArray() as number[][];
-  console.log(`  head patching sweep (log-prob of the repeated token, clean ${sweep.clean.toFixed(2)}, corrupted ${sweep.corrupted.toFixed(2)}; 1 = fully restored):`);
+  console.log(
+    `  head patching sweep (log-prob of the repeated token, clean ${sweep.clean.toFixed(2)}, corrupted ${sweep.corrupted.toFixed(2)}; 1 = fully restored):`,
+  );
   effects.forEach((row, l) => console.log(`    layer ${l}: ${row.map((v) => v.toFixed(2)).join(' ')}`));
   const file = path.join(outDir, 'induction-sweep.png');
-  await fs.writeFile(file, await torch.plot.matrixHeatmap(sweep.results, {
-    title: 'Head patching: the repeated token restored', rowLabels: ['layer 0', 'layer 1'], columnLabels: ['head 0', 'head 1', 'head 2', 'head 3'],
-  }));
+  await fs.writeFile(
+    file,
+    await torch.plot.matrixHeatmap(sweep.results, {
+      title: 'Head patching: the repeated token restored',
+      rowLabels: ['layer 0', 'layer 1'],
+      columnLabels: ['head 0', 'head 1', 'head 2', 'head 3'],
+    }),
+  );
   console.log(`wrote ${path.relative(root, file)}`);
   model.dispose();
 }
@@ -282,7 +300,9 @@ async function attentionDemo(): Promise<void> {
   const tokenizer = await torch.BertTokenizer.fromVocab(path.join(root, 'models', 'bert-vocab.txt'));
   const bert = await torch.load(path.join(root, 'models', 'bert.pt'));
   const result = await torch.attention(bert, sentence, { tokenizer });
-  console.log(`\nBERT attention for "${sentence}": [${result.attentions.shape}] (${result.layers} layers x ${result.heads} heads, from the model's ${result.source})`);
+  console.log(
+    `\nBERT attention for "${sentence}": [${result.attentions.shape}] (${result.layers} layers x ${result.heads} heads, from the model's ${result.source})`,
+  );
   console.log(`tokens: ${result.tokens[0].join(' ')}`);
   // Which token does 'it' attend to most, per layer (averaged over heads)?
   const itIndex = result.tokens[0].indexOf('it');
@@ -314,7 +334,10 @@ async function tokenAttributionDemo(tokenizer: torch.BertTokenizer, sentence: st
   const ids = torch.tensor(BigInt64Array.from(encoding.ids.map(BigInt)), [1, encoding.ids.length]);
   const mask = torch.tensor(BigInt64Array.from(encoding.attentionMask.map(BigInt)), [1, encoding.ids.length]);
   const result = await torch.attribute(classifier, [ids, mask], {
-    method: 'layerIntegratedGradients', layer: 'bert.embeddings.word_embeddings', target: 1, convergenceDelta: true,
+    method: 'layerIntegratedGradients',
+    layer: 'bert.embeddings.word_embeddings',
+    target: 1,
+    convergenceDelta: true,
   });
   const scores = torch.tokenScores(result.attributions);
   const html = path.join(outDir, 'token-attribution.html');

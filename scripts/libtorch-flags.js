@@ -113,8 +113,10 @@ function settings() {
       '-Wall',
       '-Wno-unused-parameter',
       ...torch.cxxFlags,
-      '-isystem', path.join(lt.dir, 'include'),
-      '-isystem', path.join(lt.dir, 'include', 'torch', 'csrc', 'api', 'include'),
+      '-isystem',
+      path.join(lt.dir, 'include'),
+      '-isystem',
+      path.join(lt.dir, 'include', 'torch', 'csrc', 'api', 'include'),
     ],
     // As CMakeLists.txt: --as-needed and no rpath (lib/native/libtorch.ts finds libtorch at run time).
     ldflags: ['-Wl,--as-needed'],

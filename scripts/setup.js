@@ -67,7 +67,9 @@ function createVenv(packages, required = true) {
   }
   log(`pip install ${packages.join(' ')} into .venv`);
   // Short timeouts: an unreachable default index must fail fast, not hang set-up.
-  const pip = spawnSync(venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', '--timeout', '20', '--retries', '1', ...packages], { stdio: 'inherit' });
+  const pip = spawnSync(venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', '--timeout', '20', '--retries', '1', ...packages], {
+    stdio: 'inherit',
+  });
   return pip.status === 0 || give(`pip install ${packages.join(' ')} failed (exit ${pip.status})`);
 }
 
@@ -128,7 +130,10 @@ function record(libtorch, python) {
   if (!python && fs.existsSync(configFile)) python = JSON.parse(fs.readFileSync(configFile, 'utf8')).python;
   fs.mkdirSync(path.dirname(configFile), { recursive: true });
   // Through a rename: tests running meanwhile read it.
-  fs.writeFileSync(`${configFile}.tmp`, JSON.stringify({ libtorch: { ...rest, cmakePrefix: path.join(libtorch.dir, 'share', 'cmake'), source: route }, python: python || null }, null, 2) + '\n');
+  fs.writeFileSync(
+    `${configFile}.tmp`,
+    JSON.stringify({ libtorch: { ...rest, cmakePrefix: path.join(libtorch.dir, 'share', 'cmake'), source: route }, python: python || null }, null, 2) + '\n',
+  );
   fs.renameSync(`${configFile}.tmp`, configFile);
 }
 
@@ -146,7 +151,9 @@ function usePrebuild(libtorchApi, prebuild) {
     search = libtorchApi.findLibtorch(root, wanted);
   }
   if (search.match) {
-    log(`prebuild ${path.relative(root, prebuild)} (libtorch ${wanted}); libtorch ${wanted} at ${search.match.dir} [${search.match.route}]: nothing to compile`);
+    log(
+      `prebuild ${path.relative(root, prebuild)} (libtorch ${wanted}); libtorch ${wanted} at ${search.match.dir} [${search.match.route}]: nothing to compile`,
+    );
     record(search.match, search.match.python);
     return true;
   }
@@ -155,8 +162,10 @@ function usePrebuild(libtorchApi, prebuild) {
     return false;
   }
   // Not fatal: the project's install goes on; loading torchscope explains (and doctor).
-  console.warn(`torchscope: warning: the prebuild is for libtorch ${wanted}, and ${other ? `the libtorch found is ${other.found.version} (${other.route})` : 'none was found'}; ` +
-    `install torch==${wanted} or run \`npx torchscope build\` (needs cmake and a C++ compiler). \`npx torchscope doctor\` shows the search.`);
+  console.warn(
+    `torchscope: warning: the prebuild is for libtorch ${wanted}, and ${other ? `the libtorch found is ${other.found.version} (${other.route})` : 'none was found'}; ` +
+      `install torch==${wanted} or run \`npx torchscope build\` (needs cmake and a C++ compiler). \`npx torchscope doctor\` shows the search.`,
+  );
   return true;
 }
 

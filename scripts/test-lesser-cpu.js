@@ -12,7 +12,11 @@ const { AVX2_LIMITS } = require('./cpu-limits');
 const SUITES = ['cpu', 'precision', 'zoo', 'parity', 'attribution', 'maximize'].map((name) => `test/${name}.test.ts`);
 
 const root = path.resolve(__dirname, '..');
-console.log(`torchscope: ${Object.entries(AVX2_LIMITS).map(([k, v]) => `${k}=${v}`).join(' ')} jest ${SUITES.join(' ')}`);
+console.log(
+  `torchscope: ${Object.entries(AVX2_LIMITS)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')} jest ${SUITES.join(' ')}`,
+);
 const jest = spawnSync(process.execPath, [require.resolve('jest/bin/jest'), ...SUITES, ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',

@@ -177,9 +177,13 @@ describe('GPT-2 (traced on ids alone, fused c_attn, causal)', () => {
     expect(html).toContain(JSON.stringify(result.tokens[1][0]).slice(1, -1));
   });
 
-  test("left padding is refused: the model takes no mask, so real tokens would attend to padding", async () => {
+  test('left padding is refused: the model takes no mask, so real tokens would attend to padding', async () => {
     const enc = gpt2Tokenizer.encodeBatch(BATCH, { paddingSide: 'left' });
-    await expectTorchscopeError(() => attention(models.get(GPT2)!, enc, { tokenizer: gpt2Tokenizer }), 'INVALID_ARGUMENT', /takes no attention mask.*pad on the right/);
+    await expectTorchscopeError(
+      () => attention(models.get(GPT2)!, enc, { tokenizer: gpt2Tokenizer }),
+      'INVALID_ARGUMENT',
+      /takes no attention mask.*pad on the right/,
+    );
     await expectTorchscopeError(() => attention(models.get(GPT2)!, [['a', 'b']], { tokenizer: gpt2Tokenizer }), 'INVALID_ARGUMENT', /pairs/);
   });
 });
@@ -238,7 +242,11 @@ describe('errors', () => {
   test('a model without attention', async () => {
     const model = await torch.load(path.join(dir, 'noattention.pt'));
     try {
-      await expectTorchscopeError(() => attention(model, SINGLE, { tokenizer }), 'INVALID_ARGUMENT', /no \[batch, layers, heads, seq, seq\] attentions and has no attention modules/);
+      await expectTorchscopeError(
+        () => attention(model, SINGLE, { tokenizer }),
+        'INVALID_ARGUMENT',
+        /no \[batch, layers, heads, seq, seq\] attentions and has no attention modules/,
+      );
     } finally {
       model.dispose();
     }
@@ -253,10 +261,6 @@ describe('errors', () => {
     await expectTorchscopeError(() => attention(model, [], { tokenizer }), 'INVALID_ARGUMENT', /empty/);
     await expectTorchscopeError(() => attention(model, [3] as never, { tokenizer }), 'INVALID_ARGUMENT', /input\[0\]/);
     await expectTorchscopeError(() => attention(model, 42 as never, { tokenizer }), 'INVALID_ARGUMENT', /input must be/);
-    await expectTorchscopeError(
-      () => attention(model, tokenizer.encode(SINGLE), { tokenizer, maxLength: 8 }),
-      'INVALID_ARGUMENT',
-      /encoded input/,
-    );
+    await expectTorchscopeError(() => attention(model, tokenizer.encode(SINGLE), { tokenizer, maxLength: 8 }), 'INVALID_ARGUMENT', /encoded input/);
   });
 });

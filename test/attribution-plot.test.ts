@@ -78,7 +78,11 @@ describe('attributionOverlay', () => {
   });
   test('bad inputs are typed errors', async () => {
     await expectTorchscopeError(() => torch.plot.attributionOverlay(grey(), torch.zeros([2, 2, 2, 2, 2])), 'SHAPE', /\[N, C, H, W\]/);
-    await expectTorchscopeError(() => torch.plot.attributionOverlay(grey(), torch.zeros([1, 1, 8, 8]), { sign: 'both' as never }), 'INVALID_ARGUMENT', /sign is/);
+    await expectTorchscopeError(
+      () => torch.plot.attributionOverlay(grey(), torch.zeros([1, 1, 8, 8]), { sign: 'both' as never }),
+      'INVALID_ARGUMENT',
+      /sign is/,
+    );
     await expectTorchscopeError(() => torch.plot.attributionOverlay(grey(), torch.zeros([1, 1, 8, 8]), { batch: 1 }), 'INVALID_ARGUMENT', /batch/);
   });
 });
@@ -87,17 +91,39 @@ test('npx torchscope attribute: a PNG over the image, with a progress bar', asyn
   const dir = scratchDir('attribute-cli');
   try {
     const input = path.join(dir, 'in.png');
-    await sharp({ create: { width: 40, height: 40, channels: 3, background: '#8040c0' } }).png().toFile(input);
+    await sharp({ create: { width: 40, height: 40, channels: 3, background: '#8040c0' } })
+      .png()
+      .toFile(input);
     const out = path.join(dir, 'ig.png');
-    const result = spawnSync(process.execPath, [
-      path.join(ROOT, 'dist', 'lib', 'cli.js'), 'attribute', '--model', modelPath('resnet-tiny.pt'), '--image', input,
-      '--target', '3', '--method', 'integratedGradients', '--steps', '8', '--size', '32', '--out', out,
-    ], { encoding: 'utf8', timeout: 120_000 });
+    const result = spawnSync(
+      process.execPath,
+      [
+        path.join(ROOT, 'dist', 'lib', 'cli.js'),
+        'attribute',
+        '--model',
+        modelPath('resnet-tiny.pt'),
+        '--image',
+        input,
+        '--target',
+        '3',
+        '--method',
+        'integratedGradients',
+        '--steps',
+        '8',
+        '--size',
+        '32',
+        '--out',
+        out,
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/wrote .*ig\.png \(integratedGradients, target 3/);
     expect((await sharp(out).metadata()).width).toBe(256);
-    const bad = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'lib', 'cli.js'), 'attribute', '--model', modelPath('resnet-tiny.pt')], { encoding: 'utf8' });
+    const bad = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'lib', 'cli.js'), 'attribute', '--model', modelPath('resnet-tiny.pt')], {
+      encoding: 'utf8',
+    });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/torchscope attribute --model FILE --image FILE --target N/);
   } finally {

@@ -43,21 +43,68 @@ const METHODS: MethodCase[] = [
   { name: 'saliency, signed', options: { method: 'saliency', abs: false }, tol: EXACT },
   { name: 'inputXGradient', options: { method: 'inputXGradient' }, tol: EXACT },
   { name: 'integratedGradients (gausslegendre, 50 steps, delta)', options: { method: 'integratedGradients', convergenceDelta: true }, tol: INTEGRATED },
-  { name: 'integratedGradients, riemann_left, a tensor baseline', options: { method: 'integratedGradients', integration: 'riemann_left', steps: 8 }, baseline: imageBaseline, tol: INTEGRATED },
+  {
+    name: 'integratedGradients, riemann_left, a tensor baseline',
+    options: { method: 'integratedGradients', integration: 'riemann_left', steps: 8 },
+    baseline: imageBaseline,
+    tol: INTEGRATED,
+  },
   { name: 'integratedGradients, riemann_right', options: { method: 'integratedGradients', integration: 'riemann_right', steps: 8 }, tol: INTEGRATED },
-  { name: 'integratedGradients, riemann_middle, baseline 0.5', options: { method: 'integratedGradients', integration: 'riemann_middle', steps: 8, baseline: 0.5 }, tol: INTEGRATED },
-  { name: 'integratedGradients, riemann_trapezoid, internalBatchSize 6 (3 steps a pass)', options: { method: 'integratedGradients', integration: 'riemann_trapezoid', steps: 8, internalBatchSize: 6, convergenceDelta: true }, tol: INTEGRATED },
+  {
+    name: 'integratedGradients, riemann_middle, baseline 0.5',
+    options: { method: 'integratedGradients', integration: 'riemann_middle', steps: 8, baseline: 0.5 },
+    tol: INTEGRATED,
+  },
+  {
+    name: 'integratedGradients, riemann_trapezoid, internalBatchSize 6 (3 steps a pass)',
+    options: { method: 'integratedGradients', integration: 'riemann_trapezoid', steps: 8, internalBatchSize: 6, convergenceDelta: true },
+    tol: INTEGRATED,
+  },
   { name: 'integratedGradients, not multiplied by inputs', options: { method: 'integratedGradients', steps: 6, multiplyByInputs: false }, tol: INTEGRATED },
-  { name: 'layerIntegratedGradients on layer2 (delta)', options: { method: 'layerIntegratedGradients', layer: 'layer2', steps: 16, convergenceDelta: true }, tol: INTEGRATED },
+  {
+    name: 'layerIntegratedGradients on layer2 (delta)',
+    options: { method: 'layerIntegratedGradients', layer: 'layer2', steps: 16, convergenceDelta: true },
+    tol: INTEGRATED,
+  },
   { name: 'layerGradCam on layer3', options: { method: 'layerGradCam', layer: 'layer3' }, tol: EXACT },
-  { name: 'layerGradCam on layer4, relu, upsampled (nearest) to the input', options: { method: 'layerGradCam', layer: 'layer4', relu: true, upsample: true }, tol: EXACT },
-  { name: 'layerGradCam on layer3, bilinear to 20x30', options: { method: 'layerGradCam', layer: 'layer3', upsample: [20, 30], upsampleMode: 'bilinear' }, tol: EXACT },
-  { name: 'occlusion, windows 3x16x16, strides 3x8x8, 4 per pass', options: { method: 'occlusion', window: [3, 16, 16], strides: [3, 8, 8], perturbationsPerEval: 4 }, tol: EXACT },
-  { name: 'occlusion, one channel at a time, windows cut off at the edge, a tensor baseline', options: { method: 'occlusion', window: [1, 24, 24], strides: [1, 20, 20] }, baseline: imageBaseline, tol: EXACT },
-  { name: 'featureAblation, 16 blocks of 16x16, 3 per pass, baseline -1', options: { method: 'featureAblation', perturbationsPerEval: 3, baseline: -1 }, featureMask: blockMask, tol: EXACT },
+  {
+    name: 'layerGradCam on layer4, relu, upsampled (nearest) to the input',
+    options: { method: 'layerGradCam', layer: 'layer4', relu: true, upsample: true },
+    tol: EXACT,
+  },
+  {
+    name: 'layerGradCam on layer3, bilinear to 20x30',
+    options: { method: 'layerGradCam', layer: 'layer3', upsample: [20, 30], upsampleMode: 'bilinear' },
+    tol: EXACT,
+  },
+  {
+    name: 'occlusion, windows 3x16x16, strides 3x8x8, 4 per pass',
+    options: { method: 'occlusion', window: [3, 16, 16], strides: [3, 8, 8], perturbationsPerEval: 4 },
+    tol: EXACT,
+  },
+  {
+    name: 'occlusion, one channel at a time, windows cut off at the edge, a tensor baseline',
+    options: { method: 'occlusion', window: [1, 24, 24], strides: [1, 20, 20] },
+    baseline: imageBaseline,
+    tol: EXACT,
+  },
+  {
+    name: 'featureAblation, 16 blocks of 16x16, 3 per pass, baseline -1',
+    options: { method: 'featureAblation', perturbationsPerEval: 3, baseline: -1 },
+    featureMask: blockMask,
+    tol: EXACT,
+  },
   { name: 'noise: smoothgrad around saliency', options: { method: 'saliency', noise: { type: 'smoothgrad', samples: 3, stdev: 0.2, seed: 7 } }, tol: EXACT },
-  { name: 'noise: smoothgrad_sq around inputXGradient, 2 samples a pass', options: { method: 'inputXGradient', noise: { type: 'smoothgrad_sq', samples: 3, stdev: 0.1, seed: 1, samplesBatchSize: 2 } }, tol: EXACT },
-  { name: 'noise: vargrad around integratedGradients (delta)', options: { method: 'integratedGradients', steps: 6, convergenceDelta: true, noise: { type: 'vargrad', samples: 2, stdev: 0.1, seed: 3 } }, tol: INTEGRATED },
+  {
+    name: 'noise: smoothgrad_sq around inputXGradient, 2 samples a pass',
+    options: { method: 'inputXGradient', noise: { type: 'smoothgrad_sq', samples: 3, stdev: 0.1, seed: 1, samplesBatchSize: 2 } },
+    tol: EXACT,
+  },
+  {
+    name: 'noise: vargrad around integratedGradients (delta)',
+    options: { method: 'integratedGradients', steps: 6, convergenceDelta: true, noise: { type: 'vargrad', samples: 2, stdev: 0.1, seed: 3 } },
+    tol: INTEGRATED,
+  },
 ];
 
 const MODELS = [
@@ -213,7 +260,9 @@ describe('a long run: progress, abort, the event loop', () => {
     histogram.disable();
     clearInterval(probe);
     const p99 = histogram.percentile(99) / 1e6;
-    console.log(`event loop during occlusion (${elapsed.toFixed(0)} ms): lag p99 ${p99.toFixed(2)} ms; 5 ms interval fired ${ticks} times; CPU: JS thread ${cpu.jsThreadMs.toFixed(0)} of ${cpu.processMs.toFixed(0)} ms`);
+    console.log(
+      `event loop during occlusion (${elapsed.toFixed(0)} ms): lag p99 ${p99.toFixed(2)} ms; 5 ms interval fired ${ticks} times; CPU: JS thread ${cpu.jsThreadMs.toFixed(0)} of ${cpu.processMs.toFixed(0)} ms`,
+    );
     expect(ticks).toBeGreaterThan(elapsed / 5 / 8);
     // A blocked loop would spend all of the process's CPU time itself (/proc counts in 10 ms ticks).
     expect(cpu.jsThreadMs).toBeLessThan(Math.max(cpu.processMs / 5, 30));
@@ -223,7 +272,11 @@ describe('a long run: progress, abort, the event loop', () => {
     const controller = new AbortController();
     let passes = 0;
     const run = torch.attribute(model, x(), {
-      method: 'occlusion', target: 1, window: [3, 4, 4], strides: 2, signal: controller.signal,
+      method: 'occlusion',
+      target: 1,
+      window: [3, 4, 4],
+      strides: 2,
+      signal: controller.signal,
       onProgress: (p) => {
         passes = p.step;
         if (p.step === 3) controller.abort();
@@ -232,7 +285,11 @@ describe('a long run: progress, abort, the event loop', () => {
     await expectTorchscopeError(() => run, 'ABORTED', /aborted after 3 of \d+ passes/);
     expect(passes).toBe(3);
     expect(asTensor(await model.forward(x())).shape).toEqual([2, 10]);
-    await expectTorchscopeError(() => torch.attribute(model, x(), { method: 'saliency', target: 1, signal: AbortSignal.abort() }), 'ABORTED', /before the attribution started/);
+    await expectTorchscopeError(
+      () => torch.attribute(model, x(), { method: 'saliency', target: 1, signal: AbortSignal.abort() }),
+      'ABORTED',
+      /before the attribution started/,
+    );
   });
 });
 
@@ -253,8 +310,18 @@ describe('bad options reject with typed codes and leave the model usable', () =>
     ['an option the method does not take', { method: 'saliency', target: 1, steps: 5 }, 'INVALID_ARGUMENT', /saliency takes no option 'steps'/],
     ['a layer method without a layer', { method: 'layerGradCam', target: 1 }, 'INVALID_ARGUMENT', /layerGradCam needs a layer/],
     ['an unknown layer', { method: 'layerGradCam', target: 1, layer: 'layer9' }, 'UNKNOWN_LAYER', /layer9/],
-    ['an occlusion window of the wrong rank', { method: 'occlusion', target: 1, window: [4, 4] }, 'INVALID_ARGUMENT', /window gives 2 size\(s\); the input has 3 dims/],
-    ['noise around a perturbation method', { method: 'occlusion', target: 1, window: [3, 4, 4], noise: { type: 'smoothgrad' } }, 'INVALID_ARGUMENT', /occlusion takes no option 'noise'/],
+    [
+      'an occlusion window of the wrong rank',
+      { method: 'occlusion', target: 1, window: [4, 4] },
+      'INVALID_ARGUMENT',
+      /window gives 2 size\(s\); the input has 3 dims/,
+    ],
+    [
+      'noise around a perturbation method',
+      { method: 'occlusion', target: 1, window: [3, 4, 4], noise: { type: 'smoothgrad' } },
+      'INVALID_ARGUMENT',
+      /occlusion takes no option 'noise'/,
+    ],
     ['neither a target nor an objective', { method: 'saliency' }, 'INVALID_ARGUMENT', /give an objective or a target/],
   ] as [string, torch.AttributeOptions, torch.ErrorCode, RegExp][])('%s', async (_name, options, code, message) => {
     await expectTorchscopeError(() => torch.attribute(model, x(), options), code, message);
@@ -262,10 +329,18 @@ describe('bad options reject with typed codes and leave the model usable', () =>
   });
 
   test('a baseline of the wrong shape is SHAPE; token ids need a layer method (DTYPE)', async () => {
-    await expectTorchscopeError(() => torch.attribute(model, x(), { method: 'integratedGradients', target: 1, baseline: torch.zeros([2, 3, 31, 32]) }), 'SHAPE', /baseline of shape \[2, 3, 31, 32\] does not broadcast/);
+    await expectTorchscopeError(
+      () => torch.attribute(model, x(), { method: 'integratedGradients', target: 1, baseline: torch.zeros([2, 3, 31, 32]) }),
+      'SHAPE',
+      /baseline of shape \[2, 3, 31, 32\] does not broadcast/,
+    );
     const bert = await torch.load(modelPath('bert-tiny-cls.pt'));
     try {
-      await expectTorchscopeError(() => torch.attribute(bert, [toTorch(bertIds), toTorch(bertMask)], { method: 'integratedGradients', target: 0 }), 'DTYPE', /layerIntegratedGradients on\s+their embedding layer/);
+      await expectTorchscopeError(
+        () => torch.attribute(bert, [toTorch(bertIds), toTorch(bertMask)], { method: 'integratedGradients', target: 0 }),
+        'DTYPE',
+        /layerIntegratedGradients on\s+their embedding layer/,
+      );
     } finally {
       bert.dispose();
     }
@@ -278,4 +353,3 @@ describe('bad options reject with typed codes and leave the model usable', () =>
     expectClose(asTensor(await model.forward(x())), asTensor(before), 0, 'output after attribution');
   });
 });
-

@@ -184,7 +184,11 @@ describe('bert-tiny', () => {
 
   test('forward gives [last_hidden_state, pooler_output, attentions] equal to torch.jit and eager', async () => {
     const out = asArray(await tiny.forward(toTorch(idsA), toTorch(mask)));
-    expect(out.map((t) => asTensor(t).shape)).toEqual([[B, S, 32], [B, 32], [B, 2, 2, S, S]]);
+    expect(out.map((t) => asTensor(t).shape)).toEqual([
+      [B, S, 32],
+      [B, 32],
+      [B, 2, 2, S, S],
+    ]);
     expectValueClose(out, refCase(ref, 'tiny/jit').output, TOL, 'vs jit');
     expectValueClose(out, refCase(ref, 'tiny/eager').output, TOL, 'vs eager');
   });
@@ -254,7 +258,10 @@ describe('bert-tiny', () => {
   test('positions on [B,S,H] select sequence positions: only those rows of the patched layer change', async () => {
     const x = [toTorch(idsA), toTorch(mask)];
     const before = asTensor(await torch.activations(tiny, 'encoder.layer.1.output', ...x)).data() as Float32Array;
-    const { activations } = await torch.run(tiny, x, { patch: { 'encoder.layer.1.output': { zero: true, positions: [3, 9] } }, capture: ['encoder.layer.1.output'] });
+    const { activations } = await torch.run(tiny, x, {
+      patch: { 'encoder.layer.1.output': { zero: true, positions: [3, 9] } },
+      capture: ['encoder.layer.1.output'],
+    });
     const after = asTensor(activations['encoder.layer.1.output']).data() as Float32Array;
     for (let b = 0; b < B; b++) {
       for (let s = 0; s < S; s++) {
@@ -277,7 +284,11 @@ describe('bert.pt (bert-base architecture)', () => {
       expectValueClose(result.activations[layer], eager('base/eager', layer), TOL, `base ${layer}`);
     }
     const out = asArray(result.output);
-    expect(out.map((t) => asTensor(t).shape)).toEqual([[B, S, 768], [B, 768], [B, 12, 12, S, S]]);
+    expect(out.map((t) => asTensor(t).shape)).toEqual([
+      [B, S, 768],
+      [B, 768],
+      [B, 12, 12, S, S],
+    ]);
     expectValueClose(out, refCase(ref, 'base/jit').output, TOL, 'base output vs jit');
     expectValueClose(out, refCase(ref, 'base/eager').output, TOL, 'base output vs eager');
   });

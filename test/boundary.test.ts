@@ -37,8 +37,16 @@ afterAll(() => {
 
 /** A small native maximize session on `tiny` (the native request, without lib's defaults). */
 const PIXEL_MAXIMIZE: NativeMaximizeRequest = {
-  layer: 'layer1', objectives: [{ channel: 0 }], image: { parameterization: 'pixel', range: 'clamp', decorrelate: false, channels: 3, height: 16, width: 16, decayPower: 1 },
-  transforms: [], regularizers: {}, normalize: false, lr: 0.05, beta1: 0.9, beta2: 0.999, seed: 0,
+  layer: 'layer1',
+  objectives: [{ channel: 0 }],
+  image: { parameterization: 'pixel', range: 'clamp', decorrelate: false, channels: 3, height: 16, width: 16, decayPower: 1 },
+  transforms: [],
+  regularizers: {},
+  normalize: false,
+  lr: 0.05,
+  beta1: 0.9,
+  beta2: 0.999,
+  seed: 0,
 };
 
 /** A native call's synchronous throw, as a plain object (the process survived it). */
@@ -59,7 +67,11 @@ describe('synchronous native calls throw typed errors, never abort', () => {
     expect(nativeThrow(() => binding().TensorHandle.fromData(new Float32Array(0), [2 ** 40, 2 ** 40], 'float32')).code).toBe('SHAPE');
   });
   test('the same through torch.tensor and torch.zeros', async () => {
-    await expectTorchscopeError(() => torch.tensor(new Float32Array(0), [0, 2 ** 62, 2 ** 62]), 'INVALID_ARGUMENT', /sizes are non-negative integers below 2\^53/);
+    await expectTorchscopeError(
+      () => torch.tensor(new Float32Array(0), [0, 2 ** 62, 2 ** 62]),
+      'INVALID_ARGUMENT',
+      /sizes are non-negative integers below 2\^53/,
+    );
     await expectTorchscopeError(() => torch.tensor(new Float32Array(0), [0, 1e20]), 'INVALID_ARGUMENT', /invalid shape/);
     await expectTorchscopeError(() => torch.zeros([2 ** 30, 2 ** 30, 2 ** 30]), 'SHAPE', /more than a tensor can hold/);
   });
@@ -67,7 +79,23 @@ describe('synchronous native calls throw typed errors, never abort', () => {
     const view = asTensor(await expand.forward(torch.zeros([1, 1, 64]), 65536));
     expect(view.shape).toEqual([65536, 65536, 64]);
     await expectTorchscopeError(() => view.data(), 'OUT_OF_MEMORY', /data\(\) of a non-contiguous tensor of shape \[65536, 65536, 64\] needs 1024\.0 GiB/);
-    expect(asTensor(await expand.forward(torch.zeros([1, 1, 2]), 3)).toArray()).toEqual([[[0, 0], [0, 0], [0, 0]], [[0, 0], [0, 0], [0, 0]], [[0, 0], [0, 0], [0, 0]]]);
+    expect(asTensor(await expand.forward(torch.zeros([1, 1, 2]), 3)).toArray()).toEqual([
+      [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+      ],
+      [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+      ],
+      [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+      ],
+    ]);
   });
   test('malformed requests straight to native code name the field', () => {
     const handle = tiny.native();
@@ -76,7 +104,9 @@ describe('synchronous native calls throw typed errors, never abort', () => {
       message: 'run request.patch[0].mode: expected an integer in [0, 3], got the number 7',
     });
     expect(nativeThrow(() => handle.run([], { output: 'yes' } as never)).message).toBe('run request.output: expected a boolean, got a string');
-    expect(nativeThrow(() => handle.maximize({ layer: 'layer1', objectives: [{ channel: -1 }] } as never)).message).toMatch(/maximize request\.objectives\[0\]\.channel: expected an integer/);
+    expect(nativeThrow(() => handle.maximize({ layer: 'layer1', objectives: [{ channel: -1 }] } as never)).message).toMatch(
+      /maximize request\.objectives\[0\]\.channel: expected an integer/,
+    );
   });
 });
 
@@ -100,23 +130,41 @@ describe('inputs that were silently wrong or untyped', () => {
     shared.set([1, 2, 3, 4]);
     const t = torch.tensor(shared, [2, 2]);
     shared[0] = 99; // copied, not viewed
-    expect(t.toArray()).toEqual([[1, 2], [3, 4]]);
+    expect(t.toArray()).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
   });
 });
 
 describe('memory', () => {
   test('an allocation that fails inside forward is OUT_OF_MEMORY (was RUNTIME), and the model still works', async () => {
-    await expectTorchscopeError(() => allocates.forward(torch.zeros([1]), 10_000_000), 'OUT_OF_MEMORY', /can't allocate memory: you tried to allocate 400000000000000 bytes/);
+    await expectTorchscopeError(
+      () => allocates.forward(torch.zeros([1]), 10_000_000),
+      'OUT_OF_MEMORY',
+      /can't allocate memory: you tried to allocate 400000000000000 bytes/,
+    );
     expect(asTensor(await allocates.forward(torch.zeros([1]), 2)).shape).toEqual([2, 2]);
   });
   test('maximize: a side past the bound, and a size whose step would not fit, before any work (was killed by the kernel)', async () => {
-    await expectTorchscopeError(() => torch.maximize(tiny, 'layer2', { channel: 0, size: 100000 }), 'INVALID_ARGUMENT', /image\.height: expected an integer in \[1, 16384\]/);
+    await expectTorchscopeError(
+      () => torch.maximize(tiny, 'layer2', { channel: 0, size: 100000 }),
+      'INVALID_ARGUMENT',
+      /image\.height: expected an integer in \[1, 16384\]/,
+    );
     const batch = Array.from({ length: 8 }, (_, channel) => ({ channel }));
-    await expectTorchscopeError(() => torch.maximize(tiny, 'layer2', { objective: batch, size: 16384, steps: 1 }), 'OUT_OF_MEMORY', /maximize of 8 image\(s\) of 16384x16384 needs 120\.0 GiB/);
+    await expectTorchscopeError(
+      () => torch.maximize(tiny, 'layer2', { objective: batch, size: 16384, steps: 1 }),
+      'OUT_OF_MEMORY',
+      /maximize of 8 image\(s\) of 16384x16384 needs 120\.0 GiB/,
+    );
     // One image fits (8 GiB with Adam's state); the activations of one step through ResNet-18,
     // measured on a probe, would not (about 70 GiB): refused before the image is allocated.
-    const error = await expectTorchscopeError(() => torch.maximize(resnet, 'layer4', { channel: 0, size: 12000, steps: 1 }), 'OUT_OF_MEMORY',
-      /one step of maximize at 12000x12000 \(estimated from a 64x64 probe\) needs [\d.]+ GiB; [\d.]+ GiB of memory is available/);
+    const error = await expectTorchscopeError(
+      () => torch.maximize(resnet, 'layer4', { channel: 0, size: 12000, steps: 1 }),
+      'OUT_OF_MEMORY',
+      /one step of maximize at 12000x12000 \(estimated from a 64x64 probe\) needs [\d.]+ GiB; [\d.]+ GiB of memory is available/,
+    );
     console.log(error.message);
   }, 60_000);
   test('dropped models are collected under pressure: 16 bert-base loads stay under 2.5 GB (a child process)', () => {

@@ -20,19 +20,20 @@ function synthetic(tokens: string[], layers: number, heads: number, peaks = 2) {
   const rnd = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
   const n = tokens.length;
   const data = new Float32Array(layers * heads * n * n);
-  for (let l = 0; l < layers; l++) for (let h = 0; h < heads; h++) for (let r = 0; r < n; r++) {
-    const o = ((l * heads + h) * n + r) * n;
-    let sum = 0;
-    for (let c = 0; c < n; c++) data[o + c] = rnd() ** 6;
-    data[o + ((r + 3 * h + l) % n)] += 4;
-    for (let p = 1; p < peaks; p++) data[o + ((rnd() * n) | 0)] += 2 + 2 * rnd();
-    for (let c = 0; c < n; c++) sum += data[o + c];
-    for (let c = 0; c < n; c++) data[o + c] /= sum;
-  }
+  for (let l = 0; l < layers; l++)
+    for (let h = 0; h < heads; h++)
+      for (let r = 0; r < n; r++) {
+        const o = ((l * heads + h) * n + r) * n;
+        let sum = 0;
+        for (let c = 0; c < n; c++) data[o + c] = rnd() ** 6;
+        data[o + ((r + 3 * h + l) % n)] += 4;
+        for (let p = 1; p < peaks; p++) data[o + ((rnd() * n) | 0)] += 2 + 2 * rnd();
+        for (let c = 0; c < n; c++) sum += data[o + c];
+        for (let c = 0; c < n; c++) data[o + c] /= sum;
+      }
   return { tokens: [tokens], lengths: [n], attentions: torch.tensor(data, [1, layers, heads, n, n]) };
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 // Page-side code in page.evaluate callbacks runs in the browser; the package has no DOM types.
 declare const window: Any;
@@ -44,9 +45,10 @@ let dir: string;
 
 beforeAll(async () => {
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     playwright = require('playwright-core');
   } catch {
-    throw new Error('playwright-core is not installed: npm install (it is a devDependency). The viewer\'s browser test cannot run without it.');
+    throw new Error("playwright-core is not installed: npm install (it is a devDependency). The viewer's browser test cannot run without it.");
   }
   const t0 = Date.now();
   const b = await browser();
@@ -62,7 +64,10 @@ beforeAll(async () => {
     });
   } catch (e) {
     const missing = missingLibraries(b.executablePath);
-    throw new Error(`Chromium from ${b.source} did not start${missing.length ? `; missing shared libraries ${missing.join(', ')} (install the system packages that provide them)` : ''}: ${(e as Error).message}`);
+    throw new Error(
+      `Chromium from ${b.source} did not start${missing.length ? `; missing shared libraries ${missing.join(', ')} (install the system packages that provide them)` : ''}: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
   console.log(`browser: ${b.source}, ${context.browser()?.version() ?? '?'}; found/unpacked in ${t1 - t0} ms, launched in ${Date.now() - t1} ms`);
 }, 60_000);
@@ -72,7 +77,13 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface Opened { page: Any; errors: string[]; requests: string[]; url: string; loadMs: number }
+interface Opened {
+  page: Any;
+  errors: string[];
+  requests: string[];
+  url: string;
+  loadMs: number;
+}
 
 async function open(html: string, name: string): Promise<Opened> {
   const file = path.join(dir, name);
@@ -81,7 +92,9 @@ async function open(html: string, name: string): Promise<Opened> {
   const page = await context.newPage();
   const errors: string[] = [];
   const requests: string[] = [];
-  page.on('console', (m: Any) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m: Any) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
   page.on('pageerror', (e: Error) => errors.push(String(e)));
   page.on('request', (r: Any) => requests.push(r.url()));
   const t0 = Date.now();
@@ -213,15 +226,22 @@ describe('viewer in Chromium', () => {
     await page.waitForSelector('body[data-thumbs="done"]', { state: 'attached', timeout: 30_000 });
     const thumbsMs = Date.now() - t0;
     const inPage = Number(await page.getAttribute('body', 'data-load-ms'));
-    const drawMs = await page.evaluate(() => { const t = performance.now(); window.torchscopeViewer.draw(); return performance.now() - t; });
+    const drawMs = await page.evaluate(() => {
+      const t = performance.now();
+      window.torchscopeViewer.draw();
+      return performance.now() - t;
+    });
     const layerMs = await page.evaluate(() => {
       const t = performance.now();
       const s = document.getElementById('ts-layer');
-      s.value = '7'; s.dispatchEvent(new Event('change'));
+      s.value = '7';
+      s.dispatchEvent(new Event('change'));
       return performance.now() - t;
     });
-    console.log(`512x12x12 page: ${(html.length / 1e6).toFixed(1)} MB; goto..ready ${o.loadMs} ms (decode+first draw in page ${inPage} ms), ` +
-      `all 144 thumbnails +${thumbsMs} ms, redraw all heads ${drawMs.toFixed(0)} ms, layer switch ${layerMs.toFixed(0)} ms`);
+    console.log(
+      `512x12x12 page: ${(html.length / 1e6).toFixed(1)} MB; goto..ready ${o.loadMs} ms (decode+first draw in page ${inPage} ms), ` +
+        `all 144 thumbnails +${thumbsMs} ms, redraw all heads ${drawMs.toFixed(0)} ms, layer switch ${layerMs.toFixed(0)} ms`,
+    );
     expect(o.loadMs).toBeLessThan(30_000);
     expect(drawMs).toBeLessThan(3000);
     const shot = await raw(await page.screenshot());

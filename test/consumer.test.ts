@@ -87,7 +87,10 @@ beforeAll(async () => {
   // The prebuild set-up made (npm install / npm run build / npm run build:prebuild) from the
   // CMake build; building it here would swap build/ under the other suites' feet.
   const prebuild = path.join(ROOT, 'prebuilds', 'linux-x64', 'torchscope.glibc.node');
-  const sources = [path.join(ROOT, 'CMakeLists.txt'), ...(fs.readdirSync(path.join(ROOT, 'native'), { recursive: true }) as string[]).map((name) => path.join(ROOT, 'native', name))];
+  const sources = [
+    path.join(ROOT, 'CMakeLists.txt'),
+    ...(fs.readdirSync(path.join(ROOT, 'native'), { recursive: true }) as string[]).map((name) => path.join(ROOT, 'native', name)),
+  ];
   const newest = Math.max(...sources.map((file) => fs.statSync(file).mtimeMs));
   const stale = !fs.existsSync(prebuild) ? 'missing' : fs.statSync(prebuild).mtimeMs < newest ? 'older than native/' : '';
   expect(stale ? `${prebuild} is ${stale}: run \`npm run build:prebuild\`` : '').toBe('');
@@ -208,7 +211,10 @@ test('with the install script allowed and no compiler on PATH, set-up uses the p
   const second = path.join(work!, 'project-scripts');
   fs.mkdirSync(second);
   // npm 11: a project allows a dependency's install script in package.json.
-  fs.writeFileSync(path.join(second, 'package.json'), JSON.stringify({ name: 'consumer2', version: '1.0.0', private: true, allowScripts: { torchscope: true } }));
+  fs.writeFileSync(
+    path.join(second, 'package.json'),
+    JSON.stringify({ name: 'consumer2', version: '1.0.0', private: true, allowScripts: { torchscope: true } }),
+  );
   const install = run(path.join(withPython, 'npm'), ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', tarball], {
     cwd: second,
     env: consumerEnv([withPython]),

@@ -10,6 +10,7 @@ import * as path from 'path';
 import * as torch from '../lib';
 import { modelPath, python, ROOT } from './helpers';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { LIMIT_VARIABLES: LIMITS } = require('../scripts/cpu-limits.js') as { LIMIT_VARIABLES: string[] };
 
 // oneDNN's verbose names of the instruction sets this suite can see on the CPUs it runs on.
@@ -54,7 +55,11 @@ function childReport(env: Record<string, string>): ChildReport {
 /** PyTorch's own reading of ATen's capability under `env`. */
 function pythonCapability(env: Record<string, string>): string {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !LIMITS.includes(k)));
-  const child = spawnSync(python(), ['-c', 'import torch; print(torch.backends.cpu.get_cpu_capability())'], { env: { ...clean, ...env }, encoding: 'utf8', timeout: 120_000 });
+  const child = spawnSync(python(), ['-c', 'import torch; print(torch.backends.cpu.get_cpu_capability())'], {
+    env: { ...clean, ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   if (child.status !== 0) throw new Error(child.stderr);
   return child.stdout.trim();
 }
@@ -73,7 +78,7 @@ test('this process: what info() reports is what a fresh process with the same li
 });
 
 describe(x86 ? 'x86-64: oneDNN dispatches to the instruction set info() names' : 'not x86-64: no oneDNN instruction set is named', () => {
-  test('no limit: the CPU\'s own instruction set, as oneDNN logs it', () => {
+  test("no limit: the CPU's own instruction set, as oneDNN logs it", () => {
     if (!x86) {
       expect(unlimited.cpu.onednn).toBe('');
       return;
@@ -89,16 +94,20 @@ describe(x86 ? 'x86-64: oneDNN dispatches to the instruction set info() names' :
     expect(unlimited.emulatedWarnings).toBe(unlimited.cpu.bf16 ? 0 : 1);
   }, 180_000);
 
-  test.each([['AVX2'], ['avx2'], ['SSE41']])('ONEDNN_MAX_CPU_ISA=%s (any case, as oneDNN reads it): oneDNN runs that set, bf16 is emulated and warns', (limit) => {
-    const report = childReport({ ONEDNN_MAX_CPU_ISA: limit });
-    if (!x86) {
-      expect(report.cpu).toEqual(unlimited.cpu);
-      return;
-    }
-    expect(report.cpu).toMatchObject({ onednn: limit.toUpperCase(), bf16: false, fp16: false, capability: unlimited.cpu.capability });
-    expect(report.onednnVerbose).toBe(VERBOSE_NAMES[limit.toUpperCase()]);
-    expect(report.emulatedWarnings).toBe(1);
-  }, 180_000);
+  test.each([['AVX2'], ['avx2'], ['SSE41']])(
+    'ONEDNN_MAX_CPU_ISA=%s (any case, as oneDNN reads it): oneDNN runs that set, bf16 is emulated and warns',
+    (limit) => {
+      const report = childReport({ ONEDNN_MAX_CPU_ISA: limit });
+      if (!x86) {
+        expect(report.cpu).toEqual(unlimited.cpu);
+        return;
+      }
+      expect(report.cpu).toMatchObject({ onednn: limit.toUpperCase(), bf16: false, fp16: false, capability: unlimited.cpu.capability });
+      expect(report.onednnVerbose).toBe(VERBOSE_NAMES[limit.toUpperCase()]);
+      expect(report.emulatedWarnings).toBe(1);
+    },
+    180_000,
+  );
 
   test('DNNL_MAX_CPU_ISA (the older name) limits too; an unknown value is ignored, as oneDNN ignores it', () => {
     if (!x86) return expect(childReport({ DNNL_MAX_CPU_ISA: 'AVX2' }).cpu).toEqual(unlimited.cpu);
@@ -111,10 +120,17 @@ describe(x86 ? 'x86-64: oneDNN dispatches to the instruction set info() names' :
   }, 180_000);
 });
 
-test.each([['avx2', 'AVX2'], ['default', 'DEFAULT']])('ATEN_CPU_CAPABILITY=%s: ATen runs %s kernels here and in the Python reference', (value, name) => {
-  const report = childReport({ ATEN_CPU_CAPABILITY: value });
-  expect(report.cpu.capability).toBe(x86 || value === 'default' ? name : unlimited.cpu.capability);
-  expect(pythonCapability({ ATEN_CPU_CAPABILITY: value })).toBe(report.cpu.capability);
-  // oneDNN is limited by its own variable only.
-  expect(report.cpu.onednn).toBe(unlimited.cpu.onednn);
-}, 180_000);
+test.each([
+  ['avx2', 'AVX2'],
+  ['default', 'DEFAULT'],
+])(
+  'ATEN_CPU_CAPABILITY=%s: ATen runs %s kernels here and in the Python reference',
+  (value, name) => {
+    const report = childReport({ ATEN_CPU_CAPABILITY: value });
+    expect(report.cpu.capability).toBe(x86 || value === 'default' ? name : unlimited.cpu.capability);
+    expect(pythonCapability({ ATEN_CPU_CAPABILITY: value })).toBe(report.cpu.capability);
+    // oneDNN is limited by its own variable only.
+    expect(report.cpu.onednn).toBe(unlimited.cpu.onednn);
+  },
+  180_000,
+);

@@ -89,10 +89,13 @@ describe('the randomization sanity check (Adebayo et al. 2018): re-initialising 
 
 test('where the mass lies: IG puts most of it on the strokes; saliency more than its share', async () => {
   const ink = samples.images.map((image) => image.map((v) => v > INK));
-  const share = (map: number[][]) => mean(map.map((row, i) => {
-    const total = row.reduce((s, v) => s + Math.abs(v), 0);
-    return row.reduce((s, v, j) => s + (ink[i][j] ? Math.abs(v) : 0), 0) / total;
-  }));
+  const share = (map: number[][]) =>
+    mean(
+      map.map((row, i) => {
+        const total = row.reduce((s, v) => s + Math.abs(v), 0);
+        return row.reduce((s, v, j) => s + (ink[i][j] ? Math.abs(v) : 0), 0) / total;
+      }),
+    );
   const inkPixels = mean(ink.map((row) => row.filter(Boolean).length / row.length));
   const ig = share(await maps(trained, 'integratedGradients'));
   const saliency = share(await maps(trained, 'saliency'));
@@ -109,8 +112,10 @@ test("feature visualization of a digit's logit rises far above what the top-rand
     return { from: run.objective[0], to: run.objective[run.objective.length - 1], probability: exp[3] / exp.reduce((a, b) => a + b, 0) };
   };
   const [own, random] = [await climb(trained), await climb(randomized)];
-  console.log(`maximize logit 3 (100 pixel steps): trained ${own.from.toFixed(2)} -> ${own.to.toFixed(2)} (p = ${own.probability.toFixed(4)}), ` +
-    `top-randomized ${random.from.toFixed(2)} -> ${random.to.toFixed(2)} (p = ${random.probability.toFixed(4)})`);
+  console.log(
+    `maximize logit 3 (100 pixel steps): trained ${own.from.toFixed(2)} -> ${own.to.toFixed(2)} (p = ${own.probability.toFixed(4)}), ` +
+      `top-randomized ${random.from.toFixed(2)} -> ${random.to.toFixed(2)} (p = ${random.probability.toFixed(4)})`,
+  );
   expect(own.to - own.from).toBeGreaterThan(10 * (random.to - random.from));
   expect(own.probability).toBeGreaterThan(0.99);
 });

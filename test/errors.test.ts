@@ -116,11 +116,19 @@ describe('UNHOOKABLE_LAYER: a submodule no hook point reaches, with the reason',
   test('a submodule that forward never calls (scripted model with an unused Linear)', async () => {
     const unused = await torch.load(files.unused);
     try {
-      expect(unused.modules().map((m) => [m.path, m.hookable])).toEqual([['', false], ['used', true], ['unused', false]]);
+      expect(unused.modules().map((m) => [m.path, m.hookable])).toEqual([
+        ['', false],
+        ['used', true],
+        ['unused', false],
+      ]);
       expect(unused.modules()[2].reason).toMatch(/forward never calls it/);
       const input = torch.tensor(new Float32Array([1, 2, 3, 4]), [1, 4]);
       expect(asTensor(await torch.activations(unused, 'used', input)).shape).toEqual([1, 3]);
-      await expectTorchscopeError(() => torch.activations(unused, 'unused', input), 'UNHOOKABLE_LAYER', /layer 'unused' cannot be hooked: forward never calls it/);
+      await expectTorchscopeError(
+        () => torch.activations(unused, 'unused', input),
+        'UNHOOKABLE_LAYER',
+        /layer 'unused' cannot be hooked: forward never calls it/,
+      );
       await expectTorchscopeError(() => torch.run(unused, input, { patch: { unused: { zero: true } } }), 'UNHOOKABLE_LAYER', /'unused'.*never calls/);
       // One unhookable layer names itself; its hookable neighbours still work alone.
       await expectTorchscopeError(() => torch.activations(unused, ['used', 'unused'], input), 'UNHOOKABLE_LAYER', /'unused'/);
@@ -143,8 +151,17 @@ describe('UNHOOKABLE_LAYER: a submodule no hook point reaches, with the reason',
       expect(byPath['helper'].reason).toMatch(/only its method\(s\) 'doubled'/);
       expect(byPath['direct']).toMatchObject({ hookable: true, callSites: 1 });
       const x = torch.tensor(new Float32Array([1, -2, 3, -4]), [1, 4]);
-      for (const [layer, why] of [['picked.0', /hooks would miss those calls/], ['picked.1', /ModuleContainerIndex/], ['impl.0', /interface/], ['helper', /'doubled'/]] as const) {
-        await expectTorchscopeError(() => torch.activations(model, layer, x, 1), 'UNHOOKABLE_LAYER', new RegExp(`layer '${layer.replace('.', '\\.')}' cannot be hooked: .*${why.source}`));
+      for (const [layer, why] of [
+        ['picked.0', /hooks would miss those calls/],
+        ['picked.1', /ModuleContainerIndex/],
+        ['impl.0', /interface/],
+        ['helper', /'doubled'/],
+      ] as const) {
+        await expectTorchscopeError(
+          () => torch.activations(model, layer, x, 1),
+          'UNHOOKABLE_LAYER',
+          new RegExp(`layer '${layer.replace('.', '\\.')}' cannot be hooked: .*${why.source}`),
+        );
       }
       expect(asTensor(await torch.activations(model, ['impl', 'direct'], x, 1).then((r) => r.direct)).shape).toEqual([1, 4]);
     } finally {
@@ -172,7 +189,11 @@ describe('SHAPE', () => {
   test('the same in an optimized program, whose convolutions are prepacked: the message libtorch gives', async () => {
     const optimized = await torch.load(modelPath('resnet-tiny.pt'), { optimize: true });
     try {
-      const error = await expectTorchscopeError(() => optimized.forward(toTorch(hostRandn([1, 4, 32, 32], 1))), 'SHAPE', /expected input\[1, 4, 32, 32\] to have 3 channels/);
+      const error = await expectTorchscopeError(
+        () => optimized.forward(toTorch(hostRandn([1, 4, 32, 32], 1))),
+        'SHAPE',
+        /expected input\[1, 4, 32, 32\] to have 3 channels/,
+      );
       expect(error.message).not.toMatch(/onednn|dnnl|primitive/i);
       await expectTorchscopeError(() => optimized.forward(toTorch(hostRandn([1, 3, 32], 1))), 'SHAPE');
       await expectTorchscopeError(() => optimized.forward(torch.tensor(new Float64Array(3 * 32 * 32), [1, 3, 32, 32])), 'DTYPE');
@@ -190,11 +211,7 @@ describe('SHAPE', () => {
     await expectTorchscopeError(() => torch.run(model, toTorch(x), { patch: { layer2: { add: torch.zeros([1, 5, 1, 1]) } } }), 'SHAPE');
   });
   test('a patch value that broadcasts to something larger than the output ([2, 16, 4, 4])', async () => {
-    await expectTorchscopeError(
-      () => torch.run(model, toTorch(x), { patch: { layer2: { set: torch.zeros([2, 16, 4, 4]) } } }),
-      'SHAPE',
-      /does not broadcast/,
-    );
+    await expectTorchscopeError(() => torch.run(model, toTorch(x), { patch: { layer2: { set: torch.zeros([2, 16, 4, 4]) } } }), 'SHAPE', /does not broadcast/);
   });
   test('tensor data that does not fill the shape', async () => {
     await expectTorchscopeError(() => torch.tensor(new Float32Array(5), [2, 3]), 'SHAPE', /6/);
@@ -223,7 +240,11 @@ describe('patch regions out of range (native/program/patch.cpp: INVALID_ARGUMENT
     await expectTorchscopeError(() => torch.run(model, toTorch(x), { patch: { layer2: { zero: true, positions: [1, 2, 3] } } }), 'INVALID_ARGUMENT', /pairs/);
   });
   test('positions on a 2-D output (fc)', async () => {
-    await expectTorchscopeError(() => torch.run(model, toTorch(x), { patch: { fc: { zero: true, positions: [[0, 0]] } } }), 'INVALID_ARGUMENT', /positions need/);
+    await expectTorchscopeError(
+      () => torch.run(model, toTorch(x), { patch: { fc: { zero: true, positions: [[0, 0]] } } }),
+      'INVALID_ARGUMENT',
+      /positions need/,
+    );
   });
 });
 
@@ -239,10 +260,7 @@ describe('DTYPE', () => {
     );
   });
   test('a float64 set value for a float32 layer', async () => {
-    await expectTorchscopeError(
-      () => torch.run(model, toTorch(x), { patch: { layer2: { set: torch.tensor(new Float64Array(16), [1, 16, 1, 1]) } } }),
-      'DTYPE',
-    );
+    await expectTorchscopeError(() => torch.run(model, toTorch(x), { patch: { layer2: { set: torch.tensor(new Float64Array(16), [1, 16, 1, 1]) } } }), 'DTYPE');
   });
   test('float32 token ids to BERT', async () => {
     const mask = torch.tensor(new BigInt64Array(4).fill(1n), [1, 4]);

@@ -88,7 +88,7 @@ beforeAll(async () => {
   const list = path.join(dir, 'list.json');
   fs.writeFileSync(list, JSON.stringify(mutants));
   outcomes = [];
-  for (let next = 0; next < mutants.length; ) next = await runChild(list, next, (outcome) => outcomes.push(outcome));
+  for (let next = 0; next < mutants.length;) next = await runChild(list, next, (outcome) => outcomes.push(outcome));
 }, 900_000);
 
 afterAll(() => removeDir(dir));
@@ -101,7 +101,9 @@ test(`${COUNT} seeded mutants and the hostile fixtures: no crash, no hang`, () =
   for (const o of outcomes) counts[o.result.split(':')[0]] = (counts[o.result.split(':')[0]] ?? 0) + 1;
   const rss = outcomes.filter((o) => o.rss).map((o) => o.rss!);
   const growthMb = rss.length > 20 ? (rss[rss.length - 1] - rss[10]) / 2 ** 20 : 0;
-  console.log(`fuzz: ${outcomes.length} files (${COUNT} mutants, seed ${SEED}, + ${outcomes.length - COUNT} hostile): ${JSON.stringify(counts)}; child RSS growth after the first 10: ${growthMb.toFixed(1)} MB`);
+  console.log(
+    `fuzz: ${outcomes.length} files (${COUNT} mutants, seed ${SEED}, + ${outcomes.length - COUNT} hostile): ${JSON.stringify(counts)}; child RSS growth after the first 10: ${growthMb.toFixed(1)} MB`,
+  );
   expect(outcomes.filter((o) => o.result.startsWith('crash') || o.result === 'hang').map(describeOutcome)).toEqual([]);
 });
 

@@ -22,7 +22,10 @@ interface Case {
 }
 
 const CASES: Case[] = [];
-for (const [kind, file] of [['traced', 'resnet18.pt'], ['scripted', 'resnet18-scripted.pt']] as const) {
+for (const [kind, file] of [
+  ['traced', 'resnet18.pt'],
+  ['scripted', 'resnet18-scripted.pt'],
+] as const) {
   CASES.push(
     {
       name: `${kind} ResNet-18: a target per image, wrt the input and three layers`,
@@ -43,7 +46,11 @@ for (const [kind, file] of [['traced', 'resnet18.pt'], ['scripted', 'resnet18-sc
       model: file,
       inputs: [image],
       options: { target: 5, wrt: ['input', 'layer2'], patch: { layer3: { zero: true, channels: [1, 2, 3] } } },
-      ref: { objective: { layer: '', objectives: [{ target: 5 }] }, wrt: { inputs: [0], layers: ['layer2'] }, patch: { layer3: { mode: 'zero', channels: [1, 2, 3] } } },
+      ref: {
+        objective: { layer: '', objectives: [{ target: 5 }] },
+        wrt: { inputs: [0], layers: ['layer2'] },
+        patch: { layer3: { mode: 'zero', channels: [1, 2, 3] } },
+      },
     },
   );
 }
@@ -60,7 +67,11 @@ CASES.push(
     model: 'bert-tiny-cls.pt',
     inputs: [ids, mask],
     options: { target: [0, 1], wrt: ['bert.embeddings.word_embeddings', 'bert.encoder.layer.1.output'] },
-    ref: { objective: { layer: '', objectives: [{ target: 0 }, { target: 1 }] }, wrt: { layers: ['bert.embeddings.word_embeddings', 'bert.encoder.layer.1.output'] }, layerGrads: 'captum' },
+    ref: {
+      objective: { layer: '', objectives: [{ target: 0 }, { target: 1 }] },
+      wrt: { layers: ['bert.embeddings.word_embeddings', 'bert.encoder.layer.1.output'] },
+      layerGrads: 'captum',
+    },
   },
 );
 
@@ -155,7 +166,18 @@ describe('bad requests reject with typed codes', () => {
     ['wrt the same input twice', { target: 1, wrt: ['input', 'input:0'] }, 'INVALID_ARGUMENT', /names input 0 twice/],
     ['a target out of range', { target: 10, wrt: 'input' }, 'INVALID_ARGUMENT', /target 10 is out of range/],
     ['a channel objective without its layer', { objective: { channel: 1 }, wrt: 'input' }, 'INVALID_ARGUMENT', /reads a layer: name it/],
-    ['objectives on two layers', { objective: [{ layer: 'layer1', channel: 1 }, { layer: 'layer2', channel: 1 }], wrt: 'input' }, 'INVALID_ARGUMENT', /objectives read one layer/],
+    [
+      'objectives on two layers',
+      {
+        objective: [
+          { layer: 'layer1', channel: 1 },
+          { layer: 'layer2', channel: 1 },
+        ],
+        wrt: 'input',
+      },
+      'INVALID_ARGUMENT',
+      /objectives read one layer/,
+    ],
     ['a target and an objective', { target: 1, objective: { logit: 1 }, wrt: 'input' }, 'INVALID_ARGUMENT', /one of the two/],
   ] as [string, torch.GradientsOptions, torch.ErrorCode, RegExp][])('%s', async (_name, options, code, message) => {
     await expectTorchscopeError(() => torch.gradients(model, x(), options), code, message);
@@ -163,6 +185,10 @@ describe('bad requests reject with typed codes', () => {
   });
 
   test('token ids have no gradient: DTYPE, naming the way to attribute them', async () => {
-    await expectTorchscopeError(() => torch.gradients(bert, [toTorch(ids), toTorch(mask)], { target: 0, wrt: 'input' }), 'DTYPE', /only floating-point inputs have gradients/);
+    await expectTorchscopeError(
+      () => torch.gradients(bert, [toTorch(ids), toTorch(mask)], { target: 0, wrt: 'input' }),
+      'DTYPE',
+      /only floating-point inputs have gradients/,
+    );
   });
 });

@@ -54,8 +54,10 @@ beforeAll(async () => {
   // From the second copy on: the token after this one's previous occurrence is HALF - 1 back.
   induction = [0, 1].map((l) => torch.lagScores(patterns[`blocks.${l}.attn.hook_pattern`], HALF - 1, HALF + 1));
   previous = [0, 1].map((l) => torch.lagScores(patterns[`blocks.${l}.attn.hook_pattern`], 1, HALF + 1));
-  console.log(`induction scores by layer and head: ${JSON.stringify(induction.map((l) => l.map((v) => +v.toFixed(3))))}; ` +
-    `previous-token scores: ${JSON.stringify(previous.map((l) => l.map((v) => +v.toFixed(3))))}`);
+  console.log(
+    `induction scores by layer and head: ${JSON.stringify(induction.map((l) => l.map((v) => +v.toFixed(3))))}; ` +
+      `previous-token scores: ${JSON.stringify(previous.map((l) => l.map((v) => +v.toFixed(3))))}`,
+  );
 });
 
 afterAll(() => model?.dispose());
@@ -83,8 +85,10 @@ test('zero-ablating the induction heads sends the repeated half back to chance; 
   const prevHead = previous[0].indexOf(Math.max(...previous[0]));
   const noPrevious = await torch.run(model, [ids(rows)], { patch: { 'blocks.0.attn.hook_z': { zero: true, channels: channels([prevHead]) } } });
   const withoutPrevious = losses(noPrevious.output as torch.Tensor, rows).repeated;
-  console.log(`repeated-half loss: ${repeated.toFixed(3)} with induction heads [${inductionHeads}] of layer 1 zeroed, ` +
-    `${withoutPrevious.toFixed(3)} with the previous-token head ${prevHead} of layer 0 zeroed (chance ${CHANCE.toFixed(3)})`);
+  console.log(
+    `repeated-half loss: ${repeated.toFixed(3)} with induction heads [${inductionHeads}] of layer 1 zeroed, ` +
+      `${withoutPrevious.toFixed(3)} with the previous-token head ${prevHead} of layer 0 zeroed (chance ${CHANCE.toFixed(3)})`,
+  );
   expect(repeated).toBeGreaterThan(0.9 * CHANCE);
   expect(withoutPrevious).toBeGreaterThan(1);
 });
@@ -103,8 +107,10 @@ test('a patching sweep over heads: restoring layer-1 heads restores the predicti
     normalize: true,
   });
   const effects = sweep.results.toArray() as number[][];
-  console.log(`head sweep (normalised): layer 0 ${effects[0].map((v) => v.toFixed(2)).join(' ')}, layer 1 ${effects[1].map((v) => v.toFixed(2)).join(' ')}; ` +
-    `clean ${sweep.clean.toFixed(2)}, corrupted ${sweep.corrupted.toFixed(2)}`);
+  console.log(
+    `head sweep (normalised): layer 0 ${effects[0].map((v) => v.toFixed(2)).join(' ')}, layer 1 ${effects[1].map((v) => v.toFixed(2)).join(' ')}; ` +
+      `clean ${sweep.clean.toFixed(2)}, corrupted ${sweep.corrupted.toFixed(2)}`,
+  );
   expect(sweep.clean).toBeGreaterThan(sweep.corrupted + 2);
   expect(Math.max(...effects[1])).toBeGreaterThan(Math.max(...effects[0]));
 });

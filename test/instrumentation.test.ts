@@ -102,7 +102,7 @@ describe('fused fast paths (scripted nn.TransformerEncoder in eval mode)', () =>
   });
 });
 
-describe('inputs follow forward\'s declared types', () => {
+describe("inputs follow forward's declared types", () => {
   let dictModel: torch.Model;
   let listModel: torch.Model;
   beforeAll(async () => {
@@ -124,9 +124,21 @@ describe('inputs follow forward\'s declared types', () => {
   });
 
   test('a wrong value names where it is', async () => {
-    await expectTorchscopeError(() => dictModel.forward({ image: image(), mask: 3 }), 'INVALID_ARGUMENT', /input 0 \('batch'\)\['mask'\]: expected Tensor, got the number 3/);
-    await expectTorchscopeError(() => dictModel.forward([image()]), 'INVALID_ARGUMENT', /input 0 \('batch'\): expected Dict\[str, Tensor\] \(a plain object\), got an array of 1/);
-    await expectTorchscopeError(() => listModel.forward([torch.zeros([2, 8]), 'x']), 'INVALID_ARGUMENT', /input 0 \('xs'\)\[1\]: expected Tensor, got a string/);
+    await expectTorchscopeError(
+      () => dictModel.forward({ image: image(), mask: 3 }),
+      'INVALID_ARGUMENT',
+      /input 0 \('batch'\)\['mask'\]: expected Tensor, got the number 3/,
+    );
+    await expectTorchscopeError(
+      () => dictModel.forward([image()]),
+      'INVALID_ARGUMENT',
+      /input 0 \('batch'\): expected Dict\[str, Tensor\] \(a plain object\), got an array of 1/,
+    );
+    await expectTorchscopeError(
+      () => listModel.forward([torch.zeros([2, 8]), 'x']),
+      'INVALID_ARGUMENT',
+      /input 0 \('xs'\)\[1\]: expected Tensor, got a string/,
+    );
     await expectTorchscopeError(() => dictModel.forward(new Float32Array(4) as never), 'INVALID_ARGUMENT', /typed array is not a model input/);
   });
 
@@ -141,7 +153,13 @@ describe('captured containers are deep copies', () => {
   test("the dict a submodule returned, before the caller's in-place relu_", async () => {
     const model = await torch.load(path.join(ZOO, 'dict-io-scripted.pt'));
     try {
-      const batch = { image: torch.tensor(Float32Array.from({ length: 2 * 3 * 16 * 16 }, (_, i) => Math.sin(i)), [2, 3, 16, 16]), mask: torch.zeros([2, 1, 16, 16]) };
+      const batch = {
+        image: torch.tensor(
+          Float32Array.from({ length: 2 * 3 * 16 * 16 }, (_, i) => Math.sin(i)),
+          [2, 3, 16, 16],
+        ),
+        mask: torch.zeros([2, 1, 16, 16]),
+      };
       const { fpn, 'fpn.c2': c2 } = (await torch.activations(model, ['fpn', 'fpn.c2'], batch)) as Record<string, any>;
       const p2 = asTensor(fpn.p2);
       // fpn returned c2's output as p2; the caller then ran relu_ on it: a reference would be >= 0.

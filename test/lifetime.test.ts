@@ -53,9 +53,13 @@ describe('dispose', () => {
   });
 
   test('a data() view stays valid after its tensor is disposed and collected', async () => {
-    let t: torch.Tensor | undefined = torch.tensor(Float32Array.from({ length: 1 << 16 }, (_, i) => i * 0.5), [1 << 16]);
+    let t: torch.Tensor | undefined = torch.tensor(
+      Float32Array.from({ length: 1 << 16 }, (_, i) => i * 0.5),
+      [1 << 16],
+    );
     const view = t.data() as Float32Array;
     t.dispose();
+    // eslint-disable-next-line no-useless-assignment -- the last reference dropped, for collect() to free the tensor
     t = undefined;
     await collect();
     // Allocate and free enough that reused memory would show in the view.

@@ -73,8 +73,15 @@ interface ParityCase {
 }
 
 const parityCases: ParityCase[] = [];
-for (const [model, file] of [['traced', 'resnet18.pt'], ['scripted', 'resnet18-scripted.pt']] as const) {
-  for (const [layer, channels] of [['layer4', [5]], ['layer2', [7]], ['layer4', [5, 100]]] as const) {
+for (const [model, file] of [
+  ['traced', 'resnet18.pt'],
+  ['scripted', 'resnet18-scripted.pt'],
+] as const) {
+  for (const [layer, channels] of [
+    ['layer4', [5]],
+    ['layer2', [7]],
+    ['layer4', [5, 100]],
+  ] as const) {
     const id = `${model} ${layer} channel${channels.length > 1 ? 's' : ''} ${channels.join(', ')}`;
     parityCases.push({ id, model, file, layer, channels: [...channels], seed: 100 + parityCases.length });
   }
@@ -185,7 +192,7 @@ describe('parity: pixel parameterization, no transforms, no regularizers, no nor
     // 20 steps (a 1-ulp change of the start image does as much in PyTorch alone). With the
     // rounding matched, the forward, backward and update are PyTorch's: this passes against
     // whichever Adam the native loop implements.
-    test('with the same Adam rounding (torch.optim.Adam, or libtorch\'s mul_/add_), the loop matches PyTorch to 1e-4', () => {
+    test("with the same Adam rounding (torch.optim.Adam, or libtorch's mul_/add_), the loop matches PyTorch to 1e-4", () => {
       const failures: string[] = [];
       for (const adam of ['torch', 'libtorch'] as const) {
         try {
@@ -231,7 +238,9 @@ test('the objective rises with the true defaults (fft, standard transforms, Imag
   const result = await torch.maximize(models.traced, 'layer4', { channel: 5 });
   const seconds = (performance.now() - start) / 1000;
   const [first, last] = [result.objective[0], result.objective[result.objective.length - 1]];
-  console.log(`defaults, layer4 channel 5: ${result.steps} steps in ${seconds.toFixed(1)} s; objective ${first} -> ${last} (x${(last / first).toFixed(2)}, max ${Math.max(...result.objective)})`);
+  console.log(
+    `defaults, layer4 channel 5: ${result.steps} steps in ${seconds.toFixed(1)} s; objective ${first} -> ${last} (x${(last / first).toFixed(2)}, max ${Math.max(...result.objective)})`,
+  );
   expect(result.steps).toBe(256);
   expect(isValidImage(result.image, [1, 3, 224, 224])).toBe(true);
   expect(last).toBeGreaterThanOrEqual(2 * first);

@@ -62,8 +62,11 @@ describe('every load failure is MODEL_LOAD, with its cause', () => {
     await expectTorchscopeError(() => torch.load(file('parse-error')), 'MODEL_LOAD', /parse-error\.pt.*expected ident/s);
   });
   test('an operator of a namespace this process never registered', async () => {
-    const error = await expectTorchscopeError(() => torch.load(file('unknown-namespace')), 'MODEL_LOAD',
-      /its code calls evil::exfiltrate in the method Plain\.forward \(code\/__torch__\.py\), an operator of a namespace this process has not registered .*none of the file was run/s);
+    const error = await expectTorchscopeError(
+      () => torch.load(file('unknown-namespace')),
+      'MODEL_LOAD',
+      /its code calls evil::exfiltrate in the method Plain\.forward \(code\/__torch__\.py\), an operator of a namespace this process has not registered .*none of the file was run/s,
+    );
     expect(error.message).toMatch(/return ops\.evil\.exfiltrate/);
     await expectTorchscopeError(() => torch.load(file('unknown-namespace'), { trusted: true }), 'MODEL_LOAD', /evil::exfiltrate/);
   });
@@ -110,9 +113,17 @@ describe('code with effects outside tensor computation is refused before any of 
     reading.dispose();
   });
 
-  test('the project\'s models and the zoo load without trusted', async () => {
-    const zoo = JSON.parse(fs.readFileSync(path.join(MODELS, 'zoo', 'manifest.json'), 'utf8')).models.map((m: { file: string }) => path.join(MODELS, 'zoo', m.file));
-    const files = [...fs.readdirSync(MODELS).filter((f) => f.endsWith('.pt') && f !== 'bert.pt').map((f) => path.join(MODELS, f)), ...zoo];
+  test("the project's models and the zoo load without trusted", async () => {
+    const zoo = JSON.parse(fs.readFileSync(path.join(MODELS, 'zoo', 'manifest.json'), 'utf8')).models.map((m: { file: string }) =>
+      path.join(MODELS, 'zoo', m.file),
+    );
+    const files = [
+      ...fs
+        .readdirSync(MODELS)
+        .filter((f) => f.endsWith('.pt') && f !== 'bert.pt')
+        .map((f) => path.join(MODELS, f)),
+      ...zoo,
+    ];
     for (const name of files) (await torch.load(name)).dispose();
     expect(files.length).toBeGreaterThan(25);
   }, 120_000);

@@ -84,7 +84,13 @@ beforeAll(async () => {
     reference.add({ id: `${file}/b2/optpatch`, kind: 'eager', model: modelPath(file), inputs: [INPUTS.b2], patch: OPT_PATCH, capture: OPT_PATCH_CAPTURE });
   }
   SHAPES.forEach((shape, i) =>
-    reference.add({ id: `tiny/shape${i}`, kind: 'eager', model: modelPath('resnet-tiny.pt'), inputs: [hostRandn(shape, 50 + i)], capture: ['layer2', 'layer1.0.relu'] }),
+    reference.add({
+      id: `tiny/shape${i}`,
+      kind: 'eager',
+      model: modelPath('resnet-tiny.pt'),
+      inputs: [hostRandn(shape, 50 + i)],
+      capture: ['layer2', 'layer1.0.relu'],
+    }),
   );
   const [results, ...loaded] = await Promise.all([reference.run(), ...FILES.map((f) => torch.load(modelPath(f)))]);
   ref = results;
@@ -299,8 +305,10 @@ describe('max pooling in exact programs', () => {
     const random = rng(7);
     for (let i = 0; i < values.length; i++) {
       const r = random();
-      if (r < 0.08) bits[i] = 0x7fc00000 + 1 + Math.floor(random() * 1000);  // NaN, payload varies
-      else if (r < 0.12) bits[i] = 0xffc00000 + 3;  // a negative NaN
+      if (r < 0.08)
+        bits[i] = 0x7fc00000 + 1 + Math.floor(random() * 1000); // NaN, payload varies
+      else if (r < 0.12)
+        bits[i] = 0xffc00000 + 3; // a negative NaN
       else if (r < 0.2) values[i] = -0;
       else if (r < 0.25) values[i] = -Infinity;
       else values[i] = Math.floor(random() * 7) - 3;

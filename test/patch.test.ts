@@ -58,10 +58,27 @@ function cases(): PatchCase[] {
       name: 'scale 3, layer2.1 channels [0, 5] at positions [[0,0],[27,27],[13,4]]',
       file: FILE,
       input: xA,
-      patch: { 'layer2.1': { mode: 'scale', scale: 3, channels: [0, 5], positions: [[0, 0], [27, 27], [13, 4]] } },
+      patch: {
+        'layer2.1': {
+          mode: 'scale',
+          scale: 3,
+          channels: [0, 5],
+          positions: [
+            [0, 0],
+            [27, 27],
+            [13, 4],
+          ],
+        },
+      },
       capture: ['layer2.1', 'layer3'],
     },
-    { name: 'add [1,256,1,1] broadcast, whole layer3', file: FILE, input: xA, patch: { layer3: { mode: 'add', value: perChannel(256, 21) } }, capture: ['layer3', 'layer4'] },
+    {
+      name: 'add [1,256,1,1] broadcast, whole layer3',
+      file: FILE,
+      input: xA,
+      patch: { layer3: { mode: 'add', value: perChannel(256, 21) } },
+      capture: ['layer3', 'layer4'],
+    },
     {
       name: 'add [1,64,1,1] on layer1.0.bn2 channels [1, 2] (its output is then add_ed and relu_ed in place)',
       file: FILE,
@@ -73,7 +90,17 @@ function cases(): PatchCase[] {
       name: 'set layer3 from input B at positions [[0,0],[5,7],[13,13]] (activation patching)',
       file: FILE,
       input: xA,
-      patch: { layer3: { mode: 'set', value: fromB.layer3, positions: [[0, 0], [5, 7], [13, 13]] } },
+      patch: {
+        layer3: {
+          mode: 'set',
+          value: fromB.layer3,
+          positions: [
+            [0, 0],
+            [5, 7],
+            [13, 13],
+          ],
+        },
+      },
       capture: ['layer3', 'layer4'],
     },
     {
@@ -125,7 +152,14 @@ function cases(): PatchCase[] {
       file: SCRIPTED,
       input: xA,
       patch: {
-        layer3: { mode: 'set', value: fromB.layer3, positions: [[1, 2], [12, 0]] },
+        layer3: {
+          mode: 'set',
+          value: fromB.layer3,
+          positions: [
+            [1, 2],
+            [12, 0],
+          ],
+        },
         'layer4.1.conv1': { mode: 'add', value: perChannel(512, 23) },
       },
       capture: ['layer3', 'layer4.1.conv1', 'layer4'],

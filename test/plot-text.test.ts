@@ -35,12 +35,16 @@ async function size(png: Buffer): Promise<{ width: number; height: number }> {
 function attention(tokens: string[], layers: number, heads: number) {
   const n = tokens.length;
   const data = new Float32Array(layers * heads * n * n);
-  for (let o = 0; o < data.length; o += n) for (let c = 0; c < n; c++) data[o + c] = (((o / n) + c) % 3) / (n + 1);
+  for (let o = 0; o < data.length; o += n) for (let c = 0; c < n; c++) data[o + c] = ((o / n + c) % 3) / (n + 1);
   return { tokens: [tokens], lengths: [n], attentions: torch.tensor(data, [1, layers, heads, n, n]) };
 }
 
 const tokens = (count: number, label: (i: number) => string) => Array.from({ length: count }, (_, i) => label(i));
-const matrix = (rows: number, columns: number) => torch.tensor(Float32Array.from({ length: rows * columns }, (_, i) => (i % 5) / 4 - 0.3), [rows, columns]);
+const matrix = (rows: number, columns: number) =>
+  torch.tensor(
+    Float32Array.from({ length: rows * columns }, (_, i) => (i % 5) / 4 - 0.3),
+    [rows, columns],
+  );
 
 // Each kind, drawn from its text: `long` the 120-character title and 40-character labels,
 // `short` a title half as long and labels of 20, to show that the text is not shortened.

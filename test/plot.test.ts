@@ -1,5 +1,8 @@
 // torch.plot: PNG heatmaps (sharp/librsvg) and the self-contained HTML viewer's text.
 // Synthetic attention (row-normalized, a few peaks per row): no model needed.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { inflateSync } from 'zlib';
 import sharp from 'sharp';
 
@@ -18,15 +21,19 @@ function synthetic(tokens: string[][], layers: number, heads: number, options: {
   const data = new Float32Array(tokens.length * layers * heads * seq * seq);
   tokens.forEach((toks, b) => {
     const n = toks.length;
-    for (let l = 0; l < layers; l++) for (let h = 0; h < heads; h++) for (let r = 0; r < n; r++) {
-      const o = (((b * layers + l) * heads + h) * seq + r) * seq;
-      let sum = 0;
-      for (let c = 0; c < n; c++) { data[o + c] = rnd() ** 6; }
-      data[o + ((r + h + l) % n)] += 4;
-      for (let p = 1; p < peaks; p++) data[o + Math.floor(rnd() * n)] += 2 + 2 * rnd();
-      for (let c = 0; c < n; c++) sum += data[o + c];
-      for (let c = 0; c < n; c++) data[o + c] /= sum;
-    }
+    for (let l = 0; l < layers; l++)
+      for (let h = 0; h < heads; h++)
+        for (let r = 0; r < n; r++) {
+          const o = (((b * layers + l) * heads + h) * seq + r) * seq;
+          let sum = 0;
+          for (let c = 0; c < n; c++) {
+            data[o + c] = rnd() ** 6;
+          }
+          data[o + ((r + h + l) % n)] += 4;
+          for (let p = 1; p < peaks; p++) data[o + Math.floor(rnd() * n)] += 2 + 2 * rnd();
+          for (let c = 0; c < n; c++) sum += data[o + c];
+          for (let c = 0; c < n; c++) data[o + c] /= sum;
+        }
   });
   return {
     tokens,
@@ -111,7 +118,10 @@ describe('attentionHeatmap', () => {
     const r = synthetic([TOKENS, TOKENS.slice(0, 6)], 2, 2);
     const png = await plot.attentionHeatmap(r, { layer: 1, head: 1, batch: 1 });
     expect((await sharp(png).metadata()).width).toBeGreaterThan(240);
-    await expect(plot.attentionHeatmap(r, { layer: 2, head: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('layer') });
+    await expect(plot.attentionHeatmap(r, { layer: 2, head: 0 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining('layer'),
+    });
     await expect(plot.attentionHeatmap(r, { layer: 0, head: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(plot.attentionHeatmap(r, { layer: 0, head: 0, batch: 2 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(plot.attentionHeatmap(r, { layer: 0, head: 0, colormap: 'rainbow' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
@@ -192,7 +202,7 @@ describe('attentionHtml', () => {
     expect(meta.tokens).toEqual(TOKENS.slice(0, 5));
     expect(values.length).toBe(2 * 3 * 5 * 5);
     const src = r.attentions.data() as Float32Array;
-    const at = (l: number, h: number, i: number, j: number) => src[((((1 * 2 + l) * 3 + h) * 13 + i) * 13) + j];
+    const at = (l: number, h: number, i: number, j: number) => src[(((1 * 2 + l) * 3 + h) * 13 + i) * 13 + j];
     expect(meta.scale * (values[((1 * 3 + 2) * 5 + 4) * 5 + 3] / 255) ** 2).toBeCloseTo(at(1, 2, 4, 3), 2);
   });
 
@@ -207,9 +217,11 @@ describe('attentionHtml', () => {
     expect(values.length).toBe(12 * 12 * 512 * 512);
     // At most the uint8 blob in base64 (4/3) plus the page.
     expect(html.length).toBeLessThan((12 * 12 * 512 * 512 * 4) / 3 + 100_000);
-    console.log(`html 512 tokens x 12 layers x 12 heads: ${(html.length / 1e6).toFixed(1)} MB (raw uint8 ${(12 * 12 * 512 * 512 / 1e6).toFixed(1)} MB), built in ${ms} ms`);
-    const file = await plot.saveAttentionHtml(synthetic([TOKENS], 1, 2), `${require('os').tmpdir()}/torchscope-plot-${process.pid}/a.html`);
-    expect(require('fs').readFileSync(file, 'utf8')).toContain('id="ts-meta"');
-    require('fs').rmSync(require('path').dirname(file), { recursive: true });
+    console.log(
+      `html 512 tokens x 12 layers x 12 heads: ${(html.length / 1e6).toFixed(1)} MB (raw uint8 ${((12 * 12 * 512 * 512) / 1e6).toFixed(1)} MB), built in ${ms} ms`,
+    );
+    const file = await plot.saveAttentionHtml(synthetic([TOKENS], 1, 2), `${os.tmpdir()}/torchscope-plot-${process.pid}/a.html`);
+    expect(fs.readFileSync(file, 'utf8')).toContain('id="ts-meta"');
+    fs.rmSync(path.dirname(file), { recursive: true });
   });
 });

@@ -49,8 +49,20 @@ interface Case {
 const CASES: Case[] = [
   { name: 'traced ResNet (tiny)', file: 'resnet-tiny.pt', inputs: [image], capture: ['layer1', 'layer3.0.conv1', 'fc'], precision: 'bf16' },
   { name: 'scripted ResNet (tiny)', file: 'resnet-tiny-scripted.pt', inputs: [image], capture: ['layer1', 'layer3.0.conv1', 'fc'], precision: 'bf16' },
-  { name: 'BERT (tiny), attention modules and a dense layer', file: 'bert-tiny.pt', inputs: [ids, mask], capture: ['encoder.layer.1.attention.self', 'encoder.layer.0.output.dense'], precision: 'bf16' },
-  { name: "GPT-2 (tiny), a block and a projection's input", file: 'gpt2-tiny.pt', inputs: [gptIds], capture: ['transformer.h.1', 'transformer.h.2.attn.c_proj:input'], precision: 'bf16' },
+  {
+    name: 'BERT (tiny), attention modules and a dense layer',
+    file: 'bert-tiny.pt',
+    inputs: [ids, mask],
+    capture: ['encoder.layer.1.attention.self', 'encoder.layer.0.output.dense'],
+    precision: 'bf16',
+  },
+  {
+    name: "GPT-2 (tiny), a block and a projection's input",
+    file: 'gpt2-tiny.pt',
+    inputs: [gptIds],
+    capture: ['transformer.h.1', 'transformer.h.2.attn.c_proj:input'],
+    precision: 'bf16',
+  },
   { name: 'traced ResNet (tiny), float16', file: 'resnet-tiny.pt', inputs: [image], capture: ['layer2', 'fc'], precision: 'fp16' },
 ];
 
@@ -89,7 +101,8 @@ function numbers(t: torch.Tensor): number[] {
 
 /** The same structure with every floating tensor as float32. */
 function asFloat(value: torch.Value): torch.Value {
-  if (value instanceof torch.Tensor) return value.dtype === 'bfloat16' || value.dtype === 'float16' ? torch.tensor(Float32Array.from(numbers(value)), value.shape) : value;
+  if (value instanceof torch.Tensor)
+    return value.dtype === 'bfloat16' || value.dtype === 'float16' ? torch.tensor(Float32Array.from(numbers(value)), value.shape) : value;
   if (Array.isArray(value)) return value.map(asFloat);
   if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, asFloat(v)]));
   return value;
@@ -163,7 +176,11 @@ describe('upcast, programs, optimize', () => {
       const exact = await torch.load(modelPath('gpt2-tiny.pt'));
       try {
         const half = a.activations[layers[1]] as torch.Tensor;
-        await expectTorchscopeError(() => torch.run(exact, [toTorch(gptIds)], { patch: { [layers[1]]: { set: half } } }), 'DTYPE', /BFloat16 but the layer outputs Float/);
+        await expectTorchscopeError(
+          () => torch.run(exact, [toTorch(gptIds)], { patch: { [layers[1]]: { set: half } } }),
+          'DTYPE',
+          /BFloat16 but the layer outputs Float/,
+        );
       } finally {
         exact.dispose();
       }
@@ -238,10 +255,13 @@ describe('upcast, programs, optimize', () => {
   });
 
   test('bad precision options are INVALID_ARGUMENT', async () => {
-    await expectTorchscopeError(() => torch.load(modelPath('resnet-tiny.pt'), { precision: 'int8' as never }), 'INVALID_ARGUMENT', /precision must be 'fp32', 'bf16', 'fp16'/);
+    await expectTorchscopeError(
+      () => torch.load(modelPath('resnet-tiny.pt'), { precision: 'int8' as never }),
+      'INVALID_ARGUMENT',
+      /precision must be 'fp32', 'bf16', 'fp16'/,
+    );
     await expectTorchscopeError(() => torch.load(modelPath('resnet-tiny.pt'), { upcast: 1 as never }), 'INVALID_ARGUMENT', /upcast/);
   });
-
 });
 
 // Per call: { precision, upcast } on run, activations, inspect, gradients, attribute, maximize,
@@ -265,7 +285,8 @@ describe("a call's own precision", () => {
     const reduced = await torch.run(fp32, [toTorch(image)], { capture: resnet.capture, precision: 'bf16' });
     expect((reduced.output as torch.Tensor).dtype).toBe('bfloat16');
     expectValueClose(reduced.output, autocast.output, relativeTolerance(SAME_PRECISION.bf16), 'output');
-    for (const layer of resnet.capture) expectValueClose(reduced.activations[layer], autocast.captures[layer][0], relativeTolerance(SAME_PRECISION.bf16), layer);
+    for (const layer of resnet.capture)
+      expectValueClose(reduced.activations[layer], autocast.captures[layer][0], relativeTolerance(SAME_PRECISION.bf16), layer);
     const widened = (await torch.activations(fp32, { layers: 'layer1', precision: 'bf16', upcast: true }, toTorch(image))) as torch.Tensor;
     expect(widened.dtype).toBe('float32');
     expect(numbers(widened)).toEqual(numbers(reduced.activations.layer1 as torch.Tensor));
@@ -318,7 +339,12 @@ describe("a call's own precision", () => {
       expect(a.logits.dtype).toBe('bfloat16');
       expect(numbers(a.logits)).toEqual(numbers(b.logits));
       const corrupted: HostTensor = { data: randint(2 * 8, 50257, 9), shape: [2, 8], dtype: 'int64' };
-      const sweep = { clean: toTorch(gptIds), corrupted: toTorch(corrupted), layers: ['transformer.h.0', 'transformer.h.2'], metric: { logit: 262, position: -1 } };
+      const sweep = {
+        clean: toTorch(gptIds),
+        corrupted: toTorch(corrupted),
+        layers: ['transformer.h.0', 'transformer.h.2'],
+        metric: { logit: 262, position: -1 },
+      };
       const c = await torch.patchingSweep(gpt, { ...sweep, precision: 'bf16' });
       const d = await torch.patchingSweep(gptBf16, sweep);
       const e = await torch.patchingSweep(gpt, sweep);
@@ -333,7 +359,11 @@ describe("a call's own precision", () => {
 
   test('a bad per-call precision or upcast is INVALID_ARGUMENT, natively too', async () => {
     await expectTorchscopeError(() => torch.run(fp32, [toTorch(image)], { precision: 'int8' as never }), 'INVALID_ARGUMENT', /precision must be/);
-    await expectTorchscopeError(() => torch.gradients(fp32, toTorch(image), { target: 1, wrt: 'input', upcast: 'yes' as never }), 'INVALID_ARGUMENT', /upcast must be a boolean/);
+    await expectTorchscopeError(
+      () => torch.gradients(fp32, toTorch(image), { target: 1, wrt: 'input', upcast: 'yes' as never }),
+      'INVALID_ARGUMENT',
+      /upcast must be a boolean/,
+    );
     // The native request is read on the JS thread: a bad one throws there, before any work.
     expect(() => fp32.native().run([toTorch(image).handle], { output: true, precision: 'fp64' as never })).toThrow(
       expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/precision must be 'fp32', 'bf16' or 'fp16', got 'fp64'/) }),

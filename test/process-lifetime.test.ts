@@ -31,7 +31,7 @@ describe.each([
   ['exit-queued', 'process.exit(0) 5 ms after queuing 50 forwards', 10],
   ['exit-maximize', 'process.exit(0) during maximize', 3],
   ['worker-capture', 'worker.terminate() while the worker captures layer4', 5],
-  ['worker-maximize', 'worker.terminate() during the worker\'s maximize', 5],
+  ['worker-maximize', "worker.terminate() during the worker's maximize", 5],
   ['worker-load', 'worker.terminate() while the worker loads a model', 3],
 ])('%s: %s', (scenario, _what, runs) => {
   test(`exits 0 without a signal, ${runs} runs out of ${runs}`, () => {
@@ -54,9 +54,13 @@ test('a forward that never returns: a call queued behind it aborts at once, and 
 
 // The process's end skips libtorch's static destructors (native/bindings/async_work.cpp): what the
 // model printed through C++'s stdout must still come out, and the exit code set last must hold.
-test('a process that ends by itself holding models: the model\'s printed output is flushed and the exit code kept, 3 runs out of 3', () => {
+test("a process that ends by itself holding models: the model's printed output is flushed and the exit code kept, 3 runs out of 3", () => {
   for (let run = 0; run < 3; run++) {
     const outcome = runChild('exit-natural', prints);
-    expect({ status: outcome.status, signal: outcome.signal, printed: outcome.output.includes("printed by the model's forward") }).toEqual({ status: 7, signal: null, printed: true });
+    expect({ status: outcome.status, signal: outcome.signal, printed: outcome.output.includes("printed by the model's forward") }).toEqual({
+      status: 7,
+      signal: null,
+      printed: true,
+    });
   }
 }, 120_000);

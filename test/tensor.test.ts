@@ -65,7 +65,10 @@ describe('torch.tensor from typed arrays', () => {
   test('a subarray (non-zero byteOffset) copies the right elements', () => {
     const backing = new Float32Array([0, 1, 2, 3, 4, 5, 6, 7]);
     const t = torch.tensor(backing.subarray(2, 6), [2, 2]);
-    expect(t.toArray()).toEqual([[2, 3], [4, 5]]);
+    expect(t.toArray()).toEqual([
+      [2, 3],
+      [4, 5],
+    ]);
   });
 
   test('a view from data() goes back into torch.tensor without naming its dtype', () => {
@@ -87,13 +90,26 @@ describe('torch.tensor from typed arrays', () => {
 
 describe('torch.tensor from nested arrays', () => {
   test('shape is inferred, default dtype float32', () => {
-    const t = torch.tensor([[1, 2, 3], [4, 5, 6]]);
+    const t = torch.tensor([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     expect(t.shape).toEqual([2, 3]);
     expect(t.dtype).toBe('float32');
-    expect(t.toArray()).toEqual([[1, 2, 3], [4, 5, 6]]);
+    expect(t.toArray()).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
   });
   test('three levels, with a dtype', () => {
-    const t = torch.tensor([[[1], [2]], [[3], [4]]], undefined, 'int32');
+    const t = torch.tensor(
+      [
+        [[1], [2]],
+        [[3], [4]],
+      ],
+      undefined,
+      'int32',
+    );
     expect(t.shape).toEqual([2, 2, 1]);
     expect(t.dtype).toBe('int32');
     expect(Array.from(t.data() as Int32Array)).toEqual([1, 2, 3, 4]);
@@ -105,7 +121,11 @@ describe('torch.tensor from nested arrays', () => {
     expect(b.toArray()).toEqual([true, false]);
   });
   test('a flat array with an explicit shape is reshaped', () => {
-    expect(torch.tensor([1, 2, 3, 4, 5, 6], [3, 2]).toArray()).toEqual([[1, 2], [3, 4], [5, 6]]);
+    expect(torch.tensor([1, 2, 3, 4, 5, 6], [3, 2]).toArray()).toEqual([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
   });
   test('a number is a 0-d tensor', () => {
     const t = torch.tensor(2.5);
@@ -122,7 +142,14 @@ describe('torch.tensor from nested arrays', () => {
   test('mismatched shapes and ragged arrays are errors', async () => {
     await expectTorchscopeError(() => torch.tensor([1, 2, 3], [2, 2]), 'SHAPE');
     await expectTorchscopeError(() => torch.tensor(new Float32Array(6), [4]), 'SHAPE');
-    await expectTorchscopeError(() => torch.tensor([[1, 2], [3, 4, 5]]), 'INVALID_ARGUMENT');
+    await expectTorchscopeError(
+      () =>
+        torch.tensor([
+          [1, 2],
+          [3, 4, 5],
+        ]),
+      'INVALID_ARGUMENT',
+    );
     await expectTorchscopeError(() => torch.tensor([[1, 2], 3] as torch.NestedArray), 'INVALID_ARGUMENT');
   });
 });
@@ -151,7 +178,12 @@ describe('views and values', () => {
 
   test('toArray nests by shape; item() reads one element of any dtype', () => {
     const t = torch.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [1, 2, 3]);
-    expect(t.toArray()).toEqual([[[1, 2, 3], [4, 5, 6]]]);
+    expect(t.toArray()).toEqual([
+      [
+        [1, 2, 3],
+        [4, 5, 6],
+      ],
+    ]);
     expect(torch.tensor(new BigInt64Array([7n]), [1, 1]).item()).toBe(7);
     expect(torch.tensor(new Int8Array([-3])).item()).toBe(-3);
   });

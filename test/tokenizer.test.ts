@@ -31,7 +31,7 @@ const MODELS_VOCAB = path.join(ROOT, 'models', 'bert-vocab.txt');
 
 const long128 =
   'The quick brown fox jumps over the lazy dog while 3 zebras, 12 penguins and a very confused ' +
-  "octopus named Héctor discuss quantum chromodynamics, the price of tea in 日本, and whether " +
+  'octopus named Héctor discuss quantum chromodynamics, the price of tea in 日本, and whether ' +
   "it's reasonable to expect that a well-trained transformer (BERT-base, uncased) tokenizes " +
   'URLs like https://example.com/a/b?c=d&e=f#g correctly!!! Meanwhile, naïve façades crumble, ' +
   '€1,234.56 changes hands, and everyone agrees: tokenization is harder than it looks.';
@@ -196,15 +196,22 @@ const FAST_DIFFERS: Record<string, string> = {
   'encode:lone_surrogate': 'the fast tokenizer cannot take a lone surrogate (Rust strings are UTF-8): it raises',
   'encode:special_made_by_cleaning':
     "a special token that appears only once control characters are removed ('[MA\\u200bSK]') stays whole in the slow tokenizer; the fast one splits it",
-  'decode:contractions:true': "the fast decoder cleans up token by token, so \" ' \" never matches: \"don ' t\"",
-  'decode:contractions:false': "the fast decoder cleans up token by token, so \" ' \" never matches: \"don ' t\"",
+  'decode:contractions:true': 'the fast decoder cleans up token by token, so " \' " never matches: "don \' t"',
+  'decode:contractions:false': 'the fast decoder cleans up token by token, so " \' " never matches: "don \' t"',
   ...Object.fromEntries(
-    ['AB:longest_first:4', 'BA:longest_first:4', 'AB:longest_first:6', 'BA:longest_first:6', 'BA:longest_first:8',
-      'BA:longest_first:10', 'BA:longest_first:12', 'BA:longest_first:14', 'BA:longest_first:16'].map((k) => [`trunc:${k}`, LONGEST_FIRST]),
+    [
+      'AB:longest_first:4',
+      'BA:longest_first:4',
+      'AB:longest_first:6',
+      'BA:longest_first:6',
+      'BA:longest_first:8',
+      'BA:longest_first:10',
+      'BA:longest_first:12',
+      'BA:longest_first:14',
+      'BA:longest_first:16',
+    ].map((k) => [`trunc:${k}`, LONGEST_FIRST]),
   ),
-  ...Object.fromEntries(
-    ['AB:only_first:10', 'BA:only_second:10', 'BA:only_first:18', 'AB:only_second:18'].map((k) => [`trunc:${k}`, CUT_TO_NOTHING]),
-  ),
+  ...Object.fromEntries(['AB:only_first:10', 'BA:only_second:10', 'BA:only_first:18', 'AB:only_second:18'].map((k) => [`trunc:${k}`, CUT_TO_NOTHING])),
 };
 
 // ---------------------------------------------------------------- the reference

@@ -70,7 +70,7 @@ describe.each(RESNETS)('$file', ({ file, conv }) => {
     expect(touches(summary.calledModules, 'layer1.1')).toBe(false);
   });
 
-  test("a module called twice (layer1.0.relu) is cut after its last call, not its first", async () => {
+  test('a module called twice (layer1.0.relu) is cut after its last call, not its first', async () => {
     const summary = await torch.inspect(models[file], { capture: ['layer1.0.relu'] });
     expect(count(summary, conv)).toBe(3); // conv1, layer1.0.conv1, layer1.0.conv2
     expect(touches(summary.calledModules, 'layer1.0.conv2')).toBe(true);

@@ -146,7 +146,10 @@ test('the zoo has at least 12 architectures, each with 3+ captured layers', () =
   for (const entry of entries) {
     expect(entry.capture.length).toBeGreaterThanOrEqual(3);
     // A module called several times is captured with calls: 'all', unless the architecture has none.
-    expect({ name: entry.name, multiCallOrWhyNot: entry.multiCall.length > 0 || entry.singleCalls.length > 0 }).toEqual({ name: entry.name, multiCallOrWhyNot: true });
+    expect({ name: entry.name, multiCallOrWhyNot: entry.multiCall.length > 0 || entry.singleCalls.length > 0 }).toEqual({
+      name: entry.name,
+      multiCallOrWhyNot: true,
+    });
   }
 });
 
@@ -246,7 +249,8 @@ describe.each(entries.filter((e) => e.dtype === 'float32'))('$name in bf16', (en
       const exact = await torch.load(path.join(ZOO, entry.file), { precision: 'bf16', upcast: true });
       try {
         const unoptimized = await torch.run(exact, eager.inputs.map(refInput), { capture: entry.capture });
-        const values = (r: torch.RunResult) => [r.output, ...entry.capture.map((l) => r.activations[l])].flatMap(actualTensorsOf).map((t) => Array.from(t.data() as Float32Array));
+        const values = (r: torch.RunResult) =>
+          [r.output, ...entry.capture.map((l) => r.activations[l])].flatMap(actualTensorsOf).map((t) => Array.from(t.data() as Float32Array));
         expect(values(result)).toEqual(values(unoptimized));
         unoptimized.dispose();
       } finally {

@@ -28,7 +28,8 @@ export const LOADER_ERROR_CODES = [
   'ADDON_LOAD',
 ] as const;
 
-export type ErrorCode = (typeof NATIVE_ERROR_CODES)[number] | (typeof LOADER_ERROR_CODES)[number];
+/** @useDeclaredType */
+export type ErrorCode = [...typeof NATIVE_ERROR_CODES, ...typeof LOADER_ERROR_CODES][number];
 
 export class TorchscopeError extends Error {
   readonly code: ErrorCode;
@@ -51,7 +52,7 @@ export interface CallSite {
   stack?: string;
 }
 
-export function callSite(caller: Function): CallSite {
+export function callSite(caller: (...args: never[]) => unknown): CallSite {
   const site: CallSite = {};
   Error.captureStackTrace(site, caller);
   return site;

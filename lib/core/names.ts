@@ -1,41 +1,58 @@
 // Every enumeration whose names cross to the addon, one list each (native/core/names.h holds the
 // addon's; test/constants.test.ts compares the two). The API's literal types are derived from
-// them, so a name is written once in lib/.
+// them, so a name is written once in lib/ (@useDeclaredType: the API docs list the names).
 export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
+/** @useDeclaredType */
 export type Precision = (typeof PRECISIONS)[number];
 
 export const DTYPES = ['float32', 'float64', 'float16', 'bfloat16', 'int8', 'uint8', 'int16', 'int32', 'int64', 'bool'] as const;
+/** @useDeclaredType */
 export type DType = (typeof DTYPES)[number];
 
 export const ATTRIBUTION_METHODS = [
-  'saliency', 'inputXGradient', 'integratedGradients', 'layerIntegratedGradients', 'layerGradCam', 'occlusion', 'featureAblation',
+  'saliency',
+  'inputXGradient',
+  'integratedGradients',
+  'layerIntegratedGradients',
+  'layerGradCam',
+  'occlusion',
+  'featureAblation',
 ] as const;
+/** @useDeclaredType */
 export type AttributionMethod = (typeof ATTRIBUTION_METHODS)[number];
 
 /** Integrated gradients' approximation of the path integral (Captum's approximation_methods). */
 export const INTEGRATIONS = ['gausslegendre', 'riemann_left', 'riemann_right', 'riemann_middle', 'riemann_trapezoid'] as const;
+/** @useDeclaredType */
 export type Integration = (typeof INTEGRATIONS)[number];
 
 /** The noise tunnel's types (Captum's NoiseTunnel). */
 export const NOISE_TYPES = ['smoothgrad', 'smoothgrad_sq', 'vargrad'] as const;
+/** @useDeclaredType */
 export type NoiseType = (typeof NOISE_TYPES)[number];
 
 /** Grad-CAM's upsampling: 'nearest' (Captum's), 'bilinear' (2-D), 'linear' (1-D). */
 export const UPSAMPLE_MODES = ['nearest', 'bilinear', 'linear'] as const;
+/** @useDeclaredType */
 export type UpsampleMode = (typeof UPSAMPLE_MODES)[number];
 
 /** Activation maximization: how the parameters make an image, and how it stays in [0, 1]. */
 export const PARAMETERIZATIONS = ['fft', 'pixel'] as const;
+/** @useDeclaredType */
 export type Parameterization = (typeof PARAMETERIZATIONS)[number];
 export const IMAGE_RANGES = ['sigmoid', 'clamp', 'none'] as const;
+/** @useDeclaredType */
 export type ImageRange = (typeof IMAGE_RANGES)[number];
 export const TRANSFORM_KINDS = ['pad', 'jitter', 'scale', 'rotate'] as const;
+/** @useDeclaredType */
 export type TransformKind = (typeof TRANSFORM_KINDS)[number];
 
 /** A patching sweep: the patched runs, or their one-backward-pass estimate. */
 export const SWEEP_METHODS = ['activation', 'attribution'] as const;
+/** @useDeclaredType */
 export type SweepMethod = (typeof SWEEP_METHODS)[number];
 
 /** An objective's kind: the key that names it ({ channel: 3 }, { logit: 7 }...). */
 export const OBJECTIVE_KINDS = ['channel', 'neuron', 'direction', 'logit', 'logitDiff', 'logProb', 'target', 'sum'] as const;
+/** @useDeclaredType */
 export type ObjectiveKind = (typeof OBJECTIVE_KINDS)[number];

@@ -22,13 +22,15 @@ function article(noun: string): string {
 
 /** The names a few edits from `name`, closest first: suggestions for a misspelt layer or option. */
 export function closestNames(name: string, names: readonly string[], count = 3): string[] {
-  return names
-    .map((candidate) => ({ candidate, d: distance(name, candidate) }))
-    // Up to 3 edits, or a third of a long name; never every character (that is another word).
-    .filter(({ candidate, d }) => d <= Math.max(3, Math.ceil(Math.max(name.length, candidate.length) / 3)) && d < Math.max(name.length, candidate.length))
-    .sort((a, b) => a.d - b.d || a.candidate.localeCompare(b.candidate))
-    .slice(0, count)
-    .map(({ candidate }) => candidate);
+  return (
+    names
+      .map((candidate) => ({ candidate, d: distance(name, candidate) }))
+      // Up to 3 edits, or a third of a long name; never every character (that is another word).
+      .filter(({ candidate, d }) => d <= Math.max(3, Math.ceil(Math.max(name.length, candidate.length) / 3)) && d < Math.max(name.length, candidate.length))
+      .sort((a, b) => a.d - b.d || a.candidate.localeCompare(b.candidate))
+      .slice(0, count)
+      .map(({ candidate }) => candidate)
+  );
 }
 
 /**
@@ -64,7 +66,8 @@ export function checkOptions<T extends object>(options: T | undefined, keys: rea
 
 /** Options a call cannot do without; `example` shows some in the message when they are missing. */
 export function requiredOptions<T extends object>(options: T, keys: readonly string[], what: string, example: string, site?: CallSite): T {
-  if (!isRecord(options)) throw failure('INVALID_ARGUMENT', `${what}: options must be an object${example ? ` such as ${example}` : ''}, got ${describeValue(options)}`, site);
+  if (!isRecord(options))
+    throw failure('INVALID_ARGUMENT', `${what}: options must be an object${example ? ` such as ${example}` : ''}, got ${describeValue(options)}`, site);
   checkKeys(options, keys, what, site);
   return options;
 }

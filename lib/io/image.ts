@@ -108,7 +108,9 @@ async function png(image: Tensor, given: PngOptions | undefined, what: string, s
       }
     }
   }
-  return sharp(bytes, { raw: { width: gridWidth, height: gridHeight, channels: channels as 1 | 3 } }).png().toBuffer();
+  return sharp(bytes, { raw: { width: gridWidth, height: gridHeight, channels: channels as 1 | 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** Writes an image tensor (or a batch, as a grid) as a PNG file. */

@@ -131,7 +131,10 @@ export async function run(model: Model, inputs: Input | Input[], options?: RunOp
   return runInstrumented(model, normalizeInputs(inputs), checkOptions(options, RUN_KEYS, 'run', site), true, site);
 }
 
-/** What torch.inspect reports (fields documented on NativeProgramSummary, which it is). */
+/**
+ * What torch.inspect reports (fields documented on NativeProgramSummary, which it is).
+ * @useDeclaredType
+ */
 export type ProgramInfo = NativeProgramSummary;
 
 /** What torch.inspect builds a program for: run's capture and patch, or torch.gradients' program. */

@@ -141,7 +141,11 @@ export async function recompute(
   const { layers, projections } = plan;
   let heads = plan.heads;
   const causal = projections === 'fused-causal';
-  const captured = await activations(model, layers.flatMap((l) => projectionPaths(l, projections, verify)), ...inputs);
+  const captured = await activations(
+    model,
+    layers.flatMap((l) => projectionPaths(l, projections, verify)),
+    ...inputs,
+  );
   const L = layers.length;
   let out: Float32Array | undefined;
   try {
@@ -153,7 +157,8 @@ export async function recompute(
       if (causal) {
         const parts = await splitFused(captured[`${layer}.c_attn`]);
         const shape = (captured[`${layer}.c_attn`] as Tensor | undefined)?.shape;
-        if (!parts || shape![0] !== B || shape![1] !== S) throw failure('RUNTIME', `attention: ${where} of ${model.path} is not a [${B}, ${S}, 3 * hidden] tensor`, site);
+        if (!parts || shape![0] !== B || shape![1] !== S)
+          throw failure('RUNTIME', `attention: ${where} of ${model.path} is not a [${B}, ${S}, 3 * hidden] tensor`, site);
         [q, k, v] = parts;
         hidden = shape![2] / 3;
         context = verify ? firstTensor(captured[`${layer}.c_proj${INPUT_SUFFIX}`]) : undefined;

@@ -97,7 +97,7 @@ function toBatch(input: AttentionInput, options: AttentionOptions, site: CallSit
     let enc: BatchEncoding | Gpt2BatchEncoding;
     try {
       if (tokenizer instanceof Gpt2Tokenizer) {
-        if (!texts.every((t) => typeof t === 'string')) throw new Error("GPT-2 takes texts, not [text, text] pairs");
+        if (!texts.every((t) => typeof t === 'string')) throw new Error('GPT-2 takes texts, not [text, text] pairs');
         enc = tokenizer.encodeBatch(texts as string[], maxLength === undefined ? {} : { maxLength });
       } else {
         enc = tokenizer.encodeBatch(texts as EncodeInput[], maxLength === undefined ? {} : { maxLength });
@@ -113,13 +113,19 @@ function toBatch(input: AttentionInput, options: AttentionOptions, site: CallSit
     }
     if (input.ids.length > 0 && Array.isArray(input.ids[0])) {
       const enc = input as BatchEncoding;
-      if (!Array.isArray(enc.attentionMask) || !Array.isArray(enc.tokens) || enc.attentionMask.length !== enc.ids.length || enc.tokens.length !== enc.ids.length) {
+      if (
+        !Array.isArray(enc.attentionMask) ||
+        !Array.isArray(enc.tokens) ||
+        enc.attentionMask.length !== enc.ids.length ||
+        enc.tokens.length !== enc.ids.length
+      ) {
         throw failure('INVALID_ARGUMENT', 'attention: a BatchEncoding needs ids, tokens and attentionMask for every element', site);
       }
       const width = enc.ids[0].length;
       enc.ids.forEach((ids, b) => {
         checkEncoded(ids, enc.attentionMask[b], enc.tokens[b], `input[${b}]`, site);
-        if (ids.length !== width) throw failure('INVALID_ARGUMENT', `attention: input.ids[${b}] has ${ids.length} ids, input.ids[0] ${width}: pad the batch`, site);
+        if (ids.length !== width)
+          throw failure('INVALID_ARGUMENT', `attention: input.ids[${b}] has ${ids.length} ids, input.ids[0] ${width}: pad the batch`, site);
       });
       return { ids: enc.ids, mask: enc.attentionMask, tokens: enc.tokens };
     }
@@ -244,7 +250,7 @@ export async function attention(model: Model, input: AttentionInput, given: Atte
       throw failure(
         'INVALID_ARGUMENT',
         `attention: ${model.path}'s forward takes no attention mask, so padding would be attended to` +
-          (causal ? ': pad on the right (paddingSide: \'right\')' : ': pass texts of one length, or one at a time'),
+          (causal ? ": pad on the right (paddingSide: 'right')" : ': pass texts of one length, or one at a time'),
         site,
       );
     }
@@ -258,7 +264,7 @@ export async function attention(model: Model, input: AttentionInput, given: Atte
       zeroPadding(attentions.data() as Float32Array, batch.mask, layers * heads, S);
       return { tokens, lengths, attentions, layers, heads, source };
     };
-    let plan = plans.get(model);
+    const plan = plans.get(model);
     if (plan === undefined) {
       const found = await choosePlan(model, inputs, B, S, batch.mask, site);
       plans.set(model, found.plan);
@@ -276,7 +282,16 @@ export async function attention(model: Model, input: AttentionInput, given: Atte
     }
     if (plan.kind === 'capture') {
       const captured = await activations(model, plan.layers, ...inputs);
-      return done(await stackCaptures(plan.layers.map((l) => captured[l]), B, S, site, model.path), 'capture');
+      return done(
+        await stackCaptures(
+          plan.layers.map((l) => captured[l]),
+          B,
+          S,
+          site,
+          model.path,
+        ),
+        'capture',
+      );
     }
     return done(await recompute(model, plan, inputs, B, S, batch.mask, false, site), 'recompute');
   } finally {
@@ -314,7 +329,8 @@ async function choosePlan(
   const projections: Projections = gpt2.length > 0 ? 'fused-causal' : 'separate';
   const layers = gpt2.length > 0 ? gpt2 : selfAttentionLayers(modules);
   // One forward for both: the output (in case it holds the maps) and every attention module.
-  const result = layers.length > 0 ? await run(model, inputs, { capture: layers }) : { output: await model.forward(...inputs), activations: {} as Record<string, Value> };
+  const result =
+    layers.length > 0 ? await run(model, inputs, { capture: layers }) : { output: await model.forward(...inputs), activations: {} as Record<string, Value> };
   const index = findStacked(result.output, B, S, layers.length > 0 ? layers.length : undefined);
   if (index !== undefined) {
     const attentions = at(result.output, index);
@@ -327,7 +343,7 @@ async function choosePlan(
     throw failure(
       'INVALID_ARGUMENT',
       `attention: ${model.path} returns no [batch, layers, heads, seq, seq] attentions and has no attention modules ` +
-        '(BERT\'s attention.self, GPT-2\'s attn with c_attn and c_proj) to capture them from',
+        "(BERT's attention.self, GPT-2's attn with c_attn and c_proj) to capture them from",
       site,
     );
   }

@@ -12,9 +12,6 @@ import { Tensor } from '../model/tensor';
 import { objectiveOf } from './gradients';
 import { Objective } from './objective';
 
-
-
-
 /** Captum's NoiseTunnel around a gradient method: the method on noisy copies of the input, combined. */
 export interface NoiseOptions {
   type: NoiseType;
@@ -102,12 +99,31 @@ export const ATTRIBUTION_DEFAULTS = {
   noise: { samples: 5, stdev: 1.0, seed: 0 },
 };
 
-
 const ATTRIBUTE_KEYS = optionKeys<AttributeOptions>({
-  method: true, target: true, objective: true, input: true, baseline: true, abs: true, steps: true, integration: true,
-  internalBatchSize: true, convergenceDelta: true, multiplyByInputs: true, layer: true, relu: true, upsample: true,
-  upsampleMode: true, window: true, strides: true, featureMask: true, perturbationsPerEval: true, noise: true,
-  signal: true, onProgress: true, precision: true, upcast: true,
+  method: true,
+  target: true,
+  objective: true,
+  input: true,
+  baseline: true,
+  abs: true,
+  steps: true,
+  integration: true,
+  internalBatchSize: true,
+  convergenceDelta: true,
+  multiplyByInputs: true,
+  layer: true,
+  relu: true,
+  upsample: true,
+  upsampleMode: true,
+  window: true,
+  strides: true,
+  featureMask: true,
+  perturbationsPerEval: true,
+  noise: true,
+  signal: true,
+  onProgress: true,
+  precision: true,
+  upcast: true,
 });
 const NOISE_KEYS = optionKeys<NoiseOptions>({ type: true, samples: true, stdev: true, seed: true, samplesBatchSize: true });
 
@@ -135,7 +151,8 @@ function checkNoise(noise: NoiseOptions, site: CallSite): NoiseOptions {
 function request(model: Model, args: Input[], given: AttributeOptions, site: CallSite): NativeAttributionRequest {
   const options = requiredOptions(given, ATTRIBUTE_KEYS, 'attribute', "{ method: 'saliency', target: 3 }", site);
   const method = options.method;
-  if (!ATTRIBUTION_METHODS.includes(method)) throw failure('INVALID_ARGUMENT', `unknown attribution method ${JSON.stringify(method)} (${ATTRIBUTION_METHODS.join(', ')})`, site);
+  if (!ATTRIBUTION_METHODS.includes(method))
+    throw failure('INVALID_ARGUMENT', `unknown attribution method ${JSON.stringify(method)} (${ATTRIBUTION_METHODS.join(', ')})`, site);
   const allowed: Option[] = [...COMMON, ...OPTIONS_OF[method]];
   for (const [key, value] of Object.entries(options)) {
     if (value !== undefined && !allowed.includes(key as Option)) {
@@ -160,12 +177,14 @@ function request(model: Model, args: Input[], given: AttributeOptions, site: Cal
   let upsample: number[] = [];
   if (options.upsample === true) {
     const x = args[input];
-    if (!(x instanceof Tensor) || x.shape.length < 3) throw failure('INVALID_ARGUMENT', 'upsample: true needs a [N, C, ...] tensor input to take the size from', site);
+    if (!(x instanceof Tensor) || x.shape.length < 3)
+      throw failure('INVALID_ARGUMENT', 'upsample: true needs a [N, C, ...] tensor input to take the size from', site);
     upsample = x.shape.slice(2);
   } else if (options.upsample !== undefined && options.upsample !== false) {
     upsample = integers(options.upsample, 'upsample', { min: 1 }, site);
   }
-  if (method === 'occlusion' && options.window === undefined) throw failure('INVALID_ARGUMENT', 'occlusion needs a window, e.g. [3, 16, 16] for an image', site);
+  if (method === 'occlusion' && options.window === undefined)
+    throw failure('INVALID_ARGUMENT', 'occlusion needs a window, e.g. [3, 16, 16] for an image', site);
   if (options.featureMask !== undefined) instance(options.featureMask, 'featureMask', Tensor, site);
   const noise = options.noise === undefined ? undefined : checkNoise(options.noise, site);
   for (const flag of ['abs', 'convergenceDelta', 'multiplyByInputs', 'relu'] as const) {

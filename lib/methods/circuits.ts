@@ -1,56 +1,14 @@
-// Transformer circuits, TransformerLens's experiments on any TorchScript model: the logit lens
-// (native/methods/logit_lens.h) and activation-patching sweeps over layers x positions or layers x heads,
-// natively batched, with attribution patching as their gradient estimate (native/methods/patching.h).
+// Transformer circuits, TransformerLens's experiments on any TorchScript model: activation-patching
+// sweeps over layers x positions or layers x heads, natively batched, with attribution patching as
+// their gradient estimate (native/methods/patching.h), and lag scores of attention patterns.
+// The logit lens is lib/methods/logit-lens.ts.
 import { SWEEP_METHODS, SweepMethod } from '../core/names';
 import { callSite, CallSite, failure } from '../core/errors';
 import { array, boolean, integer, integers, oneOf, optionKeys, requiredOptions } from '../core/validate';
 import { drivePlannedRun, RunProgress } from '../native/planned';
-import { cancellable } from '../native/signal';
 import { Input, Model, normalizeInputs, NumericsOptions, numericsRequest, unwrapInputs } from '../model/model';
 import { Tensor } from '../model/tensor';
 import { nativeObjectives, Objective } from './objective';
-
-export interface LogitLensOptions extends NumericsOptions {
-  /** Hook points read (module outputs, or 'path:input' for the residual stream entering a block). */
-  layers: string[];
-  /** The modules applied in order to each layer's value, e.g. ['transformer.ln_f', 'lm_head']. */
-  head: string[];
-  /** Keep only the k largest logits per position (memory: [layers, batch, seq, k]). */
-  topK?: number;
-  signal?: AbortSignal;
-}
-
-export interface LogitLensResult extends Disposable {
-  /** [layers, ...the head's output] (e.g. [layers, batch, seq, vocab]), or the top k. */
-  logits: Tensor;
-  /** With topK: the vocabulary indices of `logits`. */
-  indices?: Tensor;
-  dispose(): void;
-}
-
-const LOGIT_LENS_KEYS = optionKeys<LogitLensOptions>({ layers: true, head: true, topK: true, signal: true, precision: true, upcast: true });
-
-/** What the model would predict from each layer's value: the head applied to it. */
-export async function logitLens(model: Model, inputs: Input | Input[], given: LogitLensOptions): Promise<LogitLensResult> {
-  const site = callSite(logitLens);
-  if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'logitLens(model, inputs, options): model must come from torch.load()', site);
-  const options = requiredOptions(given, LOGIT_LENS_KEYS, 'logitLens', "{ layers, head: ['transformer.ln_f', 'lm_head'] }", site);
-  const layers = array(options.layers, 'layers', site, true) as string[];
-  const head = array(options.head, 'head', site, true) as string[];
-  model.checkLayers(layers, site);
-  model.checkLayers(head, site, false);  // the head's modules are called, not hooked
-  // 0: every logit.
-  const topK = integer(options.topK ?? 0, 'topK', { min: 0 }, site);
-  const handle = model.native(site);
-  const result = await cancellable(options.signal, site, (cancel) => handle.logitLens(unwrapInputs(normalizeInputs(inputs)), { layers, head, topK, ...numericsRequest(model, options, site) }, cancel));
-  const logits = new Tensor(result.logits);
-  const indices = result.indices ? new Tensor(result.indices) : undefined;
-  const dispose = () => {
-    logits.dispose();
-    indices?.dispose();
-  };
-  return { logits, ...(indices ? { indices } : {}), dispose, [Symbol.dispose]: dispose };
-}
 
 /** How a sweep scores a patched run: an objective on the output logits, averaged over the batch. */
 export type Metric = Objective;
@@ -93,8 +51,18 @@ export interface PatchingSweepResult extends Disposable {
 
 const positionedKinds = ['logit', 'logitDiff', 'logProb'];
 const SWEEP_KEYS = optionKeys<PatchingSweepOptions>({
-  clean: true, corrupted: true, layers: true, positions: true, heads: true, metric: true, normalize: true,
-  batchSize: true, method: true, signal: true, onProgress: true, precision: true,
+  clean: true,
+  corrupted: true,
+  layers: true,
+  positions: true,
+  heads: true,
+  metric: true,
+  normalize: true,
+  batchSize: true,
+  method: true,
+  signal: true,
+  onProgress: true,
+  precision: true,
 });
 
 function metricOf(model: Model, metric: Metric | Metric[], site: CallSite) {
@@ -152,7 +120,11 @@ export async function patchingSweep(model: Model, given: PatchingSweepOptions): 
 export function lagScores(pattern: Tensor, lag: number, fromQuery = lag): number[] {
   const site = callSite(lagScores);
   if (!(pattern instanceof Tensor) || pattern.shape.length !== 4 || pattern.shape[2] !== pattern.shape[3]) {
-    throw failure('SHAPE', `lagScores takes an attention pattern [batch, heads, queries, keys], got ${pattern instanceof Tensor ? `[${pattern.shape}]` : typeof pattern}`, site);
+    throw failure(
+      'SHAPE',
+      `lagScores takes an attention pattern [batch, heads, queries, keys], got ${pattern instanceof Tensor ? `[${pattern.shape}]` : typeof pattern}`,
+      site,
+    );
   }
   const [batch, heads, seq] = pattern.shape;
   integer(lag, 'lag', { min: 0, max: seq - 1 }, site);

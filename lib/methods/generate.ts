@@ -80,7 +80,8 @@ const GENERATE_KEYS = optionKeys<GenerateOptions>({ maxNewTokens: true, temperat
 function settings(given: GenerateOptions | undefined, site: CallSite) {
   const options = checkOptions(given, GENERATE_KEYS, 'generate', site);
   const stops = options.stop === undefined ? [] : Array.isArray(options.stop) ? options.stop : [options.stop];
-  if (!stops.every((s) => (typeof s === 'string' && s !== '') || Number.isInteger(s))) throw failure('INVALID_ARGUMENT', 'stop holds non-empty strings or token ids', site);
+  if (!stops.every((s) => (typeof s === 'string' && s !== '') || Number.isInteger(s)))
+    throw failure('INVALID_ARGUMENT', 'stop holds non-empty strings or token ids', site);
   return {
     maxNewTokens: positiveInteger(options.maxNewTokens ?? 20, 'maxNewTokens', site),
     temperature: finiteNumber(options.temperature ?? 0, 'temperature', { min: 0 }, site),
@@ -124,7 +125,11 @@ async function* drive(
     }
     const logits = (await model.forward(tensor(BigInt64Array.from(ids, BigInt), [1, ids.length]), ...(signal ? [{ signal }] : []))) as Tensor;
     if (!(logits instanceof Tensor) || logits.shape.length !== 3 || logits.shape[1] !== ids.length) {
-      throw failure('SHAPE', `generate needs a forward returning [1, seq, vocab] logits; the model returned ${logits instanceof Tensor ? `[${logits.shape}]` : typeof logits}`, site);
+      throw failure(
+        'SHAPE',
+        `generate needs a forward returning [1, seq, vocab] logits; the model returned ${logits instanceof Tensor ? `[${logits.shape}]` : typeof logits}`,
+        site,
+      );
     }
     const vocab = logits.shape[2];
     const row = (logits.data() as Float32Array).subarray((ids.length - 1) * vocab, ids.length * vocab);

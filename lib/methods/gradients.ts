@@ -58,7 +58,16 @@ export function objectiveOf(model: Model, options: { objective?: Objective | Obj
 }
 
 const INPUT = /^input(?::(\d+))?$/;
-const GRADIENTS_KEYS = optionKeys<GradientsOptions>({ objective: true, target: true, wrt: true, patch: true, calls: true, signal: true, precision: true, upcast: true });
+const GRADIENTS_KEYS = optionKeys<GradientsOptions>({
+  objective: true,
+  target: true,
+  wrt: true,
+  patch: true,
+  calls: true,
+  signal: true,
+  precision: true,
+  upcast: true,
+});
 
 /** The gradient of an objective with respect to inputs and layers' outputs. */
 export async function gradients(model: Model, inputs: Input | Input[], given: GradientsOptions): Promise<GradientsResult> {

@@ -1,10 +1,24 @@
 // Activation maximization (feature visualization): the input that makes a channel, neuron,
 // direction or logit fire most, optimised natively with libtorch's autograd (native/methods/maximize.h).
-import { callSite, CallSite, failure, settle } from '../core/errors';
+import { callSite, CallSite, failure } from '../core/errors';
 import { IMAGE_RANGES, ImageRange, Parameterization, PARAMETERIZATIONS, TRANSFORM_KINDS } from '../core/names';
 import { streamedRun } from '../core/stream';
 import {
-  abortSignal, array, boolean, callback, checkKeys, describeValue, finiteNumber, instance, integer, integers, isRecord, oneOf, optionKeys, positiveInteger, requiredOptions,
+  abortSignal,
+  array,
+  boolean,
+  callback,
+  checkKeys,
+  describeValue,
+  finiteNumber,
+  instance,
+  integer,
+  integers,
+  isRecord,
+  oneOf,
+  optionKeys,
+  positiveInteger,
+  requiredOptions,
 } from '../core/validate';
 import { NativeMaximizeRequest } from '../native/binding';
 import { driveSession } from '../native/session';
@@ -77,9 +91,25 @@ export interface MaximizeResult {
 export const MAXIMIZE_DEFAULTS = { steps: 256, lr: 0.05, betas: [0.9, 0.999] as [number, number], size: 224, seed: 0, progressEvery: 10 };
 
 const MAXIMIZE_KEYS = optionKeys<MaximizeOptions>({
-  channel: true, objective: true, steps: true, lr: true, betas: true, size: true, inputShape: true, init: true, seed: true,
-  parameterization: true, range: true, decorrelate: true, transforms: true, regularizers: true, normalize: true,
-  signal: true, onProgress: true, progressEvery: true, precision: true,
+  channel: true,
+  objective: true,
+  steps: true,
+  lr: true,
+  betas: true,
+  size: true,
+  inputShape: true,
+  init: true,
+  seed: true,
+  parameterization: true,
+  range: true,
+  decorrelate: true,
+  transforms: true,
+  regularizers: true,
+  normalize: true,
+  signal: true,
+  onProgress: true,
+  progressEvery: true,
+  precision: true,
 });
 const REGULARIZER_KEYS = optionKeys<NonNullable<MaximizeOptions['regularizers']>>({ l1: true, l2: true, tv: true, blur: true });
 const NORMALIZATIONS = ['imagenet', false] as const;
@@ -95,7 +125,9 @@ function toNativeTransform(transform: TransformSpec, what: string, site: CallSit
   const name = `${what}.${kind}`;
   // pad and jitter are pixel counts; scale and rotate lists to draw from.
   if (kind === 'pad' || kind === 'jitter') return { kind, values: [integer(value, name, { min: 0 }, site)] };
-  const values = array(Array.isArray(value) ? value : [value], name, site, true).map((v, i) => finiteNumber(v, `${name}[${i}]`, kind === 'scale' ? { above: 0 } : {}, site));
+  const values = array(Array.isArray(value) ? value : [value], name, site, true).map((v, i) =>
+    finiteNumber(v, `${name}[${i}]`, kind === 'scale' ? { above: 0 } : {}, site),
+  );
   return { kind, values };
 }
 
@@ -141,7 +173,8 @@ function plan(model: Model, layer: string | null, maybe: MaximizeOptions, what: 
   if (options.init !== undefined) {
     const init = instance(options.init, 'init', Tensor, site);
     const [b, c, h, w] = init.shape;
-    if (init.shape.length !== 4 || (options.inputShape && c !== channels)) throw failure('SHAPE', `init must be [B, ${options.inputShape ? channels : 'C'}, H, W], got [${init.shape}]`, site);
+    if (init.shape.length !== 4 || (options.inputShape && c !== channels))
+      throw failure('SHAPE', `init must be [B, ${options.inputShape ? channels : 'C'}, H, W], got [${init.shape}]`, site);
     channels = c;
     if (b !== batch && objectives.length === 1) {
       objectives = Array.from({ length: b }, () => objectives[0]);
@@ -154,9 +187,14 @@ function plan(model: Model, layer: string | null, maybe: MaximizeOptions, what: 
   const parameterization = oneOf(options.parameterization ?? 'fft', 'parameterization', PARAMETERIZATIONS, site);
   const range = oneOf(options.range ?? (parameterization === 'fft' ? 'sigmoid' : 'clamp'), 'range', IMAGE_RANGES, site);
   const transforms = options.transforms ?? 'standard';
-  if (transforms !== 'standard' && !Array.isArray(transforms)) throw failure('INVALID_ARGUMENT', `transforms is 'standard' or an array ([] for none), got ${describeValue(transforms)}`, site);
+  if (transforms !== 'standard' && !Array.isArray(transforms))
+    throw failure('INVALID_ARGUMENT', `transforms is 'standard' or an array ([] for none), got ${describeValue(transforms)}`, site);
   const given = requiredOptions(options.regularizers ?? {}, REGULARIZER_KEYS, `${what} regularizers`, '{ l1, l2, tv, blur }', site);
-  const regularizers = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined).map(([key, value]) => [key, finiteNumber(value, `regularizer ${key}`, {}, site)]));
+  const regularizers = Object.fromEntries(
+    Object.entries(given)
+      .filter(([, value]) => value !== undefined)
+      .map(([key, value]) => [key, finiteNumber(value, `regularizer ${key}`, {}, site)]),
+  );
   // ImageNet's normalization and colour decorrelation are for RGB images.
   const normalize = oneOf(options.normalize ?? (channels === 3 ? 'imagenet' : false), 'normalize', NORMALIZATIONS, site);
   if (normalize === 'imagenet' && channels !== 3) throw failure('INVALID_ARGUMENT', `normalize 'imagenet' needs 3 channels; the image has ${channels}`, site);
@@ -200,18 +238,37 @@ export interface MaximizeRun extends AsyncIterable<MaximizeProgress> {
   readonly result: Promise<MaximizeResult>;
 }
 
-async function* drive(model: Model, layer: string | null, options: MaximizeOptions, what: string, site: CallSite): AsyncGenerator<MaximizeProgress, MaximizeResult> {
+async function* drive(
+  model: Model,
+  layer: string | null,
+  options: MaximizeOptions,
+  what: string,
+  site: CallSite,
+): AsyncGenerator<MaximizeProgress, MaximizeResult> {
   const { native, steps, progressEvery } = plan(model, layer, options, what, site);
   const handle = model.native(site);
   const start = performance.now();
   const objective: number[] = [];
   // Aborted, the result is the best image so far.
-  const session = driveSession(() => handle.maximize(native), options.signal, { nextChunk: () => Math.min(progressEvery, steps - objective.length), resultArgument: (aborted) => aborted }, what, site);
+  const session = driveSession(
+    () => handle.maximize(native),
+    options.signal,
+    { nextChunk: () => Math.min(progressEvery, steps - objective.length), resultArgument: (aborted) => aborted },
+    what,
+    site,
+  );
   for (;;) {
     const next = await session.next();
     if (next.done) {
       const final = next.value.result!;
-      return { image: new Tensor(final.image), input: new Tensor(final.input), objective, steps: objective.length, elapsedMs: performance.now() - start, aborted: next.value.aborted };
+      return {
+        image: new Tensor(final.image),
+        input: new Tensor(final.input),
+        objective,
+        steps: objective.length,
+        elapsedMs: performance.now() - start,
+        aborted: next.value.aborted,
+      };
     }
     objective.push(...next.value.objectives);
     if (next.value.objectives.length > 0) {

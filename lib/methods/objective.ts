@@ -43,10 +43,15 @@ function checkKind(objective: ObjectiveKind, allowLayer: boolean, what: string, 
   checkKeys(o, [...OBJECTIVE_KINDS, 'position', ...(allowLayer ? ['layer'] : [])], what, site);
   const keys = Object.keys(o).filter((key) => (OBJECTIVE_KINDS as readonly string[]).includes(key));
   if (keys.length !== 1) {
-    throw failure('INVALID_ARGUMENT', `an objective has exactly one of ${OBJECTIVE_KINDS.join(', ')}${allowLayer ? ' (and its layer)' : ''}; got ${JSON.stringify(Object.keys(o))}`, site);
+    throw failure(
+      'INVALID_ARGUMENT',
+      `an objective has exactly one of ${OBJECTIVE_KINDS.join(', ')}${allowLayer ? ' (and its layer)' : ''}; got ${JSON.stringify(Object.keys(o))}`,
+      site,
+    );
   }
   const [key] = keys;
-  if (o.position !== undefined && !POSITIONED.has(key)) throw failure('INVALID_ARGUMENT', `position is for logit, logitDiff and logProb objectives, not ${key}`, site);
+  if (o.position !== undefined && !POSITIONED.has(key))
+    throw failure('INVALID_ARGUMENT', `position is for logit, logitDiff and logProb objectives, not ${key}`, site);
   if (o.position !== undefined) integer(o.position, 'position', {}, site);
   if (key === 'logitDiff' && !(Array.isArray(o.logitDiff) && o.logitDiff.length === 2)) {
     throw failure('INVALID_ARGUMENT', `logitDiff is [a, b] with two non-negative integers, got ${describeValue(o.logitDiff)}`, site);
@@ -104,7 +109,11 @@ export function nativeObjectives(model: Model, objectives: Objective[], layer: s
   const usesLayer = objectives.some(readsLayer);
   if (usesLayer) {
     if (typeof layerRead !== 'string' || layerRead === '') {
-      throw failure('INVALID_ARGUMENT', layer === null ? "this objective reads a layer: name it, e.g. { layer: 'layer4', channel: 3 }" : 'this objective needs a layer name', site);
+      throw failure(
+        'INVALID_ARGUMENT',
+        layer === null ? "this objective reads a layer: name it, e.g. { layer: 'layer4', channel: 3 }" : 'this objective needs a layer name',
+        site,
+      );
     }
     model.checkLayers([layerRead], site);
   }

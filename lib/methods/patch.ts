@@ -50,7 +50,8 @@ function toNativePatch(layer: string, spec: PatchSpec, site: CallSite): NativePa
 
 /** The patches of a request, checked: `patch` maps layer names to specs. */
 export function nativePatches(patch: Record<string, PatchSpec> | undefined, site: CallSite): NativePatch[] {
-  if (patch !== undefined && !isRecord(patch)) throw failure('INVALID_ARGUMENT', 'patch maps layer names to patch specs, e.g. { layer3: { zero: true } }', site);
+  if (patch !== undefined && !isRecord(patch))
+    throw failure('INVALID_ARGUMENT', 'patch maps layer names to patch specs, e.g. { layer3: { zero: true } }', site);
   return Object.entries(patch ?? {}).map(([layer, spec]) => toNativePatch(layer, spec, site));
 }
 

@@ -31,7 +31,8 @@ const CALL_OPTIONS = optionKeys<CallOptions>({ signal: true });
  */
 function splitCallOptions(args: (Input | CallOptions)[], what: string, site: CallSite): { inputs: Input[]; options: CallOptions } {
   const last = args[args.length - 1];
-  if (!isRecord(last) || last instanceof Tensor || !Object.values(last).some((value) => value instanceof AbortSignal)) return { inputs: args as Input[], options: {} };
+  if (!isRecord(last) || last instanceof Tensor || !Object.values(last).some((value) => value instanceof AbortSignal))
+    return { inputs: args as Input[], options: {} };
   checkKeys(last, CALL_OPTIONS, what, site);
   return { inputs: args.slice(0, -1) as Input[], options: last as CallOptions };
 }
@@ -110,9 +111,11 @@ export class Model {
   constructor(handle: NativeModel, file: string) {
     this.handle = handle;
     this.path = file;
-    this.moduleList = handle.modules().map(({ path, type, callSites, unhookable }) =>
-      unhookable ? { path, type, hookable: false, callSites, reason: unhookable } : { path, type, hookable: true, callSites },
-    );
+    this.moduleList = handle
+      .modules()
+      .map(({ path, type, callSites, unhookable }) =>
+        unhookable ? { path, type, hookable: false, callSites, reason: unhookable } : { path, type, hookable: true, callSites },
+      );
   }
 
   /** 'cpu' or 'cuda:N'. */
@@ -153,7 +156,7 @@ export class Model {
     const site = callSite(this.call);
     const handle = this.native(site);
     if (typeof path !== 'string' || path === '') throw failure('INVALID_ARGUMENT', 'call(path, ...inputs): path names a submodule', site);
-    this.checkLayers([path], site, false);  // called, not hooked
+    this.checkLayers([path], site, false); // called, not hooked
     const { inputs, options } = splitCallOptions(args, 'call', site);
     return wrapValue(await cancellable(options.signal, site, (cancel) => handle.call(path, unwrapInputs(inputs), cancel))) as Value;
   }
@@ -214,7 +217,15 @@ export function unwrapInputs(inputs: readonly Input[]): NativeValue[] {
   return inputs.map((input) => unwrapValue(input)) as NativeValue[];
 }
 
-const LOAD_OPTIONS = optionKeys<LoadOptions>({ device: true, optimize: true, precision: true, upcast: true, trusted: true, maxInflatedBytes: true, signal: true });
+const LOAD_OPTIONS = optionKeys<LoadOptions>({
+  device: true,
+  optimize: true,
+  precision: true,
+  upcast: true,
+  trusted: true,
+  maxInflatedBytes: true,
+  signal: true,
+});
 
 /** Loads a TorchScript file (torch.jit.trace or torch.jit.script, then torch.jit.save). */
 export async function load(file: string, given?: LoadOptions): Promise<Model> {
@@ -263,8 +274,8 @@ function warnIfEmulated(precision: Precision, device: string): void {
   const { cpuCapability, cpuBf16, cpuFp16 } = guard(() => binding().buildInfo());
   if (precision === 'bf16' ? cpuBf16 : cpuFp16) return;
   warnedPrecisions.add(precision);
-  process.emitWarning(
-    `precision '${precision}' on this CPU (${cpuCapability}, no AVX-512/AMX ${precision} instructions) is emulated and slower than float32`,
-    { code: 'TORCHSCOPE_EMULATED_PRECISION', detail: 'torch.info().cpu says what the CPU supports; use a CPU with them, or a GPU.' },
-  );
+  process.emitWarning(`precision '${precision}' on this CPU (${cpuCapability}, no AVX-512/AMX ${precision} instructions) is emulated and slower than float32`, {
+    code: 'TORCHSCOPE_EMULATED_PRECISION',
+    detail: 'torch.info().cpu says what the CPU supports; use a CPU with them, or a GPU.',
+  });
 }

@@ -7,15 +7,7 @@ import { NativeTensor } from '../native/binding';
 export type { DType } from '../core/names';
 export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'auto';
 
-export type TypedArray =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | BigInt64Array;
+export type TypedArray = Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | BigInt64Array;
 
 export type NestedArray = number | boolean | NestedArray[];
 
@@ -243,7 +235,7 @@ export function zeros(shape: readonly number[], dtype: DType = 'float32'): Tenso
 export function wrapValue(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map(wrapValue);
-  if (value instanceof (binding().TensorHandle as unknown as Function)) return new Tensor(value as NativeTensor);
+  if (value instanceof (binding().TensorHandle as unknown as abstract new () => NativeTensor)) return new Tensor(value);
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) out[key] = wrapValue(item);
   return out;

@@ -39,7 +39,9 @@ export interface AddonPlan {
 }
 
 function describeSearch(search: LibtorchSearch): string {
-  return search.probes.map((probe) => `  - ${probe.route}: ${probe.found ? `libtorch ${probe.found.version} at ${probe.found.dir}` : probe.problem}`).join('\n');
+  return search.probes
+    .map((probe) => `  - ${probe.route}: ${probe.found ? `libtorch ${probe.found.version} at ${probe.found.dir}` : probe.problem}`)
+    .join('\n');
 }
 
 /** Finds the addon and a libtorch for it without loading either (doctor reports this). */
@@ -58,7 +60,14 @@ export function planAddon(): AddonPlan {
   const kind = file.includes(`${path.sep}prebuilds${path.sep}`) ? 'prebuild' : 'build';
   const builtFor = addonLibtorchVersion(file);
   if (!builtFor) {
-    return { file, kind, error: new TorchscopeError('ADDON_LOAD', `${file} carries no libtorch version stamp: it is not a torchscope addon of this release; rebuild it: ${rebuildCommand}`) };
+    return {
+      file,
+      kind,
+      error: new TorchscopeError(
+        'ADDON_LOAD',
+        `${file} carries no libtorch version stamp: it is not a torchscope addon of this release; rebuild it: ${rebuildCommand}`,
+      ),
+    };
   }
   const search = findLibtorch(packageRoot, builtFor);
   if (search.match) return { file, kind, builtFor, search };
@@ -93,7 +102,10 @@ export function binding(): NativeBinding {
     const binding = loaded;
     if (isMainThread) process.once('exit', (code) => binding.stopComputeThread(code));
   } catch (error) {
-    throw new TorchscopeError('ADDON_LOAD', `could not load ${plan.file} with libtorch ${plan.builtFor} at ${plan.search!.match!.dir}: ${(error as Error).message}`);
+    throw new TorchscopeError(
+      'ADDON_LOAD',
+      `could not load ${plan.file} with libtorch ${plan.builtFor} at ${plan.search!.match!.dir}: ${(error as Error).message}`,
+    );
   }
   return loaded;
 }

@@ -2,7 +2,16 @@
 // users never touch them. Every [async] method runs on the compute thread (native/bindings/async_work.h).
 // lib/native/addon.ts loads the addon that has this shape.
 import {
-  AttributionMethod, DType, ImageRange, Integration, NoiseType, Parameterization, Precision, SweepMethod, TransformKind, UpsampleMode,
+  AttributionMethod,
+  DType,
+  ImageRange,
+  Integration,
+  NoiseType,
+  Parameterization,
+  Precision,
+  SweepMethod,
+  TransformKind,
+  UpsampleMode,
 } from '../core/names';
 
 export type NativeValue = NativeTensor | NativeValue[] | { [key: string]: NativeValue } | number | string | boolean | null;
@@ -54,7 +63,10 @@ export interface NativeRunResult {
   calls: Record<string, number>;
 }
 
-/** What an instrumented program runs; torch.inspect's ProgramInfo. */
+/**
+ * What an instrumented program runs; torch.inspect's ProgramInfo.
+ * @inline
+ */
 export interface NativeProgramSummary {
   /** Module paths the program still calls (not inlined); 'path:method' for other methods. */
   calledModules: string[];
@@ -246,8 +258,6 @@ export interface NativeModel {
   inspect(request: NativeRunRequest): Promise<NativeProgramSummary>;
   /** [async] */
   gradients(inputs: NativeValue[], request: NativeGradientsRequest, cancel?: NativeCancelToken): Promise<NativeGradientsResult>;
-  /** [async] */
-  logitLens(inputs: NativeValue[], request: { layers: string[]; head: string[]; topK: number } & NativeNumerics, cancel?: NativeCancelToken): Promise<{ logits: NativeTensor; indices?: NativeTensor }>;
   /** [async] plans the run: its clean and corrupted forwards */
   patchingSweep(clean: NativeValue[], corrupted: NativeValue[], request: NativeSweepRequest): Promise<NativePlannedRun<NativeSweepResult>>;
   /** [async] plans the run */

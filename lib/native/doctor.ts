@@ -44,7 +44,8 @@ function recordedPython(): string | undefined {
 export function doctor(): DoctorReport {
   const plan = planAddon();
   // package.json's binary.napi_versions is the one place the Node-API version is set.
-  const napiRequired = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { binary: { napi_versions: number[] } }).binary.napi_versions[0];
+  const napiRequired = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { binary: { napi_versions: number[] } }).binary
+    .napi_versions[0];
   const napiVersion = Number(process.versions.napi);
   const problems: string[] = [];
   const notes: string[] = [];

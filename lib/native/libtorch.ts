@@ -17,6 +17,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+/**
+ * A libtorch found on this machine.
+ * @inline
+ */
 export interface Libtorch {
   /** The libtorch directory: holds include/, lib/ and share/cmake/. */
   dir: string;
@@ -31,7 +35,10 @@ export interface Libtorch {
   python?: string;
 }
 
-/** One place the search looked, and what it found there. */
+/**
+ * One place the search looked, and what it found there.
+ * @inline
+ */
 export interface LibtorchProbe {
   route: string;
   found?: Libtorch;
@@ -73,12 +80,14 @@ export function describeLibtorch(dir: string, route: string, python?: string): L
 }
 
 // Where a Python's torch package is, without importing it (an import costs seconds).
-const FIND_TORCH = 'import importlib.util as u, json, sys; s = u.find_spec("torch"); print(json.dumps([sys.executable, s and list(s.submodule_search_locations)[0]]))';
+const FIND_TORCH =
+  'import importlib.util as u, json, sys; s = u.find_spec("torch"); print(json.dumps([sys.executable, s and list(s.submodule_search_locations)[0]]))';
 
 function probePython(name: string): LibtorchProbe {
   const route = `${name} on PATH`;
   const result = spawnSync(name, ['-c', FIND_TORCH], { encoding: 'utf8', timeout: 30000 });
-  if (result.error || result.status !== 0) return { route, problem: result.error ? `no ${name} on PATH` : `${name} failed: ${result.stderr.trim().split('\n').pop()}` };
+  if (result.error || result.status !== 0)
+    return { route, problem: result.error ? `no ${name} on PATH` : `${name} failed: ${result.stderr.trim().split('\n').pop()}` };
   let executable: string;
   let torchDir: string | null;
   try {
@@ -141,10 +150,12 @@ export function findLibtorch(packageRoot: string, wanted?: string): LibtorchSear
   const probes: LibtorchProbe[] = [];
   const fromEnv = process.env.TORCHSCOPE_LIBTORCH;
   const searches: (() => LibtorchProbe)[] = fromEnv
-    ? [() => {
-        const found = describeLibtorch(path.resolve(fromEnv), 'TORCHSCOPE_LIBTORCH');
-        return typeof found === 'string' ? { route: 'TORCHSCOPE_LIBTORCH', problem: found } : { route: 'TORCHSCOPE_LIBTORCH', found };
-      }]
+    ? [
+        () => {
+          const found = describeLibtorch(path.resolve(fromEnv), 'TORCHSCOPE_LIBTORCH');
+          return typeof found === 'string' ? { route: 'TORCHSCOPE_LIBTORCH', problem: found } : { route: 'TORCHSCOPE_LIBTORCH', found };
+        },
+      ]
     : [
         () => probePython('python3'),
         () => probePython('python'),

@@ -18,11 +18,22 @@ export interface DriveOptions {
 }
 
 /** What `what` (e.g. 'the attribution') resolves with once every pass ran; ABORTED on abort. */
-export async function drivePlannedRun<R>(start: () => Promise<NativePlannedRun<R>>, options: DriveOptions, what: string, site: CallSite): Promise<{ result: R; elapsedMs: number }> {
+export async function drivePlannedRun<R>(
+  start: () => Promise<NativePlannedRun<R>>,
+  options: DriveOptions,
+  what: string,
+  site: CallSite,
+): Promise<{ result: R; elapsedMs: number }> {
   if (options.onProgress !== undefined) callback(options.onProgress, 'onProgress', site);
   const began = performance.now();
   let last = { done: 0, total: 0 };
-  const run = driveSession(start, options.signal, { nextChunk: (p) => (p === undefined || p.done < p.total ? 1 : 0), resultArgument: (aborted) => (aborted ? null : undefined) }, what, site);
+  const run = driveSession(
+    start,
+    options.signal,
+    { nextChunk: (p) => (p === undefined || p.done < p.total ? 1 : 0), resultArgument: (aborted) => (aborted ? null : undefined) },
+    what,
+    site,
+  );
   for (;;) {
     const next = await run.next();
     if (next.done) {

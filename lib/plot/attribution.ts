@@ -122,7 +122,8 @@ export async function attributionOverlay(image: Tensor, attributions: Tensor, gi
   const options = checkOptions(given, OVERLAY_KEYS, 'attributionOverlay', site);
   const batch = options.batch ?? 0;
   const sign = options.sign ?? 'absolute';
-  if (!Object.keys(SIGN_COLORMAP).includes(sign)) throw failure('INVALID_ARGUMENT', `sign is 'absolute', 'all', 'positive' or 'negative', got ${JSON.stringify(sign)}`, site);
+  if (!Object.keys(SIGN_COLORMAP).includes(sign))
+    throw failure('INVALID_ARGUMENT', `sign is 'absolute', 'all', 'positive' or 'negative', got ${JSON.stringify(sign)}`, site);
   const outlier = finiteNumber(options.outlierPercent ?? 2, 'outlierPercent', { min: 0, below: 100 }, site);
   const alpha = finiteNumber(options.alpha ?? 0.5, 'alpha', { min: 0, max: 1 }, site);
   const picture = channelSum(image, batch, 'image', site);
@@ -216,7 +217,12 @@ export async function tokenAttributionPng(tokens: string[], scores: ArrayLike<nu
       x = margin;
       y += line;
     }
-    figure.shape(`<rect x="${x}" y="${y}" width="${w}" height="${line - 6}" rx="4" fill="${tokenColor(values[i])}"/>`, { x0: x, y0: y, x1: x + w, y1: y + line - 6 });
+    figure.shape(`<rect x="${x}" y="${y}" width="${w}" height="${line - 6}" rx="4" fill="${tokenColor(values[i])}"/>`, {
+      x0: x,
+      y0: y,
+      x1: x + w,
+      y1: y + line - 6,
+    });
     figure.text(token, e, x + inset, y + style.size + 1, style);
     x += w + 4;
   });

@@ -76,7 +76,7 @@ export function attentionHtml(result: AttentionLike, options?: HtmlOptions): str
 function html(result: AttentionLike, given: HtmlOptions | undefined, what: string, site: CallSite): string {
   const options = checkOptions(given, HTML_KEYS, what, site);
   const block = attentionBlock(result, options.batch ?? 0, site);
-  const { n, layers, heads, seq, values } = block;
+  const { n, layers, heads } = block;
   const threshold = finiteNumber(options.threshold ?? (n > 64 ? 0.02 : 0), 'threshold', { min: 0, below: 1 }, site);
   const raw = quantize(block);
   const scale = raw.scale;
@@ -97,7 +97,10 @@ function html(result: AttentionLike, given: HtmlOptions | undefined, what: strin
   };
   const title = options.title ?? 'Attention';
   // JSON inside <script>: '<' escaped so no token can close the element.
-  const metaJson = JSON.stringify(meta).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  const metaJson = JSON.stringify(meta)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

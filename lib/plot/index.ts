@@ -5,4 +5,14 @@ export { AttentionLike, Colormap, COLORMAPS } from './common';
 export { attentionHeatmap, attentionGrid, HeatmapOptions, GridOptions } from './png';
 export { attentionHtml, saveAttentionHtml, HtmlOptions } from './html';
 export { matrixHeatmap, MatrixHeatmapOptions } from './matrix';
-export { attributionOverlay, tokenAttributionHtml, tokenAttributionPng, tokenColor, normalizeAttribution, AttributionSign, OverlayOptions, TokenOptions, TokenPngOptions } from './attribution';
+export {
+  attributionOverlay,
+  tokenAttributionHtml,
+  tokenAttributionPng,
+  tokenColor,
+  normalizeAttribution,
+  AttributionSign,
+  OverlayOptions,
+  TokenOptions,
+  TokenPngOptions,
+} from './attribution';

@@ -26,14 +26,22 @@ export interface MatrixHeatmapOptions {
 
 const GREY = Uint8Array.of(128, 128, 128); // non-finite cells
 const MATRIX_KEYS = optionKeys<MatrixHeatmapOptions>({
-  title: true, rowLabels: true, columnLabels: true, colormap: true, vmin: true, vmax: true, cell: true, annotate: true,
+  title: true,
+  rowLabels: true,
+  columnLabels: true,
+  colormap: true,
+  vmin: true,
+  vmax: true,
+  cell: true,
+  annotate: true,
 });
 
 /** PNG heatmap of a 2-D tensor. */
 export async function matrixHeatmap(matrix: Tensor, given?: MatrixHeatmapOptions): Promise<Buffer> {
   const site = callSite(matrixHeatmap);
   const options = checkOptions(given, MATRIX_KEYS, 'matrixHeatmap', site);
-  if (!(matrix instanceof Tensor) || matrix.shape.length !== 2) throw failure('SHAPE', `matrixHeatmap takes a [rows, columns] tensor, got ${matrix instanceof Tensor ? `[${matrix.shape}]` : typeof matrix}`, site);
+  if (!(matrix instanceof Tensor) || matrix.shape.length !== 2)
+    throw failure('SHAPE', `matrixHeatmap takes a [rows, columns] tensor, got ${matrix instanceof Tensor ? `[${matrix.shape}]` : typeof matrix}`, site);
   if (matrix.dtype !== 'float32' && matrix.dtype !== 'float64') throw failure('DTYPE', `matrixHeatmap takes float values, got ${matrix.dtype}`, site);
   const [rows, columns] = matrix.shape;
   const values = Array.from(matrix.data() as Float32Array);
@@ -47,11 +55,16 @@ export async function matrixHeatmap(matrix: Tensor, given?: MatrixHeatmapOptions
   if (!(vmax > vmin)) throw failure('INVALID_ARGUMENT', `the scale's ends must differ, got vmin ${vmin}, vmax ${vmax}`, site);
   const lut = colormapLut(options.colormap ?? (signed ? 'redwhitegreen' : 'viridis'), site);
   const rowLabels = (options.rowLabels === undefined ? Array.from({ length: rows }, (_, i) => i) : array(options.rowLabels, 'rowLabels', site)).map(String);
-  const columnLabels = (options.columnLabels === undefined ? Array.from({ length: columns }, (_, i) => i) : array(options.columnLabels, 'columnLabels', site)).map(String);
+  const columnLabels = (
+    options.columnLabels === undefined ? Array.from({ length: columns }, (_, i) => i) : array(options.columnLabels, 'columnLabels', site)
+  ).map(String);
   if (rowLabels.length !== rows || columnLabels.length !== columns) {
     throw failure('SHAPE', `${rowLabels.length} row and ${columnLabels.length} column labels for a [${rows}, ${columns}] matrix`, site);
   }
-  const cell = options.cell === undefined ? Math.max(8, Math.min(40, Math.floor(720 / Math.max(rows, columns)))) : integer(options.cell, 'cell', { min: 1, max: 1024 }, site);
+  const cell =
+    options.cell === undefined
+      ? Math.max(8, Math.min(40, Math.floor(720 / Math.max(rows, columns))))
+      : integer(options.cell, 'cell', { min: 1, max: 1024 }, site);
   const labelStyle = { size: 11, fill: TEXT.labelFill };
   const annotation = { size: 9 };
   const ends = [vmax.toPrecision(3), vmin.toPrecision(3)];

@@ -123,7 +123,15 @@ function resolveVmax(vmax: unknown, fallback: number, site: CallSite): number {
  * The y labels (right-aligned left of the matrix) and x labels (turned, hanging below it) of the
  * matrix at (left, top); returns the leftmost and lowest ink, where the axis names go.
  */
-function axisLabels(figure: Figure, labels: Labels, cell: number, left: number, top: number, size: number, axes: { x: boolean; y: boolean }): { x0: number; y1: number } {
+function axisLabels(
+  figure: Figure,
+  labels: Labels,
+  cell: number,
+  left: number,
+  top: number,
+  size: number,
+  axes: { x: boolean; y: boolean },
+): { x0: number; y1: number } {
   const { font, text, extents } = labels;
   const style = { size: font, fill: TEXT.labelFill };
   const tick = labels.step > 1 ? 3 : 0;

@@ -42,29 +42,31 @@ export async function measureText(texts: readonly string[], style: TextStyle): P
   const perRender = Math.max(1, Math.floor(TEXT.measureMaxSide / row));
   const batches: string[][] = [];
   for (let i = 0; i < measurable.length; i += perRender) batches.push(measurable.slice(i, i + perRender));
-  await Promise.all(batches.map(async (batch) => {
-    const width = margin + Math.max(...batch.map(bound));
-    const rows = batch.map((t, i) => `<text x="${margin}" y="${i * row + baseline}">${escapeXml(t)}</text>`).join('');
-    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${batch.length * row}"><g ${fontAttributes(style)} fill="#000">${rows}</g></svg>`;
-    const { data, info } = await sharp(Buffer.from(svg)).ensureAlpha().extractChannel(3).raw().toBuffer({ resolveWithObject: true });
-    batch.forEach((t, i) => {
-      let x0 = Infinity;
-      let x1 = -Infinity;
-      let y0 = Infinity;
-      let y1 = -Infinity;
-      for (let y = i * row; y < (i + 1) * row; y++) {
-        for (let x = 0, o = y * info.width; x < info.width; x++, o++) {
-          if (data[o] === 0) continue;
-          if (x < x0) x0 = x;
-          if (x > x1) x1 = x;
-          if (y < y0) y0 = y;
-          y1 = y;
+  await Promise.all(
+    batches.map(async (batch) => {
+      const width = margin + Math.max(...batch.map(bound));
+      const rows = batch.map((t, i) => `<text x="${margin}" y="${i * row + baseline}">${escapeXml(t)}</text>`).join('');
+      const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${batch.length * row}"><g ${fontAttributes(style)} fill="#000">${rows}</g></svg>`;
+      const { data, info } = await sharp(Buffer.from(svg)).ensureAlpha().extractChannel(3).raw().toBuffer({ resolveWithObject: true });
+      batch.forEach((t, i) => {
+        let x0 = Infinity;
+        let x1 = -Infinity;
+        let y0 = Infinity;
+        let y1 = -Infinity;
+        for (let y = i * row; y < (i + 1) * row; y++) {
+          for (let x = 0, o = y * info.width; x < info.width; x++, o++) {
+            if (data[o] === 0) continue;
+            if (x < x0) x0 = x;
+            if (x > x1) x1 = x;
+            if (y < y0) y0 = y;
+            y1 = y;
+          }
         }
-      }
-      const top = i * row + baseline;
-      extents.set(t, x1 < 0 ? NO_INK : { left: x0 - margin, right: x1 + 1 - margin, top: y0 - top, bottom: y1 + 1 - top });
-    });
-  }));
+        const top = i * row + baseline;
+        extents.set(t, x1 < 0 ? NO_INK : { left: x0 - margin, right: x1 + 1 - margin, top: y0 - top, bottom: y1 + 1 - top });
+      });
+    }),
+  );
   return texts.map((t) => extents.get(t) ?? NO_INK);
 }
 

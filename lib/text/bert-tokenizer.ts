@@ -322,13 +322,7 @@ export class BertTokenizer {
   // PreTrainedTokenizer.truncate_sequences, truncation_side 'right'. Where that only logs an
   // error and returns the sequences whole (only_first / only_second when that sequence is too
   // short, or maxLength below the special tokens), this throws, as the fast tokenizer does.
-  private truncate(
-    first: Piece[],
-    second: Piece[] | undefined,
-    maxLength: number,
-    strategy: Truncation,
-    what: string,
-  ): [Piece[], Piece[] | undefined] {
+  private truncate(first: Piece[], second: Piece[] | undefined, maxLength: number, strategy: Truncation, what: string): [Piece[], Piece[] | undefined] {
     const specials = second ? 3 : 2;
     const total = first.length + (second ? second.length : 0) + specials;
     const remove = total - maxLength;
@@ -341,19 +335,13 @@ export class BertTokenizer {
     }
     if (!second || strategy === 'only_first') {
       if (remove > first.length) {
-        throw failure(
-          'INVALID_ARGUMENT',
-          `${what}: cannot truncate to maxLength ${maxLength} by cutting only the first sequence (${first.length} tokens)`,
-        );
+        throw failure('INVALID_ARGUMENT', `${what}: cannot truncate to maxLength ${maxLength} by cutting only the first sequence (${first.length} tokens)`);
       }
       return [first.slice(0, first.length - remove), second];
     }
     if (strategy === 'only_second') {
       if (remove > second.length) {
-        throw failure(
-          'INVALID_ARGUMENT',
-          `${what}: cannot truncate to maxLength ${maxLength} by cutting only the second sequence (${second.length} tokens)`,
-        );
+        throw failure('INVALID_ARGUMENT', `${what}: cannot truncate to maxLength ${maxLength} by cutting only the second sequence (${second.length} tokens)`);
       }
       return [first, second.slice(0, second.length - remove)];
     }
@@ -362,8 +350,7 @@ export class BertTokenizer {
     const firstRemove = Math.min(Math.abs(second.length - first.length), remove);
     const secondRemove = remove - firstRemove;
     const half = Math.floor(secondRemove / 2);
-    const [fromFirst, fromSecond] =
-      first.length > second.length ? [firstRemove + half, secondRemove - half] : [half, firstRemove + secondRemove - half];
+    const [fromFirst, fromSecond] = first.length > second.length ? [firstRemove + half, secondRemove - half] : [half, firstRemove + secondRemove - half];
     return [first.slice(0, first.length - fromFirst), second.slice(0, second.length - fromSecond)];
   }
 

@@ -1,7 +1,8 @@
 // Entry point: registers the native classes and functions that lib/native/binding.ts types.
+#include "bindings/addon.h"
+
 #include <napi.h>
 
-#include "bindings/addon.h"
 #include "bindings/async_work.h"
 #include "bindings/info.h"
 #include "bindings/model_handle.h"

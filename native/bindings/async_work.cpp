@@ -14,8 +14,8 @@
 #include <thread>
 
 #include "bindings/addon.h"
-#include "bindings/values.h"
 #include "bindings/js_errors.h"
+#include "bindings/values.h"
 #include "core/errors.h"
 
 namespace torchscope {
@@ -79,8 +79,7 @@ class ComputeThread {
   // soon as the last environment is gone, and must not exit under a running call.
   void forget(const std::shared_ptr<Channel>& channel) {
     std::unique_lock<std::mutex> lock(mutex_);
-    jobs_.erase(std::remove_if(jobs_.begin(), jobs_.end(), [&](const auto& job) { return job->channel == channel; }),
-                jobs_.end());
+    jobs_.erase(std::remove_if(jobs_.begin(), jobs_.end(), [&](const auto& job) { return job->channel == channel; }), jobs_.end());
     changed_.wait(lock, [&] { return !busy_ || busyChannel_ != channel; });
   }
 
@@ -288,8 +287,8 @@ void keepUntilExit(std::shared_ptr<void> object) {
   kept->push_back(std::move(object));
 }
 
-Napi::Promise queueWork(Napi::Env env, const char* fallbackCode, WorkFn work, ResolveFn resolve,
-                        const std::vector<Napi::Object>& keepAlive, CancelFlag cancel) {
+Napi::Promise queueWork(Napi::Env env, const char* fallbackCode, WorkFn work, ResolveFn resolve, const std::vector<Napi::Object>& keepAlive,
+                        CancelFlag cancel) {
   AddonData& data = addonData(env);
   const uint64_t id = ++data.nextCall;
   PendingCall call{Napi::Promise::Deferred::New(env), {}};
@@ -297,8 +296,8 @@ Napi::Promise queueWork(Napi::Env env, const char* fallbackCode, WorkFn work, Re
   Napi::Promise promise = call.deferred.Promise();
   if (data.pending.empty()) data.channel->completions.Ref(env);
   data.pending.emplace(id, std::move(call));
-  ComputeThread::instance().post(std::unique_ptr<Job>(
-      new Job{data.channel, id, fallbackCode, std::move(work), std::move(resolve), std::move(cancel)}));
+  ComputeThread::instance().post(
+      std::unique_ptr<Job>(new Job{data.channel, id, fallbackCode, std::move(work), std::move(resolve), std::move(cancel)}));
   return promise;
 }
 

@@ -27,8 +27,8 @@
 
 namespace torchscope {
 
-using WorkFn = std::function<void()>;                       // compute thread, no JS
-using ResolveFn = std::function<Napi::Value(Napi::Env)>;    // JS thread, builds the result
+using WorkFn = std::function<void()>;                     // compute thread, no JS
+using ResolveFn = std::function<Napi::Value(Napi::Env)>;  // JS thread, builds the result
 
 // Set from JS (an AbortSignal's abort): a queued call that has not started rejects ABORTED.
 using CancelFlag = std::shared_ptr<std::atomic<bool>>;

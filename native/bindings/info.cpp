@@ -2,18 +2,18 @@
 // torch.info(), torch.cuda.*, test/constants.test.ts (all synchronous: no tensor work).
 #include "bindings/info.h"
 
-#include <torch/cuda.h>
-#include <torch/version.h>
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
 
 #include "bindings/js_errors.h"
 #include "core/cpu_features.h"
 #include "core/device.h"
 #include "core/names.h"
-#include "torchscript/module_calls.h"
 #include "program/patch.h"
 #include "program/precision.h"
+#include "torchscript/module_calls.h"
 
 namespace torchscope {
 
@@ -42,13 +42,13 @@ Napi::Value describeBuild(Napi::Env env) {
 }
 
 Napi::Value cudaIsAvailable(const Napi::CallbackInfo& info) {
-  return entryPoint(info.Env(), code::kDevice, [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); });
+  return entryPoint(info.Env(), code::kDevice,
+                    [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); });
 }
 
 Napi::Value cudaDeviceCount(const Napi::CallbackInfo& info) {
-  return entryPoint(info.Env(), code::kDevice, [&]() -> Napi::Value {
-    return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count()));
-  });
+  return entryPoint(info.Env(), code::kDevice,
+                    [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count())); });
 }
 
 Napi::Value buildInfo(const Napi::CallbackInfo& info) {

@@ -11,8 +11,6 @@ Napi::Error toJsError(Napi::Env env, const ErrorInfo& info) {
   return error;
 }
 
-void throwJs(Napi::Env env, const char* code, const std::string& message) {
-  throw toJsError(env, {code, message, ""});
-}
+void throwJs(Napi::Env env, const char* code, const std::string& message) { throw toJsError(env, {code, message, ""}); }
 
 }  // namespace torchscope

@@ -26,8 +26,7 @@ std::vector<RegisteredMethod>& registeredMethods() {
 ModelMethodRegistration::ModelMethodRegistration(const char* name, ModelMethod method) { registeredMethods().push_back({name, method}); }
 
 void ModelHandle::define(Napi::Env env, Napi::Object exports) {
-  std::vector<PropertyDescriptor> properties = {StaticMethod<&ModelHandle::load>("load"),
-                                                InstanceMethod<&ModelHandle::modules>("modules"),
+  std::vector<PropertyDescriptor> properties = {StaticMethod<&ModelHandle::load>("load"), InstanceMethod<&ModelHandle::modules>("modules"),
                                                 InstanceMethod<&ModelHandle::device>("device"),
                                                 InstanceMethod<&ModelHandle::forwardArguments>("forwardArguments"),
                                                 InstanceMethod<&ModelHandle::dispose>("dispose")};
@@ -78,7 +77,8 @@ Napi::Value ModelHandle::load(const Napi::CallbackInfo& info) {
     options.precision = parseName(kPrecisions, request.string("precision"), "precision");
     options.upcast = request.boolean("upcast");
     options.policy.trusted = request.boolean("trusted");
-    if (request.has("maxInflatedBytes")) options.policy.maxInflatedBytes = static_cast<uint64_t>(request.integer("maxInflatedBytes", 1, kMaxSafeInteger));
+    if (request.has("maxInflatedBytes"))
+      options.policy.maxInflatedBytes = static_cast<uint64_t>(request.integer("maxInflatedBytes", 1, kMaxSafeInteger));
     auto state = std::make_shared<std::shared_ptr<ModelState>>();
     return queueWork(
         env, code::kModelLoad, [state, path, options] { *state = loadModel(path, options); },
@@ -111,9 +111,8 @@ Napi::Value ModelHandle::modules(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelHandle::device(const Napi::CallbackInfo& info) {
-  return entryPoint(info.Env(), code::kInternal, [&]() -> Napi::Value {
-    return Napi::String::New(info.Env(), live(info.Env())->device.str());
-  });
+  return entryPoint(info.Env(), code::kInternal,
+                    [&]() -> Napi::Value { return Napi::String::New(info.Env(), live(info.Env())->device.str()); });
 }
 
 Napi::Value ModelHandle::forwardArguments(const Napi::CallbackInfo& info) {

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <map>
 
+#include "bindings/tensor_handle.h"
 #include "core/errors.h"
 #include "core/names.h"
 #include "program/patch.h"
-#include "bindings/tensor_handle.h"
 
 namespace torchscope {
 
@@ -49,8 +49,7 @@ int64_t RequestReader::integer(const char* key, int64_t min, int64_t max) const 
   const std::string range = "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
   if (!value.IsNumber()) fail(key, range, value);
   const double number = value.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(number) || std::trunc(number) != number || number < static_cast<double>(min) ||
-      number > static_cast<double>(max)) {
+  if (!std::isfinite(number) || std::trunc(number) != number || number < static_cast<double>(min) || number > static_cast<double>(max)) {
     fail(key, range, value);
   }
   return static_cast<int64_t>(number);

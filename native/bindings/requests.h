@@ -14,7 +14,6 @@
 #include "methods/objective.h"
 #include "program/program.h"
 
-
 namespace torchscope {
 
 // Reads the fields of one JS object; `where` prefixes every error.

@@ -17,17 +17,16 @@ struct SessionHandle::State {
 
 void SessionHandle::define(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "SessionHandle",
-                                   {InstanceMethod<&SessionHandle::steps>("steps"),
-                                    InstanceMethod<&SessionHandle::abort>("abort"),
-                                    InstanceMethod<&SessionHandle::result>("result"),
-                                    InstanceMethod<&SessionHandle::dispose>("dispose")});
+                                   {InstanceMethod<&SessionHandle::steps>("steps"), InstanceMethod<&SessionHandle::abort>("abort"),
+                                    InstanceMethod<&SessionHandle::result>("result"), InstanceMethod<&SessionHandle::dispose>("dispose")});
   addonData(env).sessionClass = Napi::Persistent(cls);
   exports.Set("SessionHandle", cls);
 }
 
 SessionHandle::SessionHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SessionHandle>(info) {
   if (info.Length() != 1 || !info[0].IsExternal()) {
-    throwJs(info.Env(), code::kInvalidArgument, "sessions are created by torch.attribute(), torch.patchingSweep() and torch.maximize(), not by `new`");
+    throwJs(info.Env(), code::kInvalidArgument,
+            "sessions are created by torch.attribute(), torch.patchingSweep() and torch.maximize(), not by `new`");
   }
   std::unique_ptr<std::shared_ptr<State>> state(info[0].As<Napi::External<std::shared_ptr<State>>>().Data());
   state_ = std::move(*state);

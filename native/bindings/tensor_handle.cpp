@@ -6,8 +6,8 @@
 
 #include "bindings/addon.h"
 #include "bindings/async_work.h"
-#include "core/device.h"
 #include "bindings/js_errors.h"
+#include "core/device.h"
 #include "core/errors.h"
 #include "core/ivalues.h"
 #include "core/resources.h"
@@ -30,25 +30,19 @@ Napi::Value typedArrayFor(Napi::Env env, at::ScalarType type, Napi::ArrayBuffer 
     case at::kShort: return Napi::Int16Array::New(env, length, buffer, 0);
     case at::kInt: return Napi::Int32Array::New(env, length, buffer, 0);
     case at::kLong: return Napi::BigInt64Array::New(env, length, buffer, 0);
-    default:
-      throwJs(env, code::kDtype, "tensors of dtype " + std::string(c10::toString(type)) +
-                                     " cannot be viewed from JS");
+    default: throwJs(env, code::kDtype, "tensors of dtype " + std::string(c10::toString(type)) + " cannot be viewed from JS");
   }
 }
 
 }  // namespace
 
 void TensorHandle::define(Napi::Env env, Napi::Object exports) {
-  Napi::Function cls = DefineClass(
-      env, "TensorHandle",
-      {StaticMethod<&TensorHandle::fromData>("fromData"),
-       InstanceMethod<&TensorHandle::shape>("shape"),
-       InstanceMethod<&TensorHandle::dtype>("dtype"),
-       InstanceMethod<&TensorHandle::device>("device"),
-       InstanceMethod<&TensorHandle::data>("data"),
-       InstanceMethod<&TensorHandle::to>("to"),
-       InstanceMethod<&TensorHandle::dispose>("dispose"),
-       InstanceMethod<&TensorHandle::isDisposed>("isDisposed")});
+  Napi::Function cls =
+      DefineClass(env, "TensorHandle",
+                  {StaticMethod<&TensorHandle::fromData>("fromData"), InstanceMethod<&TensorHandle::shape>("shape"),
+                   InstanceMethod<&TensorHandle::dtype>("dtype"), InstanceMethod<&TensorHandle::device>("device"),
+                   InstanceMethod<&TensorHandle::data>("data"), InstanceMethod<&TensorHandle::to>("to"),
+                   InstanceMethod<&TensorHandle::dispose>("dispose"), InstanceMethod<&TensorHandle::isDisposed>("isDisposed")});
   addonData(env).tensorClass = Napi::Persistent(cls);
   exports.Set("TensorHandle", cls);
 }
@@ -121,8 +115,8 @@ Napi::Value TensorHandle::fromData(const Napi::CallbackInfo& info) {
       Napi::Value size = shapeArray.Get(i);
       const double value = size.IsNumber() ? size.As<Napi::Number>().DoubleValue() : -1;
       if (!(value >= 0 && value <= 9007199254740991.0 && std::trunc(value) == value)) {
-        TS_FAIL(code::kInvalidArgument, "shape sizes are non-negative safe integers; size " + std::to_string(i) +
-                                                " is " + size.ToString().Utf8Value());
+        TS_FAIL(code::kInvalidArgument,
+                "shape sizes are non-negative safe integers; size " + std::to_string(i) + " is " + size.ToString().Utf8Value());
       }
       shape.push_back(static_cast<int64_t>(value));
       overflow = overflow || __builtin_mul_overflow(numel, static_cast<uint64_t>(value), &numel);
@@ -133,8 +127,8 @@ Napi::Value TensorHandle::fromData(const Napi::CallbackInfo& info) {
       TS_FAIL(code::kShape, "shape " + c10::str(at::IntArrayRef(shape)) + " has more elements than a tensor can hold");
     }
     if (bytes != source.ByteLength()) {
-      TS_FAIL(code::kShape, "data holds " + std::to_string(source.ByteLength()) + " bytes but shape " +
-                                    c10::str(at::IntArrayRef(shape)) + " of " + dtypeName(type) + " needs " + std::to_string(bytes));
+      TS_FAIL(code::kShape, "data holds " + std::to_string(source.ByteLength()) + " bytes but shape " + c10::str(at::IntArrayRef(shape)) +
+                                " of " + dtypeName(type) + " needs " + std::to_string(bytes));
     }
     // A copy, not a view: JS may reuse or free the source buffer at any time. The typed array's
     // own data pointer works for ArrayBuffers and SharedArrayBuffers alike.
@@ -143,8 +137,7 @@ Napi::Value TensorHandle::fromData(const Napi::CallbackInfo& info) {
     napi_typedarray_type arrayType;
     napi_value arrayBuffer;
     size_t byteOffset = 0;
-    NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, source, &arrayType, &length, &data, &arrayBuffer, &byteOffset),
-                         Napi::Value());
+    NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, source, &arrayType, &length, &data, &arrayBuffer, &byteOffset), Napi::Value());
     at::Tensor tensor = at::empty(shape, at::TensorOptions().dtype(type));
     if (bytes > 0) std::memcpy(tensor.data_ptr(), data, bytes);
     return wrap(env, std::move(tensor));
@@ -162,15 +155,13 @@ Napi::Value TensorHandle::shape(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value TensorHandle::dtype(const Napi::CallbackInfo& info) {
-  return entryPoint(info.Env(), code::kInternal, [&]() -> Napi::Value {
-    return Napi::String::New(info.Env(), dtypeName(live(info.Env()).scalar_type()));
-  });
+  return entryPoint(info.Env(), code::kInternal,
+                    [&]() -> Napi::Value { return Napi::String::New(info.Env(), dtypeName(live(info.Env()).scalar_type())); });
 }
 
 Napi::Value TensorHandle::device(const Napi::CallbackInfo& info) {
-  return entryPoint(info.Env(), code::kInternal, [&]() -> Napi::Value {
-    return Napi::String::New(info.Env(), deviceName(live(info.Env()).device()));
-  });
+  return entryPoint(info.Env(), code::kInternal,
+                    [&]() -> Napi::Value { return Napi::String::New(info.Env(), deviceName(live(info.Env()).device())); });
 }
 
 Napi::Value TensorHandle::data(const Napi::CallbackInfo& info) {
@@ -178,8 +169,8 @@ Napi::Value TensorHandle::data(const Napi::CallbackInfo& info) {
   return entryPoint(env, code::kRuntime, [&]() -> Napi::Value {
     const at::Tensor& current = live(env);
     if (!current.device().is_cpu()) {
-      TS_FAIL(code::kDevice, "data() needs a CPU tensor; this one is on " + deviceName(current.device()) +
-                                     ": call `await tensor.to('cpu')` first");
+      TS_FAIL(code::kDevice,
+              "data() needs a CPU tensor; this one is on " + deviceName(current.device()) + ": call `await tensor.to('cpu')` first");
     }
     // Views need one flat block; a non-contiguous tensor (a broadcast view holds far fewer bytes
     // than its elements) is made contiguous once, in place of itself, if the machine can hold it.
@@ -221,8 +212,6 @@ Napi::Value TensorHandle::dispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value TensorHandle::isDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !tensor_.defined());
-}
+Napi::Value TensorHandle::isDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !tensor_.defined()); }
 
 }  // namespace torchscope

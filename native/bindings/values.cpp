@@ -7,8 +7,8 @@
 #include <cmath>
 
 #include "bindings/js_errors.h"
-#include "core/errors.h"
 #include "bindings/tensor_handle.h"
+#include "core/errors.h"
 
 namespace torchscope {
 
@@ -81,12 +81,9 @@ class Converter {
         }
         return list;
       }
-      case c10::TypeKind::TupleType:
-        return tuple(value, type->expect<c10::TupleType>(), where, depth);
-      case c10::TypeKind::DictType:
-        return dict(value, type->expectRef<c10::DictType>(), where, depth);
-      default:
-        return infer(value, where, depth);
+      case c10::TypeKind::TupleType: return tuple(value, type->expect<c10::TupleType>(), where, depth);
+      case c10::TypeKind::DictType: return dict(value, type->expectRef<c10::DictType>(), where, depth);
+      default: return infer(value, where, depth);
     }
   }
 
@@ -105,8 +102,9 @@ class Converter {
     if (value.IsArray()) {
       auto array = value.As<Napi::Array>();
       if (array.Length() != elements.size()) {
-        badInput(env_, where, "expected " + type->annotation_str() + " (" + std::to_string(elements.size()) +
-                                  " items), got an array of " + std::to_string(array.Length()));
+        badInput(env_, where,
+                 "expected " + type->annotation_str() + " (" + std::to_string(elements.size()) + " items), got an array of " +
+                     std::to_string(array.Length()));
       }
       for (uint32_t i = 0; i < array.Length(); ++i) {
         items.push_back(convert(array.Get(i), elements[i], where + "[" + std::to_string(i) + "]", depth + 1));
@@ -240,8 +238,7 @@ Napi::Value toJs(Napi::Env env, const c10::IValue& value) {
     }
     return object;
   }
-  throwJs(env, code::kInternal, "the model returned a value of type " + value.type()->str() +
-                                    " that torchscope cannot convert");
+  throwJs(env, code::kInternal, "the model returned a value of type " + value.type()->str() + " that torchscope cannot convert");
 }
 
 }  // namespace torchscope

@@ -18,7 +18,20 @@ namespace {
 // oneDNN's x86-64 instruction sets, each a superset of the one before on the CPUs that have them,
 // by the names ONEDNN_MAX_CPU_ISA takes (AVX10_1_512* are newer names of the AVX512_CORE_FP16
 // and AMX levels).
-enum class Isa { kNone, kSse41, kAvx, kAvx2, kAvx2Vnni, kAvx2Vnni2, kAvx512Core, kAvx512CoreVnni, kAvx512CoreBf16, kAvx512CoreFp16, kAvx512CoreAmx, kAvx512CoreAmxFp16 };
+enum class Isa {
+  kNone,
+  kSse41,
+  kAvx,
+  kAvx2,
+  kAvx2Vnni,
+  kAvx2Vnni2,
+  kAvx512Core,
+  kAvx512CoreVnni,
+  kAvx512CoreBf16,
+  kAvx512CoreFp16,
+  kAvx512CoreAmx,
+  kAvx512CoreAmxFp16
+};
 
 struct IsaName {
   const char* name;

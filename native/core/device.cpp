@@ -1,7 +1,7 @@
 #include "core/device.h"
 
-#include <torch/cuda.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/cuda.h>
 
 #include "core/errors.h"
 
@@ -23,14 +23,12 @@ c10::Device resolveDevice(const std::string& name) {
     if (!cudaAvailable) {
       // hasCUDA() means "a GPU is usable"; isBuilt() means "CUDA compiled in".
       const char* why = at::detail::getCUDAHooks().isBuilt() ? "no GPU is visible" : "this libtorch build has no CUDA support";
-      TS_FAIL(code::kDevice, "device '" + name + "' requested but CUDA is not available (" + why +
-                                     "); use 'cpu' or 'auto'");
+      TS_FAIL(code::kDevice, "device '" + name + "' requested but CUDA is not available (" + why + "); use 'cpu' or 'auto'");
     }
     const auto count = static_cast<int64_t>(torch::cuda::device_count());
     const int64_t index = device.has_index() ? device.index() : 0;
     if (index >= count) {
-      TS_FAIL(code::kDevice, "device '" + name + "' does not exist: " + std::to_string(count) +
-                                     " GPU(s) visible");
+      TS_FAIL(code::kDevice, "device '" + name + "' does not exist: " + std::to_string(count) + " GPU(s) visible");
     }
     device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
   }

@@ -15,7 +15,7 @@ namespace code {
 inline constexpr const char* kModelLoad = "MODEL_LOAD";
 inline constexpr const char* kUnknownLayer = "UNKNOWN_LAYER";
 inline constexpr const char* kUnhookableLayer = "UNHOOKABLE_LAYER";  // a submodule no hook point reaches
-inline constexpr const char* kLayerNotRun = "LAYER_NOT_RUN";          // hook points not reached this time
+inline constexpr const char* kLayerNotRun = "LAYER_NOT_RUN";         // hook points not reached this time
 inline constexpr const char* kShape = "SHAPE";
 inline constexpr const char* kDtype = "DTYPE";
 inline constexpr const char* kDevice = "DEVICE";
@@ -39,9 +39,9 @@ class Error : public std::runtime_error {
 };
 
 // Throws Error(code, message) unless `condition` holds; the message parts are c10::str's.
-#define TS_CHECK(condition, code, ...)                                              \
-  do {                                                                              \
-    if (!(condition)) throw ::torchscope::Error((code), ::c10::str(__VA_ARGS__));   \
+#define TS_CHECK(condition, code, ...)                                            \
+  do {                                                                            \
+    if (!(condition)) throw ::torchscope::Error((code), ::c10::str(__VA_ARGS__)); \
   } while (false)
 
 // Throws Error(code, message) with the message parts c10::str'd.
@@ -60,8 +60,7 @@ ErrorInfo describeException(std::exception_ptr error, const char* fallbackCode);
 
 // Every code native code raises, for lib/core/errors.ts's list to be checked against.
 inline constexpr const char* kAllCodes[] = {
-    code::kModelLoad, code::kUnknownLayer, code::kUnhookableLayer, code::kLayerNotRun, code::kShape,
-    code::kDtype,     code::kDevice,       code::kDisposed,        code::kInvalidArgument, code::kOutOfMemory,
-    code::kAborted,   code::kRuntime,      code::kInternal};
+    code::kModelLoad, code::kUnknownLayer,    code::kUnhookableLayer, code::kLayerNotRun, code::kShape,   code::kDtype,   code::kDevice,
+    code::kDisposed,  code::kInvalidArgument, code::kOutOfMemory,     code::kAborted,     code::kRuntime, code::kInternal};
 
 }  // namespace torchscope

@@ -21,17 +21,32 @@ struct Named {
 
 // The precision a model's programs compute in (program/precision.h).
 enum class Precision { kFloat32, kBFloat16, kFloat16 };
-inline constexpr std::array<Named<Precision>, 3> kPrecisions = {{
-    {"fp32", Precision::kFloat32}, {"bf16", Precision::kBFloat16}, {"fp16", Precision::kFloat16}}};
+inline constexpr std::array<Named<Precision>, 3> kPrecisions = {
+    {{"fp32", Precision::kFloat32}, {"bf16", Precision::kBFloat16}, {"fp16", Precision::kFloat16}}};
 
 // dtypes as JS sees them ('float32', 'int64', ...).
 inline constexpr std::array<Named<at::ScalarType>, 10> kDtypes = {{
-    {"float32", at::kFloat}, {"float64", at::kDouble}, {"float16", at::kHalf}, {"bfloat16", at::kBFloat16},
-    {"int8", at::kChar},     {"uint8", at::kByte},      {"int16", at::kShort},  {"int32", at::kInt},
-    {"int64", at::kLong},    {"bool", at::kBool},
+    {"float32", at::kFloat},
+    {"float64", at::kDouble},
+    {"float16", at::kHalf},
+    {"bfloat16", at::kBFloat16},
+    {"int8", at::kChar},
+    {"uint8", at::kByte},
+    {"int16", at::kShort},
+    {"int32", at::kInt},
+    {"int64", at::kLong},
+    {"bool", at::kBool},
 }};
 
-enum class AttributionMethod { kSaliency, kInputXGradient, kIntegratedGradients, kLayerIntegratedGradients, kLayerGradCam, kOcclusion, kFeatureAblation };
+enum class AttributionMethod {
+  kSaliency,
+  kInputXGradient,
+  kIntegratedGradients,
+  kLayerIntegratedGradients,
+  kLayerGradCam,
+  kOcclusion,
+  kFeatureAblation
+};
 inline constexpr std::array<Named<AttributionMethod>, 7> kAttributionMethods = {{
     {"saliency", AttributionMethod::kSaliency},
     {"inputXGradient", AttributionMethod::kInputXGradient},
@@ -54,34 +69,43 @@ inline constexpr std::array<Named<Integration>, 5> kIntegrations = {{
 
 // The noise tunnel around a gradient method (Captum's NoiseTunnel types).
 enum class Noise { kNone, kSmoothGrad, kSmoothGradSquared, kVarGrad };
-inline constexpr std::array<Named<Noise>, 3> kNoiseTypes = {{
-    {"smoothgrad", Noise::kSmoothGrad}, {"smoothgrad_sq", Noise::kSmoothGradSquared}, {"vargrad", Noise::kVarGrad}}};
+inline constexpr std::array<Named<Noise>, 3> kNoiseTypes = {
+    {{"smoothgrad", Noise::kSmoothGrad}, {"smoothgrad_sq", Noise::kSmoothGradSquared}, {"vargrad", Noise::kVarGrad}}};
 
 // Grad-CAM's upsampling (F.interpolate's modes it allows).
 enum class Upsample { kNearest, kBilinear, kLinear };
-inline constexpr std::array<Named<Upsample>, 3> kUpsampleModes = {{
-    {"nearest", Upsample::kNearest}, {"bilinear", Upsample::kBilinear}, {"linear", Upsample::kLinear}}};
+inline constexpr std::array<Named<Upsample>, 3> kUpsampleModes = {
+    {{"nearest", Upsample::kNearest}, {"bilinear", Upsample::kBilinear}, {"linear", Upsample::kLinear}}};
 
 // Activation maximization: how the optimised parameters map to an image, and into [0, 1].
 enum class Parameterization { kFft, kPixel };
-inline constexpr std::array<Named<Parameterization>, 2> kParameterizations = {{{"fft", Parameterization::kFft}, {"pixel", Parameterization::kPixel}}};
+inline constexpr std::array<Named<Parameterization>, 2> kParameterizations = {
+    {{"fft", Parameterization::kFft}, {"pixel", Parameterization::kPixel}}};
 enum class ImageRange { kSigmoid, kClamp, kNone };
-inline constexpr std::array<Named<ImageRange>, 3> kImageRanges = {{
-    {"sigmoid", ImageRange::kSigmoid}, {"clamp", ImageRange::kClamp}, {"none", ImageRange::kNone}}};
+inline constexpr std::array<Named<ImageRange>, 3> kImageRanges = {
+    {{"sigmoid", ImageRange::kSigmoid}, {"clamp", ImageRange::kClamp}, {"none", ImageRange::kNone}}};
 enum class TransformKind { kPad, kJitter, kScale, kRotate };
-inline constexpr std::array<Named<TransformKind>, 4> kTransformKinds = {{
-    {"pad", TransformKind::kPad}, {"jitter", TransformKind::kJitter}, {"scale", TransformKind::kScale}, {"rotate", TransformKind::kRotate}}};
+inline constexpr std::array<Named<TransformKind>, 4> kTransformKinds = {{{"pad", TransformKind::kPad},
+                                                                         {"jitter", TransformKind::kJitter},
+                                                                         {"scale", TransformKind::kScale},
+                                                                         {"rotate", TransformKind::kRotate}}};
 
 // A patching sweep: the patched runs themselves, or their one-backward-pass estimate.
 enum class SweepMethod { kActivation, kAttribution };
-inline constexpr std::array<Named<SweepMethod>, 2> kSweepMethods = {{{"activation", SweepMethod::kActivation}, {"attribution", SweepMethod::kAttribution}}};
+inline constexpr std::array<Named<SweepMethod>, 2> kSweepMethods = {
+    {{"activation", SweepMethod::kActivation}, {"attribution", SweepMethod::kAttribution}}};
 
 // An objective's kind, by the key that names it in a request ({ channel: 3 }, { logit: 7 }...).
 enum class ObjectiveKind { kChannel, kNeuron, kDirection, kLogit, kTarget, kLogitDiff, kLogProb, kSum };
 inline constexpr std::array<Named<ObjectiveKind>, 8> kObjectiveKinds = {{
-    {"channel", ObjectiveKind::kChannel}, {"neuron", ObjectiveKind::kNeuron},       {"direction", ObjectiveKind::kDirection},
-    {"logit", ObjectiveKind::kLogit},     {"target", ObjectiveKind::kTarget},       {"logitDiff", ObjectiveKind::kLogitDiff},
-    {"logProb", ObjectiveKind::kLogProb}, {"sum", ObjectiveKind::kSum},
+    {"channel", ObjectiveKind::kChannel},
+    {"neuron", ObjectiveKind::kNeuron},
+    {"direction", ObjectiveKind::kDirection},
+    {"logit", ObjectiveKind::kLogit},
+    {"target", ObjectiveKind::kTarget},
+    {"logitDiff", ObjectiveKind::kLogitDiff},
+    {"logProb", ObjectiveKind::kLogProb},
+    {"sum", ObjectiveKind::kSum},
 }};
 
 // "'a', 'b' or 'c'": a table's names as an error message lists them.

@@ -2,10 +2,10 @@
 
 #include <ATen/core/grad_mode.h>
 
-#include "methods/attribution_plan.h"
 #include "core/errors.h"
-#include "core/resources.h"
 #include "core/ivalues.h"
+#include "core/resources.h"
+#include "methods/attribution_plan.h"
 #include "methods/objective_run.h"
 
 namespace torchscope {
@@ -56,7 +56,8 @@ int64_t rowsThatFit(ModelState& model, const Batch& batch, const AttributionSpec
   {
     std::vector<c10::IValue> oneRow;
     for (const auto& arg : batch.args) {
-      oneRow.push_back(mapTensors(arg, [&](const at::Tensor& t) { return t.dim() > 0 && t.size(0) == batch.rows ? t.narrow(0, 0, 1) : t; }));
+      oneRow.push_back(
+          mapTensors(arg, [&](const at::Tensor& t) { return t.dim() > 0 && t.size(0) == batch.rows ? t.narrow(0, 0, 1) : t; }));
     }
     computeGradients(model, std::move(oneRow), probe);
   }
@@ -92,13 +93,15 @@ RunPlan planAttribution(const std::shared_ptr<ModelState>& model, std::vector<c1
   const bool gradientMethod = isGradientMethod(spec.method);
   const bool layerMethod = spec.method == AttributionMethod::kLayerIntegratedGradients || spec.method == AttributionMethod::kLayerGradCam;
   const char* method = nameOf(kAttributionMethods, spec.method);
-  TS_CHECK(layerMethod || at::isFloatingType(x.scalar_type()), code::kDtype, "the attributed input is ", c10::toString(x.scalar_type()), ": ",
-           method, " needs a floating-point input (attribute token ids with layerIntegratedGradients on their embedding layer)");
+  TS_CHECK(layerMethod || at::isFloatingType(x.scalar_type()), code::kDtype, "the attributed input is ", c10::toString(x.scalar_type()),
+           ": ", method, " needs a floating-point input (attribute token ids with layerIntegratedGradients on their embedding layer)");
   TS_CHECK(spec.noise == Noise::kNone || gradientMethod, code::kInvalidArgument, "noise wraps a gradient method, not ", method);
 
   Context context{model, spec, spec.internalBatchSize};
   if (integrates(spec.method) && context.internalBatchSize == 0) {
-    const int64_t wanted = spec.steps * batch->rows * (spec.noise == Noise::kNone ? 1 : std::min(spec.samples, spec.samplesBatchSize > 0 ? spec.samplesBatchSize : spec.samples));
+    const int64_t wanted =
+        spec.steps * batch->rows *
+        (spec.noise == Noise::kNone ? 1 : std::min(spec.samples, spec.samplesBatchSize > 0 ? spec.samplesBatchSize : spec.samples));
     context.internalBatchSize = std::min(wanted, rowsThatFit(*model, *batch, spec));
   }
   RunPlan plan;

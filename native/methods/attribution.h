@@ -7,16 +7,16 @@
 #pragma once
 
 #include <ATen/ATen.h>
+
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/names.h"
-
-#include "model/model_state.h"
 #include "methods/objective.h"
 #include "methods/stepped_job.h"
+#include "model/model_state.h"
 
 namespace torchscope {
 
@@ -24,7 +24,7 @@ namespace torchscope {
 struct AttributionSpec {
   AttributionMethod method = AttributionMethod::kSaliency;
   ObjectiveSpec objective;
-  int64_t input = 0;  // which forward argument is attributed (its baseline, for layer methods)
+  int64_t input = 0;                   // which forward argument is attributed (its baseline, for layer methods)
   std::optional<at::Tensor> baseline;  // broadcastable to the input; else `baselineValue`
   double baselineValue = 0;
   bool abs = false;               // saliency: the gradient's magnitude

@@ -8,9 +8,9 @@
 
 #include <cmath>
 
-#include "methods/attribution_plan.h"
 #include "core/errors.h"
 #include "core/ivalues.h"
+#include "methods/attribution_plan.h"
 #include "program/patch.h"
 
 namespace torchscope::attribution {
@@ -53,7 +53,8 @@ at::Tensor layerValue(ModelState& model, std::vector<c10::IValue> args, const st
   RunResult run = program->run(std::move(args), {});
   requireAllRan(*program, run);
   const auto& calls = run.captures.at(layer);
-  TS_CHECK(calls.size() == 1, code::kInvalidArgument, "layer '", layer, "' ran ", calls.size(), " times: layer methods attribute a layer called once");
+  TS_CHECK(calls.size() == 1, code::kInvalidArgument, "layer '", layer, "' ran ", calls.size(),
+           " times: layer methods attribute a layer called once");
   return firstTensor(calls.front(), "layer '" + layer + "'");
 }
 
@@ -265,7 +266,8 @@ void planNoiseTunnel(const Context& context, const std::shared_ptr<Batch>& batch
       noisy->baselineValue = batch->baselineValue;
       if (batch->baseline) {
         const at::Tensor& baseline = *batch->baseline;
-        noisy->baseline = baseline.dim() == x.dim() && baseline.size(0) == rows && rows > 1 ? baseline.repeat_interleave(samples, 0) : baseline;
+        noisy->baseline =
+            baseline.dim() == x.dim() && baseline.size(0) == rows && rows > 1 ? baseline.repeat_interleave(samples, 0) : baseline;
       }
     });
     planGradientMethod(context, noisy, attributed, steps);
@@ -284,7 +286,9 @@ void planNoiseTunnel(const Context& context, const std::shared_ptr<Batch>& batch
   steps.push_back([=] {
     const double n = static_cast<double>(spec.samples);
     const at::Tensor mean = sums->sum / n, meanSquare = sums->squares / n;
-    out->attributions = spec.noise == Noise::kSmoothGrad ? mean : spec.noise == Noise::kSmoothGradSquared ? meanSquare : meanSquare - mean * mean;
+    out->attributions = spec.noise == Noise::kSmoothGrad          ? mean
+                        : spec.noise == Noise::kSmoothGradSquared ? meanSquare
+                                                                  : meanSquare - mean * mean;
     // Per batch element, its samples in order (Captum regroups the passes' deltas so).
     if (!sums->deltas.empty()) out->delta = at::cat(sums->deltas, 1).reshape({-1});
   });

@@ -6,8 +6,8 @@
 
 #include <cmath>
 
-#include "methods/attribution_plan.h"
 #include "core/errors.h"
+#include "methods/attribution_plan.h"
 
 namespace torchscope::attribution {
 
@@ -26,7 +26,8 @@ at::Tensor weightedDifferences(ModelState& model, const Batch& batch, const Sums
   const int64_t copies = masks.size(0);
   std::vector<c10::IValue> args = repeatArgs(batch.args, batch.rows, copies, false);
   args.at(static_cast<size_t>(batch.input)) = perturbed;
-  const at::Tensor changed = forwardObjective(model, std::move(args), repeatObjectives(batch.objective, copies, false), Optimize::kAsLoaded, numerics);
+  const at::Tensor changed =
+      forwardObjective(model, std::move(args), repeatObjectives(batch.objective, copies, false), Optimize::kAsLoaded, numerics);
   std::vector<int64_t> shape = {copies, batch.rows};
   shape.resize(static_cast<size_t>(batch.x().dim()) + 1, 1);
   const at::Tensor diff = (sums.initial.view({1, batch.rows}) - changed.view({copies, batch.rows})).view(shape);
@@ -65,21 +66,25 @@ Windows occlusionWindows(const AttributionSpec& spec, const at::Tensor& x) {
   windows.shape.erase(windows.shape.begin());
   const size_t dims = windows.shape.size();
   if (spec.window.size() != dims) {
-    TS_FAIL(code::kInvalidArgument, "occlusion's window gives " + std::to_string(spec.window.size()) + " size(s); the input has " + std::to_string(dims) +
-        " dims past the batch (shape " + c10::str(x.sizes()) + ") and the window covers each, channels included");
+    TS_FAIL(code::kInvalidArgument, "occlusion's window gives " + std::to_string(spec.window.size()) + " size(s); the input has " +
+                                        std::to_string(dims) + " dims past the batch (shape " + c10::str(x.sizes()) +
+                                        ") and the window covers each, channels included");
   }
   windows.window = spec.window;
   windows.strides = spec.strides.empty()       ? std::vector<int64_t>(dims, 1)
                     : spec.strides.size() == 1 ? std::vector<int64_t>(dims, spec.strides[0])
                                                : spec.strides;
   if (windows.strides.size() != dims) {
-    TS_FAIL(code::kInvalidArgument, "occlusion's strides give " + std::to_string(spec.strides.size()) + " values for " + std::to_string(dims) + " dims");
+    TS_FAIL(code::kInvalidArgument,
+            "occlusion's strides give " + std::to_string(spec.strides.size()) + " values for " + std::to_string(dims) + " dims");
   }
   for (size_t d = 0; d < dims; ++d) {
     const int64_t size = windows.shape[d], window = windows.window[d], stride = windows.strides[d];
-    if (window < 1 || window > size) TS_FAIL(code::kInvalidArgument, "occlusion window " + c10::str(spec.window) + " does not fit the input's " + c10::str(windows.shape));
+    if (window < 1 || window > size)
+      TS_FAIL(code::kInvalidArgument, "occlusion window " + c10::str(spec.window) + " does not fit the input's " + c10::str(windows.shape));
     if (stride < 1 || (stride > window && window != size)) {
-      TS_FAIL(code::kInvalidArgument, "occlusion stride " + std::to_string(stride) + " in dim " + std::to_string(d + 1) + " is not in [1, its window " + std::to_string(window) + "]");
+      TS_FAIL(code::kInvalidArgument, "occlusion stride " + std::to_string(stride) + " in dim " + std::to_string(d + 1) +
+                                          " is not in [1, its window " + std::to_string(window) + "]");
     }
     windows.counts.push_back(static_cast<int64_t>(std::ceil(static_cast<double>(size - window) / static_cast<double>(stride))) + 1);
     windows.total *= windows.counts.back();
@@ -87,8 +92,8 @@ Windows occlusionWindows(const AttributionSpec& spec, const at::Tensor& x) {
   return windows;
 }
 
-void planOcclusion(ModelState* model, const AttributionSpec& spec, const std::shared_ptr<Batch>& batch,
-                   const std::shared_ptr<Sums>& sums, std::vector<Step>& steps) {
+void planOcclusion(ModelState* model, const AttributionSpec& spec, const std::shared_ptr<Batch>& batch, const std::shared_ptr<Sums>& sums,
+                   std::vector<Step>& steps) {
   auto windows = std::make_shared<Windows>(occlusionWindows(spec, batch->x()));
   for (int64_t first = 0; first < windows->total; first += spec.perturbationsPerEval) {
     const int64_t copies = std::min(spec.perturbationsPerEval, windows->total - first);
@@ -119,8 +124,9 @@ void planFeatureAblation(ModelState* model, const AttributionSpec& spec, const s
   if (spec.featureMask) {
     mask = spec.featureMask->to(x.device(), at::kLong);
     if (mask.dim() != x.dim() || (mask.size(0) != 1 && mask.size(0) != batch->rows) || !at::is_expandable_to(mask.sizes(), x.sizes())) {
-      TS_FAIL(code::kInvalidArgument, "featureMask of shape " + c10::str(mask.sizes()) + " does not match the input's " + c10::str(x.sizes()) +
-          ": it has the input's rank, a first dim of 1 or the batch size, and broadcasts to the input");
+      TS_FAIL(code::kInvalidArgument, "featureMask of shape " + c10::str(mask.sizes()) + " does not match the input's " +
+                                          c10::str(x.sizes()) +
+                                          ": it has the input's rank, a first dim of 1 or the batch size, and broadcasts to the input");
     }
   } else {
     // Every element of a row its own feature.
@@ -152,7 +158,8 @@ void planFeatureAblation(ModelState* model, const AttributionSpec& spec, const s
 void planPerturbationMethod(const Context& context, const std::shared_ptr<Batch>& batch, const std::shared_ptr<Attributed>& out,
                             std::vector<Step>& steps) {
   const AttributionSpec& spec = context.spec;
-  if (spec.perturbationsPerEval < 1) TS_FAIL(code::kInvalidArgument, "perturbationsPerEval must be >= 1, got " + std::to_string(spec.perturbationsPerEval));
+  if (spec.perturbationsPerEval < 1)
+    TS_FAIL(code::kInvalidArgument, "perturbationsPerEval must be >= 1, got " + std::to_string(spec.perturbationsPerEval));
   ModelState* model = context.model.get();
   auto sums = std::make_shared<Sums>();
   const bool occlusion = spec.method == AttributionMethod::kOcclusion;

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "model/model_state.h"
 #include "methods/objective.h"
+#include "model/model_state.h"
 #include "program/program.h"
 
 namespace torchscope {
@@ -27,11 +27,11 @@ struct GradientSpec {
 };
 
 struct GradientResult {
-  at::Tensor objective;                                  // [N], one value per batch element
-  std::vector<at::Tensor> inputs;                        // per GradientSpec::inputs
+  at::Tensor objective;                                   // [N], one value per batch element
+  std::vector<at::Tensor> inputs;                         // per GradientSpec::inputs
   std::map<std::string, std::vector<at::Tensor>> layers;  // per layer, one per call
   std::map<std::string, std::vector<at::Tensor>> values;  // the layers' values the gradients are of
-  std::vector<at::Tensor> extra;                         // per `extraSources`
+  std::vector<at::Tensor> extra;                          // per `extraSources`
 };
 
 // One forward and one backward pass (results detached). `inputs` are forward's arguments on

@@ -22,9 +22,7 @@ at::Tensor mixColours(const at::Tensor& image, const at::Tensor& matrix) {
   return at::matmul(image.permute({0, 2, 3, 1}), matrix.t()).permute({0, 3, 1, 2});
 }
 
-int64_t pick(at::Generator& generator, int64_t count) {
-  return at::randint(count, {1}, generator, at::kLong).item<int64_t>();
-}
+int64_t pick(at::Generator& generator, int64_t count) { return at::randint(count, {1}, generator, at::kLong).item<int64_t>(); }
 
 }  // namespace
 
@@ -75,8 +73,7 @@ at::Tensor ImageParam::image() const {
   if (spec_.parameterization != Parameterization::kFft) return toValid(parameter_);
   const at::Tensor spectrum = at::view_as_complex((parameter_ * spectrumScale_).contiguous());
   // Divided by 4 as in Lucid: a smaller start keeps the sigmoid out of saturation.
-  const at::Tensor raw = at::fft_irfftn(spectrum, c10::IntArrayRef{spec_.height, spec_.width},
-                                        c10::IntArrayRef{-2, -1}, "ortho") / 4.0;
+  const at::Tensor raw = at::fft_irfftn(spectrum, c10::IntArrayRef{spec_.height, spec_.width}, c10::IntArrayRef{-2, -1}, "ortho") / 4.0;
   return toValid(raw);
 }
 
@@ -91,8 +88,11 @@ std::vector<Transform> standardTransforms() {
   std::vector<double> scales, angles;
   for (int i = 0; i < 11; ++i) scales.push_back(1.0 + (i - 5) / 50.0);
   for (int a = -10; a <= 10; ++a) angles.push_back(a);
-  return {{TransformKind::kPad, {12}}, {TransformKind::kJitter, {8}}, {TransformKind::kScale, scales},
-          {TransformKind::kRotate, angles}, {TransformKind::kJitter, {4}}};
+  return {{TransformKind::kPad, {12}},
+          {TransformKind::kJitter, {8}},
+          {TransformKind::kScale, scales},
+          {TransformKind::kRotate, angles},
+          {TransformKind::kJitter, {4}}};
 }
 
 at::Tensor applyTransforms(const at::Tensor& image, const std::vector<Transform>& transforms, at::Generator& generator) {

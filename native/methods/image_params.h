@@ -19,8 +19,8 @@ struct ImageParamSpec {
   ImageRange range = ImageRange::kSigmoid;  // how values reach [0, 1]
   bool decorrelate = false;                 // colours through ImageNet's colour correlation (3 channels)
   int64_t batch = 0, channels = 0, height = 0, width = 0;
-  double decayPower = 0;                    // fft: 1/f^decay spectrum scaling
-  std::optional<at::Tensor> init;           // an image [B, C, H, W] in [0, 1] to start from
+  double decayPower = 0;           // fft: 1/f^decay spectrum scaling
+  std::optional<at::Tensor> init;  // an image [B, C, H, W] in [0, 1] to start from
 };
 
 // The optimised tensor and the map from it to an image in [0, 1].

@@ -3,8 +3,8 @@
 #include <ATen/core/grad_mode.h>
 
 #include "core/errors.h"
-#include "methods/gradients.h"
 #include "core/ivalues.h"
+#include "methods/gradients.h"
 
 namespace torchscope {
 

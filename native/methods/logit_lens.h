@@ -18,7 +18,7 @@ struct LensSpec {
   std::vector<std::string> layers;  // hook points (outputs or ':input's), each read at its last call
   std::vector<std::string> head;    // module paths applied in order to each layer's value
   int64_t topK = 0;                 // > 0: only the k largest logits per position
-  NumericsOverride numerics;         // the call's precision / upcast over the model's
+  NumericsOverride numerics;        // the call's precision / upcast over the model's
 };
 
 // `inputs` are forward's arguments as JS gave them -> { logits } ([layers, ...head output]) or,

@@ -38,10 +38,7 @@ class MaximizeJob : public SteppedJob {
     at::NoGradGuard noGrad;
     const bool useBest = argument.isBool() && argument.toBool() && bestImage.defined();
     const at::Tensor image = (useBest ? bestImage : param->image()).detach();
-    return Record()
-        .set("image", image.to(c10::kCPU))
-        .set("input", modelView(image).to(c10::kCPU))
-        .set("bestStep", bestStep);
+    return Record().set("image", image.to(c10::kCPU)).set("input", modelView(image).to(c10::kCPU)).set("bestStep", bestStep);
   }
 
   int64_t bytes() const override { return sessionBytes(spec); }
@@ -130,7 +127,8 @@ class MaximizeJob : public SteppedJob {
     at::AutoGradMode gradients(true);
     AllocationPeakMeter meter;
     {
-      const at::Tensor probe = at::zeros({spec.image.batch, spec.image.channels, side, side}, at::TensorOptions(model->device)).requires_grad_(true);
+      const at::Tensor probe =
+          at::zeros({spec.image.batch, spec.image.channels, side, side}, at::TensorOptions(model->device)).requires_grad_(true);
       RunResult run = program->run({spec.normalize ? imagenetNormalize(probe) : probe}, {});
       requireAllRan(*program, run);
       const c10::IValue& value = spec.objective.needsLayer() ? run.captures.at(spec.objective.layer).back() : run.output;

@@ -22,14 +22,14 @@ inline constexpr double kAdamEps = 1e-8;
 
 // Every field comes from the request: lib/methods/maximize.ts holds the defaults.
 struct MaximizeSpec {
-  ObjectiveSpec objective;            // one objective per batch element; its layer may be empty when every one is a logit
+  ObjectiveSpec objective;  // one objective per batch element; its layer may be empty when every one is a logit
   ImageParamSpec image;
   std::vector<Transform> transforms;
   Regularizers regularizers;
-  bool normalize = false;             // ImageNet normalization inside the loop
+  bool normalize = false;  // ImageNet normalization inside the loop
   double lr = 0, beta1 = 0, beta2 = 0;
   uint64_t seed = 0;
-  NumericsOverride numerics;          // the call's precision / upcast over the model's
+  NumericsOverride numerics;  // the call's precision / upcast over the model's
 };
 
 // Checks, before anything is allocated, that the image and Adam's state fit in memory (the

@@ -8,8 +8,8 @@ namespace {
 
 int64_t checkedIndex(int64_t index, int64_t size, const char* what, const std::string& where) {
   if (index < 0 || index >= size) {
-    TS_FAIL(code::kInvalidArgument, std::string(what) + " " + std::to_string(index) + " is out of range for " + where + " (size " +
-                 std::to_string(size) + ")");
+    TS_FAIL(code::kInvalidArgument,
+            std::string(what) + " " + std::to_string(index) + " is out of range for " + where + " (size " + std::to_string(size) + ")");
   }
   return index;
 }
@@ -26,12 +26,13 @@ std::optional<at::Tensor> selectedOutputs(const std::vector<Objective>& objectiv
   std::vector<int64_t> indices;
   const ObjectiveKind kind = objectives.front().kind;
   for (const Objective& objective : objectives) {
-    if (objective.kind != kind || (kind != ObjectiveKind::kTarget && kind != ObjectiveKind::kLogit) || objective.position) return std::nullopt;
+    if (objective.kind != kind || (kind != ObjectiveKind::kTarget && kind != ObjectiveKind::kLogit) || objective.position)
+      return std::nullopt;
   }
   const bool targets = kind == ObjectiveKind::kTarget;
   if (targets && output.dim() != 2) {
-    TS_FAIL(code::kInvalidArgument, "a target selects output[:, target] of an [N, C] output; the model returns shape " + c10::str(output.sizes()) +
-                 " (use an objective such as { logit } on the flattened row)");
+    TS_FAIL(code::kInvalidArgument, "a target selects output[:, target] of an [N, C] output; the model returns shape " +
+                                        c10::str(output.sizes()) + " (use an objective such as { logit } on the flattened row)");
   }
   const at::Tensor flat = output.reshape({rows, -1});
   for (int64_t row = 0; row < rows; ++row) {
@@ -42,7 +43,8 @@ std::optional<at::Tensor> selectedOutputs(const std::vector<Objective>& objectiv
 }
 
 bool readsOutput(ObjectiveKind kind) {
-  return kind == ObjectiveKind::kLogit || kind == ObjectiveKind::kTarget || kind == ObjectiveKind::kLogitDiff || kind == ObjectiveKind::kLogProb;
+  return kind == ObjectiveKind::kLogit || kind == ObjectiveKind::kTarget || kind == ObjectiveKind::kLogitDiff ||
+         kind == ObjectiveKind::kLogProb;
 }
 
 // The logits an objective reads from one output row: the row itself, or with a position the
@@ -50,7 +52,8 @@ bool readsOutput(ObjectiveKind kind) {
 at::Tensor logitsOf(const Objective& objective, const at::Tensor& row) {
   if (!objective.position) return row.reshape({-1});
   if (row.dim() != 2) {
-    TS_FAIL(code::kInvalidArgument, "a position picks a row of [batch, sequence, vocabulary] logits; the output rows have shape " + c10::str(row.sizes()));
+    TS_FAIL(code::kInvalidArgument,
+            "a position picks a row of [batch, sequence, vocabulary] logits; the output rows have shape " + c10::str(row.sizes()));
   }
   const int64_t length = row.size(0);
   const int64_t position = *objective.position < 0 ? *objective.position + length : *objective.position;
@@ -83,14 +86,13 @@ bool ObjectiveSpec::needsOutput() const {
   return false;
 }
 
-at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activation, const at::Tensor& output,
-                             const std::string& layer) {
+at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activation, const at::Tensor& output, const std::string& layer) {
   const std::string where = "layer '" + layer + "'";
   switch (objective.kind) {
-    case ObjectiveKind::kChannel:
-      return activation.select(0, checkedIndex(objective.index, activation.size(0), "channel", where)).mean();
+    case ObjectiveKind::kChannel: return activation.select(0, checkedIndex(objective.index, activation.size(0), "channel", where)).mean();
     case ObjectiveKind::kNeuron: {
-      if (activation.dim() != 3) TS_FAIL(code::kInvalidArgument, "a neuron objective needs a [C, H, W] output; " + where + " gives " + c10::str(activation.sizes()));
+      if (activation.dim() != 3)
+        TS_FAIL(code::kInvalidArgument, "a neuron objective needs a [C, H, W] output; " + where + " gives " + c10::str(activation.sizes()));
       const int64_t c = checkedIndex(objective.index, activation.size(0), "channel", where);
       const int64_t y = checkedIndex(objective.y.value_or(activation.size(1) / 2), activation.size(1), "y", where);
       const int64_t x = checkedIndex(objective.x.value_or(activation.size(2) / 2), activation.size(2), "x", where);
@@ -99,7 +101,7 @@ at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activ
     case ObjectiveKind::kDirection: {
       if (objective.direction.dim() != 1 || objective.direction.size(0) != activation.size(0)) {
         TS_FAIL(code::kInvalidArgument, "direction of shape " + c10::str(objective.direction.sizes()) + " does not match the " +
-                     std::to_string(activation.size(0)) + " channels of " + where);
+                                            std::to_string(activation.size(0)) + " channels of " + where);
       }
       std::vector<int64_t> shape(static_cast<size_t>(activation.dim()), 1);
       shape[0] = activation.size(0);
@@ -109,7 +111,7 @@ at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activ
     case ObjectiveKind::kTarget:
       if (output.dim() != 1) {
         TS_FAIL(code::kInvalidArgument, "a target selects output[:, target] of an [N, C] output; the model's output rows have shape " +
-                     c10::str(output.sizes()) + " (use an objective such as { logit } on the flattened row)");
+                                            c10::str(output.sizes()) + " (use an objective such as { logit } on the flattened row)");
       }
       return output[checkedIndex(objective.index, output.size(0), "target", "the model output")];
     case ObjectiveKind::kLogit: {
@@ -137,12 +139,12 @@ at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activ
 at::Tensor objectiveValues(const ObjectiveSpec& spec, int64_t rows, const at::Tensor& activation, const at::Tensor& output) {
   if (spec.objectives.size() != 1 && static_cast<int64_t>(spec.objectives.size()) != rows) {
     TS_FAIL(code::kInvalidArgument, std::to_string(spec.objectives.size()) + " objectives for a batch of " + std::to_string(rows) +
-                 ": give one, or one per batch element");
+                                        ": give one, or one per batch element");
   }
   for (const at::Tensor* value : {&activation, &output}) {
     if (value->defined() && (value->dim() == 0 || value->size(0) != rows)) {
       TS_FAIL(code::kInvalidArgument, std::string(value == &output ? "the model's output" : "layer '" + spec.layer + "'") + " has shape " +
-                   c10::str(value->sizes()) + ", not one row per batch element (" + std::to_string(rows) + ")");
+                                          c10::str(value->sizes()) + ", not one row per batch element (" + std::to_string(rows) + ")");
     }
   }
   if (output.defined()) {
@@ -152,8 +154,8 @@ at::Tensor objectiveValues(const ObjectiveSpec& spec, int64_t rows, const at::Te
   values.reserve(static_cast<size_t>(rows));
   for (int64_t row = 0; row < rows; ++row) {
     values.push_back(evaluateObjective(spec.objectives[spec.objectives.size() == 1 ? 0 : static_cast<size_t>(row)],
-                                       activation.defined() ? activation[row] : at::Tensor(),
-                                       output.defined() ? output[row] : at::Tensor(), spec.layer));
+                                       activation.defined() ? activation[row] : at::Tensor(), output.defined() ? output[row] : at::Tensor(),
+                                       spec.layer));
   }
   return at::stack(values);
 }

@@ -19,11 +19,11 @@ struct Objective {
   // `target`), refused on other shapes; kLogitDiff: logit `index` minus logit `other`;
   // kLogProb: log_softmax of the logits, at `index` (a language model's metrics).
   ObjectiveKind kind = ObjectiveKind::kChannel;
-  int64_t index = 0;                  // channel, or class for logits and targets
-  int64_t other = 0;                  // kLogitDiff's second class
-  std::optional<int64_t> position;    // output logits: the sequence position (negative: from the end)
-  std::optional<int64_t> y, x;        // neuron position (default: the centre)
-  at::Tensor direction;               // [C]
+  int64_t index = 0;                                // channel, or class for logits and targets
+  int64_t other = 0;                                // kLogitDiff's second class
+  std::optional<int64_t> position;                  // output logits: the sequence position (negative: from the end)
+  std::optional<int64_t> y, x;                      // neuron position (default: the centre)
+  at::Tensor direction;                             // [C]
   std::vector<std::pair<double, Objective>> terms;  // weighted sum
   bool needsLayer() const;
   bool needsOutput() const;
@@ -40,8 +40,7 @@ struct ObjectiveSpec {
 
 // One batch element: `activation` is its row of the layer's output ([C, ...]), `output` its
 // row of the model's output. A scalar tensor; INVALID_ARGUMENT for indices out of range.
-at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activation, const at::Tensor& output,
-                             const std::string& layer);
+at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activation, const at::Tensor& output, const std::string& layer);
 
 // [rows] values, one per batch element, of `spec` on the layer's output and/or the model's
 // output (undefined tensors where not needed).

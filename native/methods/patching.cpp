@@ -2,11 +2,11 @@
 
 #include <ATen/core/grad_mode.h>
 
-#include "methods/batching.h"
 #include "core/errors.h"
-#include "methods/gradients.h"
-#include "core/resources.h"
 #include "core/ivalues.h"
+#include "core/resources.h"
+#include "methods/batching.h"
+#include "methods/gradients.h"
 #include "methods/objective_run.h"
 
 namespace torchscope {
@@ -29,7 +29,8 @@ Run captureRun(ModelState& model, std::vector<c10::IValue> args, const SweepSpec
   Run run;
   for (const std::string& layer : spec.layers) {
     const auto& calls = forward.run.captures.at(layer);
-    TS_CHECK(calls.size() == 1, code::kInvalidArgument, "layer '", layer, "' ran ", calls.size(), " times in one forward: a sweep patches a layer called once");
+    TS_CHECK(calls.size() == 1, code::kInvalidArgument, "layer '", layer, "' ran ", calls.size(),
+             " times in one forward: a sweep patches a layer called once");
     run.values[layer] = firstTensor(calls.front(), "layer '" + layer + "'");
   }
   run.perRow = forward.values(spec.metric);
@@ -93,8 +94,9 @@ struct Sweep {
           result.layers.at(layer).back() * (clean.values.at(layer) - corrupted.values.at(layer)) / static_cast<double>(rows);
       for (size_t c = 0; c < cells.size(); ++c) {
         const int64_t cell = cells[c];
-        const at::Tensor region = spec.heads > 0 ? contribution.narrow(-1, cell * (contribution.size(-1) / spec.heads), contribution.size(-1) / spec.heads)
-                                                 : contribution.select(1, cell);
+        const at::Tensor region =
+            spec.heads > 0 ? contribution.narrow(-1, cell * (contribution.size(-1) / spec.heads), contribution.size(-1) / spec.heads)
+                           : contribution.select(1, cell);
         results[static_cast<int64_t>(l)][static_cast<int64_t>(c)] = corrupted.metric + region.sum().item<double>();
       }
     }
@@ -109,15 +111,22 @@ void checkCells(Sweep& sweep) {
     const at::Tensor& clean = sweep.clean.values.at(layer);
     const at::Tensor& corrupted = sweep.corrupted.values.at(layer);
     if (clean.sizes() != corrupted.sizes()) {
-      TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' is " + c10::str(clean.sizes()) + " in the clean run but " + c10::str(corrupted.sizes()) +
-          " in the corrupted one: clean and corrupted inputs must have the same shapes");
+      TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' is " + c10::str(clean.sizes()) + " in the clean run but " +
+                                          c10::str(corrupted.sizes()) +
+                                          " in the corrupted one: clean and corrupted inputs must have the same shapes");
     }
     if (spec.heads > 0) {
-      if (clean.size(-1) % spec.heads != 0) TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' has " + std::to_string(clean.size(-1)) + " units, not divisible into " + std::to_string(spec.heads) + " heads");
+      if (clean.size(-1) % spec.heads != 0)
+        TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' has " + std::to_string(clean.size(-1)) + " units, not divisible into " +
+                                            std::to_string(spec.heads) + " heads");
       continue;
     }
-    if (clean.dim() < 2) TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' gives " + c10::str(clean.sizes()) + ": positions index dim 1 of [batch, positions, ...]");
-    if (length && *length != clean.size(1)) TS_FAIL(code::kInvalidArgument, "the layers' values have different lengths along dim 1 (" + std::to_string(*length) + " and " + std::to_string(clean.size(1)) + "): sweep them apart");
+    if (clean.dim() < 2)
+      TS_FAIL(code::kInvalidArgument,
+              "layer '" + layer + "' gives " + c10::str(clean.sizes()) + ": positions index dim 1 of [batch, positions, ...]");
+    if (length && *length != clean.size(1))
+      TS_FAIL(code::kInvalidArgument, "the layers' values have different lengths along dim 1 (" + std::to_string(*length) + " and " +
+                                          std::to_string(clean.size(1)) + "): sweep them apart");
     length = clean.size(1);
   }
   if (spec.heads > 0) {
@@ -130,7 +139,9 @@ void checkCells(Sweep& sweep) {
   }
   for (const int64_t position : spec.positions) {
     const int64_t p = position < 0 ? position + *length : position;
-    if (p < 0 || p >= *length) TS_FAIL(code::kInvalidArgument, "position " + std::to_string(position) + " is out of range for " + std::to_string(*length) + " positions");
+    if (p < 0 || p >= *length)
+      TS_FAIL(code::kInvalidArgument,
+              "position " + std::to_string(position) + " is out of range for " + std::to_string(*length) + " positions");
     sweep.cells.push_back(p);
   }
 }
@@ -140,7 +151,8 @@ void checkCells(Sweep& sweep) {
 RunPlan planSweep(const std::shared_ptr<ModelState>& model, std::vector<c10::IValue> clean, std::vector<c10::IValue> corrupted,
                   SweepSpec spec) {
   if (spec.layers.empty()) TS_FAIL(code::kInvalidArgument, "a sweep needs at least one layer");
-  if (spec.metric.needsLayer()) TS_FAIL(code::kInvalidArgument, "a sweep's metric reads the model's output (logitDiff, logit, logProb, target)");
+  if (spec.metric.needsLayer())
+    TS_FAIL(code::kInvalidArgument, "a sweep's metric reads the model's output (logitDiff, logit, logProb, target)");
   auto sweep = std::make_shared<Sweep>();
   sweep->model = model;
   sweep->spec = std::move(spec);
@@ -153,7 +165,8 @@ RunPlan planSweep(const std::shared_ptr<ModelState>& model, std::vector<c10::IVa
   const uint64_t peak = meter.peakBytes();
   sweep->clean = captureRun(*model, std::move(clean), sweep->spec);
   sweep->rows = sweep->corrupted.perRow.size(0);
-  if (sweep->clean.perRow.size(0) != sweep->rows) TS_FAIL(code::kInvalidArgument, "clean and corrupted inputs must have the same batch size");
+  if (sweep->clean.perRow.size(0) != sweep->rows)
+    TS_FAIL(code::kInvalidArgument, "clean and corrupted inputs must have the same batch size");
   checkCells(*sweep);
   const auto layers = static_cast<int64_t>(sweep->spec.layers.size());
   const auto cells = static_cast<int64_t>(sweep->cells.size());

@@ -15,22 +15,21 @@
 #include <vector>
 
 #include "core/names.h"
-
-#include "model/model_state.h"
 #include "methods/objective.h"
 #include "methods/stepped_job.h"
+#include "model/model_state.h"
 
 namespace torchscope {
 
 struct SweepSpec {
-  std::vector<std::string> layers;  // hook points: module outputs or ':input's, each called once
-  std::vector<int64_t> positions;   // along dim 1 of every layer's value; empty: all of them
-  int64_t heads = 0;                // > 0: cells are heads, the value's last dim split in `heads`, all positions
-  ObjectiveSpec metric;             // on the model's output, one per batch element or one for all
-  bool normalize = false;           // (patched - corrupted) / (clean - corrupted)
-  int64_t batchSize = 0;            // cells per forward; 0: as many as half the available memory holds
+  std::vector<std::string> layers;                // hook points: module outputs or ':input's, each called once
+  std::vector<int64_t> positions;                 // along dim 1 of every layer's value; empty: all of them
+  int64_t heads = 0;                              // > 0: cells are heads, the value's last dim split in `heads`, all positions
+  ObjectiveSpec metric;                           // on the model's output, one per batch element or one for all
+  bool normalize = false;                         // (patched - corrupted) / (clean - corrupted)
+  int64_t batchSize = 0;                          // cells per forward; 0: as many as half the available memory holds
   SweepMethod method = SweepMethod::kActivation;  // or the gradient estimate instead of patched runs
-  NumericsOverride numerics;         // the call's precision / upcast over the model's
+  NumericsOverride numerics;                      // the call's precision / upcast over the model's
 };
 
 // The plan of a sweep (stepped_job.h): its clean and corrupted runs happen while planning;

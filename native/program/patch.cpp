@@ -17,13 +17,12 @@ namespace {
 #define PATCH_CHECK_CODE(code, cond, ...) TORCH_CHECK(cond, "torchscope:" code ": ", __VA_ARGS__)
 #define PATCH_CHECK(cond, ...) PATCH_CHECK_CODE("INVALID_ARGUMENT", cond, __VA_ARGS__)
 
-at::Tensor flagsAlong(const at::Tensor& x, int64_t dim, const std::vector<int64_t>& indices,
-                      const char* what, const std::string& layer) {
+at::Tensor flagsAlong(const at::Tensor& x, int64_t dim, const std::vector<int64_t>& indices, const char* what, const std::string& layer) {
   const int64_t size = x.size(dim);
   std::vector<int64_t> normalized;
   for (int64_t index : indices) {
-    PATCH_CHECK(index >= -size && index < size, what, " ", index, " is out of range for layer '", layer,
-                "' whose output has ", size, " ", what, "s (shape ", x.sizes(), ")");
+    PATCH_CHECK(index >= -size && index < size, what, " ", index, " is out of range for layer '", layer, "' whose output has ", size, " ",
+                what, "s (shape ", x.sizes(), ")");
     normalized.push_back(index < 0 ? index + size : index);
   }
   at::Tensor flags = at::zeros({size}, x.options().dtype(at::kBool));
@@ -39,8 +38,8 @@ at::Tensor spatialFlags(const at::Tensor& x, const std::vector<int64_t>& pairs, 
   std::vector<int64_t> flat;
   for (size_t i = 0; i < pairs.size(); i += 2) {
     const int64_t y = pairs[i], col = pairs[i + 1];
-    PATCH_CHECK(y >= 0 && y < height && col >= 0 && col < width, "position [", y, ", ", col,
-                "] is outside the ", height, "x", width, " output of layer '", layer, "'");
+    PATCH_CHECK(y >= 0 && y < height && col >= 0 && col < width, "position [", y, ", ", col, "] is outside the ", height, "x", width,
+                " output of layer '", layer, "'");
     flat.push_back(y * width + col);
   }
   at::Tensor flags = at::zeros({height * width}, x.options().dtype(at::kBool));
@@ -49,18 +48,17 @@ at::Tensor spatialFlags(const at::Tensor& x, const std::vector<int64_t>& pairs, 
 }
 
 // The selected region as a bool tensor broadcastable to `x`, or nullopt for all of `x`.
-std::optional<at::Tensor> regionOf(const at::Tensor& x, const std::vector<int64_t>& channels,
-                                   const std::vector<int64_t>& positions, const std::string& layer) {
+std::optional<at::Tensor> regionOf(const at::Tensor& x, const std::vector<int64_t>& channels, const std::vector<int64_t>& positions,
+                                   const std::string& layer) {
   const int64_t rank = x.dim();
   std::optional<at::Tensor> region;
   if (!channels.empty()) {
-    PATCH_CHECK(rank >= 2 && rank <= 4, "channels need a 2-D, 3-D or 4-D output; layer '", layer,
-                "' gives shape ", x.sizes());
+    PATCH_CHECK(rank >= 2 && rank <= 4, "channels need a 2-D, 3-D or 4-D output; layer '", layer, "' gives shape ", x.sizes());
     region = flagsAlong(x, rank == 3 ? 2 : 1, channels, "channel", layer);
   }
   if (!positions.empty()) {
-    PATCH_CHECK(rank == 3 || rank == 4, "positions need a 3-D [batch, seq, hidden] or 4-D [N, C, H, W] output; layer '",
-                layer, "' gives shape ", x.sizes());
+    PATCH_CHECK(rank == 3 || rank == 4, "positions need a 3-D [batch, seq, hidden] or 4-D [N, C, H, W] output; layer '", layer,
+                "' gives shape ", x.sizes());
     at::Tensor flags = rank == 3 ? flagsAlong(x, 1, positions, "position", layer) : spatialFlags(x, positions, layer);
     region = region ? at::logical_and(*region, flags) : flags;
   }
@@ -81,32 +79,28 @@ at::Tensor valueFor(const at::Tensor& x, const std::optional<at::Tensor>& value,
   return value->to(x.device());
 }
 
-at::Tensor patch(const at::Tensor& x, int64_t mode, const std::optional<at::Tensor>& value, double scale,
-                 std::vector<int64_t> channels, std::vector<int64_t> positions, std::string layer) {
+at::Tensor patch(const at::Tensor& x, int64_t mode, const std::optional<at::Tensor>& value, double scale, std::vector<int64_t> channels,
+                 std::vector<int64_t> positions, std::string layer) {
   const auto region = regionOf(x, channels, positions, layer);
   switch (mode) {
     case kPatchSet: {
       const at::Tensor v = valueFor(x, value, layer);
       return region ? at::where(*region, v, x) : v.expand_as(x).clone();
     }
-    case kPatchZero:
-      return region ? x.masked_fill(*region, 0) : at::zeros_like(x);
+    case kPatchZero: return region ? x.masked_fill(*region, 0) : at::zeros_like(x);
     case kPatchAdd: {
       const at::Tensor v = valueFor(x, value, layer);
       return region ? at::where(*region, x + v, x) : x + v;
     }
-    case kPatchScale:
-      return region ? at::where(*region, x * scale, x) : x * scale;
-    default:
-      PATCH_CHECK(false, "unknown patch mode ", mode);
+    case kPatchScale: return region ? at::where(*region, x * scale, x) : x * scale;
+    default: PATCH_CHECK(false, "unknown patch mode ", mode);
   }
 }
 
 }  // namespace
 
 TORCH_LIBRARY(torchscope, m) {
-  m.def("patch(Tensor x, int mode, Tensor? value, float scale, int[] channels, int[] positions, str layer) -> Tensor",
-        &patch);
+  m.def("patch(Tensor x, int mode, Tensor? value, float scale, int[] channels, int[] positions, str layer) -> Tensor", &patch);
 }
 
 }  // namespace torchscope

@@ -29,25 +29,20 @@ std::vector<std::string> ProgramSpec::targets() const {
   return {all.begin(), all.end()};
 }
 
-bool ProgramSpec::captures(const std::string& layer) const {
-  return std::binary_search(capture.begin(), capture.end(), layer);
-}
+bool ProgramSpec::captures(const std::string& layer) const { return std::binary_search(capture.begin(), capture.end(), layer); }
 
-bool ProgramSpec::taps(const std::string& layer) const {
-  return std::binary_search(gradient.begin(), gradient.end(), layer);
-}
+bool ProgramSpec::taps(const std::string& layer) const { return std::binary_search(gradient.begin(), gradient.end(), layer); }
 
-bool ProgramSpec::replaces(const std::string& layer) const {
-  return std::binary_search(replace.begin(), replace.end(), layer);
-}
+bool ProgramSpec::replaces(const std::string& layer) const { return std::binary_search(replace.begin(), replace.end(), layer); }
 
 void requireAllRan(const Program& program, const RunResult& result) {
   std::string missing;
   for (const auto& [layer, calls] : result.calls) {
     if (calls == 0) missing += (missing.empty() ? "'" : ", '") + layer + "'";
   }
-  TS_CHECK(missing.empty(), code::kLayerNotRun, "layer(s) ", missing,
-           " did not run in this forward: their call sites were not reached with this input (a branch not taken, or a loop that ran zero times)");
+  TS_CHECK(
+      missing.empty(), code::kLayerNotRun, "layer(s) ", missing,
+      " did not run in this forward: their call sites were not reached with this input (a branch not taken, or a loop that ran zero times)");
 }
 
 std::shared_ptr<const Program> ProgramCache::get(const ModelFormat& format, ProgramSpec spec) {

@@ -32,7 +32,7 @@ struct ProgramNeeds {
   // sweeps): what only computed the old value is then dead and cut from the program, so a
   // sweep of layer 9 does not run layers 0-8 again.
   std::vector<std::string> replace;
-  bool returnOutput = true;          // false: stop once the last capture is taken
+  bool returnOutput = true;  // false: stop once the last capture is taken
   // Its backward is taken (gradients, maximize). oneDNN-rewritten programs have none, so such a
   // program is built exact where optimize would rewrite; a frozen-only one differentiates as the
   // exact one does (at reduced precision: same values, without casting the weights every step).
@@ -68,10 +68,10 @@ struct PatchArgs {
 };
 
 struct RunResult {
-  c10::IValue output;                                         // None unless requested
+  c10::IValue output;                                        // None unless requested
   std::map<std::string, std::vector<c10::IValue>> captures;  // every call, in call order
-  std::map<std::string, std::vector<at::Tensor>> taps;        // spec.gradient's values, every call
-  std::map<std::string, int64_t> calls;                       // hook runs per targeted layer
+  std::map<std::string, std::vector<at::Tensor>> taps;       // spec.gradient's values, every call
+  std::map<std::string, int64_t> calls;                      // hook runs per targeted layer
 };
 
 // For tests and the curious: the module paths still called and the op counts of the fully
@@ -81,7 +81,7 @@ struct ProgramSummary {
   std::map<std::string, int> opCounts;
   std::string graph;
   std::string numerics;
-  std::string precision;  // 'fp32', 'bf16' or 'fp16': what its matmul-like ops compute in
+  std::string precision;     // 'fp32', 'bf16' or 'fp16': what its matmul-like ops compute in
   std::string memoryFormat;  // 'channels_last' or 'contiguous': how it is given image inputs
   double buildMs = 0;
 };
@@ -132,8 +132,8 @@ class ModelFormat {
   // for one without a plain forward, naming it as `role`), and a call of it on `inputs`
   // (INVALID_ARGUMENT when they do not fit), autocast to `precision` on `device`.
   virtual c10::FunctionSchema submoduleSchema(const std::string& path, const std::string& role) const = 0;
-  virtual c10::IValue callSubmodule(const std::string& path, const std::string& role, std::vector<c10::IValue> inputs,
-                                    Precision precision, c10::DeviceType device) const = 0;
+  virtual c10::IValue callSubmodule(const std::string& path, const std::string& role, std::vector<c10::IValue> inputs, Precision precision,
+                                    c10::DeviceType device) const = 0;
   // Bytes of its tensors, reported to V8.
   virtual int64_t bytes() const = 0;
 };

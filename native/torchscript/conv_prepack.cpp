@@ -29,9 +29,7 @@ std::optional<jit::Operation> libtorchOperation(const char* name) {
   return operators.front()->getOperation();
 }
 
-std::optional<c10::IValue> constantInput(const jit::Node* node, size_t index) {
-  return jit::toIValue(node->input(index));
-}
+std::optional<c10::IValue> constantInput(const jit::Node* node, size_t index) { return jit::toIValue(node->input(index)); }
 
 // The ReLU that is the convolution's only reader, to fuse; none when anything else (a capture,
 // a patch, another op) reads the convolution's own output.
@@ -59,8 +57,13 @@ class PackedConvolution : public torch::CustomClassHolder {
  public:
   PackedConvolution(at::Tensor weight, std::optional<at::Tensor> bias, std::vector<int64_t> stride, std::vector<int64_t> padding,
                     std::vector<int64_t> dilation, int64_t groups, bool relu)
-      : weight_(std::move(weight)), bias_(std::move(bias)), stride_(std::move(stride)), padding_(std::move(padding)),
-        dilation_(std::move(dilation)), groups_(groups), relu_(relu) {}
+      : weight_(std::move(weight)),
+        bias_(std::move(bias)),
+        stride_(std::move(stride)),
+        padding_(std::move(padding)),
+        dilation_(std::move(dilation)),
+        groups_(groups),
+        relu_(relu) {}
 
   // The context for inputs of `sizes`, packed now if none is kept for them; throws what oneDNN
   // throws for a convolution it does not take.
@@ -74,7 +77,13 @@ class PackedConvolution : public torch::CustomClassHolder {
     }
     static std::optional<jit::Operation> prepack = libtorchOperation("mkldnn_prepacked::conv2d_prepack");
     TORCH_CHECK(prepack.has_value(), "this libtorch has no mkldnn_prepacked::conv2d_prepack");
-    jit::Stack stack{weight_, bias_ ? c10::IValue(*bias_) : c10::IValue(), stride_, padding_, dilation_, groups_, c10::List<int64_t>(sizes),
+    jit::Stack stack{weight_,
+                     bias_ ? c10::IValue(*bias_) : c10::IValue(),
+                     stride_,
+                     padding_,
+                     dilation_,
+                     groups_,
+                     c10::List<int64_t>(sizes),
                      std::string(relu_ ? "relu" : "none")};
     (*prepack)(stack);
     contexts_.emplace_front(std::move(sizes), stack.at(0));
@@ -133,7 +142,7 @@ std::optional<c10::intrusive_ptr<PackedConvolution>> packedConvolution(jit::Node
   try {
     packed->contextFor({1, w.size(1) * groups->toInt(), spatial, spatial});
   } catch (const std::exception&) {  // c10::Error, or ideep's own
-    return std::nullopt;  // arguments oneDNN does not take: the plain convolution reports them at run
+    return std::nullopt;             // arguments oneDNN does not take: the plain convolution reports them at run
   }
   return packed;
 }
@@ -157,7 +166,7 @@ at::Tensor prepackedConvolution(const at::Tensor& input, PackedConvolution& pack
                                 at::ScalarType type) {
   static std::optional<jit::Operation> run = libtorchOperation("mkldnn_prepacked::conv2d_run");
   TORCH_CHECK(run.has_value(), "this libtorch has no mkldnn_prepacked::conv2d_run");  // registered with conv2d_prepack
-  if (input.dim() == 3) {  // unbatched, as ATen takes it
+  if (input.dim() == 3) {                                                             // unbatched, as ATen takes it
     return prepackedConvolution(input.unsqueeze(0), packed, bias, weightSize, stride, padding, dilation, groups, relu, type).squeeze(0);
   }
   if (fitsContext(input, type, weightSize, padding, dilation, groups)) {
@@ -218,9 +227,9 @@ int prepackConvolutions(std::shared_ptr<jit::Graph>& graph, at::ScalarType type)
     jit::Value* weightSize = graph->insertConstant(c10::List<int64_t>(weight.sizes().vec()));
     jit::Value* fused = graph->insertConstant(relu != nullptr);
     jit::Value* typeValue = graph->insertConstant(type);
-    jit::Node* convolution = graph->insertNode(graph->create(
-        prepackedOperator,
-        {node->input(0), *contextValue, node->input(2), weightSize, node->input(3), node->input(4), node->input(5), node->input(6), fused, typeValue}));
+    jit::Node* convolution =
+        graph->insertNode(graph->create(prepackedOperator, {node->input(0), *contextValue, node->input(2), weightSize, node->input(3),
+                                                            node->input(4), node->input(5), node->input(6), fused, typeValue}));
     convolution->output()->copyMetadata(node->output());
     convolution->output()->setType(c10::TensorType::get());
     if (relu != nullptr) {

@@ -9,9 +9,9 @@
 #include <set>
 
 #include "core/errors.h"
+#include "program/patch.h"
 #include "torchscript/gradient_tap.h"
 #include "torchscript/module_calls.h"
-#include "program/patch.h"
 #include "torchscript/snapshot.h"
 
 namespace torchscope {
@@ -67,12 +67,11 @@ class Instrumenter {
     for (const std::string& layer : spec_.targets()) callSites_[layer] = 0;
     for (const std::string& layer : spec_.patch) {
       const std::string stem = "patch_" + std::to_string(patches_.size()) + "_";
-      patches_[layer] = PatchInputs{
-          graph_->addInput(stem + "mode")->setType(c10::IntType::get()),
-          graph_->addInput(stem + "value")->setType(c10::OptionalType::create(c10::TensorType::get())),
-          graph_->addInput(stem + "scale")->setType(c10::FloatType::get()),
-          graph_->addInput(stem + "channels")->setType(c10::ListType::ofInts()),
-          graph_->addInput(stem + "positions")->setType(c10::ListType::ofInts())};
+      patches_[layer] = PatchInputs{graph_->addInput(stem + "mode")->setType(c10::IntType::get()),
+                                    graph_->addInput(stem + "value")->setType(c10::OptionalType::create(c10::TensorType::get())),
+                                    graph_->addInput(stem + "scale")->setType(c10::FloatType::get()),
+                                    graph_->addInput(stem + "channels")->setType(c10::ListType::ofInts()),
+                                    graph_->addInput(stem + "positions")->setType(c10::ListType::ofInts())};
     }
     for (const std::string& layer : spec_.replace) {
       replacements_[layer] = graph_->addInput("replace_" + std::to_string(replacements_.size()))->setType(c10::TensorType::get());
@@ -147,9 +146,7 @@ class Instrumenter {
   // the unfused code after it. Forcing the condition of the `if` that directly holds the
   // kernel keeps the unfused code, in which the submodules run.
   void takeUnfusedBranch(jit::Node* node) {
-    auto holdsKernel = [](jit::Block* block) {
-      return std::any_of(block->nodes().begin(), block->nodes().end(), isFusedModuleKernel);
-    };
+    auto holdsKernel = [](jit::Block* block) { return std::any_of(block->nodes().begin(), block->nodes().end(), isFusedModuleKernel); };
     const bool inThen = holdsKernel(node->blocks().at(0));
     const bool inElse = holdsKernel(node->blocks().at(1));
     if (inThen == inElse) return;
@@ -209,15 +206,14 @@ class Instrumenter {
         return graph_->insertNode(graph_->createTuple(elements))->output();
       }
     }
-    TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' gives " + value->type()->str() +
-                                            ": only a tensor, or a tuple holding one, can be replaced");
+    TS_FAIL(code::kInvalidArgument,
+            "layer '" + layer + "' gives " + value->type()->str() + ": only a tensor, or a tuple holding one, can be replaced");
   }
 
   jit::Value* patched(const std::string& layer, jit::Value* output, const PatchInputs& in) {
     if (output->type()->cast<c10::TensorType>()) {
       return graph_->insert(Symbol::fromQualString(kPatchOperator),
-                            {output, in.mode, in.value, in.scale, in.channels, in.positions,
-                             graph_->insertConstant(layer)});
+                            {output, in.mode, in.value, in.scale, in.channels, in.positions, graph_->insertConstant(layer)});
     }
     if (output->type()->cast<c10::TupleType>()) {
       // Modules returning tuples (attention returns (output, weights)): patch the first tensor.
@@ -229,8 +225,8 @@ class Instrumenter {
         }
       }
     }
-    TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' returns " + output->type()->str() +
-                                            ": only a tensor, or a tuple holding one, can be patched");
+    TS_FAIL(code::kInvalidArgument,
+            "layer '" + layer + "' returns " + output->type()->str() + ": only a tensor, or a tuple holding one, can be patched");
   }
 
   // The tensor whose gradient is wanted (the value, or the first tensor of a tuple) through
@@ -253,7 +249,7 @@ class Instrumenter {
       }
     }
     TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' returns " + value->type()->str() +
-                                            ": a gradient is taken of a tensor, or of the first tensor of a tuple");
+                                        ": a gradient is taken of a tensor, or of the first tensor of a tuple");
   }
 
   jit::Value* tapList(const std::string& layer) {
@@ -277,8 +273,8 @@ class Instrumenter {
     if (found != lists_.end()) {
       const auto listElement = found->second->type()->expectRef<c10::ListType>().getElementType();
       if (!elementType->isSubtypeOf(*listElement)) {
-        TS_FAIL(code::kInvalidArgument, "layer '" + layer + "' returns " + listElement->str() +
-                                                " at one call and " + elementType->str() + " at another");
+        TS_FAIL(code::kInvalidArgument,
+                "layer '" + layer + "' returns " + listElement->str() + " at one call and " + elementType->str() + " at another");
       }
       return found->second;
     }

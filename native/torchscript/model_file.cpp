@@ -2,14 +2,13 @@
 
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <torch/csrc/jit/api/compilation_unit.h>
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/csrc/jit/serialization/import_source.h>
 #include <torch/csrc/jit/serialization/unpickler.h>
-
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,8 +16,8 @@
 #include <cstring>
 #include <map>
 #include <regex>
-#include <sstream>
 #include <set>
+#include <sstream>
 
 #include "core/errors.h"
 #include "core/resources.h"
@@ -30,9 +29,7 @@ using caffe2::serialize::PyTorchStreamReader;
 
 namespace {
 
-[[noreturn]] void refuse(const std::string& path, const std::string& why) {
-  TS_FAIL(code::kModelLoad, "'" + path + "': " + why);
-}
+[[noreturn]] void refuse(const std::string& path, const std::string& why) { TS_FAIL(code::kModelLoad, "'" + path + "': " + why); }
 
 // Operators a model's code may not call unless loaded with { trusted: true }: effects outside
 // tensor computation. Namespaces first (every operator in them), then single operators.
@@ -116,7 +113,8 @@ class Inspector {
       : path_(path),
         reader_(reader),
         cu_(std::make_shared<jit::CompilationUnit>()),
-        importer_(cu_, &constants_, [this](const std::string& qualifier) { return source(qualifier); }, reader.version()) {}
+        importer_(
+            cu_, &constants_, [this](const std::string& qualifier) { return source(qualifier); }, reader.version()) {}
 
   void inspect() {
     const c10::IValue constants = unpickle("constants");
@@ -223,8 +221,7 @@ class Inspector {
     }
     const at::Storage& storage = tensor.storage();
     const at::DataPtr& data = storage.data_ptr();
-    const size_t recordBytes =
-        data.get_deleter() == &releaseRecordView ? static_cast<RecordView*>(data.get_context())->bytes : 0;
+    const size_t recordBytes = data.get_deleter() == &releaseRecordView ? static_cast<RecordView*>(data.get_context())->bytes : 0;
     if (storage.nbytes() > recordBytes) {
       refuse(path_, what + " has a storage of " + std::to_string(storage.nbytes()) + " bytes backed by a record of " +
                         std::to_string(recordBytes) + ": the file is truncated or forged");
@@ -313,19 +310,20 @@ void refuseUnknownOperator(const std::string& path, PyTorchStreamReader& reader,
   }
   refuse(path, "its code calls " + op[1].str() + " in " + method +
                    ", an operator of a namespace this process has not registered (its library is not loaded), so none "
-                   "of the file was run; { trusted: true } would not load it either. " + message);
+                   "of the file was run; { trusted: true } would not load it either. " +
+                   message);
 }
 
 // Inflated sizes come from the zip directory, so a bomb is refused before anything inflates.
 void checkInflation(const std::string& path, PyTorchStreamReader& reader, uint64_t fileBytes, const LoadPolicy& policy) {
-  const uint64_t limit = policy.maxInflatedBytes > 0 ? policy.maxInflatedBytes
-                                                     : std::min<uint64_t>(4 * fileBytes + (64ull << 20), physicalMemoryBytes());
+  const uint64_t limit =
+      policy.maxInflatedBytes > 0 ? policy.maxInflatedBytes : std::min<uint64_t>(4 * fileBytes + (64ull << 20), physicalMemoryBytes());
   uint64_t total = 0;
   for (const std::string& record : reader.getAllRecords()) {
     total += reader.getRecordSize(record);
     if (total > limit) {
-      refuse(path, "its records inflate to more than " + std::to_string(limit) + " bytes (the file has " +
-                       std::to_string(fileBytes) + "): refused as a possible zip bomb. If the file is genuine, raise "
+      refuse(path, "its records inflate to more than " + std::to_string(limit) + " bytes (the file has " + std::to_string(fileBytes) +
+                       "): refused as a possible zip bomb. If the file is genuine, raise "
                        "the bound: load(path, { maxInflatedBytes })");
     }
   }
@@ -336,14 +334,16 @@ jit::Module load(const std::string& path, const c10::Device& device, const LoadP
   // torch.save() pickles start with the pickle protocol 2 marker; zip archives with a file entry.
   uint8_t start[2] = {0, 0};
   if (file->read(0, start, 2, "checking the archive") == 2 && start[0] == 0x80 && start[1] == 0x02) {
-    refuse(path, "a torch.save() pickle, not a TorchScript file: export with torch.jit.trace or torch.jit.script, then "
-                 "torch.jit.save");
+    refuse(path,
+           "a torch.save() pickle, not a TorchScript file: export with torch.jit.trace or torch.jit.script, then "
+           "torch.jit.save");
   }
   {
     PyTorchStreamReader reader(file);
     if (reader.hasRecord("model.json")) {
-      refuse(path, "the pre-1.4 TorchScript format (model.json), which torchscope does not inspect: re-save it with a "
-                   "current PyTorch");
+      refuse(path,
+             "the pre-1.4 TorchScript format (model.json), which torchscope does not inspect: re-save it with a "
+             "current PyTorch");
     }
     checkInflation(path, reader, file->size(), policy);
     Inspector inspector(path, reader);

@@ -23,7 +23,6 @@
 
 namespace torchscope {
 
-
 torch::jit::Module loadModelFile(const std::string& path, const c10::Device& device, const LoadPolicy& policy);
 
 }  // namespace torchscope

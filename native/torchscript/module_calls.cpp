@@ -47,8 +47,8 @@ std::string join(const std::string& prefix, const std::string& path) {
 struct CallGraph {
   std::map<std::string, int> forwardCalls;
   std::map<std::string, std::set<std::string>> otherMethods;  // non-forward methods called
-  std::set<std::string> pickedContainers;                      // indexed by a run-time value
-  std::set<std::string> interfaces;                            // called through an interface type
+  std::set<std::string> pickedContainers;                     // indexed by a run-time value
+  std::set<std::string> interfaces;                           // called through an interface type
 
   // `block` belongs to a method of the module at `prefix`, whose `self` is `self`.
   void walk(jit::Block* block, const jit::Value* self, const std::string& prefix) {
@@ -99,8 +99,7 @@ struct CallGraph {
              "' picked at run time (prim::ModuleContainerIndex): hooks would miss those calls";
     }
     if (auto holder = enclosing(interfaces, path); holder && *holder != path) {
-      return "forward may also reach it through '" + *holder +
-             "', an attribute of a module interface type: hooks would miss those calls";
+      return "forward may also reach it through '" + *holder + "', an attribute of a module interface type: hooks would miss those calls";
     }
     return std::nullopt;
   }
@@ -118,11 +117,10 @@ struct CallGraph {
     if (auto found = otherMethods.find(path); found != otherMethods.end()) {
       std::string methods;
       for (const auto& method : found->second) methods += (methods.empty() ? "'" : ", '") + method + "'";
-      return "forward never calls its forward, only its method(s) " + methods +
-             ", and forward hooks run on forward calls only";
+      return "forward never calls its forward, only its method(s) " + methods + ", and forward hooks run on forward calls only";
     }
-    const bool holdsCalledModules = std::any_of(forwardCalls.begin(), forwardCalls.end(),
-                                                [&](const auto& call) { return containsModule(path, call.first); });
+    const bool holdsCalledModules =
+        std::any_of(forwardCalls.begin(), forwardCalls.end(), [&](const auto& call) { return containsModule(path, call.first); });
     if (holdsCalledModules) return "a container: forward calls the modules in it, never its own forward";
     return "forward never calls it (it is unused, or only its parameters are read)";
   }

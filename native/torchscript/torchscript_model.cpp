@@ -35,7 +35,9 @@ ProgramSpec TorchScriptModel::canonical(ProgramSpec spec) const {
   return spec;
 }
 
-std::shared_ptr<const Program> TorchScriptModel::build(const ProgramSpec& spec) const { return buildTorchScriptProgram(module_, survey_, spec); }
+std::shared_ptr<const Program> TorchScriptModel::build(const ProgramSpec& spec) const {
+  return buildTorchScriptProgram(module_, survey_, spec);
+}
 
 torch::jit::Method TorchScriptModel::forwardOf(const std::string& path, const std::string& role) const {
   auto found = modulesByPath_.find(path);

@@ -11,9 +11,9 @@
 #include <chrono>
 #include <set>
 
-#include "torchscript/conv_prepack.h"
 #include "core/cpu_features.h"
 #include "core/errors.h"
+#include "torchscript/conv_prepack.h"
 #include "torchscript/hooks.h"
 #include "torchscript/max_pool.h"
 #include "torchscript/module_calls.h"
@@ -31,8 +31,8 @@ namespace {
 // re-optimizes when they change, which random-transform inputs do every step (maximize spent
 // seconds per step re-profiling); on the CPU it brings nothing else.
 std::shared_ptr<jit::GraphFunction> simpleFunction(std::shared_ptr<jit::Graph> graph) {
-  return std::make_shared<jit::GraphFunction>(c10::QualifiedName("torchscope.instrumented_forward"), std::move(graph),
-                                              nullptr, jit::ExecutorExecutionMode::SIMPLE);
+  return std::make_shared<jit::GraphFunction>(c10::QualifiedName("torchscope.instrumented_forward"), std::move(graph), nullptr,
+                                              jit::ExecutorExecutionMode::SIMPLE);
 }
 
 void instrumentInto(const std::shared_ptr<jit::Graph>& graph, const ModuleSurvey& survey, TorchScriptProgram& program) {
@@ -111,9 +111,19 @@ bool runsChannelsLast(const ProgramSpec& spec, const std::shared_ptr<jit::Graph>
 // call and again in the backward (~20 of 84 ms of a bf16 ResNet-18 maximize step in PyTorch's profile).
 void castWeightsOnce(std::shared_ptr<jit::Graph>& graph, at::ScalarType type, bool channelsLast) {
   namespace aten = c10::aten;
-  static const std::set<c10::Symbol> autocastOps = {
-      aten::conv1d, aten::conv2d, aten::conv3d, aten::conv_transpose1d, aten::conv_transpose2d, aten::conv_transpose3d,
-      aten::linear, aten::matmul, aten::mm, aten::addmm, aten::bmm, aten::baddbmm, aten::addbmm};
+  static const std::set<c10::Symbol> autocastOps = {aten::conv1d,
+                                                    aten::conv2d,
+                                                    aten::conv3d,
+                                                    aten::conv_transpose1d,
+                                                    aten::conv_transpose2d,
+                                                    aten::conv_transpose3d,
+                                                    aten::linear,
+                                                    aten::matmul,
+                                                    aten::mm,
+                                                    aten::addmm,
+                                                    aten::bmm,
+                                                    aten::baddbmm,
+                                                    aten::addbmm};
   static const c10::Symbol weightForLayout = c10::Symbol::fromQualString(kWeightLayoutOperator);
   jit::graph_rewrite_helper::replaceConvolutionWithAtenConv(graph);
   // By the float32 constant: its cast, and (2-D convolution weights) its channels-last cast.
@@ -160,8 +170,7 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Torch
   jit::Module base = module.clone(/*inplace=*/true);
   auto graph = jit::toGraphFunction(base.get_method("forward").function()).graph()->copy();
   instrumentInto(graph, survey, program);
-  auto* function = base._ivalue()->compilation_unit()->create_function(
-      c10::QualifiedName(*base.type()->name(), name), graph);
+  auto* function = base._ivalue()->compilation_unit()->create_function(c10::QualifiedName(*base.type()->name(), name), graph);
   base.type()->addMethod(function);
   jit::Module frozen = jit::freeze_module(base, {name});
   // Under autocast too: the rewrites' fused oneDNN ops are not autocast ops, so they would run in

@@ -25,7 +25,7 @@ class TorchScriptProgram : public Program {
   c10::IValue self;  // the module object the program reads attributes from (keeps a frozen copy alive)
   std::shared_ptr<torch::jit::GraphFunction> function;
   std::optional<c10::FunctionSchema> forwardSchema;  // the model's forward, to check inputs
-  std::string numerics;                               // "exact", "optimized" or "frozen"
+  std::string numerics;                              // "exact", "optimized" or "frozen"
   // 4-D floating inputs are given to it channels-last (see runsChannelsLast).
   bool channelsLast = false;
 };
@@ -33,7 +33,8 @@ class TorchScriptProgram : public Program {
 // Builds the instrumented program of `module`'s forward. Throws UNKNOWN_LAYER for a path that
 // is not a submodule and UNHOOKABLE_LAYER (with the survey's reason) for one that forward never
 // calls.
-std::shared_ptr<const Program> buildTorchScriptProgram(const torch::jit::Module& module, const ModuleSurvey& survey, const ProgramSpec& spec);
+std::shared_ptr<const Program> buildTorchScriptProgram(const torch::jit::Module& module, const ModuleSurvey& survey,
+                                                       const ProgramSpec& spec);
 
 // Whether an optimized program of `module` gets libtorch's inference rewrites (else it is
 // frozen only): float32, and no bfloat16/float16 weights.

@@ -26,13 +26,19 @@ async function main() {
   out.tinyForward = await time(async () => torch.dispose(await tiny.forward(x)), 200);
   out.tinyRun = await time(async () => torch.dispose(await torch.run(tiny, [x], { capture: ['layer1', 'layer2', 'layer3'] })), 200);
   out.tinyGradients = await time(async () => torch.dispose(await torch.gradients(tiny, x, { target: 3, wrt: ['input', 'layer2'] })), 100);
-  out.tinyIntegratedGradients = await time(async () => torch.dispose(await torch.attribute(tiny, x, { method: 'integratedGradients', target: 3, steps: 16 })), 30);
+  out.tinyIntegratedGradients = await time(
+    async () => torch.dispose(await torch.attribute(tiny, x, { method: 'integratedGradients', target: 3, steps: 16 })),
+    30,
+  );
   out.tinyMaximize = await time(async () => torch.dispose(await torch.maximize(tiny, 'layer2', { channel: 1, size: 32, steps: 20, transforms: [] })), 10);
   const resnet = await model('resnet18.pt');
   const image = torch.tensor(new Float32Array(3 * 224 * 224).fill(0.3), [1, 3, 224, 224]);
   out.resnet18Layer4 = await time(async () => torch.dispose(await torch.activations(resnet, 'layer4', image)), 15);
   const gpt = await model('gpt2-tiny.pt');
-  const ids = torch.tensor(BigInt64Array.from({ length: 16 }, (_, i) => BigInt(i * 7)), [1, 16]);
+  const ids = torch.tensor(
+    BigInt64Array.from({ length: 16 }, (_, i) => BigInt(i * 7)),
+    [1, 16],
+  );
   const sweep = { clean: ids, corrupted: ids, layers: ['transformer.h.0', 'transformer.h.1'], metric: { logit: 5, position: -1 } };
   out.gpt2TinySweep = await time(async () => torch.dispose(await torch.patchingSweep(gpt, sweep)), 10);
   process.stdout.write(JSON.stringify(out));

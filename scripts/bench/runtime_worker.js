@@ -57,7 +57,13 @@ async function torchscope([model, mode, batches, calls, warmup, maximizeSteps]) 
     // oneDNN's kernels for the sizes the standard transforms make): a long run's pace.
     const stamps = [];
     const steps = MAXIMIZE_WARMUP + maximizeSteps;
-    await torch.maximize(net, 'layer4', { channel: 5, steps, size: 224, progressEvery: MAXIMIZE_WARMUP, onProgress: (p) => stamps.push([p.step, performance.now()]) });
+    await torch.maximize(net, 'layer4', {
+      channel: 5,
+      steps,
+      size: 224,
+      progressEvery: MAXIMIZE_WARMUP,
+      onProgress: (p) => stamps.push([p.step, performance.now()]),
+    });
     const [firstStep, firstTime] = stamps[0];
     const [lastStep, lastTime] = stamps[stamps.length - 1];
     out.maximize = { steps: lastStep - firstStep, itPerSecond: ((lastStep - firstStep) * 1000) / (lastTime - firstTime) };

@@ -12,14 +12,16 @@ async function main() {
     const act = await torch.activations(model, layer, torch.tensor(input, [1, 3, 224, 224]));
     const values = act.data();
     const report = torch.doctor();
-    console.log(JSON.stringify({
-      ok: true,
-      shape: act.shape,
-      values: Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64'),
-      addon: report.addon,
-      addonKind: report.addonKind,
-      libtorch: report.libtorch,
-    }));
+    console.log(
+      JSON.stringify({
+        ok: true,
+        shape: act.shape,
+        values: Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64'),
+        addon: report.addon,
+        addonKind: report.addonKind,
+        libtorch: report.libtorch,
+      }),
+    );
   } catch (error) {
     console.log(JSON.stringify({ ok: false, code: error.code, message: error.message }));
   }

@@ -9,7 +9,9 @@ const required = process.env.TORCHSCOPE_GPU_TESTS === '1';
 const runs = required || torch.cuda.isAvailable();
 if (!runs) {
   const { libtorchVersion, cudaBuild } = torch.info();
-  console.warn(`test/gpu SKIPPED: no GPU visible (libtorch ${libtorchVersion}${cudaBuild ? ' with CUDA' : ', a CPU build'}); set TORCHSCOPE_GPU_TESTS=1 on a GPU machine to require it`);
+  console.warn(
+    `test/gpu SKIPPED: no GPU visible (libtorch ${libtorchVersion}${cudaBuild ? ' with CUDA' : ', a CPU build'}); set TORCHSCOPE_GPU_TESTS=1 on a GPU machine to require it`,
+  );
 }
 
 const x = hostRandn([2, 3, 224, 224], 1);
@@ -36,10 +38,7 @@ gpuTest('a model loaded on cuda reports its device', () => {
 
 gpuTest('outputs and captures come back on the CPU and match the CPU model', async () => {
   const layers = ['layer1.0.bn2', 'layer3', 'layer4.1.conv2'];
-  const [onCpu, onGpu] = await Promise.all([
-    torch.run(cpu, toTorch(x), { capture: layers }),
-    torch.run(gpu, toTorch(x), { capture: layers }),
-  ]);
+  const [onCpu, onGpu] = await Promise.all([torch.run(cpu, toTorch(x), { capture: layers }), torch.run(gpu, toTorch(x), { capture: layers })]);
   for (const layer of layers) {
     const expected = asTensor(onCpu.activations[layer]);
     const got = asTensor(onGpu.activations[layer]);

@@ -89,11 +89,14 @@ export async function runAttributionReference(dir: string, cases: AttributionRef
   const results = new Map<string, AttributionRefResult>();
   for (const [id, raw] of Object.entries<any>(index.cases)) {
     if (raw.error) {
-      results.set(id, new Proxy({} as AttributionRefResult, {
-        get() {
-          throw new Error(`attribution reference case '${id}' failed in Python: ${raw.error}`);
-        },
-      }));
+      results.set(
+        id,
+        new Proxy({} as AttributionRefResult, {
+          get() {
+            throw new Error(`attribution reference case '${id}' failed in Python: ${raw.error}`);
+          },
+        }),
+      );
       continue;
     }
     results.set(id, {
@@ -152,7 +155,7 @@ export function refOptions(options: Partial<RefAttributeOptions> & { method: str
 function ranks(values: ArrayLike<number>): number[] {
   const order = Array.from({ length: values.length }, (_, i) => i).sort((a, b) => values[a] - values[b]);
   const out = new Array<number>(values.length);
-  for (let i = 0; i < order.length; ) {
+  for (let i = 0; i < order.length;) {
     let j = i;
     while (j + 1 < order.length && values[order[j + 1]] === values[order[i]]) j++;
     for (let k = i; k <= j; k++) out[order[k]] = (i + j) / 2 + 1;

@@ -11,54 +11,86 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 
 // The test's own switches: no network chatter, software raster for the 2D canvases.
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 // @sparticuz/chromium's recommended switches (chromium.args) are tuned for AWS Lambda; these are
 // left out, the rest (--disable-domain-reliability, --no-pings, --font-render-hinting=none, ...) kept.
 const DROPPED = new Set([
   // playwright-core passes --headless (headless: true) and --no-sandbox itself; the package's
   // --headless='shell' means nothing more to chrome-headless-shell.
-  '--headless', '--no-sandbox', '--disable-setuid-sandbox',
+  '--headless',
+  '--no-sandbox',
+  '--disable-setuid-sandbox',
   // Lambda workarounds (prctl fails there): one process for all pages is not needed here.
-  '--single-process', '--no-zygote',
+  '--single-process',
+  '--no-zygote',
   // Chromium keeps the last of repeated switches: these would replace playwright-core's own
   // --disable-features list, which turns off startup network requests among others.
-  '--disable-features', '--enable-features',
+  '--disable-features',
+  '--enable-features',
   // The viewer is tested under normal page security, as a user's browser opens it.
-  '--disable-web-security', '--allow-running-insecure-content', '--disable-site-isolation-trials',
+  '--disable-web-security',
+  '--allow-running-insecure-content',
+  '--disable-site-isolation-trials',
   // The test's --disable-gpu decides the graphics, as with a system Chromium. (The package's GPU on
   // SwiftShader moves the canvas raster off the main thread, so the page reports ready sooner,
   // but screenshots of the 512-token page then wait on it for over 30 s, and thin lines come out
   // lighter.)
-  '--ignore-gpu-blocklist', '--in-process-gpu', '--use-gl', '--use-angle', '--enable-unsafe-swiftshader', '--disable-webgl',
+  '--ignore-gpu-blocklist',
+  '--in-process-gpu',
+  '--use-gl',
+  '--use-angle',
+  '--enable-unsafe-swiftshader',
+  '--disable-webgl',
 ]);
 const switchName = (arg: string) => arg.split('=')[0];
 
-export interface Browser { executablePath: string; args: string[]; env?: NodeJS.ProcessEnv; source: string }
+export interface Browser {
+  executablePath: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  source: string;
+}
 
 /** CHROMIUM_PATH, else the Chromium packed in @sparticuz/chromium, unpacked once per version and user. */
 export async function browser(): Promise<Browser> {
   const explicit = process.env.CHROMIUM_PATH;
   if (explicit) {
     if (!fs.existsSync(explicit)) {
-      throw new Error(`CHROMIUM_PATH=${explicit} does not exist: point it at a Chromium binary, or unset it to use the Chromium of the @sparticuz/chromium devDependency. The viewer's browser test cannot run without a browser.`);
+      throw new Error(
+        `CHROMIUM_PATH=${explicit} does not exist: point it at a Chromium binary, or unset it to use the Chromium of the @sparticuz/chromium devDependency. The viewer's browser test cannot run without a browser.`,
+      );
     }
     return { executablePath: explicit, args: ARGS, source: `CHROMIUM_PATH=${explicit}` };
   }
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    throw new Error(`The Chromium in @sparticuz/chromium is a Linux x64 build; on ${process.platform} ${process.arch} set CHROMIUM_PATH to a Chromium or Chrome binary. The viewer's browser test cannot run without a browser.`);
+    throw new Error(
+      `The Chromium in @sparticuz/chromium is a Linux x64 build; on ${process.platform} ${process.arch} set CHROMIUM_PATH to a Chromium or Chrome binary. The viewer's browser test cannot run without a browser.`,
+    );
   }
   let chromium: Any;
   let version: string;
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     chromium = require('@sparticuz/chromium');
     // The package's exports hide package.json; it sits two folders above build/cjs/index.cjs.
     version = JSON.parse(fs.readFileSync(path.join(path.dirname(require.resolve('@sparticuz/chromium')), '..', '..', 'package.json'), 'utf8')).version;
   } catch (e) {
-    throw new Error(`@sparticuz/chromium is not installed (${(e as Error).message}): npm install (it is a devDependency), or set CHROMIUM_PATH to a Chromium binary. The viewer's browser test cannot run without a browser.`);
+    throw new Error(
+      `@sparticuz/chromium is not installed (${(e as Error).message}): npm install (it is a devDependency), or set CHROMIUM_PATH to a Chromium binary. The viewer's browser test cannot run without a browser.`,
+      { cause: e },
+    );
   }
   // The package unpacks into os.tmpdir() itself (chromium, the SwiftShader libraries beside it,
   // fonts/) and reuses whatever file is at <tmpdir>/chromium, complete or not, of any version.
@@ -76,22 +108,29 @@ export async function browser(): Promise<Browser> {
     const staging = `${cache}.partial-${process.pid}`;
     fs.rmSync(staging, { recursive: true, force: true });
     fs.mkdirSync(staging);
-    const unpack = spawnSync(process.execPath, ['-e',
-      `require(${JSON.stringify(require.resolve('@sparticuz/chromium'))}).executablePath().then((p) => process.stdout.write(p))`],
-    { env: { ...process.env, TMPDIR: staging }, encoding: 'utf8', timeout: 50_000 });
+    const unpack = spawnSync(
+      process.execPath,
+      ['-e', `require(${JSON.stringify(require.resolve('@sparticuz/chromium'))}).executablePath().then((p) => process.stdout.write(p))`],
+      { env: { ...process.env, TMPDIR: staging }, encoding: 'utf8', timeout: 50_000 },
+    );
     if (unpack.status !== 0 || unpack.stdout !== path.join(staging, 'chromium') || !fs.existsSync(path.join(staging, 'chromium'))) {
       fs.rmSync(staging, { recursive: true, force: true });
-      throw new Error(`@sparticuz/chromium ${version} did not unpack into ${staging} (exit ${unpack.status ?? unpack.signal}, printed ${JSON.stringify(unpack.stdout)}): ${unpack.stderr || unpack.error?.message}`);
+      throw new Error(
+        `@sparticuz/chromium ${version} did not unpack into ${staging} (exit ${unpack.status ?? unpack.signal}, printed ${JSON.stringify(unpack.stdout)}): ${unpack.stderr || unpack.error?.message}`,
+      );
     }
     // Only the packaged fonts (Open Sans): the same drawing whatever fonts the machine has, if any.
-    fs.writeFileSync(path.join(staging, 'fonts.conf'),
-      `<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n  <dir>${cache}/fonts/fonts</dir>\n  <cachedir>${cache}/fonts-cache</cachedir>\n</fontconfig>\n`);
+    fs.writeFileSync(
+      path.join(staging, 'fonts.conf'),
+      `<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n  <dir>${cache}/fonts/fonts</dir>\n  <cachedir>${cache}/fonts-cache</cachedir>\n</fontconfig>\n`,
+    );
     try {
       fs.renameSync(staging, cache);
     } catch (e) {
       fs.rmSync(staging, { recursive: true, force: true });
       // Another process renamed its complete copy into place first, or the folder is damaged.
-      if (!fs.existsSync(bin)) throw new Error(`cannot put the unpacked Chromium at ${cache} (${(e as Error).message}): delete that folder and rerun`);
+      if (!fs.existsSync(bin))
+        throw new Error(`cannot put the unpacked Chromium at ${cache} (${(e as Error).message}): delete that folder and rerun`, { cause: e });
     }
   }
   chromium.setGraphicsMode = false; // no SwiftShader flags (see DROPPED)
@@ -117,6 +156,8 @@ function alive(pid: number): boolean {
 /** Shared libraries the binary needs that the machine lacks (ldd's "not found" lines), if ldd runs. */
 export function missingLibraries(bin: string): string[] {
   const ldd = spawnSync('ldd', [bin], { encoding: 'utf8' });
-  return (ldd.stdout ?? '').split('\n').filter((l) => l.includes('not found')).map((l) => l.trim().split(' ')[0]);
+  return (ldd.stdout ?? '')
+    .split('\n')
+    .filter((l) => l.includes('not found'))
+    .map((l) => l.trim().split(' ')[0]);
 }
-

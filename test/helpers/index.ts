@@ -278,10 +278,7 @@ export class Reference {
       autocast: c.autocast,
       patch: c.patch
         ? Object.fromEntries(
-            Object.entries(c.patch).map(([layer, p]) => [
-              layer,
-              { ...p, value: p.value ? writeHost(inDir, `p${count++}.bin`, p.value) : undefined },
-            ]),
+            Object.entries(c.patch).map(([layer, p]) => [layer, { ...p, value: p.value ? writeHost(inDir, `p${count++}.bin`, p.value) : undefined }]),
           )
         : undefined,
     }));
@@ -295,11 +292,14 @@ export class Reference {
     const results = new Map<string, RefResult>();
     for (const [id, raw] of Object.entries<any>(index.cases)) {
       if (raw.error) {
-        results.set(id, new Proxy({} as RefResult, {
-          get() {
-            throw new Error(`reference case '${id}' failed in Python: ${raw.error}`);
-          },
-        }));
+        results.set(
+          id,
+          new Proxy({} as RefResult, {
+            get() {
+              throw new Error(`reference case '${id}' failed in Python: ${raw.error}`);
+            },
+          }),
+        );
         continue;
       }
       results.set(id, {
@@ -455,7 +455,9 @@ export function describeValue(value: unknown): string {
   if (value instanceof torch.Tensor) return `Tensor[${value.shape}] ${value.dtype}`;
   if (Array.isArray(value)) return `[${value.map(describeValue).join(', ')}]`;
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  return `{${Object.entries(value).map(([k, v]) => `${k}: ${describeValue(v)}`).join(', ')}}`;
+  return `{${Object.entries(value)
+    .map(([k, v]) => `${k}: ${describeValue(v)}`)
+    .join(', ')}}`;
 }
 
 /** A reference value as a model input: tensors copied into torch Tensors, tuples as arrays, dicts as objects. */
@@ -495,11 +497,7 @@ const BACKTRACE = /Exception raised from|frame #\d+|^\s*#\d+\s+0x[0-9a-f]+|\(no 
  * Runs `action` (sync or async) and checks the error: a TorchscopeError with `code`, a message
  * without a C++ backtrace or internal tags, and a stack that points at the calling test file.
  */
-export async function expectTorchscopeError(
-  action: () => unknown,
-  code: torch.ErrorCode,
-  message?: RegExp,
-): Promise<torch.TorchscopeError> {
+export async function expectTorchscopeError(action: () => unknown, code: torch.ErrorCode, message?: RegExp): Promise<torch.TorchscopeError> {
   const testFile = path.basename(expect.getState().testPath ?? '');
   let error: unknown;
   try {

@@ -39,15 +39,16 @@ Napi::Value call(const Napi::CallbackInfo& info, const std::shared_ptr<ModelStat
   const std::string path = info[0].As<Napi::String>().Utf8Value();
   auto inputs = toForwardInputs(info[1], model->format->submoduleSchema(path, "submodule"));
   return queueValue(
-      info.Env(), code::kRuntime, [model, path, inputs] { return callSubmodule(*model, path, inputs); },
-      {info.This().As<Napi::Object>()}, CancelToken::flagOf(info[2]));
+      info.Env(), code::kRuntime, [model, path, inputs] { return callSubmodule(*model, path, inputs); }, {info.This().As<Napi::Object>()},
+      CancelToken::flagOf(info[2]));
 }
 TORCHSCOPE_MODEL_METHOD("call", call);
 
 // [async] inspect({ capture[], patch[], output, gradient?, precision? }) -> inspectProgram's record.
 Napi::Value inspect(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model) {
   auto request = parseRunRequest(info[0]);
-  return queueValue(info.Env(), code::kInternal, [model, request] { return inspectProgram(*model, request); }, {info.This().As<Napi::Object>()});
+  return queueValue(info.Env(), code::kInternal, [model, request] { return inspectProgram(*model, request); },
+                    {info.This().As<Napi::Object>()});
 }
 TORCHSCOPE_MODEL_METHOD("inspect", inspect);
 

@@ -109,7 +109,8 @@ MaximizeSpec parseMaximizeSpec(Napi::Value value) {
   auto weight = [&](const char* key) { return regularizers.has(key) ? regularizers.number(key) : 0.0; };
   spec.regularizers = {weight("l1"), weight("l2"), weight("tv"), weight("blur")};
   spec.normalize = request.boolean("normalize");
-  TS_CHECK(!spec.normalize || spec.image.channels == 3, code::kInvalidArgument, "maximize request.normalize: ImageNet normalization needs 3 channels");
+  TS_CHECK(!spec.normalize || spec.image.channels == 3, code::kInvalidArgument,
+           "maximize request.normalize: ImageNet normalization needs 3 channels");
   spec.lr = request.number("lr");
   spec.beta1 = request.number("beta1");
   spec.beta2 = request.number("beta2");
