@@ -76,6 +76,8 @@ Napi::Object constantsObject(Napi::Env env) {
   out.Set("patchModes", modes);
   out.Set("napiVersion", NAPI_VERSION);
   out.Set("inputSuffix", kInputSuffix);
+  out.Set("patternSuffix", kPatternSuffix);
+  out.Set("nodeSeparator", std::string(1, kNodeSeparator));
   // Every enumeration whose names cross the boundary (core/names.h), by name.
   out.Set("precisions", names(env, kPrecisions));
   out.Set("dtypes", names(env, kDtypes));

@@ -28,6 +28,26 @@ c10::IValue callSubmodule(ModelState& model, const std::string& path, std::vecto
   return model.returned(model.format->callSubmodule(path, "submodule", std::move(inputs), model.precision, model.device.type()), {});
 }
 
+c10::IValue submoduleSignature(ModelState& model, const std::string& path) {
+  c10::impl::GenericList out(c10::AnyType::get());
+  for (const SubmoduleArgument& argument : model.format->submoduleArguments(path, "submodule")) {
+    out.push_back(Record()
+                      .set("name", argument.name)
+                      .set("type", argument.type)
+                      .set("supplied", argument.supplied)
+                      .set("hasDefault", argument.hasDefault)
+                      .set("source", argument.source));
+  }
+  return out;
+}
+
+c10::IValue submoduleNodes(ModelState& model, const std::string& path) {
+  c10::impl::GenericList out(c10::AnyType::get());
+  for (const ModuleNode& node : model.format->nodes(path))
+    out.push_back(Record().set("name", node.name).set("op", node.op).set("pattern", node.pattern));
+  return out;
+}
+
 c10::IValue inspectProgram(ModelState& model, const RunRequest& request) {
   const ProgramSummary summary = model.program(request.needs, request.numerics, Optimize::kAsLoaded)->summary();
   Record opCounts;

@@ -1,5 +1,6 @@
 // The forward methods: a run of the instrumented program (captures, patches, the output), a
-// submodule's own forward (model.call), and a program's description (torch.inspect).
+// submodule's own forward (model.call) and what it takes (model.signature), the operations of a
+// submodule's forward that can be hooked (model.nodes), and a program's description (torch.inspect).
 #pragma once
 
 #include <ATen/core/ivalue.h>
@@ -26,6 +27,13 @@ c10::IValue runModel(ModelState& model, std::vector<c10::IValue> inputs, const R
 // ModelFormat::submoduleSchema), checked (INVALID_ARGUMENT), without gradients, at the model's
 // precision, on the CPU.
 c10::IValue callSubmodule(ModelState& model, const std::string& path, std::vector<c10::IValue> inputs);
+
+// [{ name, type, supplied, hasDefault, source }] per argument of the submodule's forward after
+// self (ModelFormat::submoduleArguments).
+c10::IValue submoduleSignature(ModelState& model, const std::string& path);
+
+// [{ name, op, pattern }] per operation of the submodule's forward that can be hooked (ModelFormat::nodes).
+c10::IValue submoduleNodes(ModelState& model, const std::string& path);
 
 // { calledModules, opCounts, graph, numerics, precision, memoryFormat, buildMs, programsCached }
 // of the program `request` builds.

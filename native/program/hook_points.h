@@ -11,13 +11,24 @@ namespace torchscope {
 // True when the module at `outer` contains the module at `inner` (and is not it).
 bool containsModule(const std::string& outer, const std::string& inner);
 
-// A hook point as a request names it: a module path for the module's output, or the path with
-// kInputSuffix for its first tensor input (what a forward pre-hook sees): "transformer.h.3:input".
+// A hook point as a request names it: a module path for the module's output; the path with
+// kInputSuffix for its first tensor input (what a forward pre-hook sees): "transformer.h.3:input";
+// an operation inside the module's own forward, the path, kNodeSeparator and the node's name
+// (ModelFormat::nodes): "model.layers.3.self_attn/softmax"; or the path with kPatternSuffix for
+// its attention pattern, the probabilities of the one softmax in its forward (TransformerLens's
+// hook_pattern): "model.layers.3.self_attn:pattern".
 inline constexpr const char* kInputSuffix = ":input";
+inline constexpr const char* kPatternSuffix = ":pattern";
+inline constexpr char kNodeSeparator = '/';
 struct HookPoint {
   std::string module;  // the module's path
   bool input = false;  // its first tensor input rather than its output
+  // An operation inside its forward: a node's name, or kPatternSuffix for the pattern's softmax;
+  // empty for the module's output or input.
+  std::string node;
+  bool inside() const { return !node.empty(); }
 };
+// Throws UNKNOWN_LAYER for a malformed name (an empty node, a suffix after a node).
 HookPoint parseHookPoint(const std::string& name);
 
 // Whether a submodule can be hooked: it can when forward reaches at least one call of its

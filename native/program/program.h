@@ -107,6 +107,26 @@ class Program {
 // (its call sites lie in a branch this input did not take).
 void requireAllRan(const Program& program, const RunResult& result);
 
+// An operation inside a module's forward that can be hooked ('<module path>/<name>').
+struct ModuleNode {
+  std::string name;
+  std::string op;        // e.g. "aten::softmax"
+  bool pattern = false;  // the softmax that '<module path>:pattern' names
+};
+
+// An argument of a submodule's forward (after self), as a call of the submodule alone fills it.
+struct SubmoduleArgument {
+  std::string name;
+  std::string type;
+  // The model supplies it (a tied weight, a constant table), found where the submodule's caller
+  // computes it from its own parameters and constants; otherwise the caller of model.call gives it.
+  bool supplied = false;
+  bool hasDefault = false;
+  // Where its value comes from: "transformer.wte.weight", "computed by 'model' from forward's
+  // inputs"; empty when no call of the submodule was found.
+  std::string source;
+};
+
 // How a model file is read: files are untrusted (torchscript/model_file.h for TorchScript's).
 struct LoadPolicy {
   bool trusted = false;           // run code with effects outside tensor computation
@@ -128,12 +148,18 @@ class ModelFormat {
   // The instrumented program. Throws UNKNOWN_LAYER for a path that is not a submodule and
   // UNHOOKABLE_LAYER (with the survey's reason) for one that forward never calls.
   virtual std::shared_ptr<const Program> build(const ProgramSpec& spec) const = 0;
-  // A submodule's own forward: its signature (UNKNOWN_LAYER for no such path, INVALID_ARGUMENT
-  // for one without a plain forward, naming it as `role`), and a call of it on `inputs`
-  // (INVALID_ARGUMENT when they do not fit), autocast to `precision` on `device`.
+  // A submodule's own forward: its arguments (UNKNOWN_LAYER for no such path, INVALID_ARGUMENT
+  // for one without a plain forward, naming it as `role`), the signature of what a caller
+  // gives (self, then the arguments not supplied), and a call of it on `inputs` (the
+  // arguments not supplied; INVALID_ARGUMENT when they do not fit), autocast to `precision`
+  // on `device`.
+  virtual std::vector<SubmoduleArgument> submoduleArguments(const std::string& path, const std::string& role) const = 0;
   virtual c10::FunctionSchema submoduleSchema(const std::string& path, const std::string& role) const = 0;
   virtual c10::IValue callSubmodule(const std::string& path, const std::string& role, std::vector<c10::IValue> inputs, Precision precision,
                                     c10::DeviceType device) const = 0;
+  // The operations of a submodule's forward that can be hooked, in order (UNKNOWN_LAYER for no
+  // such path; INVALID_ARGUMENT for one without a plain forward).
+  virtual std::vector<ModuleNode> nodes(const std::string& path) const = 0;
   // Bytes of its tensors, reported to V8.
   virtual int64_t bytes() const = 0;
 };

@@ -12,6 +12,7 @@
 #include "program/patch.h"
 #include "torchscript/gradient_tap.h"
 #include "torchscript/module_calls.h"
+#include "torchscript/module_nodes.h"
 #include "torchscript/snapshot.h"
 
 namespace torchscope {
@@ -96,9 +97,22 @@ class Instrumenter {
 
  private:
   bool isTarget(const std::string& name) const { return callSites_.count(name) > 0; }
+  // Whether a call of module `path` is inlined: a hook point lies inside it.
   bool leadsToTarget(const std::string& path) const {
-    return std::any_of(callSites_.begin(), callSites_.end(),
-                       [&](const auto& target) { return containsModule(path, parseHookPoint(target.first).module); });
+    return std::any_of(callSites_.begin(), callSites_.end(), [&](const auto& target) {
+      const HookPoint point = parseHookPoint(target.first);
+      return containsModule(path, point.module) || (point.inside() && point.module == path);
+    });
+  }
+
+  // The hook points on operations of module `path`'s forward, by name.
+  std::vector<std::pair<std::string, HookPoint>> operationTargets(const std::string& path) const {
+    std::vector<std::pair<std::string, HookPoint>> targets;
+    for (const auto& target : callSites_) {
+      HookPoint point = parseHookPoint(target.first);
+      if (point.inside() && point.module == path) targets.emplace_back(target.first, std::move(point));
+    }
+    return targets;
   }
 
   // Every block visited is code of a module that is hooked or holds a hooked module (the
@@ -123,9 +137,26 @@ class Instrumenter {
         // hooked module whose fast path Python leaves while it is hooked, so that its unfused
         // branch can be chosen.
         if (path && callee && (leadsToTarget(*path) || (hooked && callsKernelOffWhileHooked(callee->graph()->block())))) {
+          // Hooked operations are found in the callee's graph, then at the same place in the
+          // inlined copy (which keeps the callee's order), before anything else is inlined there.
+          std::vector<std::pair<std::string, size_t>> operations;
+          const auto calleeNodes = nodesInOrder(callee->graph()->block()->nodes().front(), callee->graph()->return_node());
+          for (const auto& [name, point] : operationTargets(*path)) {
+            const jit::Node* target = findNode(*callee->graph(), point);
+            operations.emplace_back(name, std::find(calleeNodes.begin(), calleeNodes.end(), target) - calleeNodes.begin());
+          }
           jit::Node* before = node->prev();
           jit::Node* after = node->next();
           auto outputs = jit::inlineCallTo(node, callee, callee->graph().get());
+          const auto inlined = nodesInOrder(before->next(), after);
+          TS_CHECK(operations.empty() || inlined.size() == calleeNodes.size(), code::kInternal, "module '", *path,
+                   "''s inlined forward has ", inlined.size(), " nodes, its graph ", calleeNodes.size());
+          for (const auto& [name, position] : operations) {
+            jit::Node* target = inlined.at(position);
+            TS_CHECK(target->kind() == calleeNodes.at(position)->kind(), code::kInternal, "layer '", name,
+                     "' not found again once inlined");
+            hookOutput(name, target->output(), target->next());
+          }
           if (hookedOutput) hookOutput(*path, outputs.at(0), after);
           node = before->next();  // continue with the inlined body
           continue;

@@ -1,9 +1,12 @@
 #include "torchscript/torchscript_model.h"
 
+#include <torch/csrc/jit/api/function_impl.h>
+
 #include "core/errors.h"
 #include "core/resources.h"
 #include "program/precision.h"
 #include "torchscript/module_calls.h"
+#include "torchscript/module_nodes.h"
 #include "torchscript/torchscript_program.h"
 
 namespace torchscope {
@@ -48,15 +51,36 @@ torch::jit::Method TorchScriptModel::forwardOf(const std::string& path, const st
   return *method;
 }
 
+std::vector<ModuleNode> TorchScriptModel::nodes(const std::string& path) const {
+  return describeNodes(*torch::jit::toGraphFunction(forwardOf(path, "module").function()).graph());
+}
+
+SuppliedArguments& TorchScriptModel::suppliedArguments(const std::string& path, const std::string& role) const {
+  forwardOf(path, role);  // a module with a plain forward, else said so
+  std::lock_guard<std::mutex> lock(suppliedMutex_);
+  auto& found = supplied_[path];
+  if (!found) found = std::make_unique<SuppliedArguments>(module_, path);
+  return *found;
+}
+
+std::vector<SubmoduleArgument> TorchScriptModel::submoduleArguments(const std::string& path, const std::string& role) const {
+  return suppliedArguments(path, role).arguments();
+}
+
 c10::FunctionSchema TorchScriptModel::submoduleSchema(const std::string& path, const std::string& role) const {
-  return forwardOf(path, role).function().getSchema();
+  const c10::FunctionSchema full = forwardOf(path, role).function().getSchema();
+  const auto& arguments = suppliedArguments(path, role).arguments();
+  std::vector<c10::Argument> given{full.arguments().at(0)};
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    if (!arguments[i].supplied) given.push_back(full.arguments().at(i + 1));
+  }
+  return full.cloneWithArguments(std::move(given));
 }
 
 c10::IValue TorchScriptModel::callSubmodule(const std::string& path, const std::string& role, std::vector<c10::IValue> inputs,
                                             Precision precision, c10::DeviceType device) const {
   const torch::jit::Method method = forwardOf(path, role);
-  torch::jit::Stack stack{method.owner()._ivalue()};
-  for (auto& input : inputs) stack.push_back(std::move(input));
+  torch::jit::Stack stack = suppliedArguments(path, role).stack(path, std::move(inputs));
   try {
     method.function().getSchema().checkAndNormalizeInputs(stack);
   } catch (const c10::Error& e) {

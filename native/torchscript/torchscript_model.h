@@ -7,12 +7,14 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "program/program.h"
 #include "torchscript/model_file.h"
+#include "torchscript/supplied_arguments.h"
 
 namespace torchscope {
 
@@ -27,13 +29,17 @@ class TorchScriptModel : public ModelFormat {
   const c10::FunctionSchema& forwardSchema() const override { return forwardSchema_; }
   ProgramSpec canonical(ProgramSpec spec) const override;
   std::shared_ptr<const Program> build(const ProgramSpec& spec) const override;
+  std::vector<SubmoduleArgument> submoduleArguments(const std::string& path, const std::string& role) const override;
   c10::FunctionSchema submoduleSchema(const std::string& path, const std::string& role) const override;
   c10::IValue callSubmodule(const std::string& path, const std::string& role, std::vector<c10::IValue> inputs, Precision precision,
                             c10::DeviceType device) const override;
+  std::vector<ModuleNode> nodes(const std::string& path) const override;
   int64_t bytes() const override { return bytes_; }
 
  private:
   torch::jit::Method forwardOf(const std::string& path, const std::string& role) const;
+  // The arguments a submodule is supplied with, found once per path.
+  SuppliedArguments& suppliedArguments(const std::string& path, const std::string& role) const;
 
   torch::jit::Module module_;
   std::vector<std::pair<std::string, std::string>> submodules_;  // path, type name
@@ -41,6 +47,8 @@ class TorchScriptModel : public ModelFormat {
   ModuleSurvey survey_;
   c10::FunctionSchema forwardSchema_{"forward", "", {}, {}};
   int64_t bytes_ = 0;
+  mutable std::mutex suppliedMutex_;
+  mutable std::map<std::string, std::unique_ptr<SuppliedArguments>> supplied_;
 };
 
 }  // namespace torchscope

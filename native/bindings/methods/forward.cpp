@@ -1,4 +1,4 @@
-// run, call and inspect (methods/forward.h).
+// run, call, signature, nodes and inspect (methods/forward.h).
 #include "bindings/async_work.h"
 #include "bindings/model_handle.h"
 #include "bindings/requests.h"
@@ -43,6 +43,25 @@ Napi::Value call(const Napi::CallbackInfo& info, const std::shared_ptr<ModelStat
       CancelToken::flagOf(info[2]));
 }
 TORCHSCOPE_MODEL_METHOD("call", call);
+
+// [async] signature(path) -> [{ name, type, supplied, hasDefault, source }]: the submodule's
+//   forward's arguments after self, and which the model supplies when it is called alone.
+Napi::Value signature(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model) {
+  TS_CHECK(info[0].IsString(), code::kInvalidArgument, "signature(path): the path must be a string");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  return queueValue(info.Env(), code::kInternal, [model, path] { return submoduleSignature(*model, path); },
+                    {info.This().As<Napi::Object>()});
+}
+TORCHSCOPE_MODEL_METHOD("signature", signature);
+
+// [async] nodes(path) -> [{ name, op, pattern }]: the operations of the submodule's forward
+//   that can be hooked as '<path>/<name>'.
+Napi::Value nodes(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model) {
+  TS_CHECK(info[0].IsString(), code::kInvalidArgument, "nodes(path): the path must be a string");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  return queueValue(info.Env(), code::kInternal, [model, path] { return submoduleNodes(*model, path); }, {info.This().As<Napi::Object>()});
+}
+TORCHSCOPE_MODEL_METHOD("nodes", nodes);
 
 // [async] inspect({ capture[], patch[], output, gradient?, precision? }) -> inspectProgram's record.
 Napi::Value inspect(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model) {
