@@ -4,6 +4,8 @@
 //   build: builds the addon from source against the libtorch found (needs cmake and a compiler)
 //   maximize --model FILE --layer NAME --channel N --out FILE.png [--steps N] [--size N] ...
 //   attribute --model FILE --image FILE --target N --out FILE.png [--method NAME] ...
+//   export FOLDER-OR-HUB-ID --out FILE.pt: a Hugging Face model traced, with its manifest and tokenizer
+//   inspect FILE.pt [--seq N]: forward's inputs, the manifest's names, the module tree with shapes
 import { spawnSync } from 'child_process';
 import { promises as fs } from 'fs';
 import * as path from 'path';
@@ -18,6 +20,8 @@ import { image, saveImage } from './io/image';
 import { attributionOverlay, AttributionSign } from './plot/attribution';
 import { attribute, AttributeOptions, AttributionMethod } from './methods/attribution';
 import { maximize, MaximizeOptions } from './methods/maximize';
+import { exportCommand, exportUsage } from './cli-export';
+import { inspectCommand, inspectUsage } from './cli-inspect';
 
 const usage = `usage: torchscope doctor
        torchscope build
@@ -27,7 +31,9 @@ const usage = `usage: torchscope doctor
        torchscope attribute --model FILE --image FILE --target N --out FILE.png
                            [--method integratedGradients|saliency|inputXGradient|layerGradCam|occlusion]
                            [--layer NAME (layerGradCam)] [--steps 50] [--size 224] [--normalize imagenet|none]
-                           [--window 16 --stride 8 (occlusion)] [--sign absolute|all] [--device cpu|cuda|auto]`;
+                           [--window 16 --stride 8 (occlusion)] [--sign absolute|all] [--device cpu|cuda|auto]
+       ${exportUsage}
+       ${inspectUsage}`;
 
 function integer(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -163,6 +169,8 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'maximize') return maximizeCommand(rest);
   if (command === 'attribute') return attributeCommand(rest);
+  if (command === 'export') return exportCommand(rest);
+  if (command === 'inspect') return inspectCommand(rest);
   if (command === 'build') {
     // The set-up script of `npm install`, forced to compile: the same libtorch search as at run time.
     const result = spawnSync(process.execPath, [path.join(packageRoot, 'scripts', 'setup.js'), '--rebuild'], { stdio: 'inherit', cwd: packageRoot });

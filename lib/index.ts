@@ -35,7 +35,7 @@ export {
 } from './text/bert-tokenizer';
 export * as plot from './plot';
 export type { AttentionLike, Colormap, HeatmapOptions, GridOptions, HtmlOptions } from './plot';
-export { attention, AttentionInput, AttentionOptions, AttentionResult } from './methods/attention';
+export { attention, AttentionInput, AttentionOptions, AttentionResult, AttentionTokenizer, EncodedInput } from './methods/attention';
 export { doctor, formatDoctor, DoctorReport } from './native/doctor';
 export { logitLens, LogitLensOptions, LogitLensResult } from './methods/logit-lens';
 export { patchingSweep, lagScores, Metric, PatchingSweepOptions, PatchingSweepResult } from './methods/circuits';

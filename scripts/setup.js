@@ -10,7 +10,8 @@
 //      otherwise build the addon against the libtorch found with cmake-js (Node-API headers
 //      from npm, no download);
 //   3. in a development checkout: compile the TypeScript (first: step 1 uses it) and export the
-//      test/demo models and the model zoo (scripts/zoo/).
+//      test/demo models, the model zoo (scripts/zoo/) and the Hugging Face LLM fixtures
+//      (scripts/llm_fixtures.py: save_pretrained folders traced by scripts/hf_export.py).
 // What was found is recorded in .torchscope/config.json (scripts/config.js reads it).
 'use strict';
 const { spawnSync } = require('child_process');
@@ -208,6 +209,8 @@ function main() {
     timed('models exported', () => run(python, [path.join('scripts', 'export-models.py')]));
     log('exporting the model zoo to models/zoo/');
     timed('model zoo exported', () => run(python, [path.join('scripts', 'zoo')]));
+    log('exporting the Hugging Face LLM fixtures to models/llm/');
+    timed('LLM fixtures exported', () => run(python, [path.join('scripts', 'llm_fixtures.py')]));
     // After the export: a seeded (non-pretrained) export removes a stale bert-vocab.txt.
     run(process.execPath, [path.join('scripts', 'convert-vocab.js')]);
     // The prebuild npm pack ships and test/consumer.test.ts installs; from the build just made.

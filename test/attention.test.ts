@@ -2,9 +2,9 @@
 // output_attentions=True) with the same weights, run by test/python/attention_reference.py.
 // bert-tiny.pt returns its attentions (source 'output'); bert-tiny-noattn.pt (same weights)
 // returns none, and its traced attention.self modules return the context alone, so the maps
-// are recomputed from the captured query / key (source 'recompute'); bert.pt (base) once.
+// are the softmax inside each attention.self (source 'pattern'); bert.pt (base) once.
 // gpt2-tiny.pt (traced on ids alone; its attn modules return no probabilities) against
-// GPT2LMHeadModel with the same weights: recomputed from c_attn with the causal mask.
+// GPT2LMHeadModel with the same weights: the softmax inside each attn, causal mask included.
 // Tolerance: 1e-5 absolute on probabilities.
 import { execFile } from 'child_process';
 import * as fs from 'fs';
@@ -38,7 +38,7 @@ interface Case {
 const CASES: Case[] = [];
 for (const [file, source] of [
   ['bert-tiny.pt', 'output'],
-  ['bert-tiny-noattn.pt', 'recompute'],
+  ['bert-tiny-noattn.pt', 'pattern'],
 ] as const) {
   CASES.push({ id: `${file}/single`, file, size: 'tiny', input: SINGLE, source });
   CASES.push({ id: `${file}/batch`, file, size: 'tiny', input: BATCH, source });
@@ -154,10 +154,10 @@ describe.each(CASES.map((c) => [c.id, c] as const))('%s', (id, c) => {
 });
 
 describe('GPT-2 (traced on ids alone, fused c_attn, causal)', () => {
-  test.each(Object.keys(GPT2_TEXTS))("%s matches GPT2LMHeadModel (eager, output_attentions=True); source 'recompute'", async (id) => {
+  test.each(Object.keys(GPT2_TEXTS))("%s matches GPT2LMHeadModel (eager, output_attentions=True); source 'pattern'", async (id) => {
     const enc = gpt2Encodings[id];
     const result = await attention(models.get(GPT2)!, enc, { tokenizer: gpt2Tokenizer });
-    expect(result.source).toBe('recompute');
+    expect(result.source).toBe('pattern');
     expect(result.tokens).toEqual(enc.tokens.map((row, b) => row.filter((_, i) => enc.attentionMask[b][i] === 1)));
     checkAgainst(result, ref[id], id);
     // Causal: nothing above the diagonal.
@@ -189,10 +189,10 @@ describe('GPT-2 (traced on ids alone, fused c_attn, causal)', () => {
 });
 
 describe('other sources and programs', () => {
-  test.each(['single', 'batch', 'pair'])("source 'capture' (attention.self returns (context, probs)): %s", async (name) => {
+  test.each(['single', 'batch', 'pair'])('attention.self returning (context, probs): its pattern, %s', async (name) => {
     const input = CASES.find((c) => c.id === `bert-tiny.pt/${name}`)!.input;
     const result = await attention(models.get(MEAN)!, input, { tokenizer });
-    expect(result.source).toBe('capture');
+    expect(result.source).toBe('pattern');
     checkAgainst(result, ref[`bert-tiny.pt/${name}`], `capture/${name}`);
   });
 
@@ -227,7 +227,7 @@ describe('inputs', () => {
     expect(result.attentions.shape).toEqual([1, 2, 2, 5, 5]);
   });
 
-  test('output and recompute agree on a batch (same weights)', async () => {
+  test('output and pattern agree on a batch (same weights)', async () => {
     const a = await attention(models.get('bert-tiny.pt')!, BATCH, { tokenizer });
     const b = await attention(models.get('bert-tiny-noattn.pt')!, BATCH, { tokenizer });
     const x = a.attentions.data() as Float32Array;
@@ -245,7 +245,7 @@ describe('errors', () => {
       await expectTorchscopeError(
         () => attention(model, SINGLE, { tokenizer }),
         'INVALID_ARGUMENT',
-        /no \[batch, layers, heads, seq, seq\] attentions and has no attention modules/,
+        /no \[batch, layers, heads, seq, seq\] attentions and no module's forward computes a softmax.*eager attention/,
       );
     } finally {
       model.dispose();
@@ -255,11 +255,12 @@ describe('errors', () => {
   test('bad options and inputs', async () => {
     const model = models.get('bert-tiny.pt')!;
     await expectTorchscopeError(() => attention({} as torch.Model, SINGLE, { tokenizer }), 'INVALID_ARGUMENT', /torch\.load/);
-    await expectTorchscopeError(() => attention(model, SINGLE, {} as never), 'INVALID_ARGUMENT', /BertTokenizer.*Gpt2Tokenizer/);
+    await expectTorchscopeError(() => attention(model, SINGLE, {} as never), 'INVALID_ARGUMENT', /text needs options\.tokenizer/);
+    await expectTorchscopeError(() => attention(model, SINGLE, { tokenizer: {} } as never), 'INVALID_ARGUMENT', /must be a tokenizer/);
     await expectTorchscopeError(() => attention(model, SINGLE, { tokenizer, maxLength: 1 }), 'INVALID_ARGUMENT', /maxLength/);
     await expectTorchscopeError(() => attention(model, SINGLE, { tokenizer, heads: 2 } as never), 'INVALID_ARGUMENT', /unknown option 'heads'/);
     await expectTorchscopeError(() => attention(model, [], { tokenizer }), 'INVALID_ARGUMENT', /empty/);
-    await expectTorchscopeError(() => attention(model, [3] as never, { tokenizer }), 'INVALID_ARGUMENT', /input\[0\]/);
+    await expectTorchscopeError(() => attention(model, [{}] as never, { tokenizer }), 'INVALID_ARGUMENT', /input\[0\]/);
     await expectTorchscopeError(() => attention(model, 42 as never, { tokenizer }), 'INVALID_ARGUMENT', /input must be/);
     await expectTorchscopeError(() => attention(model, tokenizer.encode(SINGLE), { tokenizer, maxLength: 8 }), 'INVALID_ARGUMENT', /encoded input/);
   });

@@ -228,7 +228,7 @@ test("model.inputs lists forward's arguments as its schema declares them", async
 test('model.call runs a submodule on given values', async () => {
   const h2 = asTensor(await torch.activations(model, 'transformer.h.2', toTorch(clean)));
   expectValueClose(await model.call('transformer.ln_f', h2), readValue(ref('call').output), TOL, 'ln_f(h2)');
-  await expectTorchscopeError(() => model.call('transformer.ln_f', h2, h2), 'INVALID_ARGUMENT', /Expected at most 2 argument\(s\) for operator 'forward'/);
+  await expectTorchscopeError(() => model.call('transformer.ln_f', h2, h2), 'INVALID_ARGUMENT', /'transformer.ln_f' takes 1 input\(s\) from its caller, got 2/);
   await expectTorchscopeError(() => model.call('transformer.nope', h2), 'UNKNOWN_LAYER', /transformer\.nope/);
 });
 

@@ -22,7 +22,7 @@ import {
   UPSAMPLE_MODES,
 } from '../lib/core/names';
 import { PATCH_MODES } from '../lib/methods/patch';
-import { INPUT_SUFFIX } from '../lib/model/model';
+import { INPUT_SUFFIX, NODE_SEPARATOR, PATTERN_SUFFIX } from '../lib/model/model';
 import { binding } from '../lib/native/addon';
 import * as torch from '../lib';
 
@@ -39,6 +39,8 @@ test('patch modes: the same numbers on both sides', () => {
 
 test("a module input's layer-name suffix: the same on both sides", () => {
   expect(binding().constants().inputSuffix).toBe(INPUT_SUFFIX);
+  expect(binding().constants().patternSuffix).toBe(PATTERN_SUFFIX);
+  expect(binding().constants().nodeSeparator).toBe(NODE_SEPARATOR);
 });
 
 test("load()'s precisions: the same names on both sides", () => {

@@ -46,6 +46,28 @@ const image = () => torch.zeros([1, 3, 32, 32]);
 const ids = () => torch.tensor(BigInt64Array.from([464n, 3797n, 3332n]), [1, 3]);
 const attentionLike = () => ({ tokens: [['a', 'b']], attentions: torch.zeros([1, 1, 1, 2, 2]) });
 const numerics = ['precision', 'upcast'];
+// maximize and maximizeIter take the same options.
+const MAXIMIZE_KEYS = [
+  'channel',
+  'objective',
+  'steps',
+  'lr',
+  'betas',
+  'size',
+  'inputShape',
+  'init',
+  'seed',
+  'parameterization',
+  'range',
+  'decorrelate',
+  'transforms',
+  'regularizers',
+  'normalize',
+  'signal',
+  'onProgress',
+  'progressEvery',
+  'precision',
+];
 
 const cases: OptionsCase[] = [
   {
@@ -151,52 +173,12 @@ const cases: OptionsCase[] = [
   },
   {
     name: 'MaximizeOptions (maximize)',
-    keys: [
-      'channel',
-      'objective',
-      'steps',
-      'lr',
-      'betas',
-      'size',
-      'inputShape',
-      'init',
-      'seed',
-      'parameterization',
-      'range',
-      'decorrelate',
-      'transforms',
-      'regularizers',
-      'normalize',
-      'signal',
-      'onProgress',
-      'progressEvery',
-      'precision',
-    ],
+    keys: MAXIMIZE_KEYS,
     call: (o) => torch.maximize(resnet, 'layer1', o),
   },
   {
     name: 'MaximizeOptions (maximizeIter)',
-    keys: [
-      'channel',
-      'objective',
-      'steps',
-      'lr',
-      'betas',
-      'size',
-      'inputShape',
-      'init',
-      'seed',
-      'parameterization',
-      'range',
-      'decorrelate',
-      'transforms',
-      'regularizers',
-      'normalize',
-      'signal',
-      'onProgress',
-      'progressEvery',
-      'precision',
-    ],
+    keys: MAXIMIZE_KEYS,
     call: (o) => torch.maximizeIter(resnet, 'layer1', o).result,
   },
   {

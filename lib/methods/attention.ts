@@ -1,43 +1,51 @@
-// Attention maps of a BERT- or GPT-2-style TorchScript model, as [batch, layers, heads, seq, seq].
-//
-// Three ways to get them, tried in this order on a model's first call and remembered:
+// Attention maps of any transformer, as [batch, layers, heads, seq, seq], without naming its
+// architecture. Two ways to get them, tried in this order on a model's first call and remembered:
 //  - 'output': forward returns them, stacked ([B, L, H, S, S]; models/bert.pt's output[2]).
-//  - 'capture': each encoder.layer.N.attention.self returns (context, probs) in the program,
-//    as eager transformers does (scripted models; traces whose caller used the probs).
-//  - 'recompute': a plain traced Hugging Face BertModel. torch.jit.trace drops submodule
-//    outputs nothing uses, so there attention.self returns the context alone and the softmax
-//    is not a module output. The probabilities are then recomputed from the captured
-//    attention.self.query / .key outputs (softmax(Q K^T / sqrt(d) + mask), as eager
-//    attention). The head count is found, and the whole recipe checked, on the first call by
-//    rebuilding attention.self's captured context from the recomputed probabilities and the
-//    captured .value; a model whose attention differs is refused instead of misreported.
-//    A traced Hugging Face GPT-2 is the same case with a causal mask: the probabilities are
-//    recomputed from each transformer.h.N.attn.c_attn output (Q, K, V side by side) and checked
-//    against the input of attn.c_proj (the heads' context).
+//  - 'pattern': each attention module's pattern, the probabilities of the softmax in its forward
+//    ('<module>:pattern', an operation-level hook point: native/torchscript/module_nodes.h),
+//    captured in one run. The attention modules are those of the manifest `torchscope export`
+//    wrote, else every module whose forward has exactly one softmax, in order. They hold
+//    masking, soft-capping, sliding windows and grouped-query attention's shared keys as the
+//    model computes them. A model whose attention is one fused kernel (SDPA) has no pattern:
+//    it is refused, naming the export setting that gives one (eager attention).
+// On the first call the recipe is checked: every real token's row of every map sums to 1.
 import { callSite, CallSite, failure } from '../core/errors';
 import { describeValue, integer, optionKeys, requiredOptions } from '../core/validate';
-import { INPUT_SUFFIX, Model, ModuleInfo, Value } from '../model/model';
+import { Model, PATTERN_SUFFIX, Value } from '../model/model';
 import { disposeValue, Tensor, tensor } from '../model/tensor';
-import { BatchEncoding, BertTokenizer, EncodeInput, Encoding } from '../text/bert-tokenizer';
-import { Gpt2BatchEncoding, Gpt2Encoding, Gpt2Tokenizer } from '../text/gpt2-tokenizer';
+import { BertTokenizer, EncodeInput } from '../text/bert-tokenizer';
 import { activations, run } from './activations';
-import { cpuData, projectionPaths, Projections, recompute } from './attention-recompute';
+
+/** What attention needs of a tokenizer: BertTokenizer, Gpt2Tokenizer and Tokenizer all have it. */
+export interface AttentionTokenizer {
+  encodeBatch(texts: string[], options?: { maxLength?: number }): { ids: number[][]; attentionMask: number[][]; tokens: string[][] };
+  idToToken?(id: number): string | undefined;
+  decode?(ids: number[]): string;
+}
+
+/** Ids and their mask, as a tokenizer's encode / encodeBatch gives them (tokens optional). */
+export interface EncodedInput {
+  ids: number[] | number[][];
+  attentionMask?: number[] | number[][];
+  tokens?: string[] | string[][];
+}
 
 /**
- * A text, a batch (an array whose items are texts or [text, text] pairs; a pair alone is
- * written [[a, b]]), or what BertTokenizer.encode / encodeBatch returned.
+ * A text, a batch (an array whose items are texts or, for BERT, [text, text] pairs; a pair
+ * alone is written [[a, b]]), what a tokenizer's encode / encodeBatch returned, or token ids
+ * (an int64 tensor [batch, seq] or [seq], or arrays of numbers).
  */
-export type AttentionInput = string | readonly EncodeInput[] | Encoding | BatchEncoding | Gpt2Encoding | Gpt2BatchEncoding;
+export type AttentionInput = string | readonly EncodeInput[] | EncodedInput | Tensor | number[] | number[][];
 
 export interface AttentionOptions {
-  /** Turns text into ids (GPT-2's tokenizer for a GPT-2); needed for the tokens of the result even with encoded input. */
-  tokenizer: BertTokenizer | Gpt2Tokenizer;
+  /** Turns text into ids, and ids into the tokens of the result; without one, tokens are the ids as strings. */
+  tokenizer?: AttentionTokenizer;
   /** Longest sequence, special tokens included; longer text is truncated. Default: the tokenizer's. */
   maxLength?: number;
 }
 
 export interface AttentionResult {
-  /** Per batch element, the real tokens ([CLS] ... [SEP]), without padding. */
+  /** Per batch element, the real tokens, without padding. */
   tokens: string[][];
   /** Per batch element, the number of real tokens. */
   lengths: number[];
@@ -48,16 +56,17 @@ export interface AttentionResult {
   attentions: Tensor;
   layers: number;
   heads: number;
+  /** The attention modules read, in layer order ('pattern'); [] for 'output'. */
+  modules: string[];
   /** Where the maps came from (see the top of lib/methods/attention.ts). */
-  source: 'output' | 'capture' | 'recompute';
+  source: 'output' | 'pattern';
 }
 
 const ATTENTION_KEYS = optionKeys<AttentionOptions>({ tokenizer: true, maxLength: true });
+// How far from 1 a probability row may sum (float32 softmax over a few thousand keys).
+const ROW_SUM_TOLERANCE = 1e-3;
 
-type Plan =
-  | { kind: 'output'; index: number[] }
-  | { kind: 'capture'; layers: string[] }
-  | { kind: 'recompute'; layers: string[]; heads: number; projections: Projections };
+type Plan = { kind: 'output'; index: number[] } | { kind: 'pattern'; modules: string[] };
 
 const plans = new WeakMap<Model, Plan>();
 
@@ -67,97 +76,94 @@ interface Batch {
   tokens: string[][];
 }
 
-function isEncodeInput(value: unknown): value is EncodeInput {
-  return typeof value === 'string' || (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string');
+const isIdRow = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0);
+const isTextInput = (v: unknown): v is EncodeInput =>
+  typeof v === 'string' || (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string');
+
+function tokensOf(ids: number[], tokenizer: AttentionTokenizer | undefined): string[] {
+  return ids.map((id) => tokenizer?.idToToken?.(id) ?? tokenizer?.decode?.([id]) ?? String(id));
 }
 
-function checkEncoded(ids: unknown, mask: unknown, tokens: unknown, what: string, site: CallSite): void {
-  const ok = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0);
-  if (!ok(ids)) throw failure('INVALID_ARGUMENT', `attention: ${what}.ids must be an array of token ids`, site);
-  const n = (ids as number[]).length;
-  if (n === 0) throw failure('INVALID_ARGUMENT', `attention: ${what} holds no tokens`, site);
-  if (!ok(mask) || (mask as number[]).length !== n || (mask as number[]).some((m) => m !== 0 && m !== 1)) {
-    throw failure('INVALID_ARGUMENT', `attention: ${what}.attentionMask must be ${n} zeros and ones, one per id`, site);
-  }
-  if (!Array.isArray(tokens) || tokens.length !== n) {
-    throw failure('INVALID_ARGUMENT', `attention: ${what}.tokens must hold ${n} tokens, one per id`, site);
-  }
+function fromIds(
+  ids: number[][],
+  mask: number[][] | undefined,
+  tokens: string[][] | undefined,
+  tokenizer: AttentionTokenizer | undefined,
+  site: CallSite,
+): Batch {
+  const width = ids[0].length;
+  ids.forEach((row, b) => {
+    if (!isIdRow(row)) throw failure('INVALID_ARGUMENT', `attention: ids[${b}] must be a non-empty array of token ids`, site);
+    if (row.length !== width) throw failure('INVALID_ARGUMENT', `attention: ids[${b}] has ${row.length} ids, ids[0] ${width}: pad the batch`, site);
+    const m = mask?.[b];
+    if (mask && (!Array.isArray(m) || m.length !== width || m.some((x) => x !== 0 && x !== 1))) {
+      throw failure('INVALID_ARGUMENT', `attention: attentionMask[${b}] must be ${width} zeros and ones, one per id`, site);
+    }
+    if (tokens && (!Array.isArray(tokens[b]) || tokens[b].length !== width)) {
+      throw failure('INVALID_ARGUMENT', `attention: tokens[${b}] must hold ${width} tokens, one per id`, site);
+    }
+  });
+  return { ids, mask: mask ?? ids.map((row) => row.map(() => 1)), tokens: tokens ?? ids.map((row) => tokensOf(row, tokenizer)) };
 }
 
 function toBatch(input: AttentionInput, options: AttentionOptions, site: CallSite): Batch {
   const { tokenizer, maxLength } = options;
+  if (input instanceof Tensor) {
+    const { shape, dtype } = input;
+    if (dtype !== 'int64' || (shape.length !== 1 && shape.length !== 2) || shape.some((n) => n === 0)) {
+      throw failure('INVALID_ARGUMENT', `attention: ids must be an int64 tensor [batch, seq] or [seq], got ${dtype} [${shape}]`, site);
+    }
+    const flat = Array.from(input.data() as BigInt64Array, Number);
+    const S = shape[shape.length - 1];
+    return fromIds(
+      Array.from({ length: flat.length / S }, (_, b) => flat.slice(b * S, (b + 1) * S)),
+      undefined,
+      undefined,
+      tokenizer,
+      site,
+    );
+  }
+  if (isIdRow(input)) return fromIds([input], undefined, undefined, tokenizer, site);
+  if (Array.isArray(input) && input.length > 0 && input.every((row) => Array.isArray(row) && typeof row[0] === 'number')) {
+    return fromIds(input as number[][], undefined, undefined, tokenizer, site);
+  }
   if (typeof input === 'string' || Array.isArray(input)) {
     const texts = typeof input === 'string' ? [input] : (input as readonly unknown[]);
     if (texts.length === 0) throw failure('INVALID_ARGUMENT', 'attention: the batch is empty', site);
     texts.forEach((t, i) => {
-      if (!isEncodeInput(t)) {
+      if (!isTextInput(t))
         throw failure('INVALID_ARGUMENT', `attention: input[${i}] must be a string or a [string, string] pair, got ${describeValue(t)}`, site);
-      }
     });
-    let enc: BatchEncoding | Gpt2BatchEncoding;
+    if (!tokenizer) throw failure('INVALID_ARGUMENT', 'attention: text needs options.tokenizer (or pass token ids)', site);
+    if (!(tokenizer instanceof BertTokenizer) && !texts.every((t) => typeof t === 'string')) {
+      throw failure('INVALID_ARGUMENT', 'attention: [text, text] pairs need a BertTokenizer', site);
+    }
     try {
-      if (tokenizer instanceof Gpt2Tokenizer) {
-        if (!texts.every((t) => typeof t === 'string')) throw new Error('GPT-2 takes texts, not [text, text] pairs');
-        enc = tokenizer.encodeBatch(texts as string[], maxLength === undefined ? {} : { maxLength });
-      } else {
-        enc = tokenizer.encodeBatch(texts as EncodeInput[], maxLength === undefined ? {} : { maxLength });
-      }
+      const enc = tokenizer.encodeBatch(texts as string[], maxLength === undefined ? {} : { maxLength });
+      return { ids: enc.ids, mask: enc.attentionMask, tokens: enc.tokens };
     } catch (error) {
       throw failure('INVALID_ARGUMENT', `attention: ${(error as Error).message}`, site);
     }
-    return { ids: enc.ids, mask: enc.attentionMask, tokens: enc.tokens };
   }
-  if (input !== null && typeof input === 'object' && 'ids' in input && Array.isArray(input.ids)) {
-    if (maxLength !== undefined) {
-      throw failure('INVALID_ARGUMENT', 'attention: maxLength applies to text; encoded input is used as it is', site);
+  if (input !== null && typeof input === 'object' && 'ids' in input && Array.isArray(input.ids) && input.ids.length > 0) {
+    if (maxLength !== undefined) throw failure('INVALID_ARGUMENT', 'attention: maxLength applies to text; encoded input is used as it is', site);
+    const batched = Array.isArray(input.ids[0]);
+    const rows = <T>(v: T[] | T[][] | undefined) => (v === undefined ? undefined : batched ? (v as T[][]) : [v as T[]]);
+    if (batched && input.attentionMask !== undefined && input.attentionMask.length !== input.ids.length) {
+      throw failure('INVALID_ARGUMENT', 'attention: an encoding needs an attentionMask for every element', site);
     }
-    if (input.ids.length > 0 && Array.isArray(input.ids[0])) {
-      const enc = input as BatchEncoding;
-      if (
-        !Array.isArray(enc.attentionMask) ||
-        !Array.isArray(enc.tokens) ||
-        enc.attentionMask.length !== enc.ids.length ||
-        enc.tokens.length !== enc.ids.length
-      ) {
-        throw failure('INVALID_ARGUMENT', 'attention: a BatchEncoding needs ids, tokens and attentionMask for every element', site);
-      }
-      const width = enc.ids[0].length;
-      enc.ids.forEach((ids, b) => {
-        checkEncoded(ids, enc.attentionMask[b], enc.tokens[b], `input[${b}]`, site);
-        if (ids.length !== width)
-          throw failure('INVALID_ARGUMENT', `attention: input.ids[${b}] has ${ids.length} ids, input.ids[0] ${width}: pad the batch`, site);
-      });
-      return { ids: enc.ids, mask: enc.attentionMask, tokens: enc.tokens };
-    }
-    const enc = input as Encoding;
-    checkEncoded(enc.ids, enc.attentionMask, enc.tokens, 'input', site);
-    return { ids: [enc.ids], mask: [enc.attentionMask], tokens: [enc.tokens] };
+    return fromIds(rows(input.ids)!, rows(input.attentionMask), rows(input.tokens), tokenizer, site);
   }
   throw failure(
     'INVALID_ARGUMENT',
-    `attention(model, input, options): input must be a string, an array of strings or [string, string] pairs, or an Encoding / BatchEncoding; got ${describeValue(input)}`,
+    `attention(model, input, options): input must be text, an array of texts, an encoding, or token ids; got ${describeValue(input)}`,
     site,
   );
 }
 
-/** attention.self modules in layer order. */
-function selfAttentionLayers(modules: ModuleInfo[]): string[] {
-  return modules.filter((m) => m.path !== '' && (m.type === 'BertSelfAttention' || /(^|\.)attention\.self$/.test(m.path))).map((m) => m.path);
-}
-
-/** GPT-2's attention modules (an attn holding c_attn and c_proj), in layer order. */
-function gpt2AttentionLayers(modules: ModuleInfo[]): string[] {
-  const names = new Set(modules.map((m) => m.path));
-  return modules.filter((m) => /(^|\.)attn$/.test(m.path) && names.has(`${m.path}.c_attn`) && names.has(`${m.path}.c_proj`)).map((m) => m.path);
-}
-
 /** Where in forward's output a [B, L, H, S, S] tensor is, if anywhere (top level or one level down). */
-function findStacked(output: Value, B: number, S: number, L: number | undefined): number[] | undefined {
-  const fits = (v: Value) => {
-    if (!(v instanceof Tensor) || v.dtype !== 'float32') return false;
-    const s = v.shape;
-    return s.length === 5 && s[0] === B && s[3] === S && s[4] === S && (L === undefined || s[1] === L);
-  };
+function findStacked(output: Value, B: number, S: number): number[] | undefined {
+  const fits = (v: Value) => v instanceof Tensor && v.dtype === 'float32' && v.shape.length === 5 && v.shape[0] === B && v.shape[3] === S && v.shape[4] === S;
   if (fits(output)) return [];
   if (Array.isArray(output)) {
     for (let i = 0; i < output.length; i++) {
@@ -173,18 +179,6 @@ function at(output: Value, index: number[]): Tensor {
   let v = output;
   for (const i of index) v = (v as Value[])[i];
   return v as Tensor;
-}
-
-/** The probabilities of a capture of attention.self: [B, H, S, S] alone or in a tuple. */
-function probsOf(value: Value, B: number, S: number): Tensor | undefined {
-  const items = Array.isArray(value) ? value : [value];
-  for (const v of items) {
-    if (v instanceof Tensor && v.dtype === 'float32') {
-      const s = v.shape;
-      if (s.length === 4 && s[0] === B && s[2] === S && s[3] === S) return v;
-    }
-  }
-  return undefined;
 }
 
 /** Zeroes rows and columns of padding positions, in place. data is [B, L*H, S, S]. */
@@ -204,164 +198,161 @@ function zeroPadding(data: Float32Array, mask: number[][], LH: number, S: number
   });
 }
 
-/** Whether forward takes an attention mask after the ids (a model traced on ids alone does not). */
-function takesMask(model: Model): boolean {
-  return model.inputs.length >= 2;
+/** The attention modules: the manifest's, else every module whose forward has one softmax (a pattern). */
+async function attentionModules(model: Model): Promise<string[]> {
+  const listed = model.manifest?.hookPoints?.attention;
+  if (listed && listed.length > 0) return listed;
+  const found: string[] = [];
+  for (const m of model.modules()) {
+    if (m.path === '' || !m.hookable) continue;
+    if ((await model.nodes(m.path)).some((n) => n.pattern)) found.push(m.path);
+  }
+  return found;
+}
+
+/** The maps of every module, stacked [B, L, H, S, S]; checks that they are probabilities over keys. */
+function stackPatterns(captured: Record<string, Value>, modules: string[], batch: Batch, check: boolean, model: Model, site: CallSite): Tensor {
+  const layers = modules.map((m) => m + PATTERN_SUFFIX);
+  const B = batch.ids.length;
+  const S = batch.ids[0].length;
+  const first = captured[layers[0]];
+  const H = first instanceof Tensor && first.shape.length === 4 ? first.shape[1] : 0;
+  const block = H * S * S;
+  const out = new Float32Array(B * layers.length * block);
+  layers.forEach((layer, l) => {
+    const p = captured[layer];
+    if (!(p instanceof Tensor) || p.dtype !== 'float32' || p.shape.join() !== [B, H, S, S].join()) {
+      const got = p instanceof Tensor ? `${p.dtype} [${p.shape}]` : describeValue(p);
+      throw failure('RUNTIME', `attention: '${layer}' gave ${got}, not float32 [${B}, ${H}, ${S}, ${S}] probabilities like '${layers[0]}'`, site);
+    }
+    const data = p.data() as Float32Array;
+    for (let b = 0; b < B; b++) out.set(data.subarray(b * block, (b + 1) * block), (b * layers.length + l) * block);
+  });
+  if (check) checkRows(out, batch.mask, layers.length * H, S, model, site);
+  return tensor(out, [B, layers.length, H, S, S], 'float32');
+}
+
+/** Every real token's row sums to 1 over the keys: the softmax found is attention's. */
+function checkRows(data: Float32Array, mask: number[][], LH: number, S: number, model: Model, site: CallSite): void {
+  mask.forEach((m, b) => {
+    for (let k = 0; k < LH; k++) {
+      for (let i = 0; i < S; i++) {
+        if (m[i] === 0) continue;
+        const row = data.subarray(((b * LH + k) * S + i) * S, ((b * LH + k) * S + i + 1) * S);
+        const sum = row.reduce((a, x) => a + x, 0);
+        if (Math.abs(sum - 1) > ROW_SUM_TOLERANCE) {
+          throw failure('RUNTIME', `attention: ${model.path}'s softmax gives rows summing to ${sum}, not 1 over the keys: not an attention pattern`, site);
+        }
+      }
+    }
+  });
+}
+
+/** Whether no query attends to a later key: a right-padded batch then sees no padding. */
+function causal(data: Float32Array, maps: number, S: number): boolean {
+  for (let k = 0; k < maps; k++) for (let i = 0; i < S; i++) for (let j = i + 1; j < S; j++) if (data[(k * S + i) * S + j] !== 0) return false;
+  return true;
 }
 
 /**
- * Attention probabilities of every layer and head of a BERT- or GPT-2-style model for text
- * (tokenized with options.tokenizer; a batch is padded to its longest element) or encoded
- * input. forward takes (input_ids, attention_mask), both int64 [batch, seq], or input_ids
- * alone (then a batch may be padded only on the right of a causal model, where no real token
- * sees the padding).
+ * Attention probabilities of every layer and head of a transformer for text (tokenized with
+ * options.tokenizer; a batch is padded to its longest element), an encoding, or token ids.
+ * forward takes (input_ids, attention_mask), both int64 [batch, seq], or input_ids alone (then
+ * a batch may be padded only on the right of a causal model, where no real token sees the padding).
  */
-export async function attention(model: Model, input: AttentionInput, given: AttentionOptions): Promise<AttentionResult> {
+export async function attention(model: Model, input: AttentionInput, given: AttentionOptions = {}): Promise<AttentionResult> {
   const site = callSite(attention);
   if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'attention(model, input, options): model must come from torch.load()', site);
   const options = requiredOptions(given, ATTENTION_KEYS, 'attention', '{ tokenizer }', site);
-  if (!(options.tokenizer instanceof BertTokenizer) && !(options.tokenizer instanceof Gpt2Tokenizer)) {
-    throw failure(
-      'INVALID_ARGUMENT',
-      'attention: options.tokenizer must be a BertTokenizer (BertTokenizer.fromVocab(path)) or a Gpt2Tokenizer (await Gpt2Tokenizer.load())',
-      site,
-    );
+  if (options.tokenizer !== undefined && typeof options.tokenizer?.encodeBatch !== 'function') {
+    throw failure('INVALID_ARGUMENT', 'attention: options.tokenizer must be a tokenizer (torch.Tokenizer, BertTokenizer or Gpt2Tokenizer)', site);
   }
-  // BERT's shortest sequence holds [CLS] and [SEP].
-  if (options.maxLength !== undefined) integer(options.maxLength, 'maxLength', { min: options.tokenizer instanceof Gpt2Tokenizer ? 1 : 2 }, site);
+  if (options.maxLength !== undefined) integer(options.maxLength, 'maxLength', { min: options.tokenizer instanceof BertTokenizer ? 2 : 1 }, site);
   const batch = toBatch(input, options, site);
   const B = batch.ids.length;
   const S = batch.ids[0].length;
-  const flatIds = new BigInt64Array(B * S);
-  const flatMask = new BigInt64Array(B * S);
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < S; i++) {
-      flatIds[b * S + i] = BigInt(batch.ids[b][i]);
-      flatMask[b * S + i] = BigInt(batch.mask[b][i]);
-    }
-  }
   const tokens = batch.tokens.map((row, b) => row.filter((_, i) => batch.mask[b][i] === 1));
   const lengths = tokens.map((t) => t.length);
   if (lengths.some((n) => n === 0)) throw failure('INVALID_ARGUMENT', 'attention: every batch element needs at least one real token (attention mask 1)', site);
-  if (!takesMask(model) && batch.mask.some((m) => m.some((x) => x === 0))) {
-    const causal = gpt2AttentionLayers(model.modules()).length > 0;
-    const rightPadded = batch.mask.every((m) => m.every((x, i) => x === 1 || m.slice(i).every((y) => y === 0)));
-    if (!(causal && rightPadded)) {
+  const takesMask = model.inputs.length >= 2;
+  const padded = batch.mask.some((m) => m.some((x) => x === 0));
+  const rightPadded = batch.mask.every((m) => m.every((x, i) => x === 1 || m.slice(i).every((y) => y === 0)));
+  if (!takesMask && padded && !rightPadded) {
+    throw failure(
+      'INVALID_ARGUMENT',
+      `attention: ${model.path}'s forward takes no attention mask, so padding would be attended to: pad on the right (paddingSide: 'right')`,
+      site,
+    );
+  }
+  const ids = tensor(BigInt64Array.from(batch.ids.flat(), BigInt), [B, S], 'int64');
+  const mask = tensor(BigInt64Array.from(batch.mask.flat(), BigInt), [B, S], 'int64');
+  const inputs = takesMask ? [ids, mask] : [ids];
+  try {
+    const attentions = await maps(model, inputs, batch, site);
+    const [, layers, heads] = attentions.tensor.shape;
+    const data = attentions.tensor.data() as Float32Array;
+    if (!takesMask && padded && !causal(data, B * layers * heads, S)) {
+      attentions.tensor.dispose();
       throw failure(
         'INVALID_ARGUMENT',
-        `attention: ${model.path}'s forward takes no attention mask, so padding would be attended to` +
-          (causal ? ": pad on the right (paddingSide: 'right')" : ': pass texts of one length, or one at a time'),
+        `attention: ${model.path}'s forward takes no attention mask and its attention is not causal, so padding would be attended to: pass texts of one length, or one at a time`,
         site,
       );
     }
-  }
-  const ids = tensor(flatIds, [B, S], 'int64');
-  const mask = tensor(flatMask, [B, S], 'int64');
-  const inputs = takesMask(model) ? [ids, mask] : [ids];
-  try {
-    const done = (attentions: Tensor, source: AttentionResult['source']): AttentionResult => {
-      const [, layers, heads] = attentions.shape;
-      zeroPadding(attentions.data() as Float32Array, batch.mask, layers * heads, S);
-      return { tokens, lengths, attentions, layers, heads, source };
-    };
-    const plan = plans.get(model);
-    if (plan === undefined) {
-      const found = await choosePlan(model, inputs, B, S, batch.mask, site);
-      plans.set(model, found.plan);
-      return done(found.attentions, found.plan.kind);
-    }
-    if (plan.kind === 'output') {
-      const output = await model.forward(...inputs);
-      const stacked = findStacked(output, B, S, undefined);
-      if (stacked === undefined || stacked.join() !== plan.index.join()) {
-        throw failure('RUNTIME', `attention: ${model.path} no longer returns attentions at output[${plan.index.join('][')}]`, site);
-      }
-      const attentions = at(output, plan.index);
-      disposeValue(output, attentions);
-      return done(attentions, 'output');
-    }
-    if (plan.kind === 'capture') {
-      const captured = await activations(model, plan.layers, ...inputs);
-      return done(
-        await stackCaptures(
-          plan.layers.map((l) => captured[l]),
-          B,
-          S,
-          site,
-          model.path,
-        ),
-        'capture',
-      );
-    }
-    return done(await recompute(model, plan, inputs, B, S, batch.mask, false, site), 'recompute');
+    zeroPadding(data, batch.mask, layers * heads, S);
+    return { tokens, lengths, attentions: attentions.tensor, layers, heads, modules: attentions.modules, source: attentions.source };
   } finally {
     ids.dispose();
     mask.dispose();
   }
 }
 
-async function stackCaptures(values: Value[], B: number, S: number, site: CallSite, file: string): Promise<Tensor> {
-  const probs = values.map((v) => probsOf(v, B, S));
-  const L = values.length;
-  const H = probs[0]!.shape[1];
-  const block = H * S * S;
-  const out = new Float32Array(B * L * block);
-  for (let l = 0; l < L; l++) {
-    const p = probs[l];
-    if (!p || p.shape[1] !== H) throw failure('RUNTIME', `attention: layer ${l} of ${file} gave no [${B}, ${H}, ${S}, ${S}] probabilities`, site);
-    const data = await cpuData(p);
-    for (let b = 0; b < B; b++) out.set(data.subarray(b * block, (b + 1) * block), (b * L + l) * block);
-  }
-  disposeValue(values);
-  return tensor(out, [B, L, H, S, S], 'float32');
-}
-
-async function choosePlan(
+async function maps(
   model: Model,
   inputs: Tensor[],
-  B: number,
-  S: number,
-  masks: number[][],
+  batch: Batch,
   site: CallSite,
-): Promise<{ plan: Plan; attentions: Tensor }> {
-  const modules = model.modules();
-  const gpt2 = gpt2AttentionLayers(modules);
-  const projections: Projections = gpt2.length > 0 ? 'fused-causal' : 'separate';
-  const layers = gpt2.length > 0 ? gpt2 : selfAttentionLayers(modules);
-  // One forward for both: the output (in case it holds the maps) and every attention module.
-  const result =
-    layers.length > 0 ? await run(model, inputs, { capture: layers }) : { output: await model.forward(...inputs), activations: {} as Record<string, Value> };
-  const index = findStacked(result.output, B, S, layers.length > 0 ? layers.length : undefined);
-  if (index !== undefined) {
-    const attentions = at(result.output, index);
-    disposeValue(result.output, attentions);
-    disposeValue(result.activations);
-    return { plan: { kind: 'output', index }, attentions };
+): Promise<{ tensor: Tensor; modules: string[]; source: AttentionResult['source'] }> {
+  const B = batch.ids.length;
+  const S = batch.ids[0].length;
+  const plan = plans.get(model);
+  if (plan?.kind === 'output' || plan === undefined) {
+    // The first call runs forward once, capturing the patterns too, in case the output holds no maps.
+    const modules = plan === undefined ? await attentionModules(model) : [];
+    const result = await run(model, inputs, { capture: modules.map((m) => m + PATTERN_SUFFIX) });
+    try {
+      const index = findStacked(result.output, B, S);
+      if (index !== undefined && (plan === undefined || index.join() === plan.index.join())) {
+        const stacked = at(result.output, index);
+        disposeValue(result.output, stacked);
+        plans.set(model, { kind: 'output', index });
+        return { tensor: stacked, modules: [], source: 'output' };
+      }
+      disposeValue(result.output);
+      if (plan !== undefined) throw failure('RUNTIME', `attention: ${model.path} no longer returns attentions at output[${plan.index.join('][')}]`, site);
+      if (modules.length === 0) {
+        throw failure(
+          'INVALID_ARGUMENT',
+          `attention: ${model.path} returns no [batch, layers, heads, seq, seq] attentions and no module's forward computes a softmax ` +
+            "to read them from; a model with fused attention (SDPA) has none: export it with eager attention (attn_implementation='eager')",
+          site,
+        );
+      }
+      const stacked = stackPatterns(result.activations, modules, batch, true, model, site);
+      plans.set(model, { kind: 'pattern', modules });
+      return { tensor: stacked, modules, source: 'pattern' };
+    } finally {
+      disposeValue(result.activations);
+    }
   }
-  disposeValue(result.output);
-  if (layers.length === 0) {
-    throw failure(
-      'INVALID_ARGUMENT',
-      `attention: ${model.path} returns no [batch, layers, heads, seq, seq] attentions and has no attention modules ` +
-        "(BERT's attention.self, GPT-2's attn with c_attn and c_proj) to capture them from",
-      site,
-    );
+  const captured = await activations(
+    model,
+    plan.modules.map((m) => m + PATTERN_SUFFIX),
+    ...inputs,
+  );
+  try {
+    return { tensor: stackPatterns(captured, plan.modules, batch, false, model, site), modules: plan.modules, source: 'pattern' };
+  } finally {
+    disposeValue(captured);
   }
-  const values = layers.map((l) => result.activations[l]);
-  if (values.every((v) => probsOf(v, B, S) !== undefined)) {
-    return { plan: { kind: 'capture', layers }, attentions: await stackCaptures(values, B, S, site, model.path) };
-  }
-  disposeValue(values);
-  const names = new Set(modules.map((m) => m.path));
-  const needed = layers.flatMap((l) => projectionPaths(l, projections, true)).map((p) => (p.endsWith(INPUT_SUFFIX) ? p.slice(0, -INPUT_SUFFIX.length) : p));
-  const missing = needed.filter((n) => !names.has(n));
-  if (missing.length > 0) {
-    throw failure(
-      'INVALID_ARGUMENT',
-      `attention: ${model.path} returns no attentions, its attention modules return no probabilities, and '${missing[0]}' is missing to recompute them`,
-      site,
-    );
-  }
-  const attentions = await recompute(model, { layers, heads: 0, projections }, inputs, B, S, masks, true, site);
-  return { plan: { kind: 'recompute', layers, heads: attentions.shape[2], projections }, attentions };
 }

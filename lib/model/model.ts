@@ -2,15 +2,28 @@
 import { Precision, PRECISIONS } from '../core/names';
 import { promises as fs } from 'fs';
 
-import { callSite, CallSite, failure, guard } from '../core/errors';
+import { callSite, CallSite, failure, guard, settle } from '../core/errors';
 import { boolean, checkKeys, checkOptions, closestNames, isRecord, oneOf, optionKeys, positiveInteger } from '../core/validate';
 import { binding } from '../native/addon';
 import { NativeModel, NativeValue } from '../native/binding';
 import { cancellable } from '../native/signal';
 import { Device, Tensor, unwrapValue, wrapValue } from './tensor';
+import { ModelManifest, readManifest } from './manifest';
 
-/** A layer name's suffix for the module's first tensor input (native/torchscript/module_calls.h kInputSuffix). */
+/** A layer name's suffix for the module's first tensor input (native/program/hook_points.h kInputSuffix). */
 export const INPUT_SUFFIX = ':input';
+/** A layer name's suffix for an attention module's pattern, the probabilities of the softmax in its forward (kPatternSuffix). */
+export const PATTERN_SUFFIX = ':pattern';
+/** Between a module's path and the name of an operation in its forward: 'model.layers.0.self_attn/softmax' (kNodeSeparator). */
+export const NODE_SEPARATOR = '/';
+
+/** The module a layer name hooks: the module itself, its input, its pattern or an operation of its forward. */
+export function layerModule(name: string): string {
+  const separator = name.indexOf(NODE_SEPARATOR);
+  if (separator >= 0) return name.slice(0, separator);
+  for (const suffix of [INPUT_SUFFIX, PATTERN_SUFFIX]) if (name.endsWith(suffix)) return name.slice(0, -suffix.length);
+  return name;
+}
 
 /** What a model returns: tuples and lists become arrays, dicts objects. */
 export type Value = Tensor | Value[] | { [key: string]: Value } | number | string | boolean | null;
@@ -101,16 +114,44 @@ export interface ModuleInfo {
   reason?: string;
 }
 
+/** An argument of a submodule's forward (Model.signature). */
+export interface ArgumentInfo {
+  name: string;
+  /** Its TorchScript type, e.g. 'Tensor'. */
+  type: string;
+  /** The model gives it when the submodule is called alone (model.call, logit-lens heads); the caller gives the others. */
+  supplied: boolean;
+  /** It has a default: the caller may leave it out when it comes last. */
+  optional: boolean;
+  /** Where its value comes from: 'transformer.wte.weight', or "computed by 'model' from forward's inputs". */
+  source?: string;
+}
+
+/** An operation of a module's forward that can be hooked (Model.nodes). */
+export interface NodeInfo {
+  /** The layer name that hooks it: '<module path>/<node>', e.g. 'model.layers.0.self_attn/softmax'. */
+  name: string;
+  /** Its operator, e.g. 'aten::softmax'. */
+  op: string;
+  /** It is the softmax that '<module path>:pattern' names. */
+  pattern: boolean;
+  /** Its value's shape at the first call, when sample inputs were given (and it is a tensor). */
+  shape?: number[];
+}
+
 export class Model {
   /** The file the model was loaded from. */
   readonly path: string;
+  /** What `torchscope export` wrote beside the file (`<name>.torchscope.json`): names, sizes, hook points, tokenizer; null without one. */
+  readonly manifest: ModelManifest | null;
   private handle: NativeModel | null;
   private moduleList: ModuleInfo[];
 
   /** @internal Models come from torch.load(). */
-  constructor(handle: NativeModel, file: string) {
+  constructor(handle: NativeModel, file: string, manifest: ModelManifest | null = null) {
     this.handle = handle;
     this.path = file;
+    this.manifest = manifest;
     this.moduleList = handle
       .modules()
       .map(({ path, type, callSites, unhookable }) =>
@@ -161,6 +202,41 @@ export class Model {
     return wrapValue(await cancellable(options.signal, site, (cancel) => handle.call(path, unwrapInputs(inputs), cancel))) as Value;
   }
 
+  /**
+   * What a submodule's forward takes after self, as `call(path, ...)` fills it: arguments the
+   * model supplies (a head's weight tied to the embedding, found where its caller reads it) and
+   * those the caller gives, in order, with where the model computes them.
+   */
+  async signature(path: string): Promise<ArgumentInfo[]> {
+    const site = callSite(this.signature);
+    const handle = this.native(site);
+    this.checkLayers([path], site, false);
+    const args = await settle(() => handle.signature(path), site);
+    return args.map(({ name, type, supplied, hasDefault, source }) => ({ name, type, supplied, optional: hasDefault, ...(source ? { source } : {}) }));
+  }
+
+  /**
+   * The operations of a submodule's forward that can be hooked (captured, patched, tapped) as
+   * `'<path>/<name>'`, in order; `pattern` marks the softmax that `'<path>:pattern'` names.
+   * With sample inputs (forward's), each gets the shape of its value at the first call.
+   */
+  async nodes(path: string, ...args: (Input | CallOptions)[]): Promise<NodeInfo[]> {
+    const site = callSite(this.nodes);
+    const handle = this.native(site);
+    this.checkLayers([path], site, args.length > 0);
+    const { inputs, options } = splitCallOptions(args, 'nodes', site);
+    const nodes = (await settle(() => handle.nodes(path), site)).map(({ name, op, pattern }) => ({ name: path + NODE_SEPARATOR + name, op, pattern }));
+    if (inputs.length === 0 || nodes.length === 0) return nodes;
+    const capture = nodes.map((n) => n.name);
+    const result = await cancellable(options.signal, site, (cancel) => handle.run(unwrapInputs(inputs), { capture, output: false }, cancel));
+    return nodes.map((node) => {
+      const first = result.captures[node.name]?.[0];
+      const shape = first && typeof first === 'object' && 'shape' in first && typeof first.shape === 'function' ? first.shape() : undefined;
+      for (const value of result.captures[node.name] ?? []) wrapValue(value);
+      return shape ? { ...node, shape } : node;
+    });
+  }
+
   /** Frees the model once calls in flight finish; later calls reject with DISPOSED. Idempotent. */
   dispose(): void {
     this.handle?.dispose();
@@ -180,8 +256,8 @@ export class Model {
   /**
    * @internal Rejects unknown layer names, suggesting the closest real ones, and (when they are
    * to be `hooked`) layers no hook point reaches, with the reason, before any work is queued. A
-   * name is a module path (its output) or the path with ':input' (its first tensor input, what a
-   * pre-hook sees).
+   * name is a module path (its output), the path with ':input' (its first tensor input, what a
+   * pre-hook sees) or ':pattern', or 'path/node' (an operation of its forward, checked natively).
    */
   checkLayers(layers: readonly string[], site: CallSite, hooked = true): void {
     const names = this.moduleList.map((m) => m.path).filter((p) => p !== '');
@@ -190,7 +266,7 @@ export class Model {
       if (typeof name !== 'string' || name === '') {
         throw failure('INVALID_ARGUMENT', `layer names are non-empty strings, got ${JSON.stringify(name)}`, site);
       }
-      const layer = name.endsWith(INPUT_SUFFIX) ? name.slice(0, -INPUT_SUFFIX.length) : name;
+      const layer = layerModule(name);
       if (known.has(layer)) {
         const module = this.moduleList.find((m) => m.path === layer)!;
         if (hooked && !module.hookable) throw failure('UNHOOKABLE_LAYER', `layer '${name}' cannot be hooked: ${module.reason}`, site);
@@ -249,8 +325,10 @@ export async function load(file: string, given?: LoadOptions): Promise<Model> {
     precision,
     upcast: options.upcast ?? false,
   };
+  // Before the model: a bad manifest fails the load without loading the model.
+  const manifest = await readManifest(file, site);
   const handle = await cancellable(options.signal, site, (cancel) => binding().ModelHandle.load(file, request, cancel));
-  const model = new Model(handle, file);
+  const model = new Model(handle, file, manifest);
   warnIfEmulated(precision, model.device);
   return model;
 }

@@ -256,6 +256,10 @@ export interface NativeModel {
   call(path: string, inputs: NativeValue[], cancel?: NativeCancelToken): Promise<NativeValue>;
   /** [async] */
   inspect(request: NativeRunRequest): Promise<NativeProgramSummary>;
+  /** [async] a submodule's forward's arguments after self */
+  signature(path: string): Promise<{ name: string; type: string; supplied: boolean; hasDefault: boolean; source: string }[]>;
+  /** [async] the operations of a submodule's forward that can be hooked */
+  nodes(path: string): Promise<{ name: string; op: string; pattern: boolean }[]>;
   /** [async] */
   gradients(inputs: NativeValue[], request: NativeGradientsRequest, cancel?: NativeCancelToken): Promise<NativeGradientsResult>;
   /** [async] plans the run: its clean and corrupted forwards */
@@ -279,6 +283,10 @@ export interface NativeConstants {
   napiVersion: number;
   /** A layer name's suffix for the module's input. */
   inputSuffix: string;
+  /** A layer name's suffix for an attention module's pattern. */
+  patternSuffix: string;
+  /** Between a module path and the name of an operation of its forward. */
+  nodeSeparator: string;
   /** Every enumeration whose names cross the boundary (native/core/names.h). */
   precisions: string[];
   dtypes: string[];
