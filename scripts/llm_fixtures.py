@@ -34,6 +34,7 @@ from importlib.metadata import version
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from file_hash import sha256_file  # noqa: E402
 
 REPO = HERE.parent
 LIBRARIES = ("torch", "transformers", "tokenizers")
@@ -167,14 +168,6 @@ def build_folder(family: Family, folder: Path) -> None:
     model = getattr(transformers, family.model)(config).eval()
     randomize(model)
     model.save_pretrained(folder)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def definition_hash() -> str:

@@ -12,6 +12,7 @@ import torch
 import transformers
 
 import torchscope_models as tm
+from file_hash import sha256_file
 
 from .entry import Entry
 from .export import convert
@@ -51,14 +52,6 @@ def definition_hash(entry: Entry) -> str:
     parts = [json.dumps(meta, sort_keys=True), torch.__version__, transformers.__version__, *files,
              inspect.getsource(tm.calibrate_bn), inspect.getsource(convert)]
     return hashlib.sha256("\n\0".join(parts).encode()).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_manifest(out: Path) -> Dict[str, dict]:

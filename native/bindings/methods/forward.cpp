@@ -44,22 +44,25 @@ Napi::Value call(const Napi::CallbackInfo& info, const std::shared_ptr<ModelStat
 }
 TORCHSCOPE_MODEL_METHOD("call", call);
 
+// A query about one submodule, queued: (path) -> `query(model, path)`.
+Napi::Value queuePathQuery(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model, const char* name,
+                           c10::IValue (*query)(ModelState&, const std::string&)) {
+  TS_CHECK(info[0].IsString(), code::kInvalidArgument, name, "(path): the path must be a string");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  return queueValue(info.Env(), code::kInternal, [model, path, query] { return query(*model, path); }, {info.This().As<Napi::Object>()});
+}
+
 // [async] signature(path) -> [{ name, type, supplied, hasDefault, source }]: the submodule's
 //   forward's arguments after self, and which the model supplies when it is called alone.
 Napi::Value signature(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model) {
-  TS_CHECK(info[0].IsString(), code::kInvalidArgument, "signature(path): the path must be a string");
-  const std::string path = info[0].As<Napi::String>().Utf8Value();
-  return queueValue(info.Env(), code::kInternal, [model, path] { return submoduleSignature(*model, path); },
-                    {info.This().As<Napi::Object>()});
+  return queuePathQuery(info, model, "signature", submoduleSignature);
 }
 TORCHSCOPE_MODEL_METHOD("signature", signature);
 
 // [async] nodes(path) -> [{ name, op, pattern }]: the operations of the submodule's forward
 //   that can be hooked as '<path>/<name>'.
 Napi::Value nodes(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model) {
-  TS_CHECK(info[0].IsString(), code::kInvalidArgument, "nodes(path): the path must be a string");
-  const std::string path = info[0].As<Napi::String>().Utf8Value();
-  return queueValue(info.Env(), code::kInternal, [model, path] { return submoduleNodes(*model, path); }, {info.This().As<Napi::Object>()});
+  return queuePathQuery(info, model, "nodes", submoduleNodes);
 }
 TORCHSCOPE_MODEL_METHOD("nodes", nodes);
 
