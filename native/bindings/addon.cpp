@@ -6,6 +6,7 @@
 #include "bindings/async_work.h"
 #include "bindings/info.h"
 #include "bindings/model_handle.h"
+#include "bindings/sae_handle.h"
 #include "bindings/session_handle.h"
 #include "bindings/tensor_handle.h"
 
@@ -17,6 +18,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   TensorHandle::define(env, exports);
   ModelHandle::define(env, exports);
   SessionHandle::define(env, exports);
+  SaeHandle::define(env, exports);
   CancelToken::define(env, exports);
   infoExports(env, exports);
   // [sync] at process exit, from the main thread (lib/native/binding.ts): see async_work.h.

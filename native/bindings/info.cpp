@@ -78,6 +78,9 @@ Napi::Object constantsObject(Napi::Env env) {
   out.Set("inputSuffix", kInputSuffix);
   out.Set("patternSuffix", kPatternSuffix);
   out.Set("nodeSeparator", std::string(1, kNodeSeparator));
+  Napi::Array stages = Napi::Array::New(env);
+  for (const char* stage : {kSaeFeaturesPreSuffix, kSaeFeaturesSuffix, kSaeReconstructionSuffix, kSaeErrorSuffix}) stages.Set(stages.Length(), stage);
+  out.Set("saeStages", stages);
   // Every enumeration whose names cross the boundary (core/names.h), by name.
   out.Set("precisions", names(env, kPrecisions));
   out.Set("dtypes", names(env, kDtypes));
@@ -90,6 +93,8 @@ Napi::Object constantsObject(Napi::Env env) {
   out.Set("transformKinds", names(env, kTransformKinds));
   out.Set("sweepMethods", names(env, kSweepMethods));
   out.Set("objectiveKinds", names(env, kObjectiveKinds));
+  out.Set("saeArchitectures", names(env, kSaeArchitectures));
+  out.Set("saeNormalizations", names(env, kSaeNormalizations));
   return out;
 }
 

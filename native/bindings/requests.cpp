@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "bindings/sae_handle.h"
 #include "bindings/tensor_handle.h"
 #include "core/errors.h"
 #include "core/names.h"
@@ -72,6 +73,8 @@ at::Tensor RequestReader::tensor(const char* key) const {
   if (!TensorHandle::isHandle(value.Env(), value)) fail(key, "a Tensor", value);
   return TensorHandle::unwrap(value);
 }
+
+std::shared_ptr<const Sae> RequestReader::sae(const char* key) const { return SaeHandle::unwrap(field(key)); }
 
 RequestReader RequestReader::object(const char* key) const { return RequestReader(field(key), where_ + "." + key); }
 
@@ -143,6 +146,20 @@ void parsePatches(const RequestReader& request, std::vector<std::string>& layers
   for (auto& [layer, args] : byLayer) {
     layers.push_back(layer);
     patches.push_back(std::move(args));
+  }
+}
+
+void parseSaes(const RequestReader& request, std::vector<SaeSplice>& splices, std::vector<std::shared_ptr<const Sae>>& saes) {
+  std::map<std::string, std::pair<SaeSplice, std::shared_ptr<const Sae>>> byRead;
+  for (const RequestReader& entry : request.objects("saes")) {
+    SaeSplice splice{entry.string("read"), entry.string("write"), entry.boolean("errorTerm")};
+    const std::string read = splice.read;
+    TS_CHECK(byRead.emplace(read, std::pair{std::move(splice), entry.sae("sae")}).second, code::kInvalidArgument, "two SAEs read '", read,
+             "': splice one per hook point");
+  }
+  for (auto& [read, entry] : byRead) {
+    splices.push_back(std::move(entry.first));
+    saes.push_back(std::move(entry.second));
   }
 }
 

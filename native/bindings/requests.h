@@ -7,12 +7,14 @@
 #include <ATen/ATen.h>
 #include <napi.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "methods/objective.h"
 #include "program/program.h"
+#include "sae/sae.h"
 
 namespace torchscope {
 
@@ -27,6 +29,7 @@ class RequestReader {
   double number(const char* key) const;  // finite
   bool boolean(const char* key) const;
   at::Tensor tensor(const char* key) const;
+  std::shared_ptr<const Sae> sae(const char* key) const;
   RequestReader object(const char* key) const;
   // Arrays: absent (undefined) reads as empty.
   std::vector<std::string> strings(const char* key) const;
@@ -49,6 +52,9 @@ class RequestReader {
 // lib/methods/objective.ts; objectives on a layer need one).
 void parsePatches(const RequestReader& request, std::vector<std::string>& layers, std::vector<PatchArgs>& patches);
 NumericsOverride parseNumerics(const RequestReader& request);
+// `saes` ([{ sae, read, write, errorTerm }]): the splices sorted by the hook point read, and
+// their SAEs in the same order.
+void parseSaes(const RequestReader& request, std::vector<SaeSplice>& splices, std::vector<std::shared_ptr<const Sae>>& saes);
 ObjectiveSpec parseObjectiveSpec(const RequestReader& request);
 std::vector<std::string> sortedUnique(std::vector<std::string> layers);
 

@@ -108,6 +108,26 @@ inline constexpr std::array<Named<ObjectiveKind>, 8> kObjectiveKinds = {{
     {"sum", ObjectiveKind::kSum},
 }};
 
+// A sparse autoencoder's architecture and input normalization, as SAELens names them
+// (cfg.json's `architecture`, `normalize_activations`; sae/sae.h). 'expected_average_only_in'
+// is the identity for an SAE loaded from its files, so lib/ sends it as 'none'.
+enum class SaeArchitecture { kStandard, kJumpRelu, kTopK, kGated, kTranscoder, kSkipTranscoder, kJumpReluTranscoder };
+inline constexpr std::array<Named<SaeArchitecture>, 7> kSaeArchitectures = {{
+    {"standard", SaeArchitecture::kStandard},
+    {"jumprelu", SaeArchitecture::kJumpRelu},
+    {"topk", SaeArchitecture::kTopK},
+    {"gated", SaeArchitecture::kGated},
+    {"transcoder", SaeArchitecture::kTranscoder},
+    {"skip_transcoder", SaeArchitecture::kSkipTranscoder},
+    {"jumprelu_transcoder", SaeArchitecture::kJumpReluTranscoder},
+}};
+enum class SaeNormalization { kNone, kConstantNormRescale, kLayerNorm };
+inline constexpr std::array<Named<SaeNormalization>, 3> kSaeNormalizations = {{
+    {"none", SaeNormalization::kNone},
+    {"constant_norm_rescale", SaeNormalization::kConstantNormRescale},
+    {"layer_norm", SaeNormalization::kLayerNorm},
+}};
+
 // "'a', 'b' or 'c'": a table's names as an error message lists them.
 template <typename T, size_t N>
 std::string listNames(const std::array<Named<T>, N>& table) {

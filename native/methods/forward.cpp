@@ -10,7 +10,8 @@ namespace torchscope {
 c10::IValue runModel(ModelState& model, std::vector<c10::IValue> inputs, const RunRequest& request) {
   at::NoGradGuard noGrad;
   for (auto& input : inputs) input = toDevice(input, model.device);
-  const RunResult result = model.program(request.needs, request.numerics, Optimize::kAsLoaded)->run(std::move(inputs), request.patches);
+  const RunResult result =
+      model.program(request.needs, request.numerics, Optimize::kAsLoaded)->run(std::move(inputs), request.patches, {}, request.saes);
   Record captures;
   for (const auto& [layer, calls] : result.captures) {
     c10::impl::GenericList perCall(c10::AnyType::get());

@@ -9,14 +9,16 @@
 #include <vector>
 
 #include "model/model_state.h"
+#include "sae/sae.h"
 
 namespace torchscope {
 
 // A run (capture, patch, output) or inspect request.
 struct RunRequest {
   ProgramNeeds needs;
-  std::vector<PatchArgs> patches;  // in needs.patch order
-  NumericsOverride numerics;       // the call's precision / upcast over the model's
+  std::vector<PatchArgs> patches;                // in needs.patch order
+  std::vector<std::shared_ptr<const Sae>> saes;  // in needs.saes order
+  NumericsOverride numerics;                     // the call's precision / upcast over the model's
 };
 
 // { output, captures: { layer: [value per call] }, calls: { layer: hook runs } }, on the CPU.

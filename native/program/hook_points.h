@@ -20,12 +20,22 @@ bool containsModule(const std::string& outer, const std::string& inner);
 inline constexpr const char* kInputSuffix = ":input";
 inline constexpr const char* kPatternSuffix = ":pattern";
 inline constexpr char kNodeSeparator = '/';
+// The values of a sparse autoencoder spliced at a hook point (ProgramNeeds::saes), named by the
+// hook point it reads and a suffix: "transformer.h.1:input:features".
+inline constexpr const char* kSaeFeaturesPreSuffix = ":featuresPre";
+inline constexpr const char* kSaeFeaturesSuffix = ":features";
+inline constexpr const char* kSaeReconstructionSuffix = ":reconstruction";
+inline constexpr const char* kSaeErrorSuffix = ":error";
 struct HookPoint {
   std::string module;  // the module's path
   bool input = false;  // its first tensor input rather than its output
   // An operation inside its forward: a node's name, or kPatternSuffix for the pattern's softmax;
   // empty for the module's output or input.
   std::string node;
+  // A value of the SAE spliced at the hook point named `base`: one of the kSae*Suffix; empty for
+  // the hook point's own value.
+  std::string stage;
+  std::string base;
   bool inside() const { return !node.empty(); }
 };
 // Throws UNKNOWN_LAYER for a malformed name (an empty node, a suffix after a node).

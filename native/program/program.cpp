@@ -16,6 +16,8 @@ std::string ProgramSpec::key() const {
   for (const auto& layer : gradient) key += layer + ",";
   key += "|";
   for (const auto& layer : replace) key += layer + ",";
+  key += "|";
+  for (const auto& splice : saes) key += splice.read + ">" + splice.write + (splice.errorTerm ? "+error," : ",");
   // An optimized program that takes gradients is built without the rewrites that have no backward.
   key += optimize && differentiable ? "|differentiable" : "";
   return key + (returnOutput ? "|output" : "|cut") + (optimize ? "|optimized" : "|exact") + "|" + nameOf(kPrecisions, precision);
@@ -26,6 +28,7 @@ std::vector<std::string> ProgramSpec::targets() const {
   all.insert(patch.begin(), patch.end());
   all.insert(gradient.begin(), gradient.end());
   all.insert(replace.begin(), replace.end());
+  for (const auto& splice : saes) all.insert({splice.read, splice.write});
   return {all.begin(), all.end()};
 }
 
@@ -60,6 +63,22 @@ std::shared_ptr<const Program> ProgramCache::get(const ModelFormat& format, Prog
 size_t ProgramCache::size() {
   std::lock_guard<std::mutex> lock(mutex_);
   return programs_.size();
+}
+
+void checkSaeSplices(const ProgramSpec& spec) {
+  std::set<std::string> reads;
+  for (const SaeSplice& splice : spec.saes) {
+    for (const std::string* point : {&splice.read, &splice.write}) {
+      TS_CHECK(parseHookPoint(*point).stage.empty(), code::kInvalidArgument, "an SAE is spliced at a layer, not at another SAE's '", *point,
+               "'");
+    }
+    TS_CHECK(reads.insert(splice.read).second, code::kInvalidArgument, "two SAEs read '", splice.read, "': splice one per hook point");
+  }
+  for (const std::string& layer : spec.targets()) {
+    const HookPoint point = parseHookPoint(layer);
+    TS_CHECK(point.stage.empty() || reads.count(point.base), code::kUnknownLayer, "no layer '", layer, "': no SAE reads '", point.base,
+             "' in this run (pass it in `saes`)");
+  }
 }
 
 }  // namespace torchscope

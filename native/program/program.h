@@ -18,6 +18,18 @@
 
 namespace torchscope {
 
+class Sae;
+
+// A sparse autoencoder spliced into a program: it reads the value at hook point `read` and
+// replaces the value at `write` (the same point, but for a transcoder) by its output, plus the
+// error term (the clean value minus the SAE's output on the clean input) when `errorTerm`. Its
+// values are hook points of their own: `read` + kSaeFeaturesSuffix and the other stages.
+struct SaeSplice {
+  std::string read;
+  std::string write;
+  bool errorTerm = true;
+};
+
 // What a method needs of a program; values (patch tensors, channels) are run-time inputs, not
 // part of it. ModelState::program completes it into a ProgramSpec with the model's options and
 // the call's numerics, the one place those are decided.
@@ -32,6 +44,9 @@ struct ProgramNeeds {
   // sweeps): what only computed the old value is then dead and cut from the program, so a
   // sweep of layer 9 does not run layers 0-8 again.
   std::vector<std::string> replace;
+  // Sparse autoencoders spliced in, sorted by the hook point they read (unique): their run-time
+  // objects come in this order (Program::run).
+  std::vector<SaeSplice> saes;
   bool returnOutput = true;  // false: stop once the last capture is taken
   // Its backward is taken (gradients, maximize). oneDNN-rewritten programs have none, so such a
   // program is built exact where optimize would rewrite; a frozen-only one differentiates as the
@@ -51,7 +66,8 @@ struct ProgramSpec : ProgramNeeds {
   Precision precision = Precision::kFloat32;
   c10::DeviceType device = c10::kCPU;  // the model's: where autocast applies (not part of the key)
   std::string key() const;
-  // Every hooked layer (captured, patched or tapped), sorted: the order of the program's records.
+  // Every hooked layer (captured, patched, tapped, or where an SAE reads or writes), sorted: the
+  // order of the program's records.
   std::vector<std::string> targets() const;
   bool captures(const std::string& layer) const;
   bool taps(const std::string& layer) const;
@@ -93,8 +109,10 @@ class Program {
   virtual ~Program() = default;
   // Runs it. `inputs` are forward's arguments (checked and defaulted against forward's schema,
   // INVALID_ARGUMENT); `patches` are in spec.patch order, `replacements` in spec.replace order.
+  // `saes` are spec.saes's objects, in that order.
   virtual RunResult run(std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches,
-                        const std::vector<at::Tensor>& replacements = {}) const = 0;
+                        const std::vector<at::Tensor>& replacements = {},
+                        const std::vector<std::shared_ptr<const Sae>>& saes = {}) const = 0;
   // What it computes, for torch.inspect.
   virtual ProgramSummary summary() const = 0;
 
@@ -102,6 +120,10 @@ class Program {
   std::map<std::string, int> callSites;  // hook points per requested layer
   double buildMs = 0;                    // time taken to build it (once per spec)
 };
+
+// Throws for SAE splices that cannot be built: one spliced at another's value, two reading one
+// hook point (INVALID_ARGUMENT), or an SAE value requested where no SAE reads (UNKNOWN_LAYER).
+void checkSaeSplices(const ProgramSpec& spec);
 
 // Throws LAYER_NOT_RUN, naming them, when a targeted layer's hooks did not run in `result`
 // (its call sites lie in a branch this input did not take).

@@ -13,6 +13,7 @@
 #include "torchscript/gradient_tap.h"
 #include "torchscript/module_calls.h"
 #include "torchscript/module_nodes.h"
+#include "torchscript/sae_ops.h"
 #include "torchscript/snapshot.h"
 
 namespace torchscope {
@@ -52,6 +53,15 @@ bool callsKernelOffWhileHooked(jit::Block* block) {
   return false;
 }
 
+// An SAE spliced in: its program input, and once it has read its hook point, the value read
+// and the features (which its output is decoded from, where it writes).
+struct Splice {
+  SaeSplice splice;
+  jit::Value* sae = nullptr;
+  jit::Value* x = nullptr;
+  jit::Value* features = nullptr;
+};
+
 // Graph inputs that carry one patch's run-time arguments.
 struct PatchInputs {
   jit::Value* mode;
@@ -76,6 +86,10 @@ class Instrumenter {
     }
     for (const std::string& layer : spec_.replace) {
       replacements_[layer] = graph_->addInput("replace_" + std::to_string(replacements_.size()))->setType(c10::TensorType::get());
+    }
+    for (const SaeSplice& splice : spec_.saes) {
+      saes_[splice.read] = Splice{splice, graph_->addInput("sae_" + std::to_string(saes_.size()))->setType(saeObjectType())};
+      saeWrites_[splice.write] = splice.read;
     }
   }
 
@@ -110,7 +124,7 @@ class Instrumenter {
     std::vector<std::pair<std::string, HookPoint>> targets;
     for (const auto& target : callSites_) {
       HookPoint point = parseHookPoint(target.first);
-      if (point.inside() && point.module == path) targets.emplace_back(target.first, std::move(point));
+      if (point.inside() && point.stage.empty() && point.module == path) targets.emplace_back(target.first, std::move(point));
     }
     return targets;
   }
@@ -202,7 +216,50 @@ class Instrumenter {
     jit::Value* record = spec_.captures(name) ? snapshot(seen) : graph_->insertConstant(static_cast<int64_t>(1));
     records_.push_back(graph_->insert(aten::append, {recordList(name, record->type()), record})->node());
     callSites_[name] += 1;
+    // An SAE reading here encodes what the rest of forward would see; one writing here gives
+    // the rest of forward its output instead.
+    if (auto reading = saes_.find(name); reading != saes_.end()) encode(reading->second, given);
+    if (auto writing = saeWrites_.find(name); writing != saeWrites_.end()) given = spliced(saes_.at(writing->second), given);
     return given;
+  }
+
+  // The hooks of an SAE's value, when a request names it.
+  jit::Value* stageHooks(const std::string& name, jit::Value* value) { return isTarget(name) ? runHooks(name, value) : value; }
+
+  void encode(Splice& splice, jit::Value* value) {
+    const std::string& read = splice.splice.read;
+    splice.x = firstTensor(read, value);
+    jit::Value* pre =
+        stageHooks(read + kSaeFeaturesPreSuffix, graph_->insert(Symbol::fromQualString(kSaePreOperator), {splice.sae, splice.x}));
+    splice.features =
+        stageHooks(read + kSaeFeaturesSuffix, graph_->insert(Symbol::fromQualString(kSaeFeaturesOperator), {splice.sae, pre, splice.x}));
+  }
+
+  jit::Value* spliced(const Splice& splice, jit::Value* value) {
+    const std::string& read = splice.splice.read;
+    const std::string& write = splice.splice.write;
+    TS_CHECK(splice.features != nullptr, code::kInvalidArgument, "the transcoder writing at '", write, "' must read '", read,
+             "' before it");
+    jit::Value* target = firstTensor(write, value);
+    jit::Value* decoded = stageHooks(read + kSaeReconstructionSuffix,
+                                     graph_->insert(Symbol::fromQualString(kSaeDecodeOperator), {splice.sae, splice.features, splice.x}));
+    jit::Value* error =
+        splice.splice.errorTerm
+            ? stageHooks(read + kSaeErrorSuffix, graph_->insert(Symbol::fromQualString(kSaeErrorOperator), {splice.sae, splice.x, target}))
+            : graph_->insertConstant(c10::IValue());
+    return replaced(write, value, graph_->insert(Symbol::fromQualString(kSaeOutputOperator), {decoded, error, target}));
+  }
+
+  // The tensor a hook point's value is (a module's output, or the first tensor of its tuple).
+  jit::Value* firstTensor(const std::string& layer, jit::Value* value) {
+    if (value->type()->cast<c10::TensorType>()) return value;
+    if (value->type()->cast<c10::TupleType>()) {
+      for (jit::Value* element : graph_->insertNode(graph_->createTupleUnpack(value))->outputs()) {
+        if (element->type()->cast<c10::TensorType>()) return element;
+      }
+    }
+    TS_FAIL(code::kInvalidArgument,
+            "layer '" + layer + "' gives " + value->type()->str() + ": an SAE reads a tensor, or a tuple holding one");
   }
 
   // After a call of module `name`: what its caller uses from here on is what the hooks give.
@@ -350,6 +407,8 @@ class Instrumenter {
   std::map<std::string, int> callSites_;  // sorted: the order of the records
   std::map<std::string, PatchInputs> patches_;
   std::map<std::string, jit::Value*> replacements_;
+  std::map<std::string, Splice> saes_;            // by the hook point read
+  std::map<std::string, std::string> saeWrites_;  // hook point written -> read
   std::map<std::string, jit::Value*> lists_;
   std::map<std::string, jit::Value*> tapLists_;
   std::vector<jit::Node*> records_;

@@ -23,7 +23,8 @@ namespace torchscope {
 // Rewrites `graph` (a copy of forward's graph, input 0 being self) to run the hooks of
 // `spec`. Afterwards the graph takes, after forward's own inputs, five inputs per patched
 // layer (mode, value, scale, channels, positions, in spec.patch order), then one tensor per
-// replaced hook point (spec.replace order), and returns one tuple:
+// replaced hook point (spec.replace order), then one SAE object per splice (spec.saes order;
+// torchscript/sae_ops.h), and returns one tuple:
 // (forward's output if spec.returnOutput, then per layer of spec.targets() its record list:
 // the deep-copied values of each call for a captured layer, one int per call otherwise; then
 // per layer of spec.gradient its tapped tensors, one per call).

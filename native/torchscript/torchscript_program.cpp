@@ -17,6 +17,7 @@
 #include "torchscript/hooks.h"
 #include "torchscript/max_pool.h"
 #include "torchscript/module_calls.h"
+#include "torchscript/sae_ops.h"
 #include "torchscript/weight_layout.h"
 
 namespace torchscope {
@@ -236,6 +237,7 @@ std::shared_ptr<const Program> buildTorchScriptProgram(const jit::Module& module
       TS_CHECK(!module.empty() && survey.count(module), code::kUnknownLayer, "no layer '", module, "' in this model");
     }
   }
+  checkSaeSplices(spec);
   const auto start = std::chrono::steady_clock::now();
   auto program = std::make_shared<TorchScriptProgram>(spec);
   if (spec.optimize) {
@@ -248,12 +250,12 @@ std::shared_ptr<const Program> buildTorchScriptProgram(const jit::Module& module
 }
 
 RunResult TorchScriptProgram::run(std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches,
-                                  const std::vector<at::Tensor>& replacements) const {
+                                  const std::vector<at::Tensor>& replacements, const std::vector<std::shared_ptr<const Sae>>& saes) const {
   const TorchScriptProgram& program = *this;
   TS_CHECK(replacements.size() == spec.replace.size(), code::kInternal, replacements.size(), " replacement(s) for a program that replaces ",
            spec.replace.size());
   jit::Stack stack;
-  stack.reserve(inputs.size() + 1 + patches.size() * 5 + replacements.size());
+  stack.reserve(inputs.size() + 1 + patches.size() * 5 + replacements.size() + saes.size());
   stack.push_back(program.self);
   for (auto& input : inputs) stack.push_back(std::move(input));
   try {
@@ -276,6 +278,8 @@ RunResult TorchScriptProgram::run(std::vector<c10::IValue> inputs, const std::ve
     stack.emplace_back(c10::List<int64_t>(patch.positions));
   }
   for (const at::Tensor& replacement : replacements) stack.emplace_back(replacement);
+  TS_CHECK(saes.size() == spec.saes.size(), code::kInternal, saes.size(), " SAE(s) for a program that splices ", spec.saes.size());
+  for (const auto& sae : saes) stack.emplace_back(c10::make_intrusive<SaeObject>(sae));
   {
     PrecisionScope precision(program.spec.precision, program.spec.device);
     program.function->run(stack);

@@ -18,8 +18,8 @@ namespace torchscope {
 class TorchScriptProgram : public Program {
  public:
   using Program::Program;
-  RunResult run(std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches,
-                const std::vector<at::Tensor>& replacements = {}) const override;
+  RunResult run(std::vector<c10::IValue> inputs, const std::vector<PatchArgs>& patches, const std::vector<at::Tensor>& replacements,
+                const std::vector<std::shared_ptr<const Sae>>& saes) const override;
   ProgramSummary summary() const override;
 
   c10::IValue self;  // the module object the program reads attributes from (keeps a frozen copy alive)

@@ -15,13 +15,15 @@ RunRequest parseRunRequest(Napi::Value value) {
   out.needs.capture = sortedUnique(request.strings("capture"));
   out.needs.returnOutput = request.boolean("output");
   parsePatches(request, out.needs.patch, out.patches);
+  parseSaes(request, out.needs.saes, out.saes);
   out.needs.gradient = sortedUnique(request.strings("gradient"));  // inspect: a gradients program
   out.numerics = parseNumerics(request);
   return out;
 }
 
 // [async] run(inputs[], { capture[], patch: [{layer, mode, value, scale, channels, positions}],
-//   output, precision?, upcast?, gradient? }, cancelToken?) -> runModel's record.
+//   saes: [{ sae, read, write, errorTerm }], output, precision?, upcast?, gradient? },
+//   cancelToken?) -> runModel's record.
 //   A plain forward is run(inputs, { output: true }).
 Napi::Value run(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model) {
   auto inputs = toForwardInputs(info[0], model->format->forwardSchema());

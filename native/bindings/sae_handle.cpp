@@ -1,0 +1,146 @@
+#include "bindings/sae_handle.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include "bindings/addon.h"
+#include "bindings/async_work.h"
+#include "bindings/js_errors.h"
+#include "bindings/requests.h"
+#include "bindings/tensor_handle.h"
+#include "core/errors.h"
+#include "core/ivalues.h"
+
+namespace torchscope {
+
+void SaeHandle::define(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "SaeHandle",
+                                   {StaticMethod<&SaeHandle::create>("create"), InstanceMethod<&SaeHandle::encode>("encode"),
+                                    InstanceMethod<&SaeHandle::decode>("decode"), InstanceMethod<&SaeHandle::forward>("forward"),
+                                    InstanceMethod<&SaeHandle::errorTerm>("errorTerm"), InstanceMethod<&SaeHandle::dispose>("dispose")});
+  addonData(env).saeClass = Napi::Persistent(cls);
+  exports.Set("SaeHandle", cls);
+}
+
+std::shared_ptr<const Sae> SaeHandle::unwrap(Napi::Value value) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(addonData(env).saeClass.Value())) {
+    throwJs(env, code::kInvalidArgument, "expected a sparse autoencoder (torch.sae.load)");
+  }
+  return Unwrap(value.As<Napi::Object>())->live(env);
+}
+
+SaeHandle::SaeHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SaeHandle>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal())
+    throwJs(info.Env(), code::kInvalidArgument, "SAEs come from torch.sae.load(), not `new`");
+  std::unique_ptr<std::shared_ptr<const Sae>> owned(info[0].As<Napi::External<std::shared_ptr<const Sae>>>().Data());
+  sae_ = std::move(*owned);
+  env_ = info.Env();
+  reportedBytes_ = sae_->bytes();
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reportedBytes_);
+}
+
+SaeHandle::~SaeHandle() {
+  if (processExiting() && sae_) keepUntilExit(std::const_pointer_cast<Sae>(sae_));
+  release();
+}
+
+void SaeHandle::release() {
+  if (reportedBytes_ != 0 && env_ != nullptr) Napi::MemoryManagement::AdjustExternalMemory(Napi::Env(env_), -reportedBytes_);
+  reportedBytes_ = 0;
+  sae_.reset();
+}
+
+std::shared_ptr<const Sae> SaeHandle::live(Napi::Env env) const {
+  if (!sae_) throwJs(env, code::kDisposed, "this sparse autoencoder has been disposed");
+  return sae_;
+}
+
+Napi::Value SaeHandle::create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kInvalidArgument, [&] {
+    const RequestReader request(info[0], "SAE spec");
+    SaeSpec spec;
+    spec.architecture = parseName(kSaeArchitectures, request.string("architecture"), "architecture");
+    spec.normalization = parseName(kSaeNormalizations, request.string("normalization"), "normalization");
+    spec.applyBDecToInput = request.boolean("applyBDecToInput");
+    spec.reshapeHeads = request.boolean("reshapeHeads");
+    spec.k = request.integer("k", 0, kMaxIndex);
+    spec.rescaleByDecoderNorm = request.boolean("rescaleByDecoderNorm");
+    const RequestReader tensors = request.object("tensors");
+    for (auto [tensor, key] : {std::pair{&spec.W_enc, "W_enc"},
+                               {&spec.b_enc, "b_enc"},
+                               {&spec.W_dec, "W_dec"},
+                               {&spec.b_dec, "b_dec"},
+                               {&spec.threshold, "threshold"},
+                               {&spec.b_gate, "b_gate"},
+                               {&spec.b_mag, "b_mag"},
+                               {&spec.r_mag, "r_mag"},
+                               {&spec.W_skip, "W_skip"}}) {
+      if (tensors.has(key)) *tensor = tensors.tensor(key);
+    }
+    auto made = std::make_shared<std::shared_ptr<const Sae>>();
+    return queueWork(
+        env, code::kInvalidArgument, [made, spec] { *made = std::make_shared<const Sae>(spec); },
+        [made](Napi::Env env) -> Napi::Value {
+          return addonData(env).saeClass.New({Napi::External<std::shared_ptr<const Sae>>::New(env, new std::shared_ptr<const Sae>(*made))});
+        });
+  });
+}
+
+Napi::Value SaeHandle::encode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kRuntime, [&] {
+    auto sae = live(env);
+    const at::Tensor x = TensorHandle::unwrap(info[0]);
+    return queueValue(env, code::kRuntime, [sae, x] {
+      at::NoGradGuard noGrad;
+      const at::Tensor pre = sae->featuresPre(x);
+      return c10::IValue(Record().set("featuresPre", pre.cpu()).set("features", sae->features(pre, x).cpu()));
+    });
+  });
+}
+
+Napi::Value SaeHandle::decode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kRuntime, [&] {
+    auto sae = live(env);
+    const at::Tensor features = TensorHandle::unwrap(info[0]);
+    const at::Tensor x = info.Length() > 1 && !info[1].IsUndefined() ? TensorHandle::unwrap(info[1]) : at::Tensor();
+    return queueValue(env, code::kRuntime, [sae, features, x] {
+      at::NoGradGuard noGrad;
+      return c10::IValue(sae->decode(features.to(sae->spec().W_dec.device()), x.defined() ? x.to(sae->spec().W_enc.device()) : x).cpu());
+    });
+  });
+}
+
+Napi::Value SaeHandle::forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kRuntime, [&] {
+    auto sae = live(env);
+    const at::Tensor x = TensorHandle::unwrap(info[0]);
+    return queueValue(env, code::kRuntime, [sae, x] {
+      at::NoGradGuard noGrad;
+      return c10::IValue(sae->forward(x.to(sae->spec().W_enc.device())).cpu());
+    });
+  });
+}
+
+Napi::Value SaeHandle::errorTerm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kRuntime, [&] {
+    auto sae = live(env);
+    TS_CHECK(!sae->transcoder(), code::kInvalidArgument, "a transcoder's error is taken at its output point: splice it into a run");
+    const at::Tensor x = TensorHandle::unwrap(info[0]);
+    return queueValue(env, code::kRuntime, [sae, x] {
+      const at::Tensor onDevice = x.to(sae->spec().W_enc.device());
+      return c10::IValue(sae->errorTerm(onDevice, onDevice).cpu());
+    });
+  });
+}
+
+Napi::Value SaeHandle::dispose(const Napi::CallbackInfo& info) {
+  release();
+  return info.Env().Undefined();
+}
+
+}  // namespace torchscope
