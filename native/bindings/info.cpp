@@ -79,7 +79,8 @@ Napi::Object constantsObject(Napi::Env env) {
   out.Set("patternSuffix", kPatternSuffix);
   out.Set("nodeSeparator", std::string(1, kNodeSeparator));
   Napi::Array stages = Napi::Array::New(env);
-  for (const char* stage : {kSaeFeaturesPreSuffix, kSaeFeaturesSuffix, kSaeReconstructionSuffix, kSaeErrorSuffix}) stages.Set(stages.Length(), stage);
+  for (const char* stage : {kSaeFeaturesPreSuffix, kSaeFeaturesSuffix, kSaeReconstructionSuffix, kSaeErrorSuffix})
+    stages.Set(stages.Length(), stage);
   out.Set("saeStages", stages);
   // Every enumeration whose names cross the boundary (core/names.h), by name.
   out.Set("precisions", names(env, kPrecisions));
