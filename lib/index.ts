@@ -1,7 +1,8 @@
 // torchscope: `import * as torch from 'torchscope'`.
 export { TorchscopeError, ErrorCode } from './core/errors';
 export { Tensor, tensor, zeros, disposeValue as dispose, DType, Device, TypedArray, NestedArray } from './model/tensor';
-export { Model, load, LoadOptions, CallOptions, ModuleInfo, Value, Input, Precision, NumericsOptions } from './model/model';
+export { Model, load, LoadOptions, CallOptions, ModuleInfo, ArgumentInfo, NodeInfo, Value, Input, Precision, NumericsOptions } from './model/model';
+export type { ModelManifest, ManifestHookPoints } from './model/manifest';
 export { PRECISIONS } from './core/names';
 export { activations, run, inspect, RunOptions, RunResult, ActivationRecord, CaptureRequest, Calls, InspectOptions, ProgramInfo } from './methods/activations';
 export { PatchSpec } from './methods/patch';
@@ -34,6 +35,8 @@ export {
   Truncation,
 } from './text/bert-tokenizer';
 export * as plot from './plot';
+export * as sae from './sae';
+export { Sae, SaeSplice } from './sae';
 export type { AttentionLike, Colormap, HeatmapOptions, GridOptions, HtmlOptions } from './plot';
 export { attention, AttentionInput, AttentionOptions, AttentionResult, AttentionTokenizer, EncodedInput } from './methods/attention';
 export { doctor, formatDoctor, DoctorReport } from './native/doctor';
@@ -49,5 +52,15 @@ export {
   GPT2_END_OF_TEXT,
   GPT2_END_OF_TEXT_ID,
 } from './text/gpt2-tokenizer';
+export {
+  Tokenizer,
+  TokenizerOptions,
+  TokenizerEncodeOptions,
+  TokenizerBatchOptions,
+  TokenizerDecodeOptions,
+  TokenizerBatchEncoding,
+  TokenizerTruncation,
+} from './text/tokenizer';
+export { ChatMessage, ChatTemplateOptions } from './text/chat-template';
 export { RunProgress } from './native/planned';
-export { generate, GenerateOptions, GenerateResult, GenerateRun, GeneratedToken } from './methods/generate';
+export { generate, GenerateOptions, GenerateResult, GenerateRun, GeneratedToken, GenerateTokenizer } from './methods/generate';

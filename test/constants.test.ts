@@ -15,6 +15,7 @@ import {
   INTEGRATIONS,
   NOISE_TYPES,
   OBJECTIVE_KINDS,
+  SAE_STAGES,
   PARAMETERIZATIONS,
   PRECISIONS,
   SWEEP_METHODS,
@@ -23,6 +24,7 @@ import {
 } from '../lib/core/names';
 import { PATCH_MODES } from '../lib/methods/patch';
 import { INPUT_SUFFIX, NODE_SEPARATOR, PATTERN_SUFFIX } from '../lib/model/model';
+import { NATIVE_NORMALIZATIONS, SAE_ARCHITECTURES } from '../lib/sae/names';
 import { binding } from '../lib/native/addon';
 import * as torch from '../lib';
 
@@ -41,6 +43,7 @@ test("a module input's layer-name suffix: the same on both sides", () => {
   expect(binding().constants().inputSuffix).toBe(INPUT_SUFFIX);
   expect(binding().constants().patternSuffix).toBe(PATTERN_SUFFIX);
   expect(binding().constants().nodeSeparator).toBe(NODE_SEPARATOR);
+  expect(binding().constants().saeStages).toEqual([...SAE_STAGES]);
 });
 
 test("load()'s precisions: the same names on both sides", () => {
@@ -59,6 +62,8 @@ test.each([
   ['transformKinds', TRANSFORM_KINDS],
   ['sweepMethods', SWEEP_METHODS],
   ['objectiveKinds', OBJECTIVE_KINDS],
+  ['saeArchitectures', SAE_ARCHITECTURES],
+  ['saeNormalizations', NATIVE_NORMALIZATIONS],
 ] as const)('%s: the names the addon parses are the ones lib/ accepts', (table, names) => {
   expect(sorted(binding().constants()[table])).toEqual(sorted(names));
 });

@@ -28,12 +28,14 @@ let gpt2: torch.Model;
 let bert: torch.Model;
 let bertTokenizer: torch.BertTokenizer;
 let gpt2Tokenizer: torch.Gpt2Tokenizer;
+let llamaTokenizer: torch.Tokenizer;
 let dir: string;
 
 beforeAll(async () => {
   [resnet, gpt2, bert] = await Promise.all(['resnet-tiny.pt', 'gpt2-tiny.pt', 'bert-tiny.pt'].map((name) => torch.load(modelPath(name))));
   bertTokenizer = await torch.BertTokenizer.fromVocab(modelPath('bert-vocab.txt'));
   gpt2Tokenizer = await torch.Gpt2Tokenizer.load();
+  llamaTokenizer = await torch.Tokenizer.fromPretrained(LLAMA_TOKENIZER);
   dir = scratchDir('options-');
 });
 
@@ -46,6 +48,23 @@ const image = () => torch.zeros([1, 3, 32, 32]);
 const ids = () => torch.tensor(BigInt64Array.from([464n, 3797n, 3332n]), [1, 3]);
 const attentionLike = () => ({ tokens: [['a', 'b']], attentions: torch.zeros([1, 1, 1, 2, 2]) });
 const numerics = ['precision', 'upcast'];
+const TOKENIZER_KEYS = [
+  'bosToken',
+  'eosToken',
+  'unkToken',
+  'padToken',
+  'sepToken',
+  'clsToken',
+  'maskToken',
+  'chatTemplate',
+  'paddingSide',
+  'truncationSide',
+  'modelMaxLength',
+  'addBosToken',
+  'addEosToken',
+  'cleanUpTokenizationSpaces',
+];
+const LLAMA_TOKENIZER = modelPath(path.join('llm', 'llama.tokenizer'));
 // maximize and maximizeIter take the same options.
 const MAXIMIZE_KEYS = [
   'channel',
@@ -89,12 +108,12 @@ const cases: OptionsCase[] = [
   },
   {
     name: 'CaptureRequest (activations)',
-    keys: ['layers', 'calls', 'allowNotRun', 'signal', ...numerics],
+    keys: ['layers', 'calls', 'allowNotRun', 'signal', 'saes', 'errorTerm', ...numerics],
     call: (o) => torch.activations(resnet, o as never, image()),
   },
   {
     name: 'RunOptions (run)',
-    keys: ['capture', 'patch', 'calls', 'allowNotRun', 'signal', ...numerics],
+    keys: ['capture', 'patch', 'calls', 'allowNotRun', 'signal', 'saes', 'errorTerm', ...numerics],
     call: (o) => torch.run(resnet, [image()], o),
   },
   {
@@ -275,6 +294,41 @@ const cases: OptionsCase[] = [
     name: 'Gpt2DecodeOptions (Gpt2Tokenizer decode)',
     keys: ['skipSpecialTokens'],
     call: (o) => gpt2Tokenizer.decode([64], o),
+  },
+  {
+    name: 'TokenizerOptions (Tokenizer.fromPretrained)',
+    keys: TOKENIZER_KEYS,
+    call: (o) => torch.Tokenizer.fromPretrained(LLAMA_TOKENIZER, o),
+  },
+  {
+    name: 'TokenizerOptions (Tokenizer.fromFile)',
+    keys: TOKENIZER_KEYS,
+    call: (o) => torch.Tokenizer.fromFile(path.join(LLAMA_TOKENIZER, 'tokenizer.json'), o),
+  },
+  {
+    name: 'TokenizerEncodeOptions (Tokenizer encode)',
+    keys: ['addSpecialTokens', 'maxLength', 'truncation', 'truncationSide'],
+    call: (o) => llamaTokenizer.encode('a cat', o),
+  },
+  {
+    name: 'TokenizerBatchOptions (Tokenizer encodeBatch)',
+    keys: ['addSpecialTokens', 'maxLength', 'truncation', 'truncationSide', 'padding', 'paddingSide'],
+    call: (o) => llamaTokenizer.encodeBatch(['a cat'], o),
+  },
+  {
+    name: 'TokenizerDecodeOptions (Tokenizer decode)',
+    keys: ['skipSpecialTokens', 'cleanUpTokenizationSpaces'],
+    call: (o) => llamaTokenizer.decode([5, 6], o),
+  },
+  {
+    name: 'ChatTemplateOptions (Tokenizer applyChatTemplate)',
+    keys: ['addGenerationPrompt', 'tokenize', 'tools', 'documents', 'templateName', 'variables'],
+    call: (o) => llamaTokenizer.applyChatTemplate([{ role: 'user', content: 'hi' }], o as never),
+  },
+  {
+    name: 'SaeOptions (sae.load)',
+    keys: ['hookPoint', 'hookPointOut', 'model', 'device', 'dtype'],
+    call: (o) => torch.sae.load(path.join(dir, 'no-sae-here'), o),
   },
   {
     name: 'HeatmapOptions (plot.attentionHeatmap)',

@@ -56,3 +56,11 @@ export type SweepMethod = (typeof SWEEP_METHODS)[number];
 export const OBJECTIVE_KINDS = ['channel', 'neuron', 'direction', 'logit', 'logitDiff', 'logProb', 'target', 'sum'] as const;
 /** @useDeclaredType */
 export type ObjectiveKind = (typeof OBJECTIVE_KINDS)[number];
+
+/**
+ * The values of a sparse autoencoder spliced into a run, named by the hook point it reads and one
+ * of these: 'transformer.h.1:input:features' (native/program/hook_points.h kSae*Suffix).
+ */
+export const SAE_STAGES = [':featuresPre', ':features', ':reconstruction', ':error'] as const;
+/** @useDeclaredType */
+export type SaeStage = (typeof SAE_STAGES)[number];

@@ -7,6 +7,8 @@ import { cancellable } from '../native/signal';
 import { Input, Model, normalizeInputs, NumericsOptions, numericsRequest, unwrapInputs, Value } from '../model/model';
 import { disposeValue, wrapValue } from '../model/tensor';
 import { nativePatches, patchedLayers, PatchSpec } from './patch';
+import { Sae } from '../sae/sae';
+import { SaeSplice, splices } from '../sae/splice';
 
 /** Which calls of a module called several times in one forward to keep. */
 export type Calls = 'last' | 'all';
@@ -17,7 +19,15 @@ export function callsOption(calls: Calls | undefined, site: CallSite): Calls {
   return oneOf(calls ?? 'last', 'calls', CALLS, site);
 }
 
-export interface CaptureRequest extends NumericsOptions {
+/** SAEs spliced into a run (lib/sae/splice.ts). */
+export interface SpliceOptions {
+  /** SAEs (torch.sae.load) whose output replaces their hook point's value; their values are layers: '<hook point>:features'... */
+  saes?: (Sae | SaeSplice)[];
+  /** Add each SAE's error term (x - SAE(x) of the clean input): the output is then unchanged until the features are edited. Default false, as SAELens. */
+  errorTerm?: boolean;
+}
+
+export interface CaptureRequest extends NumericsOptions, SpliceOptions {
   layers: string | string[];
   /** 'last' (default): the value of the last call; 'all': an array, one value per call. */
   calls?: Calls;
@@ -27,7 +37,7 @@ export interface CaptureRequest extends NumericsOptions {
   signal?: AbortSignal;
 }
 
-export interface RunOptions extends NumericsOptions {
+export interface RunOptions extends NumericsOptions, SpliceOptions {
   capture?: string[];
   patch?: Record<string, PatchSpec>;
   calls?: Calls;
@@ -65,26 +75,49 @@ function pickCalls(calls: NativeValue[], which: Calls): Value {
   return values.length ? values[values.length - 1] : null;
 }
 
-const CAPTURE_KEYS = optionKeys<CaptureRequest>({ layers: true, calls: true, allowNotRun: true, signal: true, precision: true, upcast: true });
-const RUN_KEYS = optionKeys<RunOptions>({ capture: true, patch: true, calls: true, allowNotRun: true, signal: true, precision: true, upcast: true });
+const CAPTURE_KEYS = optionKeys<CaptureRequest>({
+  layers: true,
+  calls: true,
+  allowNotRun: true,
+  signal: true,
+  precision: true,
+  upcast: true,
+  saes: true,
+  errorTerm: true,
+});
+const RUN_KEYS = optionKeys<RunOptions>({
+  capture: true,
+  patch: true,
+  calls: true,
+  allowNotRun: true,
+  signal: true,
+  precision: true,
+  upcast: true,
+  saes: true,
+  errorTerm: true,
+});
 
 /** `options` checked by its caller: run's, or activations' with its layers as `capture`. */
 async function runInstrumented(model: Model, inputs: Input[], options: RunOptions, wantOutput: boolean, site: CallSite): Promise<RunResult> {
-  const capture = array(options.capture ?? [], 'capture', site) as string[];
+  const given = array(options.capture ?? [], 'capture', site) as string[];
   const calls = callsOption(options.calls, site);
   const allowNotRun = boolean(options.allowNotRun ?? false, 'allowNotRun', site);
-  model.checkLayers([...capture, ...patchedLayers(options.patch)], site);
+  const spliced = splices(options.saes, options.errorTerm, model, site);
+  const capture = given.map(spliced.layerName);
+  const patch = options.patch && Object.fromEntries(Object.entries(options.patch).map(([layer, spec]) => [spliced.layerName(layer), spec]));
+  model.checkLayers([...capture, ...patchedLayers(patch), ...spliced.points], site);
   const handle = model.native(site);
   const request = {
     capture,
-    patch: nativePatches(options.patch, site),
+    patch: nativePatches(patch, site),
+    saes: spliced.native,
     output: wantOutput,
     ...numericsRequest(model, options, site),
   };
   const result = await cancellable(options.signal, site, (cancel) => handle.run(unwrapInputs(inputs), request, cancel));
   const notRun = Object.keys(result.calls).filter((layer) => result.calls[layer] === 0);
   if (notRun.length && !allowNotRun) {
-    const patched = notRun.filter((layer) => options.patch?.[layer] !== undefined);
+    const patched = notRun.filter((layer) => patch?.[layer] !== undefined);
     throw failure(
       'LAYER_NOT_RUN',
       `layer(s) ${notRun.map((l) => `'${l}'`).join(', ')} did not run in this forward: their call sites were not reached with this input ` +
@@ -94,7 +127,7 @@ async function runInstrumented(model: Model, inputs: Input[], options: RunOption
     );
   }
   const record: Record<string, Value> = {};
-  for (const layer of capture) record[layer] = pickCalls(result.captures[layer], calls);
+  given.forEach((layer, i) => (record[layer] = pickCalls(result.captures[capture[i]], calls)));
   const activations: ActivationRecord = disposable(record, () => record);
   const output = wrapValue(result.output) as Value;
   const dispose = () => disposeValue([output, activations]);

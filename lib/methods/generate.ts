@@ -1,12 +1,24 @@
 // Text generation with a causal language model (a forward returning [batch, seq, vocab] logits,
-// as a traced GPT-2 does): one forward per new token, greedy by default, or sampled with a
-// temperature and top-k from a seeded generator; a stream of tokens as an async iterator.
+// as a traced GPT-2 or Llama does): one forward per new token, greedy by default, or sampled with
+// a temperature and top-k from a seeded generator; a stream of tokens as an async iterator. Any
+// tokenizer with encode and decode (Tokenizer, Gpt2Tokenizer) makes and reads the text; with
+// none, the prompt is token ids and the results are ids.
 import { callSite, CallSite, failure } from '../core/errors';
 import { streamedRun } from '../core/stream';
-import { abortSignal, checkOptions, finiteNumber, integer, optionKeys, positiveInteger } from '../core/validate';
+import { abortSignal, checkOptions, describeValue, finiteNumber, integer, optionKeys, positiveInteger } from '../core/validate';
 import { Model } from '../model/model';
 import { Tensor, tensor } from '../model/tensor';
-import { Gpt2Tokenizer } from '../text/gpt2-tokenizer';
+
+/** What generation needs of a tokenizer: torch.Tokenizer and Gpt2Tokenizer have it. */
+export interface GenerateTokenizer {
+  /** The prompt's ids (a Tokenizer adds its special tokens, BOS included, as transformers does). */
+  encode(text: string): { ids: number[] };
+  decode(ids: number[]): string;
+  /** Ids run from 0 to this, exclusive (Tokenizer), when the tokenizer says. */
+  readonly vocabSize?: number;
+  /** The same, as Gpt2Tokenizer spells it. */
+  readonly vocabularySize?: number;
+}
 
 export interface GenerateOptions {
   /** New tokens at most. Default 20. */
@@ -17,14 +29,14 @@ export interface GenerateOptions {
   topK?: number;
   /** Seeds the sampling (reproducible). Default 0. */
   seed?: number;
-  /** Stop once the text ends with one of these strings, or a token is one of these ids. */
+  /** Stop once the text ends with one of these strings (a tokenizer is needed), or a token is one of these ids (e.g. the tokenizer's eosTokenId). */
   stop?: string | number | (string | number)[];
   signal?: AbortSignal;
 }
 
 export interface GeneratedToken {
   id: number;
-  /** Its text (may hold U+FFFD while a character spans several tokens). */
+  /** Its text (may hold U+FFFD while a character spans several tokens); '' without a tokenizer. */
   text: string;
   index: number;
 }
@@ -32,7 +44,7 @@ export interface GeneratedToken {
 export interface GenerateResult {
   /** The prompt's ids followed by the new ones. */
   ids: number[];
-  /** The new tokens alone, and the decoded new text. */
+  /** The new tokens alone, and the decoded new text ('' without a tokenizer). */
   newIds: number[];
   text: string;
   /** Why it stopped: 'length', 'stop' or 'aborted'. */
@@ -99,20 +111,37 @@ interface Progress {
   newIds: number[];
 }
 
+/** The prompt's ids, checked: integers in the tokenizer's vocabulary when it says how large that is. */
+function promptIds(tokenizer: GenerateTokenizer | undefined, prompt: string | number[], site: CallSite): number[] {
+  if (typeof prompt === 'string') {
+    if (!tokenizer) throw failure('INVALID_ARGUMENT', 'generate: a text prompt needs a tokenizer (or give token ids)', site);
+    return [...tokenizer.encode(prompt).ids];
+  }
+  if (!Array.isArray(prompt)) throw failure('INVALID_ARGUMENT', `generate: the prompt must be a text or token ids, got ${describeValue(prompt)}`, site);
+  const size = tokenizer?.vocabSize ?? tokenizer?.vocabularySize;
+  for (const id of prompt) {
+    if (!Number.isSafeInteger(id) || id < 0 || (size !== undefined && id >= size)) {
+      throw failure('INVALID_ARGUMENT', `generate: token id ${describeValue(id)} is not in the vocabulary${size !== undefined ? ` [0, ${size})` : ''}`, site);
+    }
+  }
+  return [...prompt];
+}
+
 async function* drive(
   model: Model,
-  tokenizer: Gpt2Tokenizer,
+  tokenizer: GenerateTokenizer | undefined,
   prompt: string | number[],
   options: GenerateOptions | undefined,
   progress: Progress,
   site: CallSite,
 ): AsyncGenerator<GeneratedToken, GenerateResult> {
   if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'generate(model, tokenizer, prompt): model must come from torch.load()', site);
-  if (!(tokenizer instanceof Gpt2Tokenizer)) throw failure('INVALID_ARGUMENT', 'generate needs a Gpt2Tokenizer (torch.Gpt2Tokenizer.load())', site);
   const { maxNewTokens, temperature, topK, seed, stops, signal } = settings(options, site);
-  const ids = typeof prompt === 'string' ? tokenizer.encode(prompt).ids : [...prompt];
+  if (!tokenizer && stops.some((s) => typeof s === 'string'))
+    throw failure('INVALID_ARGUMENT', 'generate: stop strings need a tokenizer (or stop at ids)', site);
+  const ids = promptIds(tokenizer, prompt, site);
   if (ids.length === 0) throw failure('INVALID_ARGUMENT', 'the prompt is empty: give at least one token', site);
-  tokenizer.idsToTokens(ids); // checks the ids
+  const decode = (tokens: number[]) => (tokenizer ? tokenizer.decode(tokens) : '');
   const next = random(seed);
   const newIds: number[] = [];
   progress.ids = ids;
@@ -137,24 +166,49 @@ async function* drive(
     logits.dispose();
     ids.push(id);
     newIds.push(id);
-    yield { id, text: tokenizer.decode([id]), index: newIds.length - 1 };
-    const text = tokenizer.decode(newIds);
+    yield { id, text: decode([id]), index: newIds.length - 1 };
+    const text = decode(newIds);
     if (stops.some((s) => (typeof s === 'number' ? s === id : text.endsWith(s)))) {
       finish = 'stop';
       break;
     }
   }
-  return { ids, newIds, text: tokenizer.decode(newIds), finish };
+  return { ids, newIds, text: decode(newIds), finish };
 }
 
 /**
- * Continues a prompt (text, or token ids) with a causal language model. Iterate the run for
- * tokens as they come; `await run.result` for the whole text.
+ * Continues a prompt (text, or token ids) with a causal language model. The tokenizer
+ * (torch.Tokenizer, Gpt2Tokenizer, or null for ids alone) makes the prompt's ids and the text.
+ * Iterate the run for tokens as they come; `await run.result` for the whole text.
  */
-export function generate(model: Model, tokenizer: Gpt2Tokenizer, prompt: string | number[], options?: GenerateOptions): GenerateRun {
+export function generate(model: Model, tokenizer: GenerateTokenizer | null | undefined, prompt: string | number[], options?: GenerateOptions): GenerateRun;
+/** Continues token ids with no tokenizer: the results are ids (their text fields ''). */
+export function generate(model: Model, prompt: number[], options?: GenerateOptions): GenerateRun;
+export function generate(
+  model: Model,
+  tokenizerOrIds: GenerateTokenizer | number[] | null | undefined,
+  promptOrOptions?: string | number[] | GenerateOptions,
+  options?: GenerateOptions,
+): GenerateRun {
   const site = callSite(generate);
+  const idsAlone = Array.isArray(tokenizerOrIds);
+  const tokenizer = idsAlone ? undefined : (tokenizerOrIds ?? undefined);
+  if (tokenizer !== undefined && (typeof tokenizer.encode !== 'function' || typeof tokenizer.decode !== 'function')) {
+    throw failure(
+      'INVALID_ARGUMENT',
+      `generate: tokenizer must have encode and decode (torch.Tokenizer, Gpt2Tokenizer) or be null, got ${describeValue(tokenizer)}`,
+      site,
+    );
+  }
+  const prompt = (idsAlone ? tokenizerOrIds : promptOrOptions) as string | number[];
+  const given = (idsAlone ? promptOrOptions : options) as GenerateOptions | undefined;
   const progress: Progress = { ids: [], newIds: [] };
   // The loop stopped early (break): the result holds what was made.
-  const stopped = (): GenerateResult => ({ ids: progress.ids, newIds: progress.newIds, text: tokenizer.decode(progress.newIds), finish: 'aborted' });
-  return streamedRun(drive(model, tokenizer, prompt, options, progress, site), stopped, 'a generation', site);
+  const stopped = (): GenerateResult => ({
+    ids: progress.ids,
+    newIds: progress.newIds,
+    text: tokenizer ? tokenizer.decode(progress.newIds) : '',
+    finish: 'aborted',
+  });
+  return streamedRun(drive(model, tokenizer, prompt, given, progress, site), stopped, 'a generation', site);
 }

@@ -1,5 +1,5 @@
 // Loading TorchScript models and running them.
-import { Precision, PRECISIONS } from '../core/names';
+import { Precision, PRECISIONS, SAE_STAGES } from '../core/names';
 import { promises as fs } from 'fs';
 
 import { callSite, CallSite, failure, guard, settle } from '../core/errors';
@@ -17,8 +17,15 @@ export const PATTERN_SUFFIX = ':pattern';
 /** Between a module's path and the name of an operation in its forward: 'model.layers.0.self_attn/softmax' (kNodeSeparator). */
 export const NODE_SEPARATOR = '/';
 
-/** The module a layer name hooks: the module itself, its input, its pattern or an operation of its forward. */
-export function layerModule(name: string): string {
+/** A layer name without an SAE stage (':features'...): the hook point itself. */
+export function layerBase(name: string): string {
+  const stage = SAE_STAGES.find((suffix) => name.endsWith(suffix));
+  return stage ? name.slice(0, -stage.length) : name;
+}
+
+/** The module a layer name hooks: the module itself, its input, its pattern, an operation of its forward, or an SAE spliced at one of those. */
+export function layerModule(given: string): string {
+  const name = layerBase(given);
   const separator = name.indexOf(NODE_SEPARATOR);
   if (separator >= 0) return name.slice(0, separator);
   for (const suffix of [INPUT_SUFFIX, PATTERN_SUFFIX]) if (name.endsWith(suffix)) return name.slice(0, -suffix.length);

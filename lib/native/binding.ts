@@ -13,6 +13,7 @@ import {
   TransformKind,
   UpsampleMode,
 } from '../core/names';
+import type { NativeSaeSplice } from '../sae/splice';
 
 export type NativeValue = NativeTensor | NativeValue[] | { [key: string]: NativeValue } | number | string | boolean | null;
 
@@ -51,6 +52,8 @@ export interface NativeNumerics {
 export interface NativeRunRequest extends NativeNumerics {
   capture?: string[];
   patch?: NativePatch[];
+  /** SAEs spliced in (lib/sae/splice.ts). */
+  saes?: NativeSaeSplice[];
   output: boolean;
   /** inspect only: the layers a gradients program taps */
   gradient?: string[];
@@ -287,6 +290,8 @@ export interface NativeConstants {
   patternSuffix: string;
   /** Between a module path and the name of an operation of its forward. */
   nodeSeparator: string;
+  /** The suffixes of a spliced SAE's values. */
+  saeStages: string[];
   /** Every enumeration whose names cross the boundary (native/core/names.h). */
   precisions: string[];
   dtypes: string[];
@@ -299,6 +304,8 @@ export interface NativeConstants {
   transformKinds: string[];
   sweepMethods: string[];
   objectiveKinds: string[];
+  saeArchitectures: string[];
+  saeNormalizations: string[];
 }
 
 export interface NativeBuildInfo {

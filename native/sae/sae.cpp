@@ -89,12 +89,11 @@ int64_t Sae::bytes() const {
   return total;
 }
 
+bool Sae::headsSplit(const at::Tensor& x) const { return spec_.reshapeHeads && x.dim() >= 2 && x.size(-1) != dIn(); }
+
 at::Tensor Sae::flattened(const at::Tensor& x) const {
   at::Tensor cast = x.to(spec_.W_enc.options());
-  if (spec_.reshapeHeads) {
-    TS_CHECK(cast.dim() >= 2, code::kShape, "an SAE on hook_z takes [..., heads, d_head], got ", cast.sizes());
-    cast = cast.flatten(-2);
-  }
+  if (headsSplit(cast)) cast = cast.flatten(-2);
   TS_CHECK(cast.dim() >= 1 && cast.size(-1) == dIn(), code::kShape, "the SAE takes [..., ", dIn(), "]",
            spec_.reshapeHeads ? " (heads x d_head)" : "", ", got ", x.sizes());
   return cast;
@@ -157,7 +156,7 @@ at::Tensor Sae::decode(const at::Tensor& features, const at::Tensor& x) const {
              "decoding this SAE needs the input it encoded (to undo its normalization, add its skip term or give its heads' shape)");
     return out;
   }
-  if (skips) out = out + at::matmul(normalizedInput(x), spec_.W_skip.t());
+  if (skips) out = out + at::matmul(flattened(x), spec_.W_skip.t());  // the raw input, as SAELens and sparsify
   if (undoes) {
     const at::Tensor flat = flattened(x);
     if (spec_.normalization == SaeNormalization::kConstantNormRescale) {
@@ -167,7 +166,7 @@ at::Tensor Sae::decode(const at::Tensor& features, const at::Tensor& x) const {
       out = out * (flat - mean).std(-1, /*unbiased=*/true, /*keepdim=*/true) + mean;
     }
   }
-  if (spec_.reshapeHeads && !transcoder()) out = out.unflatten(-1, x.sizes().slice(x.dim() - 2));
+  if (headsSplit(x) && !transcoder()) out = out.unflatten(-1, x.sizes().slice(x.dim() - 2));
   return out;
 }
 
@@ -175,7 +174,7 @@ at::Tensor Sae::errorTerm(const at::Tensor& x, const at::Tensor& target) const {
   at::NoGradGuard noGrad;
   const at::Tensor output = forward(x);
   TS_CHECK(output.sizes() == target.sizes(), code::kShape, "the SAE's output is ", output.sizes(), ", its target ", target.sizes());
-  return target - output.to(target.scalar_type());
+  return target - output;
 }
 
 }  // namespace torchscope

@@ -2,16 +2,18 @@
 // file it came from (lib/sae/ reads and checks the files) and whatever model format it is spliced
 // into. Every step is a function of tensors, so a spliced program runs the same math
 // (torchscript/sae_ops.h) and autograd flows through it.
-//   input:  cast to the SAE's dtype; hook_z's [..., heads, d_head] flattened; normalized
-//           (constant_norm_rescale: x * sqrt(d_in) / |x| per token; layer_norm: (x - mean) /
-//           (unbiased std + 1e-5)); minus b_dec when apply_b_dec_to_input (never for transcoders)
+//   input:  cast to the SAE's dtype; hook_z's [..., heads, d_head] flattened (where not
+//           already); normalized (constant_norm_rescale: x * sqrt(d_in) / |x| per token;
+//           layer_norm: (x - mean) / (unbiased std + 1e-5)); minus b_dec when
+//           apply_b_dec_to_input (never for transcoders)
 //   pre:    x' W_enc + b_enc (gated: the magnitude's, x' (W_enc * exp(r_mag)) + b_mag)
 //   post:   standard ReLU; jumprelu ReLU(h) * (h > threshold); topk: the k largest of h (times
 //           the decoder rows' norms when rescaling), ReLU on those, 0 elsewhere; gated
 //           1[x' W_enc + b_gate > 0] * ReLU(pre); transcoders ReLU or JumpReLU
-//   decode: f (divided by the decoder norms when rescaling) W_dec + b_dec (+ x W_skip^T for skip
-//           transcoders), the normalization undone with the input's statistics (layer_norm:
-//           y * std + mean, SAELens's inverse), hook_z's heads unflattened; transcoders undo none
+//   decode: f (divided by the decoder norms when rescaling) W_dec + b_dec (+ the raw input
+//           times W_skip^T for skip transcoders, which SAELens adds in forward); the
+//           normalization undone with the input's statistics (layer_norm: y * std + mean,
+//           SAELens's inverse); hook_z's heads unflattened; transcoders undo none
 //   error:  target - decode(encode(x)) of the clean input, without gradient: an edit of the
 //           features still changes the output.
 #pragma once
@@ -58,13 +60,16 @@ class Sae {
   at::Tensor decode(const at::Tensor& features, const at::Tensor& x) const;
   at::Tensor forward(const at::Tensor& x) const { return decode(features(featuresPre(x), x), x); }
   // target - forward(x), without gradient; `target` is x itself for an SAE, the output point's
-  // value for a transcoder. In the target's dtype.
+  // value for a transcoder. In the promoted dtype, as SAELens's x - recon.
   at::Tensor errorTerm(const at::Tensor& x, const at::Tensor& target) const;
 
  private:
   // x as the encoder takes it, before b_dec: cast, flattened, normalized.
   at::Tensor normalizedInput(const at::Tensor& x) const;
   at::Tensor flattened(const at::Tensor& x) const;
+  // hook_z's input as TransformerLens gives it, [..., heads, d_head]; a hook point holding the
+  // heads side by side already ([..., heads * d_head]: an output projection's input) is not.
+  bool headsSplit(const at::Tensor& x) const;
   at::Tensor decoderNorms() const;
 
   SaeSpec spec_;

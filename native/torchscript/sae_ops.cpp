@@ -13,8 +13,7 @@ at::Tensor features(const Object& sae, const at::Tensor& pre, const at::Tensor& 
 at::Tensor decode(const Object& sae, const at::Tensor& features, const at::Tensor& x) { return sae->sae->decode(features, x); }
 at::Tensor error(const Object& sae, const at::Tensor& x, const at::Tensor& target) { return sae->sae->errorTerm(x, target); }
 at::Tensor output(const at::Tensor& decoded, const std::optional<at::Tensor>& error, const at::Tensor& target) {
-  const at::Tensor out = decoded.to(target.scalar_type());
-  return error ? out + *error : out;
+  return (error ? decoded + *error : decoded).to(target.scalar_type());
 }
 
 }  // namespace

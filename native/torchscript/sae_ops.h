@@ -25,7 +25,7 @@ c10::TypePtr saeObjectType();
 //   sae_features(sae, pre, x) -> features       Sae::features
 //   sae_decode(sae, features, x) -> output      Sae::decode
 //   sae_error(sae, x, target) -> error          Sae::errorTerm (no gradient)
-//   sae_output(output, error?, target) -> value the spliced value: output (+ error) in target's dtype
+//   sae_output(output, error?, target) -> value the spliced value: output (+ error), in target's dtype
 inline constexpr const char* kSaePreOperator = "torchscope::sae_pre";
 inline constexpr const char* kSaeFeaturesOperator = "torchscope::sae_features";
 inline constexpr const char* kSaeDecodeOperator = "torchscope::sae_decode";

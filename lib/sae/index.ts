@@ -1,0 +1,6 @@
+// torch.sae: sparse autoencoders and transcoders from the files researchers publish (SAELens
+// folders, EleutherAI sparsify, Gemma Scope), computed natively and spliced into runs.
+export { load, Sae, SaeOptions } from './sae';
+export { SaeSplice } from './splice';
+export type { SaeConfig } from './config';
+export type { SaeArchitecture, SaeFormat, SaeNormalization } from './names';
