@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import * as torch from '../lib';
-import { expectTorchscopeError, MODELS, removeDir, ROOT, runPythonScript, scratchDir } from './helpers';
+import { expectTorchscopeError, MODELS, randn, removeDir, ROOT, runPythonScript, scratchDir } from './helpers';
 
 const LLM = path.join(MODELS, 'llm');
 const REFERENCE = path.join(ROOT, 'test', 'python', 'generate_reference.py');
@@ -27,6 +27,9 @@ interface Case {
   prompt: string | null;
   messages: torch.ChatMessage[] | null;
 }
+// Activation steering: a vector added to block 0's output at every step.
+const STEER_LAYER = 'model.layers.0';
+const STEER_SCALE = 4;
 const CASES: Case[] = [
   { id: 'llama/text', family: 'llama', prompt: PROMPT, messages: null },
   { id: 'llama/chat', family: 'llama', prompt: null, messages: MESSAGES },
@@ -42,6 +45,7 @@ interface Answer {
 }
 
 let dir: string;
+let steer: Float32Array;
 let answers: Record<string, Answer | { error: string }>;
 const models: Record<string, torch.Model> = {};
 const tokenizers: Record<string, torch.Tokenizer> = {};
@@ -50,7 +54,19 @@ beforeAll(async () => {
   dir = scratchDir('generate-llm');
   const out = path.join(dir, 'out');
   const request = path.join(dir, 'request.json');
-  const cases = CASES.map((c) => ({ id: c.id, folder: path.join(LLM, c.family), prompt: c.prompt, messages: c.messages, steps: STEPS }));
+  const cases: object[] = CASES.map((c) => ({ id: c.id, folder: path.join(LLM, c.family), prompt: c.prompt, messages: c.messages, steps: STEPS }));
+  const hidden = JSON.parse(fs.readFileSync(path.join(LLM, 'llama.torchscope.json'), 'utf8')).hiddenSize as number;
+  steer = Float32Array.from(randn(hidden, 11), (x) => x * STEER_SCALE);
+  const steerFile = path.join(dir, 'steer.bin');
+  fs.writeFileSync(steerFile, Buffer.from(steer.buffer));
+  cases.push({
+    id: 'llama/steered',
+    folder: path.join(LLM, 'llama'),
+    prompt: PROMPT,
+    messages: null,
+    steps: STEPS,
+    steer: { layer: STEER_LAYER, add: { file: steerFile, dtype: 'float32', shape: [hidden] } },
+  });
   fs.writeFileSync(request, JSON.stringify({ out, cases }));
   await runPythonScript(REFERENCE, [request]);
   answers = JSON.parse(fs.readFileSync(path.join(out, 'index.json'), 'utf8')).cases;
@@ -111,4 +127,14 @@ test("stop at a token id (the tokenizer's eos), and what needs a tokenizer", asy
     'INVALID_ARGUMENT',
     new RegExp(`${vocab} is not in the vocabulary \\[0, ${vocab}\\)`),
   );
+});
+
+test('steering at every step (a patch adding a vector to a block) equals a Python forward hook doing the same', async () => {
+  const want = answer('llama/steered');
+  const vector = torch.tensor(steer, [steer.length]);
+  const steered = await torch.generate(models.llama, tokenizers.llama, PROMPT, { maxNewTokens: STEPS, patch: { [STEER_LAYER]: { add: vector } } }).result;
+  expect(steered.newIds).toEqual(want.newIds);
+  // The steering changes the continuation: the comparison is not of two plain runs.
+  expect(want.newIds).not.toEqual(answer('llama/text').newIds);
+  vector.dispose();
 });

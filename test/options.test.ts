@@ -237,7 +237,7 @@ const cases: OptionsCase[] = [
   },
   {
     name: 'GenerateOptions (generate)',
-    keys: ['maxNewTokens', 'temperature', 'topK', 'seed', 'stop', 'signal'],
+    keys: ['maxNewTokens', 'temperature', 'topK', 'seed', 'stop', 'signal', 'patch', 'saes', 'errorTerm'],
     call: (o) => torch.generate(gpt2, gpt2Tokenizer, 'Hello', o).result,
   },
   {

@@ -8,6 +8,8 @@ import { streamedRun } from '../core/stream';
 import { abortSignal, checkOptions, describeValue, finiteNumber, integer, optionKeys, positiveInteger } from '../core/validate';
 import { Model } from '../model/model';
 import { Tensor, tensor } from '../model/tensor';
+import { run, SpliceOptions } from './activations';
+import { PatchSpec } from './patch';
 
 /** What generation needs of a tokenizer: torch.Tokenizer and Gpt2Tokenizer have it. */
 export interface GenerateTokenizer {
@@ -20,7 +22,7 @@ export interface GenerateTokenizer {
   readonly vocabularySize?: number;
 }
 
-export interface GenerateOptions {
+export interface GenerateOptions extends SpliceOptions {
   /** New tokens at most. Default 20. */
   maxNewTokens?: number;
   /** 0 (default): greedy, the most likely token; above 0: sampled from softmax(logits / temperature). */
@@ -32,6 +34,8 @@ export interface GenerateOptions {
   /** Stop once the text ends with one of these strings (a tokenizer is needed), or a token is one of these ids (e.g. the tokenizer's eosTokenId). */
   stop?: string | number | (string | number)[];
   signal?: AbortSignal;
+  /** Patches applied at every step (steering: { 'model.layers.3': { add: vector } }), as torch.run takes them. */
+  patch?: Record<string, PatchSpec>;
 }
 
 export interface GeneratedToken {
@@ -87,7 +91,17 @@ function choose(logits: ArrayLike<number>, temperature: number, topK: number, ne
   return kept[kept.length - 1];
 }
 
-const GENERATE_KEYS = optionKeys<GenerateOptions>({ maxNewTokens: true, temperature: true, topK: true, seed: true, stop: true, signal: true });
+const GENERATE_KEYS = optionKeys<GenerateOptions>({
+  maxNewTokens: true,
+  temperature: true,
+  topK: true,
+  seed: true,
+  stop: true,
+  signal: true,
+  patch: true,
+  saes: true,
+  errorTerm: true,
+});
 
 function settings(given: GenerateOptions | undefined, site: CallSite) {
   const options = checkOptions(given, GENERATE_KEYS, 'generate', site);
@@ -102,6 +116,9 @@ function settings(given: GenerateOptions | undefined, site: CallSite) {
     seed: integer(options.seed ?? 0, 'seed', { min: 0 }, site),
     stops,
     signal: abortSignal(options.signal, site),
+    // Each step a run with these, or a plain forward without.
+    steering:
+      options.patch === undefined && options.saes === undefined ? undefined : { patch: options.patch, saes: options.saes, errorTerm: options.errorTerm },
   };
 }
 
@@ -136,7 +153,7 @@ async function* drive(
   site: CallSite,
 ): AsyncGenerator<GeneratedToken, GenerateResult> {
   if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'generate(model, tokenizer, prompt): model must come from torch.load()', site);
-  const { maxNewTokens, temperature, topK, seed, stops, signal } = settings(options, site);
+  const { maxNewTokens, temperature, topK, seed, stops, signal, steering } = settings(options, site);
   if (!tokenizer && stops.some((s) => typeof s === 'string'))
     throw failure('INVALID_ARGUMENT', 'generate: stop strings need a tokenizer (or stop at ids)', site);
   const ids = promptIds(tokenizer, prompt, site);
@@ -152,7 +169,13 @@ async function* drive(
       finish = 'aborted';
       break;
     }
-    const logits = (await model.forward(tensor(BigInt64Array.from(ids, BigInt), [1, ids.length]), ...(signal ? [{ signal }] : []))) as Tensor;
+    const input = tensor(BigInt64Array.from(ids, BigInt), [1, ids.length]);
+    const logits = (
+      steering
+        ? (await run(model, [input], { ...steering, ...(signal ? { signal } : {}) })).output
+        : await model.forward(input, ...(signal ? [{ signal }] : []))
+    ) as Tensor;
+    input.dispose();
     if (!(logits instanceof Tensor) || logits.shape.length !== 3 || logits.shape[1] !== ids.length) {
       throw failure(
         'SHAPE',

@@ -7,10 +7,14 @@ ties), no cache and no stop.
     python test/python/generate_reference.py REQUEST.json
 
     {"out": "/tmp/dir", "cases": [{"id": "llama/text", "folder": "/abs/models/llm/llama",
-      "prompt": "text" | null, "messages": [...] | null, "steps": 8}]}
+      "prompt": "text" | null, "messages": [...] | null, "steps": 8,
+      "steer": {"layer": "model.layers.0", "add": TENSOR} (optional)}]}
 
 A case's prompt is the text through the tokenizer (its special tokens added, as tokenizer(text)
 does), or the messages through apply_chat_template(add_generation_prompt=True, tokenize=True).
+With `steer`, a forward hook on that module adds the vector to its output's first tensor at every
+step (activation steering, what torchscope's { patch: { layer: { add } } } does). TENSOR as
+reference.py's read_tensor takes it.
 Answer: {"ids": the prompt's ids, "newIds": [...], "text": tokenizer.decode(newIds)}.
 """
 
@@ -24,6 +28,7 @@ warnings.filterwarnings("ignore")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from reference import read_tensor  # noqa: E402
 from refio import read_request, run_cases, write_index  # noqa: E402
 
 
@@ -49,10 +54,24 @@ def main() -> int:
         else:
             ids = tokenizer(case["prompt"])["input_ids"]
         sequence = list(ids)
-        with torch.no_grad():
-            for _ in range(case["steps"]):
-                logits = model(torch.tensor([sequence]), use_cache=False).logits
-                sequence.append(int(logits[0, -1].argmax()))
+        handle = None
+        if case.get("steer"):
+            vector = read_tensor(case["steer"]["add"])
+
+            def add(_m, _args, output):
+                if isinstance(output, tuple):
+                    return (output[0] + vector, *output[1:])
+                return output + vector
+
+            handle = model.get_submodule(case["steer"]["layer"]).register_forward_hook(add)
+        try:
+            with torch.no_grad():
+                for _ in range(case["steps"]):
+                    logits = model(torch.tensor([sequence]), use_cache=False).logits
+                    sequence.append(int(logits[0, -1].argmax()))
+        finally:
+            if handle is not None:
+                handle.remove()
         new = sequence[len(ids) :]
         return {"ids": ids, "newIds": new, "text": tokenizer.decode(new)}
 
