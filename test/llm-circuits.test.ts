@@ -35,6 +35,10 @@ const TOL = 1e-5;
 // The pattern ablation: attention layer 1, heads 0 and 2.
 const ABLATED_LAYER = 1;
 const ABLATED_HEADS = [0, 2];
+// The pattern's gradient: of the logit of this token at the last position.
+const TOKEN = 7;
+// A tied family traced by hand, as a user would.
+const BY_HAND = 'qwen2';
 
 interface Family {
   name: string;
@@ -44,6 +48,8 @@ interface Family {
 }
 
 let dir: string;
+const idsFile = (name: string) => path.join(dir, `${name}-ids.bin`);
+const idsSpec = (name: string) => ({ file: idsFile(name), dtype: 'int64', shape: SHAPE });
 let ref: Record<string, RefValue | { error: string }>;
 const families: Family[] = [];
 
@@ -67,7 +73,7 @@ beforeAll(async () => {
     const model = await torch.load(path.join(LLM, `${name}.pt`));
     const manifest = model.manifest!;
     const ids: HostTensor = { data: randint(SHAPE[0] * SHAPE[1], manifest.vocabSize!, 7 + f), shape: SHAPE, dtype: 'int64' };
-    const file = path.join(dir, `${name}-ids.bin`);
+    const file = idsFile(name);
     fs.writeFileSync(file, Buffer.from(ids.data.buffer));
     const points = manifest.hookPoints as Family['points'];
     families.push({ name, model, ids, points });
@@ -77,8 +83,15 @@ beforeAll(async () => {
     cases.push({ id: `${name}/lens`, kind: 'lens', blocks: points.blocks, finalNorm: points.finalNorm, unembed: points.unembed, ...common });
     cases.push({ id: `${name}/unembed`, kind: 'unembed', finalNorm: points.finalNorm, unembed: points.unembed, ...common });
   }
+  const llama = families.find((f) => f.name === 'llama')!;
+  cases.push({ id: 'llama/pattern-grad', kind: 'pattern_grad', folder: path.join(LLM, 'llama'), ids: idsSpec('llama'), layer: 0, token: TOKEN });
+  // Traced by hand (no `torchscope export`, no manifest), on a batch of another length.
+  const handIds: HostTensor = { data: randint(2 * 8, llama.model.manifest!.vocabSize!, 99), shape: [2, 8], dtype: 'int64' };
+  const handFile = path.join(dir, 'hand-ids.bin');
+  fs.writeFileSync(handFile, Buffer.from(handIds.data.buffer));
+  const traces = [{ folder: path.join(LLM, BY_HAND), out: path.join(dir, `${BY_HAND}-by-hand.pt`), ids: { file: handFile, dtype: 'int64', shape: [2, 8] } }];
   const request = path.join(dir, 'request.json');
-  fs.writeFileSync(request, JSON.stringify({ out: dir, cases }));
+  fs.writeFileSync(request, JSON.stringify({ out: dir, cases, traces }));
   await runPythonScript(REFERENCE, [request]);
   const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8'));
   ref = Object.fromEntries(Object.entries(index.cases).map(([id, v]) => [id, (v as { error?: string }).error ? (v as { error: string }) : readValue(v)]));
@@ -201,5 +214,39 @@ describe('operations as hook points', () => {
     } finally {
       model.dispose();
     }
+  });
+
+  test("the gradient at ':pattern' equals autograd's at the softmax's output", async () => {
+    const { model, ids, points } = family('llama');
+    const layer = `${points.attention[0]}:pattern`;
+    const result = await torch.gradients(model, [toTorch(ids)], { objective: { logit: TOKEN, position: -1 }, wrt: layer });
+    const expected = reference('llama/pattern-grad');
+    expectClose(result.gradients[layer] as torch.Tensor, expected, scaled(expected), 'pattern gradient');
+    expect(Math.max(...Array.from(expected.data as Float32Array, Math.abs))).toBeGreaterThan(1e-3);
+    result.dispose();
+  });
+});
+
+describe(`${BY_HAND} traced by hand (torch.jit.trace on a dict-returning Hugging Face model, no manifest)`, () => {
+  let model: torch.Model;
+  beforeAll(async () => {
+    model = await torch.load(path.join(dir, `${BY_HAND}-by-hand.pt`));
+  });
+  afterAll(() => model?.dispose());
+
+  test('attention maps, the logit lens and the tied head equal the eager model', async () => {
+    const { ids, points } = family(BY_HAND);
+    expect(model.manifest).toBeNull();
+    const maps = await torch.attention(model, toTorch(ids));
+    expect(maps.modules).toEqual(points.attention);
+    expectClose(maps.attentions, reference(`${BY_HAND}/maps`), TOL, 'attentions');
+    const lens = await torch.logitLens(model, toTorch(ids), { layers: points.blocks, head: [points.finalNorm, points.unembed] });
+    const lensRef = reference(`${BY_HAND}/lens`);
+    expectClose(lens.logits, lensRef, scaled(lensRef), 'lens logits');
+    const x = (await torch.activations(model, points.finalNorm, toTorch(ids))) as torch.Tensor;
+    const head = reference(`${BY_HAND}/unembed`);
+    expectClose((await model.call(points.unembed, x)) as torch.Tensor, head, scaled(head), 'head logits');
+    maps.attentions.dispose();
+    lens.dispose();
   });
 });

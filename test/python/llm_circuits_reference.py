@@ -12,8 +12,10 @@ loaded from their save_pretrained folders (llm_reference.load: eager attention, 
         {"id": "llama/ablate", "kind": "pattern_patch", "folder": ..., "ids": INPUT, "layer": 1, "heads": [0, 2]},
         {"id": "llama/lens", "kind": "lens", "folder": ..., "ids": INPUT,
          "blocks": ["model.layers.0", ...], "finalNorm": "model.norm", "unembed": "lm_head"},
-        {"id": "llama/unembed", "kind": "unembed", "folder": ..., "ids": INPUT, "finalNorm": ..., "unembed": ...}
-      ]
+        {"id": "llama/unembed", "kind": "unembed", "folder": ..., "ids": INPUT, "finalNorm": ..., "unembed": ...},
+        {"id": "llama/pattern-grad", "kind": "pattern_grad", "folder": ..., "ids": INPUT, "layer": 0, "token": 7}
+      ],
+      "traces": [{"folder": ..., "out": "/abs/by-hand.pt", "ids": INPUT}]
     }
 
 INPUT is a tensor spec (reference.py's read_tensor). Results: OUT/index.json = {"cases": {id: VALUE}}:
@@ -23,6 +25,11 @@ INPUT is a tensor spec (reference.py's read_tensor). Results: OUT/index.json = {
     0, as a Python hook editing the pattern does (TransformerLens's hook_pattern ablation)
   lens: [blocks, batch, seq, vocab], unembed(finalNorm(block output))
   unembed: unembed(x) for x the final norm's output (what the model's head computes)
+  pattern_grad: the gradient of logits[:, -1, token].sum() with respect to the `layer`-th softmax's
+    output (that attention layer's pattern)
+"traces" are traced by hand, as a user would without `torchscope export`: the Hugging Face model
+with eager attention and no cache, torch.jit.trace(model, ids, strict=False) (its output a dict),
+saved to `out`; the answer lists what was written.
 """
 
 import sys
@@ -93,11 +100,42 @@ def unembed(model: nn.Module, ids: torch.Tensor, case: Dict[str, Any]) -> torch.
     return model.get_submodule(case["unembed"])(x)
 
 
+def pattern_grad(model: nn.Module, ids: torch.Tensor, case: Dict[str, Any]) -> torch.Tensor:
+    softmax = torch.nn.functional.softmax
+    kept: List[torch.Tensor] = []
+
+    def keep(*args: Any, **kwargs: Any) -> torch.Tensor:
+        probs = softmax(*args, **kwargs)
+        if len(kept) == case["layer"]:
+            probs.retain_grad()
+        kept.append(probs)
+        return probs
+
+    torch.nn.functional.softmax = keep
+    try:
+        with torch.enable_grad():
+            logits = model(input_ids=ids, use_cache=False, return_dict=True).logits
+            logits[:, -1, case["token"]].sum().backward()
+    finally:
+        torch.nn.functional.softmax = softmax
+        model.zero_grad(set_to_none=True)
+    return kept[case["layer"]].grad
+
+
+def trace_by_hand(trace: Dict[str, Any]) -> str:
+    model = load(trace["folder"])
+    model.config.use_cache = False
+    traced = torch.jit.trace(model, (read_tensor(trace["ids"]),), strict=False, check_trace=False)
+    traced.save(trace["out"])
+    return trace["out"]
+
+
 KINDS: Dict[str, Callable[[nn.Module, torch.Tensor, Dict[str, Any]], torch.Tensor]] = {
     "attentions": attentions,
     "pattern_patch": pattern_patch,
     "lens": lens,
     "unembed": unembed,
+    "pattern_grad": pattern_grad,
 }
 
 
@@ -113,7 +151,8 @@ def main() -> int:
         with torch.no_grad():
             return writer.value(KINDS[case["kind"]](load(case["folder"]), read_tensor(case["ids"]), case))
 
-    write_index(out, {"cases": run_cases(spec.get("cases", []), run)})
+    traces = [trace_by_hand(trace) for trace in spec.get("traces", [])]
+    write_index(out, {"cases": run_cases(spec.get("cases", []), run), "traces": traces})
     return 0
 
 
