@@ -128,7 +128,7 @@ const cases: OptionsCase[] = [
   },
   {
     name: 'GradientsOptions (gradients)',
-    keys: ['objective', 'target', 'wrt', 'patch', 'calls', 'signal', ...numerics],
+    keys: ['objective', 'target', 'wrt', 'patch', 'calls', 'signal', 'saes', 'errorTerm', ...numerics],
     call: (o) => torch.gradients(resnet, image(), o as never),
   },
   {
@@ -217,7 +217,7 @@ const cases: OptionsCase[] = [
   },
   {
     name: 'LogitLensOptions (logitLens)',
-    keys: ['layers', 'head', 'topK', 'signal', ...numerics],
+    keys: ['layers', 'head', 'topK', 'signal', 'saes', 'errorTerm', ...numerics],
     call: (o) => torch.logitLens(gpt2, ids(), o as never),
   },
   {

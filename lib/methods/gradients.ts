@@ -3,15 +3,16 @@
 // register_full_backward_hook gets as grad_output.
 import { callSite, CallSite, failure } from '../core/errors';
 import { optionKeys, requiredOptions } from '../core/validate';
-import { NativeObjectiveSpec } from '../native/binding';
+import { NativeObjectiveSpec, NativeTensor } from '../native/binding';
 import { cancellable } from '../native/signal';
 import { Input, Model, normalizeInputs, NumericsOptions, numericsRequest, unwrapInputs } from '../model/model';
 import { disposeValue, Tensor } from '../model/tensor';
-import { Calls, callsOption } from './activations';
+import { Calls, callsOption, SpliceOptions } from './activations';
 import { nativeObjectives, Objective } from './objective';
 import { nativePatches, patchedLayers, PatchSpec } from './patch';
+import { splices } from '../sae/splice';
 
-export interface GradientsOptions extends NumericsOptions {
+export interface GradientsOptions extends NumericsOptions, SpliceOptions {
   /**
    * What is differentiated, per batch element: an objective on the model's output
    * ({ target }, { logit }) or on a layer ({ layer: 'layer4', channel: 3 }: the forward then
@@ -39,6 +40,8 @@ export interface GradientsResult extends Disposable {
   objective: number[];
   /** By `wrt` entry: a Tensor shaped like that input or layer output; an array of them per call with calls: 'all'. */
   gradients: Record<string, Tensor | Tensor[]>;
+  /** By layer `wrt` entry: the value the gradient is of (gradient x value: an SAE's ':features' attribution), shaped as `gradients`. */
+  values: Record<string, Tensor | Tensor[]>;
   /** Frees every gradient tensor now. */
   dispose(): void;
 }
@@ -67,6 +70,8 @@ const GRADIENTS_KEYS = optionKeys<GradientsOptions>({
   signal: true,
   precision: true,
   upcast: true,
+  saes: true,
+  errorTerm: true,
 });
 
 /** The gradient of an objective with respect to inputs and layers' outputs. */
@@ -94,28 +99,38 @@ export async function gradients(model: Model, inputs: Input | Input[], given: Gr
     if (inputIndices.includes(index)) throw failure('INVALID_ARGUMENT', `wrt names input ${index} twice`, site);
     inputIndices.push(index);
   }
+  const spliced = splices(options.saes, options.errorTerm, model, site);
+  const native = layers.map(spliced.layerName);
+  const patch = options.patch && Object.fromEntries(Object.entries(options.patch).map(([layer, spec]) => [spliced.layerName(layer), spec]));
   const objective = objectiveOf(model, options, site);
-  model.checkLayers([...layers, ...patchedLayers(options.patch)], site);
+  model.checkLayers([...native, ...patchedLayers(patch), ...spliced.points], site);
   const handle = model.native(site);
   const request = {
     objective,
     inputs: inputIndices,
-    layers,
-    patch: nativePatches(options.patch, site),
+    layers: native,
+    patch: nativePatches(patch, site),
+    saes: spliced.native,
     ...numericsRequest(model, options, site),
   };
   const result = await cancellable(options.signal, site, (cancel) => handle.gradients(unwrapInputs(args), request, cancel));
   const out: Record<string, Tensor | Tensor[]> = {};
+  const values: Record<string, Tensor | Tensor[]> = {};
+  const pick = (handles: NativeTensor[]) => {
+    const perCall = handles.map((handle) => new Tensor(handle));
+    if (calls === 'last') perCall.slice(0, -1).forEach((t) => t.dispose());
+    return calls === 'all' ? perCall : perCall[perCall.length - 1];
+  };
   let next = 0;
   for (const entry of wrt) {
     if (INPUT.test(entry)) {
       out[entry] = new Tensor(result.inputs[next++]);
     } else {
-      const perCall = result.layers[entry].map((handle) => new Tensor(handle));
-      out[entry] = calls === 'all' ? perCall : perCall[perCall.length - 1];
-      if (calls === 'last') perCall.slice(0, -1).forEach((t) => t.dispose());
+      const layer = spliced.layerName(entry);
+      out[entry] = pick(result.layers[layer]);
+      values[entry] = pick(result.values[layer]);
     }
   }
-  const dispose = () => disposeValue(out);
-  return { objective: result.objective, gradients: out, dispose, [Symbol.dispose]: dispose };
+  const dispose = () => disposeValue([out, values]);
+  return { objective: result.objective, gradients: out, values, dispose, [Symbol.dispose]: dispose };
 }

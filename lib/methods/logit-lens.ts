@@ -9,6 +9,8 @@ import { NativeCancelToken, NativeNumerics, NativeTensor, NativeValue } from '..
 import { cancellable } from '../native/signal';
 import { Input, Model, normalizeInputs, NumericsOptions, numericsRequest, unwrapInputs } from '../model/model';
 import { Tensor } from '../model/tensor';
+import { SpliceOptions } from './activations';
+import { NativeSaeSplice, splices } from '../sae/splice';
 
 declare module '../native/binding' {
   interface NativeModel {
@@ -19,13 +21,14 @@ declare module '../native/binding' {
 
 /** What native/bindings/methods/logit_lens.cpp reads. */
 interface NativeLensRequest extends NativeNumerics {
+  saes?: NativeSaeSplice[];
   layers: string[];
   head: string[];
   /** 0: every logit */
   topK: number;
 }
 
-export interface LogitLensOptions extends NumericsOptions {
+export interface LogitLensOptions extends NumericsOptions, SpliceOptions {
   /** Hook points read (module outputs, or 'path:input' for the residual stream entering a block). */
   layers: string[];
   /** The modules applied in order to each layer's value, e.g. ['transformer.ln_f', 'lm_head']. */
@@ -43,23 +46,32 @@ export interface LogitLensResult extends Disposable {
   dispose(): void;
 }
 
-const LOGIT_LENS_KEYS = optionKeys<LogitLensOptions>({ layers: true, head: true, topK: true, signal: true, precision: true, upcast: true });
+const LOGIT_LENS_KEYS = optionKeys<LogitLensOptions>({
+  layers: true,
+  head: true,
+  topK: true,
+  signal: true,
+  precision: true,
+  upcast: true,
+  saes: true,
+  errorTerm: true,
+});
 
 /** What the model would predict from each layer's value: the head applied to it. */
 export async function logitLens(model: Model, inputs: Input | Input[], given: LogitLensOptions): Promise<LogitLensResult> {
   const site = callSite(logitLens);
   if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'logitLens(model, inputs, options): model must come from torch.load()', site);
   const options = requiredOptions(given, LOGIT_LENS_KEYS, 'logitLens', "{ layers, head: ['transformer.ln_f', 'lm_head'] }", site);
-  const layers = array(options.layers, 'layers', site, true) as string[];
+  const spliced = splices(options.saes, options.errorTerm, model, site);
+  const layers = (array(options.layers, 'layers', site, true) as string[]).map(spliced.layerName);
   const head = array(options.head, 'head', site, true) as string[];
-  model.checkLayers(layers, site);
+  model.checkLayers([...layers, ...spliced.points], site);
   model.checkLayers(head, site, false); // the head's modules are called, not hooked
   // 0: every logit.
   const topK = integer(options.topK ?? 0, 'topK', { min: 0 }, site);
   const handle = model.native(site);
-  const result = await cancellable(options.signal, site, (cancel) =>
-    handle.logitLens(unwrapInputs(normalizeInputs(inputs)), { layers, head, topK, ...numericsRequest(model, options, site) }, cancel),
-  );
+  const request = { layers, head, topK, saes: spliced.native, ...numericsRequest(model, options, site) };
+  const result = await cancellable(options.signal, site, (cancel) => handle.logitLens(unwrapInputs(normalizeInputs(inputs)), request, cancel));
   const logits = new Tensor(result.logits);
   const indices = result.indices ? new Tensor(result.indices) : undefined;
   const dispose = () => {

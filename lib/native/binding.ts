@@ -113,6 +113,7 @@ export interface NativeObjectiveSpec {
 /** What native/bindings/requests.cpp parseGradientSpec reads. */
 export interface NativeGradientsRequest extends NativeNumerics {
   objective: NativeObjectiveSpec;
+  saes?: NativeSaeSplice[];
   /** forward argument indices whose gradient is wanted */
   inputs: number[];
   /** layers whose output's gradient is wanted */
@@ -203,6 +204,8 @@ export interface NativeGradientsResult {
   inputs: NativeTensor[];
   /** Per requested layer, one per call. */
   layers: Record<string, NativeTensor[]>;
+  /** Per requested layer, the values the gradients are of, one per call. */
+  values: Record<string, NativeTensor[]>;
 }
 
 /** What native/bindings/requests.cpp parseMaximizeSpec reads. */

@@ -4,3 +4,16 @@ export { load, Sae, SaeOptions } from './sae';
 export { SaeSplice } from './splice';
 export type { SaeConfig } from './config';
 export type { SaeArchitecture, SaeFormat, SaeNormalization } from './names';
+export {
+  topFeatures,
+  featureAttribution,
+  directLogitEffects,
+  FeaturePrompt,
+  FeatureTokenizer,
+  TopFeaturesOptions,
+  FeatureActivations,
+  FeatureAttributionOptions,
+  FeatureAttribution,
+  DirectLogitOptions,
+  DirectLogitEffect,
+} from './analysis';

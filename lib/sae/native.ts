@@ -41,6 +41,8 @@ export interface NativeSae {
   forward(x: NativeTensor): Promise<NativeTensor>;
   /** [async] x - forward(x) (transcoders: not defined here; the error is taken at the output point) */
   errorTerm(x: NativeTensor): Promise<NativeTensor>;
+  /** [async] one of its tensors, on the CPU; null when it has none. */
+  weight(name: SaeTensorName): Promise<NativeTensor | null>;
   dispose(): void;
 }
 

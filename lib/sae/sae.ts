@@ -11,7 +11,7 @@ import { SaeConfig } from './config';
 import { mapHookName } from './hook-names';
 import { loadSaeFiles, SaeFiles } from './load';
 import { createNativeSae, NativeSae } from './native';
-import { SaeArchitecture, SaeFormat } from './names';
+import { SAE_TENSOR_NAMES, SaeArchitecture, SaeFormat, SaeTensorName } from './names';
 
 export interface SaeOptions {
   /** The hook point it reads (a transcoder: its input), e.g. 'transformer.h.5:input'. Default: mapped from the file's TransformerLens hook name on `model`. */
@@ -117,6 +117,16 @@ export class Sae implements Disposable {
   async errorTerm(x: Tensor): Promise<Tensor> {
     const site = callSite(this.errorTerm);
     return new Tensor(await settle(() => this.native(site).errorTerm(input(x, 'x', site)), site));
+  }
+
+  /** One of its tensors (W_enc [d_in, d_sae], W_dec [d_sae, d_out], b_dec, threshold...), copied to the CPU; null when its architecture has none. */
+  async weight(name: SaeTensorName): Promise<Tensor | null> {
+    const site = callSite(this.weight);
+    const handle = this.native(site);
+    if (!(SAE_TENSOR_NAMES as readonly string[]).includes(name))
+      throw failure('INVALID_ARGUMENT', `an SAE's tensors are ${SAE_TENSOR_NAMES.join(', ')}; got '${name}'`, site);
+    const tensor = await settle(() => handle.weight(name), site);
+    return tensor ? new Tensor(tensor) : null;
   }
 
   /** Frees its weights once calls in flight finish; later calls reject with DISPOSED. Idempotent. */

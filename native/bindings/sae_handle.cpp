@@ -2,6 +2,8 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <map>
+
 #include "bindings/addon.h"
 #include "bindings/async_work.h"
 #include "bindings/js_errors.h"
@@ -16,7 +18,8 @@ void SaeHandle::define(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "SaeHandle",
                                    {StaticMethod<&SaeHandle::create>("create"), InstanceMethod<&SaeHandle::encode>("encode"),
                                     InstanceMethod<&SaeHandle::decode>("decode"), InstanceMethod<&SaeHandle::forward>("forward"),
-                                    InstanceMethod<&SaeHandle::errorTerm>("errorTerm"), InstanceMethod<&SaeHandle::dispose>("dispose")});
+                                    InstanceMethod<&SaeHandle::errorTerm>("errorTerm"), InstanceMethod<&SaeHandle::weight>("weight"),
+                                    InstanceMethod<&SaeHandle::dispose>("dispose")});
   addonData(env).saeClass = Napi::Persistent(cls);
   exports.Set("SaeHandle", cls);
 }
@@ -135,6 +138,23 @@ Napi::Value SaeHandle::errorTerm(const Napi::CallbackInfo& info) {
       const at::Tensor onDevice = x.to(sae->spec().W_enc.device());
       return c10::IValue(sae->errorTerm(onDevice, onDevice).cpu());
     });
+  });
+}
+
+Napi::Value SaeHandle::weight(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return entryPoint(env, code::kInvalidArgument, [&] {
+    auto sae = live(env);
+    TS_CHECK(info[0].IsString(), code::kInvalidArgument, "weight(name): the name must be a string");
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    const SaeSpec& spec = sae->spec();
+    const std::map<std::string, const at::Tensor*> tensors = {
+        {"W_enc", &spec.W_enc},   {"b_enc", &spec.b_enc}, {"W_dec", &spec.W_dec}, {"b_dec", &spec.b_dec},  {"threshold", &spec.threshold},
+        {"b_gate", &spec.b_gate}, {"b_mag", &spec.b_mag}, {"r_mag", &spec.r_mag}, {"W_skip", &spec.W_skip}};
+    auto found = tensors.find(name);
+    TS_CHECK(found != tensors.end(), code::kInvalidArgument, "an SAE has no tensor '", name, "'");
+    const at::Tensor* tensor = found->second;
+    return queueValue(env, code::kRuntime, [sae, tensor] { return tensor->defined() ? c10::IValue(tensor->cpu()) : c10::IValue(); });
   });
 }
 

@@ -33,6 +33,8 @@ class SaeHandle : public Napi::ObjectWrap<SaeHandle> {
   Napi::Value forward(const Napi::CallbackInfo& info);
   // [async] errorTerm(x) -> x - forward(x)
   Napi::Value errorTerm(const Napi::CallbackInfo& info);
+  // [async] weight(name) -> the SAE's tensor `name` ('W_dec', ...), on the CPU; null when it has none
+  Napi::Value weight(const Napi::CallbackInfo& info);
   // [sync] frees the weights once calls in flight finish; later calls reject DISPOSED. Idempotent.
   Napi::Value dispose(const Napi::CallbackInfo& info);
 

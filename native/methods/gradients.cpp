@@ -28,9 +28,10 @@ GradientResult computeGradients(ModelState& model, std::vector<c10::IValue> inpu
   ProgramNeeds needs;
   needs.patch = spec.patchLayers;
   needs.gradient = spec.layers;
+  needs.saes = spec.saeSplices;
   needs.differentiable = true;
   const ObjectiveRun forward =
-      runForObjective(model, std::move(inputs), spec.objective, needs, Optimize::kAsLoaded, spec.numerics, spec.patches);
+      runForObjective(model, std::move(inputs), spec.objective, needs, Optimize::kAsLoaded, spec.numerics, spec.patches, spec.saes);
   const RunResult& run = forward.run;
   const at::Tensor values = forward.values(spec.objective);
 
@@ -70,13 +71,20 @@ c10::IValue gradients(ModelState& model, std::vector<c10::IValue> inputs, const 
   auto returned = [&](const at::Tensor& t) { return model.returned(t, spec.numerics); };
   std::vector<at::Tensor> inputGradients;
   for (const at::Tensor& grad : result.inputs) inputGradients.push_back(returned(grad));
-  Record layers;
-  for (const auto& [layer, calls] : result.layers) {
-    std::vector<at::Tensor> perCall;
-    for (const at::Tensor& grad : calls) perCall.push_back(returned(grad));
-    layers.set(layer, tensorList(perCall));
-  }
-  return Record().set("objective", numberList(returned(result.objective))).set("inputs", tensorList(inputGradients)).set("layers", layers);
+  auto perLayer = [&](const std::map<std::string, std::vector<at::Tensor>>& byLayer) {
+    Record record;
+    for (const auto& [layer, calls] : byLayer) {
+      std::vector<at::Tensor> perCall;
+      for (const at::Tensor& tensor : calls) perCall.push_back(returned(tensor));
+      record.set(layer, tensorList(perCall));
+    }
+    return record;
+  };
+  return Record()
+      .set("objective", numberList(returned(result.objective)))
+      .set("inputs", tensorList(inputGradients))
+      .set("layers", perLayer(result.layers))
+      .set("values", perLayer(result.values));
 }
 
 }  // namespace torchscope

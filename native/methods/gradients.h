@@ -14,6 +14,7 @@
 #include "methods/objective.h"
 #include "model/model_state.h"
 #include "program/program.h"
+#include "sae/sae.h"
 
 namespace torchscope {
 
@@ -23,6 +24,8 @@ struct GradientSpec {
   std::vector<std::string> layers;       // sorted, unique: layers whose output's gradient is wanted
   std::vector<std::string> patchLayers;  // sorted, unique; `patches` in the same order
   std::vector<PatchArgs> patches;
+  std::vector<SaeSplice> saeSplices;  // sorted by the hook point read; `saes` in the same order
+  std::vector<std::shared_ptr<const Sae>> saes;
   NumericsOverride numerics;  // the call's precision / upcast over the model's
 };
 
@@ -43,7 +46,8 @@ GradientResult computeGradients(ModelState& model, std::vector<c10::IValue> inpu
 
 // torch.gradients: the inputs (forward's arguments, from JS) moved to the model's device, one
 // pass, and what JS receives: { objective: number[], inputs: Tensor[], layers: { layer: Tensor[]
-// per call } }, on the CPU, float32 where upcast asks.
+// per call }, values: { layer: the values those are gradients of, per call } }, on the CPU,
+// float32 where upcast asks.
 c10::IValue gradients(ModelState& model, std::vector<c10::IValue> inputs, const GradientSpec& spec);
 
 }  // namespace torchscope

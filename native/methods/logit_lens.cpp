@@ -17,9 +17,10 @@ c10::IValue logitLens(ModelState& model, std::vector<c10::IValue> inputs, const 
   std::sort(needs.capture.begin(), needs.capture.end());
   needs.capture.erase(std::unique(needs.capture.begin(), needs.capture.end()), needs.capture.end());
   needs.returnOutput = false;  // the forward stops at the last layer read
+  needs.saes = spec.saeSplices;
   const auto program = model.program(needs, spec.numerics, Optimize::kNever);
   for (auto& input : inputs) input = toDevice(input, model.device);
-  RunResult run = program->run(std::move(inputs), {});
+  RunResult run = program->run(std::move(inputs), {}, {}, spec.saes);
   requireAllRan(*program, run);
   std::vector<at::Tensor> perLayer;
   for (size_t i = 0; i < spec.layers.size(); ++i) {

@@ -8,13 +8,17 @@
 #include <ATen/core/ivalue.h>
 
 #include <string>
+#include <memory>
 #include <vector>
 
 #include "model/model_state.h"
+#include "sae/sae.h"
 
 namespace torchscope {
 
 struct LensSpec {
+  std::vector<SaeSplice> saeSplices;  // SAEs spliced into the run read, sorted by the point read
+  std::vector<std::shared_ptr<const Sae>> saes;
   std::vector<std::string> layers;  // hook points (outputs or ':input's), each read at its last call
   std::vector<std::string> head;    // module paths applied in order to each layer's value
   int64_t topK = 0;                 // > 0: only the k largest logits per position

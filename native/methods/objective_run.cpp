@@ -22,10 +22,11 @@ ProgramNeeds withObjective(const ObjectiveSpec& objective, ProgramNeeds needs) {
 }
 
 ObjectiveRun runForObjective(ModelState& model, std::vector<c10::IValue> args, const ObjectiveSpec& objective, ProgramNeeds needs,
-                             Optimize optimize, const NumericsOverride& numerics, const std::vector<PatchArgs>& patches) {
+                             Optimize optimize, const NumericsOverride& numerics, const std::vector<PatchArgs>& patches,
+                             const std::vector<std::shared_ptr<const Sae>>& saes) {
   ObjectiveRun out;
   out.program = model.program(withObjective(objective, std::move(needs)), numerics, optimize);
-  out.run = out.program->run(std::move(args), patches);
+  out.run = out.program->run(std::move(args), patches, {}, saes);
   requireAllRan(*out.program, out.run);
   if (objective.needsLayer()) out.activation = firstTensor(out.run.captures.at(objective.layer).back(), "layer '" + objective.layer + "'");
   if (objective.needsOutput()) out.output = firstTensor(out.run.output, "the model's output");

@@ -11,6 +11,7 @@
 
 #include "methods/objective.h"
 #include "model/model_state.h"
+#include "sae/sae.h"
 
 namespace torchscope {
 
@@ -32,7 +33,9 @@ ProgramNeeds withObjective(const ObjectiveSpec& objective, ProgramNeeds needs);
 // needs.patch's order, gradient taps, differentiable); the output is returned exactly when the
 // objective reads it. Throws LAYER_NOT_RUN when a targeted
 // layer did not run.
+// `saes` are needs.saes's SAEs, in that order.
 ObjectiveRun runForObjective(ModelState& model, std::vector<c10::IValue> args, const ObjectiveSpec& objective, ProgramNeeds needs,
-                             Optimize optimize, const NumericsOverride& numerics, const std::vector<PatchArgs>& patches = {});
+                             Optimize optimize, const NumericsOverride& numerics, const std::vector<PatchArgs>& patches = {},
+                             const std::vector<std::shared_ptr<const Sae>>& saes = {});
 
 }  // namespace torchscope

@@ -241,14 +241,21 @@ class Instrumenter {
     TS_CHECK(splice.features != nullptr, code::kInvalidArgument, "the transcoder writing at '", write, "' must read '", read,
              "' before it");
     jit::Value* target = firstTensor(write, value);
-    jit::Value* decoded = stageHooks(read + kSaeReconstructionSuffix,
-                                     graph_->insert(Symbol::fromQualString(kSaeDecodeOperator), {splice.sae, splice.features, splice.x}));
-    jit::Value* error =
-        splice.splice.errorTerm
-            ? stageHooks(read + kSaeErrorSuffix, graph_->insert(Symbol::fromQualString(kSaeErrorOperator), {splice.sae, splice.x, target}))
-            : graph_->insertConstant(c10::IValue());
+    jit::Value* clean = graph_->insert(Symbol::fromQualString(kSaeDecodeOperator), {splice.sae, splice.features, splice.x});
+    jit::Value* decoded = stageHooks(read + kSaeReconstructionSuffix, clean);
+    jit::Value* error = graph_->insertConstant(c10::IValue());
+    if (splice.splice.errorTerm) {
+      // The error term is of the clean input: while nothing edits the features, the output just
+      // decoded is that input's, and is not computed again.
+      const bool edited = edits(read + kSaeFeaturesPreSuffix) || edits(read + kSaeFeaturesSuffix);
+      error = edited ? graph_->insert(Symbol::fromQualString(kSaeErrorOperator), {splice.sae, splice.x, target})
+                     : graph_->insert(Symbol::fromQualString(kSaeErrorOfOperator), {clean, target});
+      error = stageHooks(read + kSaeErrorSuffix, error);
+    }
     return replaced(write, value, graph_->insert(Symbol::fromQualString(kSaeOutputOperator), {decoded, error, target}));
   }
+
+  bool edits(const std::string& name) const { return patches_.count(name) > 0 || replacements_.count(name) > 0; }
 
   // The tensor a hook point's value is (a module's output, or the first tensor of its tuple).
   jit::Value* firstTensor(const std::string& layer, jit::Value* value) {

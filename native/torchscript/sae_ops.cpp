@@ -12,6 +12,7 @@ at::Tensor pre(const Object& sae, const at::Tensor& x) { return sae->sae->featur
 at::Tensor features(const Object& sae, const at::Tensor& pre, const at::Tensor& x) { return sae->sae->features(pre, x); }
 at::Tensor decode(const Object& sae, const at::Tensor& features, const at::Tensor& x) { return sae->sae->decode(features, x); }
 at::Tensor error(const Object& sae, const at::Tensor& x, const at::Tensor& target) { return sae->sae->errorTerm(x, target); }
+at::Tensor errorOf(const at::Tensor& clean, const at::Tensor& target) { return target - clean.detach(); }
 at::Tensor output(const at::Tensor& decoded, const std::optional<at::Tensor>& error, const at::Tensor& target) {
   return (error ? decoded + *error : decoded).to(target.scalar_type());
 }
@@ -27,6 +28,7 @@ TORCH_LIBRARY_FRAGMENT(torchscope, m) {
   m.def("sae_features(__torch__.torch.classes.torchscope.SparseAutoencoder sae, Tensor pre, Tensor x) -> Tensor", &features);
   m.def("sae_decode(__torch__.torch.classes.torchscope.SparseAutoencoder sae, Tensor features, Tensor x) -> Tensor", &decode);
   m.def("sae_error(__torch__.torch.classes.torchscope.SparseAutoencoder sae, Tensor x, Tensor target) -> Tensor", &error);
+  m.def("sae_error_of(Tensor output, Tensor target) -> Tensor", &errorOf);
   m.def("sae_output(Tensor decoded, Tensor? error, Tensor target) -> Tensor", &output);
 }
 

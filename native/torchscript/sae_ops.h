@@ -25,11 +25,14 @@ c10::TypePtr saeObjectType();
 //   sae_features(sae, pre, x) -> features       Sae::features
 //   sae_decode(sae, features, x) -> output      Sae::decode
 //   sae_error(sae, x, target) -> error          Sae::errorTerm (no gradient)
+//   sae_error_of(output, target) -> error       target - output, output without gradient: the
+//                                               error when `output` is already the clean input's
 //   sae_output(output, error?, target) -> value the spliced value: output (+ error), in target's dtype
 inline constexpr const char* kSaePreOperator = "torchscope::sae_pre";
 inline constexpr const char* kSaeFeaturesOperator = "torchscope::sae_features";
 inline constexpr const char* kSaeDecodeOperator = "torchscope::sae_decode";
 inline constexpr const char* kSaeErrorOperator = "torchscope::sae_error";
+inline constexpr const char* kSaeErrorOfOperator = "torchscope::sae_error_of";
 inline constexpr const char* kSaeOutputOperator = "torchscope::sae_output";
 
 }  // namespace torchscope

@@ -20,6 +20,7 @@ Napi::Value gradients(const Napi::CallbackInfo& info, const std::shared_ptr<Mode
   spec.inputs = request.integers("inputs");
   spec.layers = sortedUnique(request.strings("layers"));
   parsePatches(request, spec.patchLayers, spec.patches);
+  parseSaes(request, spec.saeSplices, spec.saes);
   spec.numerics = parseNumerics(request);
   return queueValue(
       info.Env(), code::kRuntime, [model, inputs, spec] { return torchscope::gradients(*model, inputs, spec); },

@@ -20,6 +20,7 @@ Napi::Value lens(const Napi::CallbackInfo& info, const std::shared_ptr<ModelStat
   spec.head = request.strings("head");
   spec.topK = request.integer("topK", 0, kMaxIndex);
   spec.numerics = parseNumerics(request);
+  parseSaes(request, spec.saeSplices, spec.saes);
   return queueValue(
       info.Env(), code::kRuntime, [model, inputs, spec] { return logitLens(*model, inputs, spec); }, {info.This().As<Napi::Object>()},
       CancelToken::flagOf(info[2]));
