@@ -257,7 +257,7 @@ describe('hook points', () => {
   const FAMILY_POINTS: Record<string, Record<string, string>> = {
     gpt2: {
       hook_resid_pre: 'transformer.h.1:input',
-      hook_resid_mid: 'transformer.h.1.ln_2:input',
+      hook_resid_mid: 'transformer.h.1/add',
       hook_resid_post: 'transformer.h.1',
       hook_attn_out: 'transformer.h.1.attn',
       hook_mlp_out: 'transformer.h.1.mlp',
@@ -266,7 +266,7 @@ describe('hook points', () => {
     },
     llama: {
       hook_resid_pre: 'model.layers.1:input',
-      hook_resid_mid: 'model.layers.1.post_attention_layernorm:input',
+      hook_resid_mid: 'model.layers.1/add',
       hook_resid_post: 'model.layers.1',
       hook_attn_out: 'model.layers.1.self_attn',
       hook_mlp_out: 'model.layers.1.mlp',
@@ -275,7 +275,7 @@ describe('hook points', () => {
     },
     gemma2: {
       hook_resid_pre: 'model.layers.1:input',
-      hook_resid_mid: 'model.layers.1.pre_feedforward_layernorm:input',
+      hook_resid_mid: 'model.layers.1/add',
       hook_resid_post: 'model.layers.1',
       hook_attn_out: 'model.layers.1.post_attention_layernorm',
       hook_mlp_out: 'model.layers.1.post_feedforward_layernorm',

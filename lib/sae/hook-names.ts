@@ -5,7 +5,7 @@
 // `hookPoint` of its own.
 import { CallSite, failure } from '../core/errors';
 import type { ModelManifest } from '../model/manifest';
-import { INPUT_SUFFIX, layerModule } from '../model/model';
+import { INPUT_SUFFIX, layerModule, NODE_SEPARATOR } from '../model/model';
 
 /** What mapping needs of a model (a torchscope Model has both). */
 export interface HookModel {
@@ -16,8 +16,10 @@ export interface HookModel {
 /**
  * A family's modules, relative to a block: whose output is attention's output and the MLP's as
  * TransformerLens hooks them (hook_attn_out, hook_mlp_out), whose input is the MLP's input
- * (mlp.hook_in), the attention's output projection (its input is hook_z, heads already merged),
- * and the norm whose input is the residual stream between attention and MLP (hook_resid_mid).
+ * (mlp.hook_in), and the attention's output projection (its input is hook_z, heads already merged).
+ * hook_resid_mid is the block's first residual addition (the operation '<block>/add'): its value
+ * feeds both the MLP's norm and the second addition, so an SAE spliced there reaches both, as in
+ * TransformerLens.
  */
 interface HookFamily {
   /** Blocks are `${blocks}.${layer}`. */
@@ -26,19 +28,19 @@ interface HookFamily {
   mlpOut: string;
   mlp: string;
   outProjection: string;
-  /** Absent where attention and MLP run in parallel (GPT-NeoX): there is no resid_mid. */
-  residMidNorm?: string;
+  /** False where attention and MLP run in parallel (GPT-NeoX): there is no resid_mid. */
+  residMid: boolean;
 }
 
 export const HOOK_FAMILIES = {
-  gpt2: { blocks: 'transformer.h', attnOut: 'attn', mlpOut: 'mlp', mlp: 'mlp', outProjection: 'attn.c_proj', residMidNorm: 'ln_2' },
+  gpt2: { blocks: 'transformer.h', attnOut: 'attn', mlpOut: 'mlp', mlp: 'mlp', outProjection: 'attn.c_proj', residMid: true },
   llama: {
     blocks: 'model.layers',
     attnOut: 'self_attn',
     mlpOut: 'mlp',
     mlp: 'mlp',
     outProjection: 'self_attn.o_proj',
-    residMidNorm: 'post_attention_layernorm',
+    residMid: true,
   },
   // Gemma 2 and 3 normalise attention's and the MLP's outputs before adding them to the residual
   // stream; TransformerLens's hook_attn_out and hook_mlp_out come after those norms (ln1_post, ln2_post).
@@ -48,9 +50,9 @@ export const HOOK_FAMILIES = {
     mlpOut: 'post_feedforward_layernorm',
     mlp: 'mlp',
     outProjection: 'self_attn.o_proj',
-    residMidNorm: 'pre_feedforward_layernorm',
+    residMid: true,
   },
-  gpt_neox: { blocks: 'gpt_neox.layers', attnOut: 'attention', mlpOut: 'mlp', mlp: 'mlp', outProjection: 'attention.dense' },
+  gpt_neox: { blocks: 'gpt_neox.layers', attnOut: 'attention', mlpOut: 'mlp', mlp: 'mlp', outProjection: 'attention.dense', residMid: false },
 } as const satisfies Record<string, HookFamily>;
 /** @useDeclaredType */
 export type HookFamilyName = keyof typeof HOOK_FAMILIES;
@@ -70,11 +72,14 @@ export const MODEL_TYPE_FAMILIES: Readonly<Record<string, HookFamilyName>> = {
   gpt_neox: 'gpt_neox',
 };
 
+/** A block's first residual addition, as model.nodes names it (the second is 'add_1', the block's output). */
+const RESID_MID_NODE = 'add';
+
 /** The TransformerLens hooks mapped, and the torchscope point of each (given the family and a block). */
 const HOOKS: Readonly<Record<string, (block: string, family: HookFamily) => string | undefined>> = {
   hook_resid_pre: (block) => `${block}${INPUT_SUFFIX}`,
   hook_resid_post: (block) => block,
-  hook_resid_mid: (block, f) => (f.residMidNorm ? `${block}.${f.residMidNorm}${INPUT_SUFFIX}` : undefined),
+  hook_resid_mid: (block, f) => (f.residMid ? `${block}${NODE_SEPARATOR}${RESID_MID_NODE}` : undefined),
   hook_attn_out: (block, f) => `${block}.${f.attnOut}`,
   hook_mlp_out: (block, f) => `${block}.${f.mlpOut}`,
   'mlp.hook_in': (block, f) => `${block}.${f.mlp}${INPUT_SUFFIX}`,

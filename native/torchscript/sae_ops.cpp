@@ -2,16 +2,38 @@
 
 #include <torch/library.h>
 
+#include "core/errors.h"
+
 namespace torchscope {
 
 namespace {
 
 using Object = c10::intrusive_ptr<SaeObject>;
 
-at::Tensor pre(const Object& sae, const at::Tensor& x) { return sae->sae->featuresPre(x); }
-at::Tensor features(const Object& sae, const at::Tensor& pre, const at::Tensor& x) { return sae->sae->features(pre, x); }
-at::Tensor decode(const Object& sae, const at::Tensor& features, const at::Tensor& x) { return sae->sae->decode(features, x); }
-at::Tensor error(const Object& sae, const at::Tensor& x, const at::Tensor& target) { return sae->sae->errorTerm(x, target); }
+// torchscope's errors cross the TorchScript interpreter, which rewraps every exception: the
+// "torchscope:CODE: " prefix carries the code through (core/errors.cpp takes it off), as the patch
+// operator's do.
+template <typename Fn>
+at::Tensor tagged(Fn fn) {
+  try {
+    return fn();
+  } catch (const Error& e) {
+    TORCH_CHECK(false, "torchscope:", e.code(), ": ", e.what());
+  }
+}
+
+at::Tensor pre(const Object& sae, const at::Tensor& x) {
+  return tagged([&] { return sae->sae->featuresPre(x); });
+}
+at::Tensor features(const Object& sae, const at::Tensor& pre, const at::Tensor& x) {
+  return tagged([&] { return sae->sae->features(pre, x); });
+}
+at::Tensor decode(const Object& sae, const at::Tensor& features, const at::Tensor& x) {
+  return tagged([&] { return sae->sae->decode(features, x); });
+}
+at::Tensor error(const Object& sae, const at::Tensor& x, const at::Tensor& target) {
+  return tagged([&] { return sae->sae->errorTerm(x, target); });
+}
 at::Tensor errorOf(const at::Tensor& clean, const at::Tensor& target) { return target - clean.detach(); }
 at::Tensor output(const at::Tensor& decoded, const std::optional<at::Tensor>& error, const at::Tensor& target) {
   return (error ? decoded + *error : decoded).to(target.scalar_type());
