@@ -90,7 +90,6 @@ function promptTensor(prompt: FeaturePrompt, site: CallSite): { input: Tensor; i
     return { input: prompt, ids: Array.from(prompt.data() as BigInt64Array, Number), owned: false };
   }
   const ids = integers(prompt, 'prompt', { min: 0 }, site);
-  if (ids.length === 0) throw failure('INVALID_ARGUMENT', 'the prompt holds no tokens', site);
   return { input: tensor(BigInt64Array.from(ids, BigInt), [1, ids.length], 'int64'), ids, owned: true };
 }
 
@@ -160,6 +159,7 @@ export async function featureAttribution(model: Model, sae: Sae, prompt: Feature
   const site = callSite(featureAttribution);
   requireSae(model, sae, 'featureAttribution', site);
   const options = requiredOptions(given, ATTRIBUTION_KEYS, 'featureAttribution', '{ metric: { logit: 42 } }', site);
+  if (options.metric === undefined) throw failure('INVALID_ARGUMENT', 'featureAttribution needs a metric: an objective such as { logit: 42 }', site);
   const topCount = integer(options.top ?? 10, 'top', { min: 0, max: sae.dSae }, site);
   const saes = [{ sae, errorTerm: options.errorTerm ?? true }];
   const layer = `${sae.points(model, site).read}:features`;

@@ -41,7 +41,10 @@ The request:
                                    "norm": "transformer.h.1.ln_2:input"} | null,  # the block's first add
                       "edit": PATCH | null}],                            # of the features
          "capture": ["transformer.h.1:input:features", ...],   # '<read><stage>', stages below
-         "generate": 6}                                        # optional: greedy new tokens
+         "generate": 6,                                        # optional: greedy new tokens
+         "gradient": {"token": 7}},                            # optional: d logits[:, -1, token].sum() / d features
+        {"id": "d1", "folder": ..., "sae": NAME, "direct": {"head": ["transformer.ln_f", "lm_head"],
+         "features": [0, 5], "k": 3}}                          # decoder rows through the head
       ]
     }
 
@@ -51,7 +54,11 @@ features, heads merged) and ':error' (hook_sae_error, heads merged).
 
 Results: OUT/index.json = {"saes": {NAME: folder}, "cases": {id: {"output": logits VALUE,
 "captures": {name: VALUE}} or, with "generate", {"newIds": [...]} (one full forward per token,
-no cache, argmax, the hooks at every step)}}.
+no cache, argmax, the hooks at every step)}}. With "gradient", captures also hold
+'<read>:features.grad', the gradient of the logit with respect to each SAE's (edited) features.
+A "direct" case answers {"top": [[ids]...], "bottom": [[ids]...]} per feature: the head's modules
+applied in order to W_dec's rows, its k largest and smallest logits (largest first, smallest
+first).
 """
 
 import sys
@@ -147,6 +154,7 @@ class Splice:
         self.records = records
         self.x: Optional[torch.Tensor] = None
         self.features: Optional[torch.Tensor] = None
+        self.track_gradient = False
         self.stats: Optional[sae_reference.Stats] = None
         self.delta: Optional[torch.Tensor] = None
 
@@ -168,6 +176,8 @@ class Splice:
         if self.edit is not None:
             features = apply_patch(features, self.edit)
         self.record(":features", features)
+        if self.track_gradient:
+            features = features.detach().requires_grad_(True)
         self.features = features
 
     def output(self, target: torch.Tensor) -> torch.Tensor:
@@ -213,12 +223,39 @@ class Splice:
 # ---------------------------------------------------------------- cases
 
 
+def direct(case: Dict[str, Any], folders: Dict[str, str]) -> Dict[str, Any]:
+    model = load_model(case["folder"])
+    spec = case["direct"]
+    rows = sae_reference.cached(folders[case["sae"]], None).t["W_dec"][spec["features"]]
+    with torch.no_grad():
+        for name in spec["head"]:
+            rows = model.get_submodule(name)(rows)
+    k = spec["k"]
+    return {"top": rows.topk(k, -1).indices.tolist(), "bottom": (-rows).topk(k, -1).indices.tolist()}
+
+
 def run_case(case: Dict[str, Any], folders: Dict[str, str], writer: Writer) -> Dict[str, Any]:
+    if "direct" in case:
+        return direct(case, folders)
     model = load_model(case["folder"])
     ids = read_tensor(case["ids"])
     records: Dict[str, torch.Tensor] = {}
     splices = [Splice(sae_reference.cached(folders[s["sae"]], None), s, records) for s in case.get("splices", [])]
     handles = [h for s in splices for h in s.install(model)]
+    if "gradient" in case:
+        for splice in splices:
+            splice.track_gradient = True
+        try:
+            with torch.enable_grad():
+                logits = model(input_ids=ids, use_cache=False).logits
+                logits[:, -1, case["gradient"]["token"]].sum().backward()
+        finally:
+            for h in handles:
+                h.remove()
+            model.zero_grad(set_to_none=True)
+        for splice in splices:
+            records[splice.read + ":features.grad"] = splice.features.grad
+        return {"output": writer.tensor(logits.detach()), "captures": {name: writer.tensor(records[name]) for name in case.get("capture", [])}}
     try:
         with torch.no_grad():
             if "generate" in case:
