@@ -46,6 +46,7 @@ afterAll(() => {
 
 const image = () => torch.zeros([1, 3, 32, 32]);
 const ids = () => torch.tensor(BigInt64Array.from([464n, 3797n, 3332n]), [1, 3]);
+const featureLike = () => ({ tokens: ['a', 'b'], features: torch.zeros([2, 4]) });
 const attentionLike = () => ({ tokens: [['a', 'b']], attentions: torch.zeros([1, 1, 1, 2, 2]) });
 const numerics = ['precision', 'upcast'];
 const TOKENIZER_KEYS = [
@@ -369,6 +370,21 @@ const cases: OptionsCase[] = [
     name: 'TokenPngOptions (plot.tokenAttributionPng)',
     keys: ['normalize', 'title', 'width'],
     call: (o) => torch.plot.tokenAttributionPng(['a'], [1], o),
+  },
+  {
+    name: 'FeatureHtmlOptions (plot.featureHtml)',
+    keys: ['topK', 'features', 'title'],
+    call: (o) => torch.plot.featureHtml(featureLike(), o),
+  },
+  {
+    name: 'FeatureHtmlOptions (plot.saveFeatureHtml)',
+    keys: ['topK', 'features', 'title'],
+    call: (o) => torch.plot.saveFeatureHtml(featureLike(), path.join(dir, 'never-written.html'), o),
+  },
+  {
+    name: 'FeatureHeatmapOptions (plot.featureHeatmap)',
+    keys: ['features', 'top', 'colormap', 'vmax', 'cell', 'annotate', 'title'],
+    call: (o) => torch.plot.featureHeatmap(featureLike(), o),
   },
 ];
 

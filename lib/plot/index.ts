@@ -16,3 +16,6 @@ export {
   TokenOptions,
   TokenPngOptions,
 } from './attribution';
+export { FeatureActivationsLike } from './features';
+export { featureHtml, saveFeatureHtml, FeatureHtmlOptions } from './feature-html';
+export { featureHeatmap, FeatureHeatmapOptions } from './feature-heatmap';

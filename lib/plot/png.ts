@@ -158,18 +158,21 @@ function axisLabels(
   return edges;
 }
 
-/** The colour bar at (x, top), framed, with its ticks. */
-async function colourBar(figure: Figure, x: number, top: number, width: number, height: number, vmax: number, lut: Uint8Array): Promise<void> {
+/** The colour bar at (x, top), framed, with its ticks; returns the right edge of the tick labels. */
+export async function colourBar(figure: Figure, x: number, top: number, width: number, height: number, vmax: number, lut: Uint8Array): Promise<number> {
   figure.raster(barRaster(width, height, lut), x, top, width, height);
   figure.shape(...frameRect(x, top, width, height));
   const ticks = niceTicks(vmax);
   const text = ticks.map((t) => formatTick(t, ticks));
   const extents = await measureText(text, TEXT.tick);
+  let right = x + width;
   ticks.forEach((t, i) => {
     const y = top + height * (1 - t / vmax);
     figure.shape(...line(x + width, y, x + width + 4, y));
     figure.text(text[i], extents[i], x + width + 7, y + 4, TEXT.tick);
+    right = Math.max(right, x + width + 7 + extents[i].right);
   });
+  return right;
 }
 
 /** PNG heatmap of one head: attention[batch, layer, head, :len, :len], queries down, keys across. */
