@@ -57,6 +57,7 @@ import transformers  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import digits as dg  # noqa: E402
 import induction  # noqa: E402
+from file_hash import sha256_file  # noqa: E402
 import torchscope_models as tm  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -459,14 +460,6 @@ GROUPS = [
 
 
 # ---------------------------------------------------------------- hashing / manifest
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256_state(model: torch.nn.Module) -> str:

@@ -11,7 +11,7 @@ import sharp from 'sharp';
 
 import * as torch from '../lib';
 import * as plot from '../lib/plot';
-import { browser, missingLibraries } from './helpers/browser';
+import { launchContext } from './helpers/browser';
 
 const TOKENS = ['[CLS]', 'the', 'cat', 'sat', 'on', 'the', 'mat', 'because', 'it', 'was', 'tired', '<&>', '[SEP]'];
 
@@ -39,37 +39,17 @@ type Any = any;
 declare const window: Any;
 declare const document: Any;
 declare const Event: Any;
-let playwright: Any;
 let context: Any;
 let dir: string;
 
 beforeAll(async () => {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    playwright = require('playwright-core');
-  } catch {
-    throw new Error("playwright-core is not installed: npm install (it is a devDependency). The viewer's browser test cannot run without it.");
-  }
-  const t0 = Date.now();
-  const b = await browser();
-  const t1 = Date.now();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'torchscope-browser-'));
-  try {
-    context = await playwright.chromium.launchPersistentContext(path.join(dir, 'profile'), {
-      executablePath: b.executablePath,
-      headless: true,
-      args: b.args,
-      env: b.env,
-      viewport: { width: 1200, height: 900 },
-    });
-  } catch (e) {
-    const missing = missingLibraries(b.executablePath);
-    throw new Error(
-      `Chromium from ${b.source} did not start${missing.length ? `; missing shared libraries ${missing.join(', ')} (install the system packages that provide them)` : ''}: ${(e as Error).message}`,
-      { cause: e },
-    );
-  }
-  console.log(`browser: ${b.source}, ${context.browser()?.version() ?? '?'}; found/unpacked in ${t1 - t0} ms, launched in ${Date.now() - t1} ms`);
+  const t1 = Date.now();
+  const launched = await launchContext(dir, { width: 1200, height: 900 });
+  context = launched.context;
+  console.log(
+    `browser: ${launched.source}, ${context.browser()?.version() ?? '?'}; found/unpacked in ${launched.unpackMs} ms, launched in ${Date.now() - t1 - launched.unpackMs} ms`,
+  );
 }, 60_000);
 
 afterAll(async () => {

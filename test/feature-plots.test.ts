@@ -11,7 +11,7 @@ import sharp from 'sharp';
 
 import * as torch from '../lib';
 import { formatActivation } from '../lib/plot/features';
-import { browser, missingLibraries } from './helpers/browser';
+import { launchContext } from './helpers/browser';
 
 type Any = any;
 // Page-side code in page.evaluate callbacks runs in the browser; the package has no DOM types.
@@ -64,27 +64,12 @@ function byMax(data: Float32Array, dSae: number): number[] {
     .sort((a, b) => max[b] - max[a] || a - b);
 }
 
-let playwright: Any;
 let context: Any;
 let dir: string;
 
 beforeAll(async () => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  playwright = require('playwright-core');
-  const b = await browser();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'torchscope-features-'));
-  try {
-    context = await playwright.chromium.launchPersistentContext(path.join(dir, 'profile'), {
-      executablePath: b.executablePath,
-      headless: true,
-      args: b.args,
-      env: b.env,
-      viewport: { width: 1280, height: 800 },
-    });
-  } catch (e) {
-    const missing = missingLibraries(b.executablePath);
-    throw new Error(`Chromium from ${b.source} did not start${missing.length ? `; missing ${missing.join(', ')}` : ''}: ${(e as Error).message}`, { cause: e });
-  }
+  context = (await launchContext(dir, { width: 1280, height: 800 })).context;
 }, 60_000);
 
 afterAll(async () => {

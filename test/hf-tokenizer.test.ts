@@ -22,6 +22,7 @@ import { TorchscopeError } from '../lib/core/errors';
 import { EncodeInput } from '../lib/text/bert-tokenizer';
 import { ChatMessage } from '../lib/text/chat-template';
 import { Tokenizer, TokenizerTruncation } from '../lib/text/tokenizer';
+import { rng } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { pythonPath } = require('../scripts/config.js') as { pythonPath(): string };
@@ -212,16 +213,6 @@ for (const tok of NAMES) {
 }
 
 // Decoding ids no text gave: seeded random ids (partial UTF-8 byte runs included), and byte runs.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 for (const build of BUILDS) {
   const next = rng(build.vocabSize + build.name.length);
   for (let i = 0; i < 12; i++) {

@@ -75,27 +75,10 @@ function pickCalls(calls: NativeValue[], which: Calls): Value {
   return values.length ? values[values.length - 1] : null;
 }
 
-const CAPTURE_KEYS = optionKeys<CaptureRequest>({
-  layers: true,
-  calls: true,
-  allowNotRun: true,
-  signal: true,
-  precision: true,
-  upcast: true,
-  saes: true,
-  errorTerm: true,
-});
-const RUN_KEYS = optionKeys<RunOptions>({
-  capture: true,
-  patch: true,
-  calls: true,
-  allowNotRun: true,
-  signal: true,
-  precision: true,
-  upcast: true,
-  saes: true,
-  errorTerm: true,
-});
+// What activations and run share.
+const SHARED_KEYS = { calls: true, allowNotRun: true, signal: true, precision: true, upcast: true, saes: true, errorTerm: true } as const;
+const CAPTURE_KEYS = optionKeys<CaptureRequest>({ layers: true, ...SHARED_KEYS });
+const RUN_KEYS = optionKeys<RunOptions>({ capture: true, patch: true, ...SHARED_KEYS });
 
 /** `options` checked by its caller: run's, or activations' with its layers as `capture`. */
 async function runInstrumented(model: Model, inputs: Input[], options: RunOptions, wantOutput: boolean, site: CallSite): Promise<RunResult> {

@@ -5,14 +5,13 @@
 // when large; a prompt with more active entries than ENTRY_BUDGET keeps the most active
 // features whole and says so. Every token and label reaches the page as JSON and the DOM as
 // text, never as markup.
-import { promises as fs } from 'fs';
-import * as path from 'path';
 import { deflateSync } from 'zlib';
 
 import { checkOptions, integer, optionKeys, string } from '../core/validate';
 import { callSite, CallSite, escapeXml } from './common';
 import { FEATURE_PLOT_LIMITS, FeatureActivationsLike, featureIndices, featureTable, FeatureTable, rankFeatures, titleOption } from './features';
 import { FEATURE_VIEWER_CSS, FEATURE_VIEWER_JS } from './feature-viewer';
+import { writePage } from './html';
 
 /** Options of {@link featureHtml} and {@link saveFeatureHtml}. */
 export interface FeatureHtmlOptions {
@@ -211,8 +210,5 @@ export function featureHtml(acts: FeatureActivationsLike, options?: FeatureHtmlO
 export async function saveFeatureHtml(acts: FeatureActivationsLike, file: string, options?: FeatureHtmlOptions): Promise<string> {
   const site = callSite(saveFeatureHtml);
   string(file, 'file', site);
-  const html = page(acts, options, 'saveFeatureHtml', site);
-  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  await fs.writeFile(file, html, 'utf8');
-  return file;
+  return writePage(file, page(acts, options, 'saveFeatureHtml', site));
 }

@@ -134,12 +134,16 @@ function html(result: AttentionLike, given: HtmlOptions | undefined, what: strin
 `;
 }
 
+/** Writes a page to `file` (directories created). Returns the path. */
+export async function writePage(file: string, page: string): Promise<string> {
+  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  await fs.writeFile(file, page, 'utf8');
+  return file;
+}
+
 /** Writes the viewer to `file` (directories created). Returns the path. */
 export async function saveAttentionHtml(result: AttentionLike, file: string, options?: HtmlOptions): Promise<string> {
   const site = callSite(saveAttentionHtml);
   string(file, 'file', site);
-  const page = html(result, options, 'saveAttentionHtml', site);
-  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  await fs.writeFile(file, page, 'utf8');
-  return file;
+  return writePage(file, html(result, options, 'saveAttentionHtml', site));
 }

@@ -161,3 +161,36 @@ export function missingLibraries(bin: string): string[] {
     .filter((l) => l.includes('not found'))
     .map((l) => l.trim().split(' ')[0]);
 }
+
+/**
+ * A headless Chromium context (playwright-core's persistent context) in a fresh profile under
+ * `dir`, with `viewport`; why not, said clearly (a missing package, missing shared libraries).
+ */
+export async function launchContext(dir: string, viewport: { width: number; height: number }): Promise<{ context: Any; source: string; unpackMs: number }> {
+  let playwright: Any;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    playwright = require('playwright-core');
+  } catch {
+    throw new Error("playwright-core is not installed: npm install (it is a devDependency). The viewer's browser test cannot run without it.");
+  }
+  const t0 = Date.now();
+  const b = await browser();
+  const unpackMs = Date.now() - t0;
+  try {
+    const context = await playwright.chromium.launchPersistentContext(path.join(dir, 'profile'), {
+      executablePath: b.executablePath,
+      headless: true,
+      args: b.args,
+      env: b.env,
+      viewport,
+    });
+    return { context, source: b.source, unpackMs };
+  } catch (e) {
+    const missing = missingLibraries(b.executablePath);
+    throw new Error(
+      `Chromium from ${b.source} did not start${missing.length ? `; missing shared libraries ${missing.join(', ')} (install the system packages that provide them)` : ''}: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+}
