@@ -7,8 +7,8 @@
 #include <ATen/ATen.h>
 #include <ATen/core/ivalue.h>
 
-#include <string>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model/model_state.h"
