@@ -114,11 +114,22 @@ at::Tensor Sae::normalizedInput(const at::Tensor& x) const {
 
 at::Tensor Sae::decoderNorms() const { return spec_.W_dec.norm(2, -1); }
 
+namespace {
+
+// bias + x W over x's last dim, any leading dims: one fused GEMM (addmm), as a Linear computes it.
+at::Tensor affine(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = weight.size(1);
+  return at::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(shape);
+}
+
+}  // namespace
+
 at::Tensor Sae::featuresPre(const at::Tensor& x) const {
   at::Tensor in = normalizedInput(x);
   if (spec_.applyBDecToInput) in = in - spec_.b_dec;
-  if (spec_.architecture == SaeArchitecture::kGated) return at::matmul(in, spec_.W_enc * spec_.r_mag.exp()) + spec_.b_mag;
-  return at::matmul(in, spec_.W_enc) + spec_.b_enc;
+  if (spec_.architecture == SaeArchitecture::kGated) return affine(in, spec_.W_enc * spec_.r_mag.exp(), spec_.b_mag);
+  return affine(in, spec_.W_enc, spec_.b_enc);
 }
 
 at::Tensor Sae::features(const at::Tensor& pre, const at::Tensor& x) const {
@@ -137,7 +148,7 @@ at::Tensor Sae::features(const at::Tensor& pre, const at::Tensor& x) const {
     case SaeArchitecture::kGated: {
       at::Tensor in = normalizedInput(x);
       if (spec_.applyBDecToInput) in = in - spec_.b_dec;
-      return (at::matmul(in, spec_.W_enc) + spec_.b_gate > 0).to(pre.scalar_type()) * at::relu(pre);
+      return (affine(in, spec_.W_enc, spec_.b_gate) > 0).to(pre.scalar_type()) * at::relu(pre);
     }
   }
   return pre;
@@ -148,7 +159,7 @@ at::Tensor Sae::decode(const at::Tensor& features, const at::Tensor& x) const {
            features.sizes());
   const at::Tensor scaled =
       spec_.rescaleByDecoderNorm ? features.to(spec_.W_dec.scalar_type()) / decoderNorms() : features.to(spec_.W_dec.scalar_type());
-  at::Tensor out = at::matmul(scaled, spec_.W_dec) + spec_.b_dec;
+  at::Tensor out = affine(scaled, spec_.W_dec, spec_.b_dec);
   const bool undoes = !transcoder() && spec_.normalization != SaeNormalization::kNone;
   const bool skips = spec_.architecture == SaeArchitecture::kSkipTranscoder;
   if (!x.defined()) {
