@@ -223,7 +223,22 @@ const cases: OptionsCase[] = [
   },
   {
     name: 'PatchingSweepOptions (patchingSweep)',
-    keys: ['clean', 'corrupted', 'layers', 'positions', 'heads', 'metric', 'normalize', 'batchSize', 'method', 'signal', 'onProgress', 'precision'],
+    keys: [
+      'clean',
+      'corrupted',
+      'layers',
+      'positions',
+      'heads',
+      'metric',
+      'normalize',
+      'batchSize',
+      'method',
+      'signal',
+      'onProgress',
+      'precision',
+      'saes',
+      'errorTerm',
+    ],
     call: (o) => torch.patchingSweep(gpt2, o as never),
   },
   {

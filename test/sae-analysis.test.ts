@@ -135,3 +135,32 @@ test('bad arguments', async () => {
   await expectTorchscopeError(() => torch.sae.directLogitEffects(model, sae, { head: [] }), 'INVALID_ARGUMENT', /head/);
   await expectTorchscopeError(() => torch.sae.topFeatures(model, sae, [], {}), 'INVALID_ARGUMENT', /prompt must be a non-empty array/);
 });
+
+test("patchingSweep with the SAE spliced, sweeping its ':features', equals one patched run per cell", async () => {
+  const layer = `${READ}:features`;
+  const corruptedIds = ids.map((id, i) => (i === 2 ? (id + 1) % model.manifest!.vocabSize! : id));
+  const clean = torch.tensor(BigInt64Array.from(ids, BigInt), [1, SEQ]);
+  const corrupted = torch.tensor(BigInt64Array.from(corruptedIds, BigInt), [1, SEQ]);
+  const metric = { logit: TOKEN, position: -1 };
+  const sweep = await torch.patchingSweep(model, { clean, corrupted, layers: [layer], metric, saes: [sae] });
+  const cleanFeatures = (await torch.activations(model, { layers: layer, saes: [sae] }, clean)) as torch.Tensor;
+  const data = cleanFeatures.data() as Float32Array;
+  const results = sweep.results.data() as Float32Array;
+  let moved = 0;
+  for (let p = 0; p < SEQ; p++) {
+    // The corrupted run with position p's features set to the clean run's.
+    const value = torch.tensor(data.slice(), [1, SEQ, D_SAE]);
+    const run = await torch.run(model, [corrupted], { saes: [sae], patch: { [layer]: { set: value, positions: [p] } } });
+    const logits = run.output as torch.Tensor;
+    const vocab = logits.shape[2];
+    const expected = (logits.data() as Float32Array)[(SEQ - 1) * vocab + TOKEN];
+    expect(Math.abs(results[p] - expected)).toBeLessThan(1e-4);
+    moved = Math.max(moved, Math.abs(results[p] - sweep.corrupted));
+    run.dispose();
+    value.dispose();
+  }
+  // Patching the clean features in moves the metric: the cells are not all the corrupted run.
+  expect(moved).toBeGreaterThan(1e-3);
+  sweep.dispose();
+  cleanFeatures.dispose();
+});

@@ -8,13 +8,16 @@ import { array, boolean, integer, integers, oneOf, optionKeys, requiredOptions }
 import { drivePlannedRun, RunProgress } from '../native/planned';
 import { Input, Model, normalizeInputs, NumericsOptions, numericsRequest, unwrapInputs } from '../model/model';
 import { Tensor } from '../model/tensor';
+import { SpliceOptions } from './activations';
 import { nativeObjectives, Objective } from './objective';
+import { splices } from '../sae/splice';
 
 /** How a sweep scores a patched run: an objective on the output logits, averaged over the batch. */
 export type Metric = Objective;
 
 /** `precision`: every run of the sweep at this precision (its results are float32 metrics). */
-export interface PatchingSweepOptions extends Pick<NumericsOptions, 'precision'> {
+/** `saes`: spliced into every run of the sweep (its clean, corrupted and patched runs); their values ('<point>:features') can be swept too. */
+export interface PatchingSweepOptions extends Pick<NumericsOptions, 'precision'>, SpliceOptions {
   /** The clean run's inputs (forward's arguments). */
   clean: Input | Input[];
   /** The corrupted run's inputs, of the same shapes. */
@@ -63,6 +66,8 @@ const SWEEP_KEYS = optionKeys<PatchingSweepOptions>({
   signal: true,
   onProgress: true,
   precision: true,
+  saes: true,
+  errorTerm: true,
 });
 
 function metricOf(model: Model, metric: Metric | Metric[], site: CallSite) {
@@ -83,8 +88,9 @@ export async function patchingSweep(model: Model, given: PatchingSweepOptions): 
   const site = callSite(patchingSweep);
   if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'patchingSweep(model, options): model must come from torch.load()', site);
   const options = requiredOptions(given, SWEEP_KEYS, 'patchingSweep', '{ clean, corrupted, layers, metric }', site);
-  const layers = array(options.layers, 'layers', site, true) as string[];
-  model.checkLayers(layers, site);
+  const spliced = splices(options.saes, options.errorTerm, model, site);
+  const layers = (array(options.layers, 'layers', site, true) as string[]).map(spliced.layerName);
+  model.checkLayers([...layers, ...spliced.points], site);
   const positions = options.positions === undefined || options.positions === 'all' ? [] : integers(options.positions, 'positions', {}, site);
   // 0: positions are patched, not heads.
   const heads = integer(options.heads ?? 0, 'heads', { min: 0 }, site);
@@ -101,6 +107,7 @@ export async function patchingSweep(model: Model, given: PatchingSweepOptions): 
     batchSize,
     method,
     precision: numericsRequest(model, { precision: options.precision }, site).precision,
+    saes: spliced.native,
   };
   const handle = model.native(site);
   const clean = unwrapInputs(normalizeInputs(options.clean));

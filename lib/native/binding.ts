@@ -179,6 +179,7 @@ export interface NativeAttributionResult {
 /** What native/bindings/requests.cpp parseSweepSpec reads. */
 export interface NativeSweepRequest extends NativeNumerics {
   layers: string[];
+  saes?: NativeSaeSplice[];
   /** [] for every position */
   positions: number[];
   /** 0: positions; > 0: heads */

@@ -25,7 +25,8 @@ Run captureRun(ModelState& model, std::vector<c10::IValue> args, const SweepSpec
   ProgramNeeds needs;
   needs.capture = spec.layers;
   std::sort(needs.capture.begin(), needs.capture.end());
-  const ObjectiveRun forward = runForObjective(model, std::move(args), spec.metric, needs, Optimize::kNever, spec.numerics);
+  needs.saes = spec.saeSplices;
+  const ObjectiveRun forward = runForObjective(model, std::move(args), spec.metric, needs, Optimize::kNever, spec.numerics, {}, spec.saes);
   Run run;
   for (const std::string& layer : spec.layers) {
     const auto& calls = forward.run.captures.at(layer);
@@ -71,8 +72,9 @@ struct Sweep {
     const std::string& layer = spec.layers[layerIndex];
     ProgramNeeds needs;
     needs.replace = {layer};
+    needs.saes = spec.saeSplices;
     const auto program = model->program(needs, spec.numerics, Optimize::kNever);
-    RunResult result = program->run(repeatArgs(corruptedArgs, rows, count, false), {}, {patchedValues(layer, first, count)});
+    RunResult result = program->run(repeatArgs(corruptedArgs, rows, count, false), {}, {patchedValues(layer, first, count)}, spec.saes);
     requireAllRan(*program, result);
     const at::Tensor output = firstTensor(result.output, "the model's output");
     const at::Tensor metric = objectiveValues(repeatObjectives(spec.metric, count, false), count * rows, at::Tensor(), output);
@@ -87,6 +89,8 @@ struct Sweep {
     gradients.numerics = spec.numerics;
     gradients.layers = spec.layers;
     std::sort(gradients.layers.begin(), gradients.layers.end());
+    gradients.saeSplices = spec.saeSplices;
+    gradients.saes = spec.saes;
     const GradientResult result = computeGradients(*model, corruptedArgs, gradients);
     for (size_t l = 0; l < spec.layers.size(); ++l) {
       const std::string& layer = spec.layers[l];

@@ -18,6 +18,7 @@
 #include "methods/objective.h"
 #include "methods/stepped_job.h"
 #include "model/model_state.h"
+#include "sae/sae.h"
 
 namespace torchscope {
 
@@ -30,6 +31,8 @@ struct SweepSpec {
   int64_t batchSize = 0;                          // cells per forward; 0: as many as half the available memory holds
   SweepMethod method = SweepMethod::kActivation;  // or the gradient estimate instead of patched runs
   NumericsOverride numerics;                      // the call's precision / upcast over the model's
+  std::vector<SaeSplice> saeSplices;              // SAEs spliced into every run, sorted by the point read
+  std::vector<std::shared_ptr<const Sae>> saes;   // in saeSplices' order
 };
 
 // The plan of a sweep (stepped_job.h): its clean and corrupted runs happen while planning;

@@ -66,6 +66,7 @@ SweepSpec parseSweepSpec(Napi::Value value) {
   spec.batchSize = request.integer("batchSize", 0, kMaxIndex);
   spec.method = parseName(kSweepMethods, request.string("method"), "patching sweep request.method");
   spec.numerics = parseNumerics(request);
+  parseSaes(request, spec.saeSplices, spec.saes);
   return spec;
 }
 
