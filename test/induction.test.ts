@@ -6,6 +6,7 @@
 // sweep over heads shows where the effect lives.
 import * as torch from '../lib';
 import { modelPath, rng } from './helpers';
+import { repeatLosses } from './helpers/induction';
 
 const HALF = 16;
 const VOCAB = 64;
@@ -24,23 +25,7 @@ const ids = (rows: number[][]) => torch.tensor(BigInt64Array.from(rows.flat().ma
 
 /** Mean next-token loss over the first half and over the repeated half. */
 function losses(logits: torch.Tensor, rows: number[][]): { first: number; repeated: number } {
-  const [, seq, vocab] = logits.shape;
-  const data = logits.data() as Float32Array;
-  let first = 0;
-  let repeated = 0;
-  rows.forEach((row, b) => {
-    for (let i = 0; i < seq - 1; i++) {
-      const offset = (b * seq + i) * vocab;
-      let top = -Infinity;
-      for (let v = 0; v < vocab; v++) top = Math.max(top, data[offset + v]);
-      let sum = 0;
-      for (let v = 0; v < vocab; v++) sum += Math.exp(data[offset + v] - top);
-      const loss = top + Math.log(sum) - data[offset + row[i + 1]];
-      if (i < HALF) first += loss;
-      else repeated += loss;
-    }
-  });
-  return { first: first / (rows.length * HALF), repeated: repeated / (rows.length * HALF) };
+  return repeatLosses(logits.data() as Float32Array, logits.shape[2], rows, HALF);
 }
 
 let model: torch.Model;

@@ -10,6 +10,7 @@ import * as path from 'path';
 
 import * as torch from '../lib';
 import { asTensor, expectClose, expectTorchscopeError, maxAbs, MODELS, rng } from './helpers';
+import { repeatLosses } from './helpers/induction';
 
 const SAE_DIR = path.join(MODELS, 'sae', 'induction-blocks.0');
 const HOOK_POINT = 'blocks.0';
@@ -65,22 +66,7 @@ const ids = (rows: number[][]) => torch.tensor(BigInt64Array.from(rows.flat().ma
 
 /** Mean next-token loss over the first half and over the repeated half (scripts/induction.py's losses). */
 function losses(logits: Float32Array, rows: number[][]): Losses {
-  const seq = rows[0].length;
-  let first = 0;
-  let repeated = 0;
-  rows.forEach((row, b) => {
-    for (let i = 0; i < seq - 1; i++) {
-      const offset = (b * seq + i) * VOCAB;
-      let top = -Infinity;
-      for (let v = 0; v < VOCAB; v++) top = Math.max(top, logits[offset + v]);
-      let sum = 0;
-      for (let v = 0; v < VOCAB; v++) sum += Math.exp(logits[offset + v] - top);
-      const loss = top + Math.log(sum) - logits[offset + row[i + 1]];
-      if (i < HALF) first += loss;
-      else repeated += loss;
-    }
-  });
-  return { first: first / (rows.length * HALF), repeated: repeated / (rows.length * HALF) };
+  return repeatLosses(logits, VOCAB, rows, HALF);
 }
 
 /** Precision and recall of feature > 0 as a detector of labels == token, and Pearson r of its activation. */
