@@ -11,7 +11,7 @@ import { checkOptions, integer, optionKeys, string } from '../core/validate';
 import { callSite, CallSite, escapeXml } from './common';
 import { FEATURE_PLOT_LIMITS, FeatureActivationsLike, featureIndices, featureTable, FeatureTable, rankFeatures, titleOption } from './features';
 import { FEATURE_VIEWER_CSS, FEATURE_VIEWER_JS } from './feature-viewer';
-import { writePage } from './html';
+import { standalonePage, writePage } from './html';
 
 /** Options of {@link featureHtml} and {@link saveFeatureHtml}. */
 export interface FeatureHtmlOptions {
@@ -158,23 +158,8 @@ function page(acts: FeatureActivationsLike, given: FeatureHtmlOptions | undefine
     sections: sections.map(([name, type, values]) => [name, type, values.length]),
     labels,
   };
-  // JSON inside <script>: '<' escaped so no token or label can close the element.
-  const metaJson = JSON.stringify(meta)
-    .replace(/</g, '\\u003c')
-    .replace(/\u2028/g, '\\u2028')
-    .replace(/\u2029/g, '\\u2029');
   const heading = escapeXml(title);
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; connect-src data: blob:">
-<title>${heading || 'SAE features'}</title>
-<style>${FEATURE_VIEWER_CSS}</style>
-</head>
-<body>
-<header>${heading ? `<h1>${heading}</h1>` : ''}<span class="info" id="fx-info"></span></header>
+  const body = `<header>${heading ? `<h1>${heading}</h1>` : ''}<span class="info" id="fx-info"></span></header>
 <main>
   <section id="fx-left">
     <div id="fx-feature" class="panel"><div id="fx-feature-name">Loading…</div><div id="fx-feature-stats"></div>
@@ -187,13 +172,8 @@ function page(acts: FeatureActivationsLike, given: FeatureHtmlOptions | undefine
     <table id="fx-list"><thead><tr><th>Feature</th><th>Label</th><th class="num">Max</th><th class="bar"></th><th class="num">Tokens</th></tr></thead><tbody></tbody></table>
     <button id="fx-more" hidden>Show more</button>
   </aside>
-</main>
-<script type="application/json" id="fx-meta">${metaJson}</script>
-<script type="application/octet-stream" id="fx-data">${blob.toString('base64')}</script>
-<script>${FEATURE_VIEWER_JS}</script>
-</body>
-</html>
-`;
+</main>`;
+  return standalonePage({ title: title || 'SAE features', css: FEATURE_VIEWER_CSS, body, prefix: 'fx', meta, data: blob, js: FEATURE_VIEWER_JS });
 }
 
 /**

@@ -95,24 +95,8 @@ function html(result: AttentionLike, given: HtmlOptions | undefined, what: strin
     threshold,
     colormap: Buffer.from(lut).toString('base64'),
   };
-  const title = options.title ?? 'Attention';
-  // JSON inside <script>: '<' escaped so no token can close the element.
-  const metaJson = JSON.stringify(meta)
-    .replace(/</g, '\\u003c')
-    .replace(/\u2028/g, '\\u2028')
-    .replace(/\u2029/g, '\\u2029');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; connect-src data: blob:">
-<title>${escapeXml(title)}</title>
-<style>${VIEWER_CSS}</style>
-</head>
-<body>
-<header>
-  <h1>${escapeXml(title)}</h1>
+  const body = `<header>
+  <h1>${escapeXml(options.title ?? 'Attention')}</h1>
   <span class="info" id="ts-info"></span>
   <nav><button id="ts-tab-head" class="active">Head view</button><button id="ts-tab-model">Model view</button></nav>
 </header>
@@ -125,10 +109,34 @@ function html(result: AttentionLike, given: HtmlOptions | undefined, what: strin
 <main>
   <div id="ts-head-view"><div id="ts-status">Loading…</div><canvas id="ts-canvas"></canvas></div>
   <div id="ts-model-view" hidden><div id="ts-model-grid"></div></div>
-</main>
-<script type="application/json" id="ts-meta">${metaJson}</script>
-<script type="application/octet-stream" id="ts-data">${blob.toString('base64')}</script>
-<script>${VIEWER_JS}</script>
+</main>`;
+  return standalonePage({ title: options.title ?? 'Attention', css: VIEWER_CSS, body, prefix: 'ts', meta, data: blob, js: VIEWER_JS });
+}
+
+/**
+ * A page that needs nothing from outside: its content security policy lets no request leave it,
+ * and its data travel inside it, `meta` as JSON in #<prefix>-meta ('<' escaped, so no token or
+ * label in it can close the element) and `data` as base64 in #<prefix>-data, for `js` to read.
+ */
+export function standalonePage(page: { title: string; css: string; body: string; prefix: string; meta: unknown; data: Buffer; js: string }): string {
+  const metaJson = JSON.stringify(page.meta)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; connect-src data: blob:">
+<title>${escapeXml(page.title)}</title>
+<style>${page.css}</style>
+</head>
+<body>
+${page.body}
+<script type="application/json" id="${page.prefix}-meta">${metaJson}</script>
+<script type="application/octet-stream" id="${page.prefix}-data">${page.data.toString('base64')}</script>
+<script>${page.js}</script>
 </body>
 </html>
 `;
