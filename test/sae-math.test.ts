@@ -155,6 +155,7 @@ describe('the native SAE computes what SAELens computes', () => {
       const transcoder = ['transcoder', 'skip_transcoder', 'jumprelu_transcoder'].includes(files.architecture);
       // A transcoder's error is taken at its output point, against that point's value: not here.
       if (!transcoder) check(await sae.errorTerm(xt), `${name}/error`, 'output', tol);
+      else await expect(sae.errorTerm(xt)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/at its output point/) });
       // Without the encoded input: the same output where nothing needs it (no normalization to
       // undo, which transcoders never do; no heads to restore; no skip term); a refusal where something does.
       const needsX = (files.spec.normalization !== 'none' && !transcoder) || files.spec.reshapeHeads || files.architecture === 'skip_transcoder';

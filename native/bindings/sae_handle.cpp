@@ -90,54 +90,41 @@ Napi::Value SaeHandle::create(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value SaeHandle::encode(const Napi::CallbackInfo& info) {
+Napi::Value SaeHandle::queueOnInputs(const Napi::CallbackInfo& info, Computation compute) {
   Napi::Env env = info.Env();
   return entryPoint(env, code::kRuntime, [&] {
     auto sae = live(env);
-    const at::Tensor x = TensorHandle::unwrap(info[0]);
-    return queueValue(env, code::kRuntime, [sae, x] {
+    const at::Tensor first = TensorHandle::unwrap(info[0]);
+    const at::Tensor second = info.Length() > 1 && !info[1].IsUndefined() ? TensorHandle::unwrap(info[1]) : at::Tensor();
+    return queueValue(env, code::kRuntime, [sae, first, second, compute] {
+      // Inference: the SAE's device in, the CPU out, no autograd graph kept.
       at::NoGradGuard noGrad;
-      const at::Tensor pre = sae->featuresPre(x);
-      return c10::IValue(Record().set("featuresPre", pre.cpu()).set("features", sae->features(pre, x).cpu()));
+      const c10::Device device = sae->spec().W_enc.device();
+      return compute(*sae, first.to(device), second.defined() ? second.to(device) : second);
     });
+  });
+}
+
+Napi::Value SaeHandle::encode(const Napi::CallbackInfo& info) {
+  return queueOnInputs(info, [](const Sae& sae, const at::Tensor& x, const at::Tensor&) {
+    const at::Tensor pre = sae.featuresPre(x);
+    return c10::IValue(Record().set("featuresPre", pre.cpu()).set("features", sae.features(pre, x).cpu()));
   });
 }
 
 Napi::Value SaeHandle::decode(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return entryPoint(env, code::kRuntime, [&] {
-    auto sae = live(env);
-    const at::Tensor features = TensorHandle::unwrap(info[0]);
-    const at::Tensor x = info.Length() > 1 && !info[1].IsUndefined() ? TensorHandle::unwrap(info[1]) : at::Tensor();
-    return queueValue(env, code::kRuntime, [sae, features, x] {
-      at::NoGradGuard noGrad;
-      return c10::IValue(sae->decode(features.to(sae->spec().W_dec.device()), x.defined() ? x.to(sae->spec().W_enc.device()) : x).cpu());
-    });
-  });
+  return queueOnInputs(
+      info, [](const Sae& sae, const at::Tensor& features, const at::Tensor& x) { return c10::IValue(sae.decode(features, x).cpu()); });
 }
 
 Napi::Value SaeHandle::forward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return entryPoint(env, code::kRuntime, [&] {
-    auto sae = live(env);
-    const at::Tensor x = TensorHandle::unwrap(info[0]);
-    return queueValue(env, code::kRuntime, [sae, x] {
-      at::NoGradGuard noGrad;
-      return c10::IValue(sae->forward(x.to(sae->spec().W_enc.device())).cpu());
-    });
-  });
+  return queueOnInputs(info, [](const Sae& sae, const at::Tensor& x, const at::Tensor&) { return c10::IValue(sae.forward(x).cpu()); });
 }
 
 Napi::Value SaeHandle::errorTerm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return entryPoint(env, code::kRuntime, [&] {
-    auto sae = live(env);
-    TS_CHECK(!sae->transcoder(), code::kInvalidArgument, "a transcoder's error is taken at its output point: splice it into a run");
-    const at::Tensor x = TensorHandle::unwrap(info[0]);
-    return queueValue(env, code::kRuntime, [sae, x] {
-      const at::Tensor onDevice = x.to(sae->spec().W_enc.device());
-      return c10::IValue(sae->errorTerm(onDevice, onDevice).cpu());
-    });
+  return queueOnInputs(info, [](const Sae& sae, const at::Tensor& x, const at::Tensor&) {
+    TS_CHECK(!sae.transcoder(), code::kInvalidArgument, "a transcoder's error is taken at its output point: splice it into a run");
+    return c10::IValue(sae.errorTerm(x, x).cpu());
   });
 }
 

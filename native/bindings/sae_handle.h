@@ -38,6 +38,10 @@ class SaeHandle : public Napi::ObjectWrap<SaeHandle> {
   // [sync] frees the weights once calls in flight finish; later calls reject DISPOSED. Idempotent.
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
+  // Queues `compute` on the compute thread with info[0] (and info[1], when given) on the SAE's
+  // device, under no_grad: the one shape of encode, decode, forward and errorTerm.
+  using Computation = c10::IValue (*)(const Sae&, const at::Tensor&, const at::Tensor&);
+  Napi::Value queueOnInputs(const Napi::CallbackInfo& info, Computation compute);
   std::shared_ptr<const Sae> live(Napi::Env env) const;
   void release();
 
