@@ -5,23 +5,14 @@
 // zero-ablating the induction heads sends the repeated half's loss back to chance; a patching
 // sweep over heads shows where the effect lives.
 import * as torch from '../lib';
-import { modelPath, rng } from './helpers';
-import { repeatLosses } from './helpers/induction';
+import { modelPath } from './helpers';
+import { ids, repeatLosses, repeatedSequences } from './helpers/induction';
+
+const sequences = (count: number, seed: number) => repeatedSequences(count, seed, HALF, VOCAB);
 
 const HALF = 16;
 const VOCAB = 64;
 const CHANCE = Math.log(VOCAB - 1);
-
-/** [count, 1 + 2 * HALF]: BOS, HALF random tokens from 1..63, the same tokens again. */
-function sequences(count: number, seed: number): number[][] {
-  const next = rng(seed);
-  return Array.from({ length: count }, () => {
-    const half = Array.from({ length: HALF }, () => 1 + Math.floor(next() * (VOCAB - 1)));
-    return [0, ...half, ...half];
-  });
-}
-
-const ids = (rows: number[][]) => torch.tensor(BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
 
 /** Mean next-token loss over the first half and over the repeated half. */
 function losses(logits: torch.Tensor, rows: number[][]): { first: number; repeated: number } {

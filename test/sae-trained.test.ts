@@ -9,8 +9,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import * as torch from '../lib';
-import { asTensor, expectClose, expectTorchscopeError, maxAbs, MODELS, rng } from './helpers';
-import { repeatLosses } from './helpers/induction';
+import { asTensor, expectClose, expectTorchscopeError, maxAbs, MODELS } from './helpers';
+import { ids, repeatLosses, repeatedSequences } from './helpers/induction';
+
+const sequences = (count: number, seed: number) => repeatedSequences(count, seed, HALF, VOCAB);
 
 const SAE_DIR = path.join(MODELS, 'sae', 'induction-blocks.0');
 const HOOK_POINT = 'blocks.0';
@@ -52,17 +54,6 @@ const FIGURES = path.join(SAE_DIR, 'figures.json');
 if (!fs.existsSync(FIGURES)) throw new Error(`${FIGURES} is missing: set-up trains it (npm install, or python scripts/induction_sae.py)`);
 const figures = JSON.parse(fs.readFileSync(FIGURES, 'utf8')) as Figures;
 const D_SAE = figures.training.dSae;
-
-/** [count, 1 + 2 * HALF]: BOS, HALF random tokens from 1..63, the same tokens again. */
-function sequences(count: number, seed: number): number[][] {
-  const next = rng(seed);
-  return Array.from({ length: count }, () => {
-    const half = Array.from({ length: HALF }, () => 1 + Math.floor(next() * (VOCAB - 1)));
-    return [0, ...half, ...half];
-  });
-}
-
-const ids = (rows: number[][]) => torch.tensor(BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
 
 /** Mean next-token loss over the first half and over the repeated half (scripts/induction.py's losses). */
 function losses(logits: Float32Array, rows: number[][]): Losses {

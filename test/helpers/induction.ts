@@ -1,5 +1,20 @@
-// The induction model's figure of merit (scripts/induction.py's losses): mean next-token loss
-// over the first half of each sequence and over its repeated half.
+// The induction model's data and figure of merit (scripts/induction.py's): sequences of random
+// tokens repeated twice, and the mean next-token loss over each half.
+import * as torch from '../../lib';
+import { rng } from './index';
+
+/** [count, 1 + 2 * half]: BOS (0), `half` random tokens from 1..vocab-1, the same tokens again. */
+export function repeatedSequences(count: number, seed: number, half: number, vocab: number): number[][] {
+  const next = rng(seed);
+  return Array.from({ length: count }, () => {
+    const tokens = Array.from({ length: half }, () => 1 + Math.floor(next() * (vocab - 1)));
+    return [0, ...tokens, ...tokens];
+  });
+}
+
+/** The rows as an int64 tensor [rows, seq]. */
+export const ids = (rows: number[][]) => torch.tensor(BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
+
 export function repeatLosses(logits: Float32Array, vocab: number, rows: number[][], half: number): { first: number; repeated: number } {
   const seq = rows[0].length;
   let first = 0;
