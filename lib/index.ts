@@ -41,6 +41,28 @@ export type { AttentionLike, Colormap, HeatmapOptions, GridOptions, HtmlOptions 
 export { attention, AttentionInput, AttentionOptions, AttentionResult, AttentionTokenizer, EncodedInput } from './methods/attention';
 export { doctor, formatDoctor, DoctorReport } from './native/doctor';
 export { logitLens, LogitLensOptions, LogitLensResult } from './methods/logit-lens';
+export {
+  collect,
+  openStore,
+  Store,
+  COLLECT_DEFAULTS,
+  STORE_READ_DEFAULTS,
+  STORE_DTYPES,
+  SHARD_INDEX_VARIABLES,
+  SHARD_COUNT_VARIABLES,
+  CollectOptions,
+  CollectProgress,
+  CollectResult,
+  CollectInput,
+  CollectTokenizer,
+  SpecialToken,
+  StoreColumnInfo,
+  StoreSequences,
+  SequencesOptions,
+  TokenBatchesOptions,
+  StoreDType,
+  StoreWorker,
+} from './store';
 export { patchingSweep, lagScores, Metric, PatchingSweepOptions, PatchingSweepResult } from './methods/circuits';
 export {
   Gpt2Tokenizer,

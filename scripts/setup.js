@@ -22,7 +22,7 @@ const { root, configFile } = require('./config');
 
 const TORCH_VERSION = '2.13.0';
 // Python packages the development checkout needs besides torch (export, reference tests).
-const DEV_PACKAGES = ['numpy', 'transformers==5.18.0', 'scikit-learn==1.9.1', 'tiktoken==0.14.0'];
+const DEV_PACKAGES = ['numpy', 'transformers==5.18.0', 'scikit-learn==1.9.1', 'tiktoken==0.14.0', 'datasets==5.0.1', 'pyarrow==25.0.1'];
 const venvDir = path.join(root, '.venv');
 const venvPython = path.join(venvDir, 'bin', 'python');
 const rebuild = process.argv.includes('--rebuild');
@@ -45,7 +45,7 @@ function run(command, args, options = {}) {
 
 // Whether a Python has the packages the development checkout needs.
 function hasDevPackages(python) {
-  const code = `import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in ${JSON.stringify(['torch', 'numpy', 'transformers', 'sklearn', 'tiktoken'])}) else 1)`;
+  const code = `import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in ${JSON.stringify(['torch', 'numpy', 'transformers', 'sklearn', 'tiktoken', 'datasets', 'pyarrow'])}) else 1)`;
   return spawnSync(python, ['-c', code], { timeout: 60000 }).status === 0;
 }
 
@@ -87,11 +87,11 @@ function findOrInstallLibtorch(libtorchApi) {
 }
 
 // The Python used to export models and as the tests' reference: it needs torch, numpy,
-// transformers, scikit-learn and tiktoken. A Python on PATH lacking them is left alone; .venv gets them instead.
+// transformers, scikit-learn, tiktoken, datasets and pyarrow. A Python on PATH lacking them is left alone; .venv gets them instead.
 function developmentPython(libtorch) {
   if (libtorch.python && hasDevPackages(libtorch.python)) return libtorch.python;
   if (!fs.existsSync(venvPython) || !hasDevPackages(venvPython)) createVenv([`torch==${TORCH_VERSION}`, ...DEV_PACKAGES]);
-  if (!hasDevPackages(venvPython)) fail('could not set up a Python with torch, numpy, transformers, scikit-learn and tiktoken in .venv');
+  if (!hasDevPackages(venvPython)) fail('could not set up a Python with torch, numpy, transformers, scikit-learn, tiktoken, datasets and pyarrow in .venv');
   return venvPython;
 }
 

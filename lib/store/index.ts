@@ -1,0 +1,7 @@
+// Activation stores: collect a model's activations over a dataset to disk, read them back.
+export { collect, COLLECT_DEFAULTS, CollectOptions, CollectProgress, CollectResult } from './collect';
+export { openStore, Store, STORE_READ_DEFAULTS, StoreColumnInfo, StoreSequences, SequencesOptions, TokenBatchesOptions } from './store';
+export { CollectInput, CollectTokenizer, SpecialToken } from './sequences';
+export { STORE_DTYPES, StoreDType } from './format';
+export { StoreWorker } from './journal';
+export { SHARD_INDEX_VARIABLES, SHARD_COUNT_VARIABLES } from './workers';

@@ -1,0 +1,164 @@
+// torch.collect and torch.openStore on the traced GPT-2 of models/llm/: the store is SAELens's
+// cached-activations layout, read in Python with datasets.load_from_disk and compared bit for bit
+// with forward hooks on the Hugging Face model (test/python/store_reference.py); read back in
+// torchscope it equals torch.activations on the same token ids.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import * as torch from '../lib';
+import { expectTorchscopeError, MODELS, removeDir, ROOT, rng, runPythonScript, scratchDir } from './helpers';
+
+const LLM = path.join(MODELS, 'llm');
+const REFERENCE = path.join(ROOT, 'test', 'python', 'store_reference.py');
+const CONTEXT = 16;
+const BATCH = 4;
+const COLUMNS = { 'blocks.0.hook_resid_post': 'transformer.h.0', 'blocks.1.hook_resid_post': 'transformer.h.1' };
+const WORDS = 'the a induction head copies tokens it saw before after attention layer residual stream feature sparse dictionary model'.split(' ');
+
+/** Deterministic texts of varied length. */
+export function corpus(count: number, seed: number): string[] {
+  const next = rng(seed);
+  return Array.from({ length: count }, () => Array.from({ length: 3 + Math.floor(next() * 30) }, () => WORDS[Math.floor(next() * WORDS.length)]).join(' '));
+}
+
+let dir: string;
+let model: torch.Model;
+let tokenizer: torch.Tokenizer;
+const texts = corpus(60, 7);
+
+beforeAll(async () => {
+  dir = scratchDir('store');
+  model = await torch.load(path.join(LLM, 'gpt2.pt'));
+  tokenizer = await torch.Tokenizer.fromPretrained(path.join(LLM, 'gpt2'));
+});
+
+afterAll(() => {
+  model?.dispose();
+  removeDir(dir);
+});
+
+describe('collect: SAELens cached-activations layout', () => {
+  let out: string;
+  let result: torch.CollectResult;
+  let python: {
+    expected_rows: number;
+    columns: Record<
+      string,
+      { features: Record<string, string>; shape: number[]; rows: number; bit_exact: boolean; max_abs_diff: number | null; tokens_equal: boolean }
+    >;
+  };
+
+  beforeAll(async () => {
+    out = path.join(dir, 'gpt2');
+    const progress: torch.CollectProgress[] = [];
+    // Small shards, so the store spans several files per layer.
+    result = await torch.collect(model, {
+      layers: COLUMNS,
+      inputs: texts,
+      tokenizer,
+      contextSize: CONTEXT,
+      batchSize: BATCH,
+      shardBytes: 20_000,
+      out,
+      onProgress: (p) => progress.push(p),
+    });
+    expect(progress.length).toBeGreaterThan(1);
+    const request = path.join(dir, 'request.json');
+    fs.writeFileSync(
+      request,
+      JSON.stringify({
+        out: path.join(dir, 'ref'),
+        store: out,
+        model: path.join(LLM, 'gpt2'),
+        columns: COLUMNS,
+        texts,
+        context_size: CONTEXT,
+        batch_size: BATCH,
+      }),
+    );
+    await runPythonScript(REFERENCE, [request]);
+    python = JSON.parse(fs.readFileSync(path.join(dir, 'ref', 'index.json'), 'utf8'));
+  }, 300_000);
+
+  test('datasets.load_from_disk reads every layer folder with Array2D activations and token_ids', () => {
+    for (const column of Object.keys(COLUMNS)) {
+      const c = python.columns[column];
+      expect(c.features).toEqual({ [column]: 'Array2D', token_ids: 'List' });
+      expect(c.rows).toBe(result.rows);
+      expect(c.shape).toEqual([result.rows, CONTEXT, 32]);
+    }
+    expect(fs.readdirSync(path.join(out, 'blocks.0.hook_resid_post')).filter((f) => f.endsWith('.arrow')).length).toBeGreaterThan(2);
+  });
+
+  test('the stored activations equal Python forward hooks bit for bit', () => {
+    for (const column of Object.keys(COLUMNS)) {
+      expect({ column, diff: python.columns[column].max_abs_diff }).toEqual({ column, diff: 0 });
+      expect(python.columns[column].bit_exact).toBe(true);
+    }
+  });
+
+  test("token_ids are the texts cut as SAELens's concat_and_batch_sequences cuts them", () => {
+    expect(result.rows).toBe(python.expected_rows);
+    for (const column of Object.keys(COLUMNS)) expect(python.columns[column].tokens_equal).toBe(true);
+    expect(result).toMatchObject({ complete: true, resumed: 0, written: result.rows, tokens: result.rows * CONTEXT, worker: { index: 0, count: 1 } });
+  });
+
+  test('openStore reads it back in order, equal to torch.activations on the stored ids', async () => {
+    const store = await torch.openStore(out);
+    expect(store.rows).toBe(result.rows);
+    expect(store.columns.map((c) => [c.name, c.layer, c.shape, c.dtype])).toEqual(Object.entries(COLUMNS).map(([c, l]) => [c, l, [CONTEXT, 32], 'float32']));
+    let rows = 0;
+    for await (const batch of store.sequences({ batchSize: 5 })) {
+      expect(batch.firstRow).toBe(rows);
+      const ids = torch.tensor(
+        BigInt64Array.from(batch.tokens!.data() as Int32Array, (v) => BigInt(v)),
+        [batch.rows, CONTEXT],
+        'int64',
+      );
+      const want = await torch.activations(model, Object.values(COLUMNS), ids);
+      for (const [column, layer] of Object.entries(COLUMNS)) expect(batch.activations[column].data()).toEqual((want[layer] as torch.Tensor).data());
+      rows += batch.rows;
+      torch.dispose([ids, want, batch.activations, batch.tokens]);
+    }
+    expect(rows).toBe(result.rows);
+  });
+
+  test('token batches: every token once, shuffled reproducibly by seed, BOS left out on request', async () => {
+    const store = await torch.openStore(out);
+    const column = 'blocks.1.hook_resid_post';
+    const read = async (options: torch.TokenBatchesOptions) => {
+      const rows: string[] = [];
+      for await (const t of store.batches({ column, batchTokens: 24, ...options })) {
+        const d = t.data() as Float32Array;
+        for (let i = 0; i < t.shape[0]; i++) rows.push(Array.from(d.subarray(i * 32, (i + 1) * 32)).join());
+        t.dispose();
+      }
+      return rows;
+    };
+    const ordered = await read({ shuffle: false });
+    expect(ordered.length).toBe(result.rows * CONTEXT);
+    const a = await read({ seed: 1, bufferTokens: 200 });
+    const b = await read({ seed: 1, bufferTokens: 200 });
+    const c = await read({ seed: 2, bufferTokens: 200 });
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(c);
+    expect(a).not.toEqual(ordered);
+    expect([...a].sort()).toEqual([...ordered].sort());
+    const withoutBos = await read({ shuffle: false, excludeTokens: [tokenizer.bosTokenId!] });
+    expect(withoutBos.length).toBeLessThan(ordered.length);
+    expect(withoutBos.length).toBeGreaterThanOrEqual(ordered.length - result.rows * 3);
+  });
+
+  test('collect again on a complete store writes nothing', async () => {
+    const again = await torch.collect(model, { layers: COLUMNS, inputs: texts, tokenizer, contextSize: CONTEXT, batchSize: BATCH, out });
+    expect(again).toMatchObject({ complete: true, resumed: result.rows, written: 0 });
+  });
+
+  test('a store collected otherwise refuses to mix', async () => {
+    await expectTorchscopeError(
+      () => torch.collect(model, { layers: COLUMNS, inputs: texts, tokenizer, contextSize: 8, out, shard: { index: 0, count: 2 } }),
+      'RUNTIME',
+      /another collection/,
+    );
+  });
+});
