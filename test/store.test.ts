@@ -21,6 +21,27 @@ export function corpus(count: number, seed: number): string[] {
   return Array.from({ length: count }, () => Array.from({ length: 3 + Math.floor(next() * 30) }, () => WORDS[Math.floor(next() * WORDS.length)]).join(' '));
 }
 
+// IEEE half precision, round to nearest even: an independent rounding for the float16 check.
+function float16(v: number): number {
+  const f = new Float32Array([v]);
+  const bits = new Uint32Array(f.buffer)[0];
+  const exp = ((bits >>> 23) & 0xff) - 127;
+  if (exp < -24) return 0 * Math.sign(v);
+  const ulp = 2 ** Math.max(exp - 10, -24);
+  const q = v / ulp;
+  const r = Math.round(q);
+  const even = Math.abs(q - Math.trunc(q)) === 0.5 ? 2 * Math.round(q / 2) : r;
+  return even * ulp;
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
 let dir: string;
 let model: torch.Model;
 let tokenizer: torch.Tokenizer;
@@ -74,6 +95,7 @@ describe('collect: SAELens cached-activations layout', () => {
         texts,
         context_size: CONTEXT,
         batch_size: BATCH,
+        write_foreign: path.join(dir, 'foreign'),
       }),
     );
     await runPythonScript(REFERENCE, [request]);
@@ -147,6 +169,59 @@ describe('collect: SAELens cached-activations layout', () => {
     const withoutBos = await read({ shuffle: false, excludeTokens: [tokenizer.bosTokenId!] });
     expect(withoutBos.length).toBeLessThan(ordered.length);
     expect(withoutBos.length).toBeGreaterThanOrEqual(ordered.length - result.rows * 3);
+  });
+
+  test('a datasets folder written by Python (SAELens cache shards) opens and reads equal', async () => {
+    const column = 'blocks.0.hook_resid_post';
+    const ours = await torch.openStore(out);
+    const theirs = await torch.openStore(path.join(dir, 'foreign'));
+    expect(theirs.columns.map((c) => [c.name, c.shape, c.dtype, c.layer])).toEqual([[column, [CONTEXT, 32], 'float32', undefined]]);
+    expect(theirs.hasTokens).toBe(true);
+    const read = async (store: torch.Store) => {
+      const all: number[][] = [[], []];
+      for await (const b of store.sequences({ columns: column, batchSize: 9 })) {
+        all[0].push(...(b.activations[column].data() as Float32Array));
+        all[1].push(...(b.tokens!.data() as Int32Array));
+        torch.dispose([b.tokens, b.activations]);
+      }
+      return all;
+    };
+    expect(await read(theirs)).toEqual(await read(ours));
+  });
+
+  test('source(column): the rows in order with tokens, the same on every pass (dashboards read it twice)', async () => {
+    const store = await torch.openStore(out);
+    const source = store.source('blocks.1.hook_resid_post', { batchSize: 6 });
+    expect(source.contextSize).toBe(CONTEXT);
+    const pass = async () => {
+      const seen: number[] = [];
+      for await (const b of source.batches()) {
+        expect(b.activations.shape.slice(1)).toEqual([CONTEXT, 32]);
+        seen.push(b.tokens!.shape[0], (b.activations.data() as Float32Array)[5], (b.tokens!.data() as Int32Array)[1]);
+      }
+      return seen;
+    };
+    const first = await pass();
+    expect(first.length / 3).toBe(Math.ceil(result.rows / 6));
+    expect(await pass()).toEqual(first);
+  });
+
+  test('float16 stores hold the float32 activations rounded to half precision', async () => {
+    const half = path.join(dir, 'half');
+    await torch.collect(model, { layers: { h0: 'transformer.h.0' }, inputs: texts.slice(0, 10), tokenizer, contextSize: CONTEXT, out: half, dtype: 'float16' });
+    const a = await torch.openStore(half);
+    expect(a.columns[0].dtype).toBe('float16');
+    for await (const b of a.sequences()) {
+      const ids = torch.tensor(
+        BigInt64Array.from(b.tokens!.data() as Int32Array, (v) => BigInt(v)),
+        [b.rows, CONTEXT],
+        'int64',
+      );
+      const want = (await torch.activations(model, 'transformer.h.0', ids)) as torch.Tensor;
+      const rounded = new Float32Array(new Float32Array(want.data() as Float32Array).map((v) => float16(v)));
+      expect(Array.from(b.activations.h0.data() as Uint16Array, halfToFloat)).toEqual(Array.from(rounded));
+      torch.dispose([ids, want, b.tokens, b.activations]);
+    }
   });
 
   test('collect again on a complete store writes nothing', async () => {

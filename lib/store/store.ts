@@ -4,7 +4,8 @@
 import * as path from 'path';
 import { callSite, CallSite, failure } from '../core/errors';
 import { abortSignal, checkOptions, integer, integers, optionKeys, positiveInteger, string } from '../core/validate';
-import { Tensor, tensor } from '../model/tensor';
+import type { ActivationSource } from '../dashboard/source';
+import { disposeValue, Tensor, tensor } from '../model/tensor';
 import { layerFolder } from './format';
 import { readJournals, storeShards } from './journal';
 import { readManifest, StoreManifest } from './manifest';
@@ -213,6 +214,32 @@ export class Store {
       }
     }
     if (held > 0) yield emit(held);
+  }
+
+  /**
+   * One column as a dashboard's activation source (torch.dashboard.features): its rows in order
+   * with their token ids, read again for each pass; a batch is freed when the next is asked for.
+   */
+  source(column?: string, options?: Omit<SequencesOptions, 'columns'>): ActivationSource {
+    const site = callSite(this.source);
+    const { name, shape } = this.column(column, site);
+    if (shape.length !== 2) throw failure('SHAPE', `a dashboard source reads [contextSize, d] rows; '${name}' rows are [${shape}]`, site);
+    const read = (o?: SequencesOptions) => this.sequences(o);
+    return {
+      contextSize: shape[0],
+      async *batches() {
+        let previous: StoreSequences | undefined;
+        try {
+          for await (const batch of read({ ...options, columns: [name] })) {
+            if (previous) disposeValue([previous.tokens, previous.activations]);
+            previous = batch;
+            yield { tokens: batch.tokens, activations: batch.activations[name] };
+          }
+        } finally {
+          if (previous) disposeValue([previous.tokens, previous.activations]);
+        }
+      },
+    };
   }
 
   /** Token-level batches [batchTokens, d] of one sequence column, shuffled by default (SAE training). */

@@ -72,6 +72,12 @@ def main():
             "max_abs_diff": float(np.abs(stored - want).max()) if stored.shape == want.shape and stored.size else None,
             "tokens_equal": ids.tolist() == expected_ids,
         }
+    foreign = request.get("write_foreign")
+    if foreign:
+        # The first column re-saved by datasets itself, as SAELens's cache runner saves a shard.
+        column = next(iter(request["columns"]))
+        ds = datasets.load_from_disk(str(Path(request["store"]) / column))
+        datasets.Dataset.from_dict(ds.to_dict(), features=ds.features).save_to_disk(foreign, num_shards=2)
     write_index(out, index)
     return 0
 
