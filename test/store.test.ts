@@ -2,11 +2,12 @@
 // cached-activations layout, read in Python with datasets.load_from_disk and compared bit for bit
 // with forward hooks on the Hugging Face model (test/python/store_reference.py); read back in
 // torchscope it equals torch.activations on the same token ids.
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
 import * as torch from '../lib';
-import { expectTorchscopeError, MODELS, removeDir, ROOT, rng, runPythonScript, scratchDir } from './helpers';
+import { expectTorchscopeError, MODELS, python, removeDir, ROOT, rng, runPythonScript, scratchDir } from './helpers';
 
 const LLM = path.join(MODELS, 'llm');
 const REFERENCE = path.join(ROOT, 'test', 'python', 'store_reference.py');
@@ -236,4 +237,50 @@ describe('collect: SAELens cached-activations layout', () => {
       /another collection/,
     );
   });
+});
+
+describe('collect: example tensors (a CNN on 8x8 digits)', () => {
+  test('rows are examples: Array3D conv maps and fixed-length fc vectors, read back by datasets and openStore', async () => {
+    const cnn = await torch.load(path.join(MODELS, 'digits-cnn.pt'));
+    const out = path.join(dir, 'cnn');
+    const next = rng(11);
+    const images = Array.from({ length: 10 }, () =>
+      torch.tensor(
+        Float32Array.from({ length: 64 }, () => next()),
+        [1, 8, 8],
+      ),
+    );
+    const result = await torch.collect(cnn, { layers: ['relu2', 'fc1'], inputs: images, out, batchSize: 4 });
+    expect(result).toMatchObject({ rows: 10, tokens: 0, complete: true });
+    const store = await torch.openStore(out);
+    expect(store.hasTokens).toBe(false);
+    const shapes = Object.fromEntries(store.columns.map((c) => [c.name, c.shape]));
+    // The reference runs the same batches of 4 (a GEMM's rounding depends on the batch size).
+    const want: Record<string, number[]> = { relu2: [], fc1: [] };
+    for (let at = 0; at < images.length; at += 4) {
+      const part = images.slice(at, at + 4);
+      const batch = torch.tensor(Float32Array.from(part.flatMap((t) => Array.from(t.data() as Float32Array))), [part.length, 1, 8, 8]);
+      const acts = await torch.activations(cnn, ['relu2', 'fc1'], batch);
+      for (const layer of ['relu2', 'fc1']) want[layer].push(...((acts[layer] as torch.Tensor).data() as Float32Array));
+      if (at === 0) expect(shapes).toEqual({ relu2: (acts.relu2 as torch.Tensor).shape.slice(1), fc1: (acts.fc1 as torch.Tensor).shape.slice(1) });
+      torch.dispose([batch, acts]);
+    }
+    for await (const b of store.sequences({ batchSize: 10 })) {
+      expect(b.tokens).toBeUndefined();
+      for (const layer of ['relu2', 'fc1']) expect(Array.from(b.activations[layer].data() as Float32Array)).toEqual(want[layer]);
+    }
+    const script = [
+      'import datasets, sys, json',
+      'out = {}',
+      "for c in ('relu2', 'fc1'):",
+      '    ds = datasets.load_from_disk(sys.argv[1] + "/" + c); ds.set_format("numpy")',
+      '    out[c] = [type(ds.features[c]).__name__, list(ds[:][c].shape)]',
+      'print(json.dumps(out))',
+    ].join('\n');
+    const py = spawnSync(python(), ['-c', script, out], { encoding: 'utf8' });
+    expect(py.stderr).not.toMatch(/Error/);
+    expect(JSON.parse(py.stdout)).toEqual({ relu2: ['Array3D', [10, ...shapes.relu2]], fc1: ['List', [10, ...shapes.fc1]] });
+    torch.dispose(images);
+    cnn.dispose();
+  }, 60_000);
 });
