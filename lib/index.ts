@@ -60,6 +60,9 @@ export {
   StoreSequences,
   SequencesOptions,
   TokenBatchesOptions,
+  MatrixOptions,
+  MatrixPosition,
+  StoreMatrix,
   StoreDType,
   StoreWorker,
 } from './store';

@@ -207,6 +207,36 @@ describe('collect: SAELens cached-activations layout', () => {
     expect(await pass()).toEqual(first);
   });
 
+  test('matrix(): one position, the mean, or every token as [examples, d], with their token ids', async () => {
+    const store = await torch.openStore(out);
+    const column = 'blocks.0.hook_resid_post';
+    const rowsSeen: { acts: Float32Array; ids: Int32Array }[] = [];
+    for await (const b of store.sequences({ columns: column, batchSize: 1000 }))
+      rowsSeen.push({ acts: b.activations[column].data() as Float32Array, ids: b.tokens!.data() as Int32Array });
+    const [{ acts, ids }] = rowsSeen;
+    const n = result.rows;
+    const last = await store.matrix(column, { position: -1 });
+    expect(last.x.shape).toEqual([n, 32]);
+    expect(last.tokens).toEqual(Int32Array.from({ length: n }, (_, r) => ids[r * CONTEXT + CONTEXT - 1]));
+    expect(Array.from(last.x.data() as Float32Array).slice(0, 32)).toEqual(Array.from(acts.subarray((CONTEXT - 1) * 32, CONTEXT * 32)));
+    const all = await store.matrix(column, { position: 'all', limit: 3 });
+    expect(all.x.shape).toEqual([3 * CONTEXT, 32]);
+    expect(all.x.data()).toEqual(acts.subarray(0, 3 * CONTEXT * 32));
+    expect(all.tokens).toEqual(ids.subarray(0, 3 * CONTEXT));
+    const mean = await store.matrix(column, { position: 'mean', limit: 2 });
+    const want = Array.from({ length: 64 }, (_, k) => {
+      const [r, c] = [Math.floor(k / 32), k % 32];
+      let sum = 0;
+      for (let p = 0; p < CONTEXT; p++) sum += acts[(r * CONTEXT + p) * 32 + c];
+      return Math.fround(sum / CONTEXT);
+    });
+    expect(Array.from(mean.x.data() as Float32Array)).toEqual(want);
+    expect(mean.tokens).toBeUndefined();
+    await expectTorchscopeError(() => store.matrix(column), 'INVALID_ARGUMENT', /say which vectors/);
+    await expectTorchscopeError(() => store.matrix(column, { position: CONTEXT }), 'INVALID_ARGUMENT', /position/);
+    torch.dispose([last.x, all.x, mean.x]);
+  });
+
   test('float16 stores hold the float32 activations rounded to half precision', async () => {
     const half = path.join(dir, 'half');
     await torch.collect(model, { layers: { h0: 'transformer.h.0' }, inputs: texts.slice(0, 10), tokenizer, contextSize: CONTEXT, out: half, dtype: 'float16' });

@@ -1,6 +1,17 @@
 // Activation stores: collect a model's activations over a dataset to disk, read them back.
 export { collect, COLLECT_DEFAULTS, CollectOptions, CollectProgress, CollectResult } from './collect';
-export { openStore, Store, STORE_READ_DEFAULTS, StoreColumnInfo, StoreSequences, SequencesOptions, TokenBatchesOptions } from './store';
+export {
+  openStore,
+  Store,
+  STORE_READ_DEFAULTS,
+  StoreColumnInfo,
+  StoreSequences,
+  SequencesOptions,
+  TokenBatchesOptions,
+  MatrixOptions,
+  StoreMatrix,
+} from './store';
+export { MatrixPosition } from './matrix';
 export { CollectInput, CollectTokenizer, SpecialToken } from './sequences';
 export { STORE_DTYPES, StoreDType } from './format';
 export { StoreWorker } from './journal';

@@ -10,6 +10,7 @@ import { layerFolder } from './format';
 import { readJournals, storeShards } from './journal';
 import { readManifest, StoreManifest } from './manifest';
 import { DatasetFolder, FileBatch, FolderColumn, READ_DTYPES, readDatasetFolder, readFileBatches, ReadValues } from './read';
+import { matrixLayout, MatrixPosition, matrixRows } from './matrix';
 import { MixingBuffer } from './shuffle';
 import { storeCall } from './store-call';
 
@@ -60,6 +61,24 @@ export interface TokenBatchesOptions {
   signal?: AbortSignal;
 }
 
+export interface MatrixOptions {
+  /** Which vectors of each row (required for rows of rank 2 or more; see MatrixPosition). */
+  position?: MatrixPosition;
+  /** Rows read at most. */
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+export interface StoreMatrix {
+  /** [examples, d] float32. */
+  x: Tensor;
+  /** The token id at each example's position (sequences read by index or 'all'). */
+  tokens: Int32Array | undefined;
+  /** Rows read. */
+  rows: number;
+}
+
+const MATRIX_KEYS = optionKeys<MatrixOptions>({ position: true, limit: true, signal: true });
 const SEQUENCES_KEYS = optionKeys<SequencesOptions>({ columns: true, batchSize: true, signal: true });
 const BATCHES_KEYS = optionKeys<TokenBatchesOptions>({
   column: true,
@@ -73,7 +92,7 @@ const BATCHES_KEYS = optionKeys<TokenBatchesOptions>({
 });
 
 // Concatenates row-major arrays of one type.
-function concat<T extends ReadValues | Int32Array>(parts: readonly T[]): T {
+function concat<T extends ReadValues | Int32Array | Float32Array>(parts: readonly T[]): T {
   if (parts.length === 1) return parts[0];
   const out = new (parts[0].constructor as new (n: number) => T)(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -240,6 +259,38 @@ export class Store {
         }
       },
     };
+  }
+
+  /**
+   * One column as an [examples, d] float32 matrix (a probe's x), with the token id at each
+   * vector's position when the rows are sequences (position index or 'all'): the natural types of
+   * a control task. `limit` caps the rows read.
+   */
+  async matrix(column?: string, options?: MatrixOptions): Promise<StoreMatrix> {
+    const site = callSite(this.matrix);
+    const o = checkOptions(options, MATRIX_KEYS, 'matrix', site);
+    const { name, shape, dtype } = this.column(column, site);
+    const layout = matrixLayout(shape, o.position, site);
+    const limit = o.limit === undefined ? Infinity : positiveInteger(o.limit, 'limit', site);
+    const parts: Float32Array[] = [];
+    const tokenParts: Int32Array[] = [];
+    let rows = 0;
+    const tokenAt = typeof o.position === 'number' ? (o.position < 0 ? shape[0] + o.position : o.position) : undefined;
+    for await (const batch of this.sequences({ columns: name, signal: o.signal })) {
+      const take = Math.min(batch.rows, limit - rows);
+      parts.push(matrixRows(batch.activations[name].data() as ReadValues, dtype, take, shape, o.position));
+      const ids = batch.tokens?.data() as Int32Array | undefined;
+      if (ids && (o.position === 'all' || tokenAt !== undefined)) {
+        tokenParts.push(
+          o.position === 'all' ? ids.slice(0, take * shape[0]) : Int32Array.from({ length: take }, (_, r) => ids[r * shape[0] + (tokenAt as number)]),
+        );
+      }
+      disposeValue([batch.tokens, batch.activations]);
+      rows += take;
+      if (rows >= limit) break;
+    }
+    const x = concat(parts);
+    return { x: tensor(x, [x.length / layout.width, layout.width], 'float32'), tokens: tokenParts.length ? concat(tokenParts) : undefined, rows };
   }
 
   /** Token-level batches [batchTokens, d] of one sequence column, shuffled by default (SAE training). */
