@@ -36,7 +36,10 @@ export {
 } from './text/bert-tokenizer';
 export * as plot from './plot';
 export * as sae from './sae';
+export * as dashboard from './dashboard';
 export { Sae, SaeSplice } from './sae';
+export * as probe from './probe';
+export { Probe } from './probe';
 export type { AttentionLike, Colormap, HeatmapOptions, GridOptions, HtmlOptions } from './plot';
 export { attention, AttentionInput, AttentionOptions, AttentionResult, AttentionTokenizer, EncodedInput } from './methods/attention';
 export { doctor, formatDoctor, DoctorReport } from './native/doctor';

@@ -7,6 +7,7 @@ import { promises as fs } from 'fs';
 import sharp from 'sharp';
 
 import * as torch from '../lib';
+import { probesDemo } from './demo-probes';
 
 const root = path.resolve(__dirname, '..', '..');
 const modelFile = path.join(root, 'models', 'resnet18.pt');
@@ -188,6 +189,7 @@ async function main(): Promise<void> {
   await digitsDemo();
   await attentionDemo();
   await inductionDemo();
+  await probesDemo(root);
 }
 
 /**
@@ -351,7 +353,15 @@ token attributions (layer integrated gradients on bert.embeddings.word_embedding
   classifier.dispose();
 }
 
-main().catch((error) => {
+// `npm run demo -- <part>` runs one part; without one, everything.
+const parts: Record<string, () => Promise<void>> = { probes: () => probesDemo(root) };
+const part = process.argv[2];
+(part === undefined
+  ? main()
+  : parts[part]
+    ? parts[part]()
+    : Promise.reject(new Error(`no demo part '${part}'; parts: ${Object.keys(parts).join(', ')}`))
+).catch((error) => {
   console.error(error);
   process.exit(1);
 });

@@ -11,6 +11,7 @@
 //      from npm, no download);
 //   3. in a development checkout: compile the TypeScript (first: step 1 uses it) and export the
 //      test/demo models, an SAE trained on the induction model (scripts/induction_sae.py), the
+//      probing demos' models (scripts/probe_models.py), the
 //      model zoo (scripts/zoo/) and the Hugging Face LLM fixtures (scripts/llm_fixtures.py:
 //      save_pretrained folders traced by scripts/hf_export.py).
 // What was found is recorded in .torchscope/config.json (scripts/config.js reads it).
@@ -210,6 +211,8 @@ function main() {
     timed('models exported', () => run(python, [path.join('scripts', 'export-models.py')]));
     log("training the induction model's SAE into models/sae/");
     timed('SAE trained', () => run(python, [path.join('scripts', 'induction_sae.py')]));
+    log("training the probing demos' diffusion model and bracket counter into models/probes/");
+    timed('probe models trained', () => run(python, [path.join('scripts', 'probe_models.py')]));
     log('exporting the model zoo to models/zoo/');
     timed('model zoo exported', () => run(python, [path.join('scripts', 'zoo')]));
     log('exporting the Hugging Face LLM fixtures to models/llm/');

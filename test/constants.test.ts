@@ -13,11 +13,16 @@ import {
   DTYPES,
   IMAGE_RANGES,
   INTEGRATIONS,
+  JUMPRELU_SPARSITY_LOSSES,
+  LR_SCHEDULERS,
   NOISE_TYPES,
   OBJECTIVE_KINDS,
   SAE_STAGES,
   PARAMETERIZATIONS,
   PRECISIONS,
+  PROBE_KINDS,
+  PROBE_MULTICLASS,
+  SAE_TRAIN_ARCHITECTURES,
   SWEEP_METHODS,
   TRANSFORM_KINDS,
   UPSAMPLE_MODES,
@@ -64,6 +69,11 @@ test.each([
   ['objectiveKinds', OBJECTIVE_KINDS],
   ['saeArchitectures', SAE_ARCHITECTURES],
   ['saeNormalizations', NATIVE_NORMALIZATIONS],
+  ['probeKinds', PROBE_KINDS],
+  ['probeMulticlass', PROBE_MULTICLASS],
+  ['saeTrainArchitectures', SAE_TRAIN_ARCHITECTURES],
+  ['lrSchedulers', LR_SCHEDULERS],
+  ['jumpReluSparsityLosses', JUMPRELU_SPARSITY_LOSSES],
 ] as const)('%s: the names the addon parses are the ones lib/ accepts', (table, names) => {
   expect(sorted(binding().constants()[table])).toEqual(sorted(names));
 });

@@ -49,6 +49,52 @@ const ids = () => torch.tensor(BigInt64Array.from([464n, 3797n, 3332n]), [1, 3])
 const featureLike = () => ({ tokens: ['a', 'b'], features: torch.zeros([2, 4]) });
 const attentionLike = () => ({ tokens: [['a', 'b']], attentions: torch.zeros([1, 1, 1, 2, 2]) });
 const numerics = ['precision', 'upcast'];
+// torch.sae.train's options: SAELens's training configuration.
+const SAE_TRAIN_KEYS = [
+  'batches',
+  'architecture',
+  'dSae',
+  'steps',
+  'trainingTokens',
+  'k',
+  'auxLossCoefficient',
+  'rescaleActsByDecoderNorm',
+  'topkThresholdLr',
+  'l1Coefficient',
+  'lpNorm',
+  'l1WarmupSteps',
+  'l0Coefficient',
+  'l0WarmupSteps',
+  'bandwidth',
+  'initThreshold',
+  'sparsityLoss',
+  'tanhScale',
+  'preActLossCoefficient',
+  'lr',
+  'adamBeta1',
+  'adamBeta2',
+  'lrScheduler',
+  'lrWarmupSteps',
+  'lrDecaySteps',
+  'lrEnd',
+  'nRestartCycles',
+  'deadFeatureWindow',
+  'featureSamplingWindow',
+  'normalizeActivations',
+  'normEstimateBatches',
+  'decoderInitNorm',
+  'applyBDecToInput',
+  'seed',
+  'initialWeights',
+  'device',
+  'metadata',
+  'out',
+  'checkpoints',
+  'signal',
+  'onProgress',
+  'progressEvery',
+];
+
 const TOKENIZER_KEYS = [
   'bosToken',
   'eosToken',
@@ -119,7 +165,7 @@ const cases: OptionsCase[] = [
   },
   {
     name: 'PatchSpec (run patch)',
-    keys: ['set', 'zero', 'add', 'scale', 'channels', 'positions'],
+    keys: ['set', 'zero', 'add', 'scale', 'project', 'channels', 'positions'],
     call: (o) => torch.run(resnet, [image()], { patch: { layer1: o } }),
   },
   {
@@ -134,7 +180,7 @@ const cases: OptionsCase[] = [
   },
   {
     name: 'PatchSpec (gradients patch)',
-    keys: ['set', 'zero', 'add', 'scale', 'channels', 'positions'],
+    keys: ['set', 'zero', 'add', 'scale', 'project', 'channels', 'positions'],
     call: (o) => torch.gradients(resnet, image(), { target: 0, wrt: 'input', patch: { layer1: o } }),
   },
   {
@@ -347,6 +393,41 @@ const cases: OptionsCase[] = [
     call: (o) => torch.sae.load(path.join(dir, 'no-sae-here'), o),
   },
   {
+    name: 'SaeTrainOptions (sae.train)',
+    keys: SAE_TRAIN_KEYS,
+    call: (o) => torch.sae.train(o as never),
+  },
+  {
+    name: 'SaeTrainOptions (sae.trainIter)',
+    keys: SAE_TRAIN_KEYS,
+    call: (o) => torch.sae.trainIter(o as never).result,
+  },
+  {
+    name: 'SaeInitialWeights (sae.train initialWeights)',
+    keys: ['W_enc', 'W_dec', 'b_enc', 'b_dec', 'threshold'],
+    call: (o) => torch.sae.train({ batches: [], architecture: 'jumprelu', dSae: 8, steps: 1, initialWeights: o as never }),
+  },
+  {
+    name: 'sae.train checkpoints',
+    keys: ['every', 'dir'],
+    call: (o) => torch.sae.train({ batches: [], architecture: 'standard', dSae: 8, steps: 1, checkpoints: o as never }),
+  },
+  {
+    name: 'ProbeOptions (probe.fit)',
+    keys: ['x', 'labels', 'kind', 'multiclass', 'l2', 'fitIntercept', 'maxIterations', 'tolerance', 'iid', 'validation', 'control', 'signal'],
+    call: (o) => torch.probe.fit(o as never),
+  },
+  {
+    name: 'validation (probe.fit): HeldOutFraction and HeldOutData',
+    keys: ['fraction', 'seed', 'x', 'labels', 'types'],
+    call: (o) => torch.probe.fit({ x: torch.zeros([2, 2]), labels: [0, 1], validation: o as never }),
+  },
+  {
+    name: 'ControlTask (probe.fit control)',
+    keys: ['types', 'seed'],
+    call: (o) => torch.probe.fit({ x: torch.zeros([2, 2]), labels: [0, 1], control: o }),
+  },
+  {
     name: 'HeatmapOptions (plot.attentionHeatmap)',
     keys: ['layer', 'head', 'batch', 'size', 'colormap', 'vmax', 'title'],
     call: (o) => torch.plot.attentionHeatmap(attentionLike(), o as never),
@@ -400,6 +481,31 @@ const cases: OptionsCase[] = [
     name: 'FeatureHeatmapOptions (plot.featureHeatmap)',
     keys: ['features', 'top', 'colormap', 'vmax', 'cell', 'annotate', 'title'],
     call: (o) => torch.plot.featureHeatmap(featureLike(), o),
+  },
+  {
+    name: 'DashboardOptions (dashboard.features)',
+    keys: ['sae', 'features', 'neurons', 'k', 'buffer', 'intervals', 'intervalSize', 'histogramBins', 'seed', 'logits', 'signal', 'onProgress'],
+    call: (o) => torch.dashboard.features({ contextSize: 2, async *batches() {} }, o as never),
+  },
+  {
+    name: 'ModelSourceOptions (dashboard.modelSource)',
+    keys: ['batchSize', 'contextSize'],
+    call: (o) => torch.dashboard.modelSource(gpt2, 'transformer.h.0', [[1, 2]], o),
+  },
+  {
+    name: 'NeuronpediaOptions (dashboard.toNeuronpedia)',
+    keys: ['tokenizer', 'modelId', 'layer', 'saeSet', 'dataset'],
+    call: (o) => torch.dashboard.toNeuronpedia([], o as never),
+  },
+  {
+    name: 'FeatureDashboardOptions (plot.featureDashboard)',
+    keys: ['tokenizer', 'title', 'label', 'context'],
+    call: (o) => torch.plot.featureDashboard([], o as never),
+  },
+  {
+    name: 'FeatureDashboardOptions (plot.saveFeatureDashboard)',
+    keys: ['tokenizer', 'title', 'label', 'context'],
+    call: (o) => torch.plot.saveFeatureDashboard([], path.join(dir, 'never-written.html'), o as never),
   },
 ];
 

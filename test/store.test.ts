@@ -8,19 +8,13 @@ import * as path from 'path';
 
 import * as torch from '../lib';
 import { expectTorchscopeError, MODELS, python, removeDir, ROOT, rng, runPythonScript, scratchDir } from './helpers';
+import { corpus } from './helpers/corpus';
 
 const LLM = path.join(MODELS, 'llm');
 const REFERENCE = path.join(ROOT, 'test', 'python', 'store_reference.py');
 const CONTEXT = 16;
 const BATCH = 4;
 const COLUMNS = { 'blocks.0.hook_resid_post': 'transformer.h.0', 'blocks.1.hook_resid_post': 'transformer.h.1' };
-const WORDS = 'the a induction head copies tokens it saw before after attention layer residual stream feature sparse dictionary model'.split(' ');
-
-/** Deterministic texts of varied length. */
-export function corpus(count: number, seed: number): string[] {
-  const next = rng(seed);
-  return Array.from({ length: count }, () => Array.from({ length: 3 + Math.floor(next() * 30) }, () => WORDS[Math.floor(next() * WORDS.length)]).join(' '));
-}
 
 // IEEE half precision, round to nearest even: an independent rounding for the float16 check.
 function float16(v: number): number {

@@ -64,3 +64,31 @@ export type ObjectiveKind = (typeof OBJECTIVE_KINDS)[number];
 export const SAE_STAGES = [':featuresPre', ':features', ':reconstruction', ':error'] as const;
 /** @useDeclaredType */
 export type SaeStage = (typeof SAE_STAGES)[number];
+
+/** A linear probe's kind (torch.probe.fit), and a logistic probe's scheme for more than two classes. */
+export const PROBE_KINDS = ['logistic', 'linear', 'massMean'] as const;
+/** @useDeclaredType */
+export type ProbeKind = (typeof PROBE_KINDS)[number];
+export const PROBE_MULTICLASS = ['multinomial', 'ovr'] as const;
+/** @useDeclaredType */
+export type ProbeMulticlass = (typeof PROBE_MULTICLASS)[number];
+
+/** torch.sae.train's architectures, as SAELens 6.18 names its training classes (batchtopk is saved as jumprelu). */
+export const SAE_TRAIN_ARCHITECTURES = ['standard', 'topk', 'batchtopk', 'jumprelu'] as const;
+/** @useDeclaredType */
+export type SaeTrainArchitecture = (typeof SAE_TRAIN_ARCHITECTURES)[number];
+
+/** What torch.sae.train does to its input (normalize_activations): 'expected_average_only_in' scales by sqrt(d_in) / mean norm, folded in when saved. */
+export const SAE_TRAIN_NORMALIZATIONS = ['none', 'expected_average_only_in'] as const;
+/** @useDeclaredType */
+export type SaeTrainNormalization = (typeof SAE_TRAIN_NORMALIZATIONS)[number];
+
+/** SAELens's learning-rate schedulers (lr_scheduler_name; training/optim.py). */
+export const LR_SCHEDULERS = ['constant', 'cosineannealing', 'cosineannealingwarmrestarts'] as const;
+/** @useDeclaredType */
+export type LrScheduler = (typeof LR_SCHEDULERS)[number];
+
+/** JumpReLU's sparsity loss (jumprelu_sparsity_loss_mode): 'step' is Google DeepMind's L0, 'tanh' Anthropic's. */
+export const JUMPRELU_SPARSITY_LOSSES = ['step', 'tanh'] as const;
+/** @useDeclaredType */
+export type JumpReluSparsityLoss = (typeof JUMPRELU_SPARSITY_LOSSES)[number];

@@ -61,7 +61,7 @@ export interface GenerateRun extends AsyncIterable<GeneratedToken> {
 }
 
 /** mulberry32: a small seeded generator of floats in [0, 1). */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

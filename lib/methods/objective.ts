@@ -13,7 +13,11 @@ export type ObjectiveKind =
   | { channel: number }
   /** One unit of a [C, H, W] layer output (y, x default to the centre). */
   | { neuron: { channel: number; y?: number; x?: number } }
-  /** Mean over positions of the layer's output projected on a [C] direction. */
+  /**
+   * Mean over positions of the layer's output projected on a [C] direction: over the channels of
+   * [N, C] and [N, C, H, W] outputs (dim 1), the hidden dim of [N, S, H] ones (dim 2), as patches
+   * index channels. A probe's `objective(layer)` gives one.
+   */
   | { direction: Tensor }
   /**
    * The model output's row, flattened, at `logit`; with `position`, the logits at that

@@ -159,8 +159,8 @@ export interface NativeAttributionRequest extends NativeNumerics {
  * optimiser step per step.
  */
 export interface NativeSession<P, R> {
-  /** [async] up to n more steps; fewer after abort(). */
-  steps(n: number): Promise<P & { aborted: boolean }>;
+  /** [async] up to n more steps; fewer after abort(). `inputs`: what the steps take (SAE training's batches). */
+  steps(n: number, inputs?: NativeTensor[]): Promise<P & { aborted: boolean }>;
   abort(): void;
   /** [async] the result; a planned run's once every pass ran. */
   result(argument?: boolean): Promise<R>;
@@ -286,7 +286,7 @@ export interface NativeModelClass {
 /** The constants native code and lib/ share (test/constants.test.ts compares them). */
 export interface NativeConstants {
   errorCodes: string[];
-  patchModes: Record<'set' | 'zero' | 'add' | 'scale', number>;
+  patchModes: Record<'set' | 'zero' | 'add' | 'scale' | 'project', number>;
   napiVersion: number;
   /** A layer name's suffix for the module's input. */
   inputSuffix: string;
@@ -310,6 +310,11 @@ export interface NativeConstants {
   objectiveKinds: string[];
   saeArchitectures: string[];
   saeNormalizations: string[];
+  saeTrainArchitectures: string[];
+  lrSchedulers: string[];
+  jumpReluSparsityLosses: string[];
+  probeKinds: string[];
+  probeMulticlass: string[];
 }
 
 export interface NativeBuildInfo {

@@ -19,3 +19,4 @@ export {
 export { FeatureActivationsLike } from './features';
 export { featureHtml, saveFeatureHtml, FeatureHtmlOptions } from './feature-html';
 export { featureHeatmap, FeatureHeatmapOptions } from './feature-heatmap';
+export { featureDashboard, saveFeatureDashboard, FeatureDashboardOptions } from './feature-dashboard';

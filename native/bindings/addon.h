@@ -23,6 +23,7 @@ struct AddonData {
   Napi::FunctionReference modelClass;
   Napi::FunctionReference sessionClass;
   Napi::FunctionReference saeClass;
+  Napi::FunctionReference probeClass;
   Napi::FunctionReference cancelTokenClass;
   std::shared_ptr<Channel> channel;
   std::unordered_map<uint64_t, PendingCall> pending;  // by call id
@@ -31,7 +32,7 @@ struct AddonData {
   // At environment cleanup, while the environment can still delete references.
   void releaseReferences() {
     pending.clear();
-    for (auto* reference : {&tensorClass, &modelClass, &sessionClass, &saeClass, &cancelTokenClass}) reference->Reset();
+    for (auto* reference : {&tensorClass, &modelClass, &sessionClass, &saeClass, &probeClass, &cancelTokenClass}) reference->Reset();
   }
 };
 

@@ -73,6 +73,7 @@ Napi::Object constantsObject(Napi::Env env) {
   modes.Set("zero", static_cast<double>(kPatchZero));
   modes.Set("add", static_cast<double>(kPatchAdd));
   modes.Set("scale", static_cast<double>(kPatchScale));
+  modes.Set("project", static_cast<double>(kPatchProject));
   out.Set("patchModes", modes);
   out.Set("napiVersion", NAPI_VERSION);
   out.Set("inputSuffix", kInputSuffix);
@@ -96,6 +97,11 @@ Napi::Object constantsObject(Napi::Env env) {
   out.Set("objectiveKinds", names(env, kObjectiveKinds));
   out.Set("saeArchitectures", names(env, kSaeArchitectures));
   out.Set("saeNormalizations", names(env, kSaeNormalizations));
+  out.Set("saeTrainArchitectures", names(env, kSaeTrainArchitectures));
+  out.Set("lrSchedulers", names(env, kLrSchedulers));
+  out.Set("jumpReluSparsityLosses", names(env, kJumpReluSparsityLosses));
+  out.Set("probeKinds", names(env, kProbeKinds));
+  out.Set("probeMulticlass", names(env, kProbeMulticlass));
   return out;
 }
 

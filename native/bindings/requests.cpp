@@ -136,7 +136,7 @@ void parsePatches(const RequestReader& request, std::vector<std::string>& layers
   std::map<std::string, PatchArgs> byLayer;
   for (const RequestReader& patch : request.objects("patch")) {
     PatchArgs args;
-    args.mode = patch.integer("mode", kPatchSet, kPatchScale);
+    args.mode = patch.integer("mode", kPatchSet, kPatchProject);
     if (patch.has("value")) args.value = patch.tensor("value");
     if (patch.has("scale")) args.scale = patch.number("scale");
     args.channels = patch.integers("channels");

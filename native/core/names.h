@@ -128,6 +128,34 @@ inline constexpr std::array<Named<SaeNormalization>, 3> kSaeNormalizations = {{
     {"layer_norm", SaeNormalization::kLayerNorm},
 }};
 
+// A linear probe's kind and a logistic probe's multiclass scheme (methods/probe.h).
+enum class ProbeKind { kLogistic, kLinear, kMassMean };
+inline constexpr std::array<Named<ProbeKind>, 3> kProbeKinds = {
+    {{"logistic", ProbeKind::kLogistic}, {"linear", ProbeKind::kLinear}, {"massMean", ProbeKind::kMassMean}}};
+enum class ProbeMulticlass { kMultinomial, kOvr };
+inline constexpr std::array<Named<ProbeMulticlass>, 2> kProbeMulticlass = {
+    {{"multinomial", ProbeMulticlass::kMultinomial}, {"ovr", ProbeMulticlass::kOvr}}};
+
+// Training an SAE (sae/trainer.h), as SAELens 6.18 names them: the training architectures
+// (batchtopk trains as its own class and is saved as jumprelu), the learning-rate schedulers
+// (training/optim.py get_lr_scheduler) and JumpReLU's sparsity losses (jumprelu_sparsity_loss_mode).
+enum class SaeTrainArchitecture { kStandard, kTopK, kBatchTopK, kJumpRelu };
+inline constexpr std::array<Named<SaeTrainArchitecture>, 4> kSaeTrainArchitectures = {{
+    {"standard", SaeTrainArchitecture::kStandard},
+    {"topk", SaeTrainArchitecture::kTopK},
+    {"batchtopk", SaeTrainArchitecture::kBatchTopK},
+    {"jumprelu", SaeTrainArchitecture::kJumpRelu},
+}};
+enum class LrScheduler { kConstant, kCosineAnnealing, kCosineAnnealingWarmRestarts };
+inline constexpr std::array<Named<LrScheduler>, 3> kLrSchedulers = {{
+    {"constant", LrScheduler::kConstant},
+    {"cosineannealing", LrScheduler::kCosineAnnealing},
+    {"cosineannealingwarmrestarts", LrScheduler::kCosineAnnealingWarmRestarts},
+}};
+enum class JumpReluSparsityLoss { kStep, kTanh };
+inline constexpr std::array<Named<JumpReluSparsityLoss>, 2> kJumpReluSparsityLosses = {
+    {{"step", JumpReluSparsityLoss::kStep}, {"tanh", JumpReluSparsityLoss::kTanh}}};
+
 // "'a', 'b' or 'c'": a table's names as an error message lists them.
 template <typename T, size_t N>
 std::string listNames(const std::array<Named<T>, N>& table) {

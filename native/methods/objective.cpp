@@ -99,14 +99,17 @@ at::Tensor evaluateObjective(const Objective& objective, const at::Tensor& activ
       return activation[c][y][x];
     }
     case ObjectiveKind::kDirection: {
-      if (objective.direction.dim() != 1 || objective.direction.size(0) != activation.size(0)) {
-        TS_FAIL(code::kInvalidArgument, "direction of shape " + c10::str(objective.direction.sizes()) + " does not match the " +
-                                            std::to_string(activation.size(0)) + " channels of " + where);
+      // Channels as a patch takes them: dim 1 of [N, C] and [N, C, H, W] outputs, the hidden
+      // (last) dim of [N, S, H] ones; the mean is over the rest (space, positions).
+      const int64_t dim = activation.dim() == 2 ? 1 : 0;
+      if (activation.dim() == 0 || objective.direction.dim() != 1 || objective.direction.size(0) != activation.size(dim)) {
+        TS_FAIL(code::kInvalidArgument, "direction of shape " + c10::str(objective.direction.sizes()) + " does not match the channels of " +
+                                            where + " (its rows have shape " + c10::str(activation.sizes()) + ")");
       }
       std::vector<int64_t> shape(static_cast<size_t>(activation.dim()), 1);
-      shape[0] = activation.size(0);
+      shape[static_cast<size_t>(dim)] = activation.size(dim);
       const at::Tensor direction = objective.direction.to(activation.options()).view(shape);
-      return (activation * direction).sum(0).mean();
+      return (activation * direction).sum(dim).mean();
     }
     case ObjectiveKind::kTarget:
       if (output.dim() != 1) {

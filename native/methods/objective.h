@@ -23,7 +23,7 @@ struct Objective {
   int64_t other = 0;                                // kLogitDiff's second class
   std::optional<int64_t> position;                  // output logits: the sequence position (negative: from the end)
   std::optional<int64_t> y, x;                      // neuron position (default: the centre)
-  at::Tensor direction;                             // [C]
+  at::Tensor direction;                             // [C]: dim 1 of [N, C] / [N, C, H, W], dim 2 of [N, S, H]
   std::vector<std::pair<double, Objective>> terms;  // weighted sum
   bool needsLayer() const;
   bool needsOutput() const;

@@ -5,6 +5,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -79,6 +81,36 @@ at::Tensor valueFor(const at::Tensor& x, const std::optional<at::Tensor>& value,
   return value->to(x.device());
 }
 
+double epsilonOf(at::ScalarType type) {
+  switch (type) {
+    case at::kDouble: return std::numeric_limits<double>::epsilon();
+    case at::kHalf: return 0x1p-10;
+    case at::kBFloat16: return 0x1p-7;
+    default: return std::numeric_limits<float>::epsilon();
+  }
+}
+
+// x without its component along the span of `value`'s rows, over the channels dim.
+at::Tensor projectOut(const at::Tensor& x, const std::optional<at::Tensor>& value, const std::string& layer) {
+  PATCH_CHECK(value.has_value() && value->defined(), "a project patch of layer '", layer, "' needs the directions to remove");
+  PATCH_CHECK(x.dim() >= 2 && x.dim() <= 4, "a project patch needs a 2-D, 3-D or 4-D output; layer '", layer, "' gives shape ", x.sizes());
+  PATCH_CHECK_CODE("DTYPE", at::isFloatingType(value->scalar_type()), "the directions projected out of layer '", layer, "' are ",
+                   value->scalar_type(), ", not floating");
+  const int64_t dim = x.dim() == 3 ? 2 : 1;
+  const int64_t channels = x.size(dim);
+  PATCH_CHECK_CODE("SHAPE", (value->dim() == 1 || value->dim() == 2) && value->numel() > 0 && value->size(-1) == channels,
+                   "the directions projected out of layer '", layer, "' must be [", channels, "] or [k, ", channels,
+                   "] (its channels), got shape ", value->sizes());
+  const at::Tensor rows = value->to(at::kDouble).reshape({-1, channels});
+  const auto [u, singular, vh] = at::linalg_svd(rows, /*full_matrices=*/false);
+  const double cut =
+      singular.max().item<double>() * static_cast<double>(std::max(rows.size(0), channels)) * epsilonOf(value->scalar_type());
+  const int64_t rank = singular.gt(cut).sum().item<int64_t>();
+  const at::Tensor basis = vh.narrow(0, 0, rank).to(x.device(), x.scalar_type());
+  const at::Tensor moved = x.movedim(dim, -1);
+  return (moved - at::matmul(at::matmul(moved, basis.t()), basis)).movedim(-1, dim);
+}
+
 at::Tensor patch(const at::Tensor& x, int64_t mode, const std::optional<at::Tensor>& value, double scale, std::vector<int64_t> channels,
                  std::vector<int64_t> positions, std::string layer) {
   const auto region = regionOf(x, channels, positions, layer);
@@ -93,6 +125,12 @@ at::Tensor patch(const at::Tensor& x, int64_t mode, const std::optional<at::Tens
       return region ? at::where(*region, x + v, x) : x + v;
     }
     case kPatchScale: return region ? at::where(*region, x * scale, x) : x * scale;
+    case kPatchProject: {
+      PATCH_CHECK(channels.empty(), "a project patch of layer '", layer,
+                  "' removes directions across all channels: select positions, not channels");
+      const at::Tensor projected = projectOut(x, value, layer);
+      return region ? at::where(*region, projected, x) : projected;
+    }
     default: PATCH_CHECK(false, "unknown patch mode ", mode);
   }
 }
