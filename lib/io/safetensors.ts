@@ -1,5 +1,6 @@
-// Reading a safetensors file (https://huggingface.co/docs/safetensors): an 8-byte little-endian
-// header length, a JSON header naming each tensor's dtype, shape and byte range, then the data.
+// Reading and writing a safetensors file (https://huggingface.co/docs/safetensors): an 8-byte
+// little-endian header length, a JSON header naming each tensor's dtype, shape and byte range,
+// then the data.
 // The file is untrusted: the header is bounded and every entry is checked against the file and
 // against the others before any tensor is read, and nothing is read past the file. The rules are
 // the reference library's (Metadata::validate): ranges in order, without gaps or overlaps,
@@ -13,6 +14,9 @@ import { FLOAT_ITEM_BYTES, FloatDType, HostTensor, hostTensor } from './host-ten
 
 /** The dtypes torchscope reads, by the names safetensors gives them. */
 export const SAFETENSORS_DTYPES: Readonly<Record<string, FloatDType>> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16' };
+
+/** The names safetensors gives the dtypes torchscope writes. */
+const SAFETENSORS_NAMES = Object.fromEntries(Object.entries(SAFETENSORS_DTYPES).map(([name, dtype]) => [dtype, name])) as Record<FloatDType, string>;
 
 /** The header's key for free-form string metadata. */
 const METADATA_KEY = '__metadata__';
@@ -59,6 +63,29 @@ export async function withSafetensors<T>(file: string, site: CallSite | undefine
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Writes `tensors` (little-endian, C order) as a safetensors file, each right after the one before
+ * in the order given, the header padded with spaces to a multiple of 8 bytes as the reference
+ * library pads it. Written beside `file` first, then renamed over it: a reader never sees half a file.
+ */
+export async function writeSafetensors(file: string, tensors: Record<string, HostTensor>): Promise<void> {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    header[name] = { dtype: SAFETENSORS_NAMES[t.dtype], shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+  }
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const padded = Buffer.alloc(Math.ceil(json.length / 8) * 8, ' ');
+  json.copy(padded);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(padded.length));
+  const data = Object.values(tensors).map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  const partial = `${file}.partial`;
+  await fs.writeFile(partial, [prefix, padded, ...data]);
+  await fs.rename(partial, file);
 }
 
 async function readHeader(

@@ -1,9 +1,10 @@
 // Driving a native session (native/bindings/session_handle.h: attribution runs, patching sweeps,
-// maximization) from JS, the one loop for all of them: chunks of steps with progress between
-// them, an AbortSignal that stops the session within one step, the session freed however it ends.
+// maximization, SAE training) from JS, the one loop for all of them: chunks of steps with progress
+// between them (and the inputs a chunk takes, fetched before it), an AbortSignal that stops the
+// session within one step, the session freed however it ends.
 import { CallSite, failure, settle } from '../core/errors';
 import { abortSignal } from '../core/validate';
-import { NativeSession } from './binding';
+import { NativeSession, NativeTensor } from './binding';
 
 export interface SessionPlan<P> {
   /** Steps of the next chunk after `previous` (undefined before the first); 0 ends the stepping. */
@@ -13,6 +14,8 @@ export interface SessionPlan<P> {
    * result (a planned run stopped part way has none).
    */
   resultArgument(aborted: boolean): boolean | undefined | null;
+  /** The inputs a chunk of `steps` takes (SAE training's batches), fetched before it runs. */
+  inputs?(steps: number): Promise<NativeTensor[]>;
 }
 
 /**
@@ -38,7 +41,8 @@ export async function* driveSession<P, R>(
     let steps = plan.nextChunk(undefined);
     while (steps > 0) {
       const chunk = steps;
-      const progress = await settle(() => session.steps(chunk), site);
+      const inputs = plan.inputs ? await plan.inputs(chunk) : undefined;
+      const progress = await settle(() => session.steps(chunk, inputs), site);
       yield progress;
       aborted = progress.aborted;
       steps = aborted ? 0 : plan.nextChunk(progress);

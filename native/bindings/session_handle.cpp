@@ -3,6 +3,7 @@
 #include "bindings/addon.h"
 #include "bindings/async_work.h"
 #include "bindings/js_errors.h"
+#include "bindings/tensor_handle.h"
 #include "bindings/values.h"
 #include "core/ivalues.h"
 
@@ -73,10 +74,20 @@ Napi::Value SessionHandle::steps(const Napi::CallbackInfo& info) {
     auto state = live(env);
     TS_CHECK(info[0].IsNumber(), code::kInvalidArgument, "steps(n): n must be a number");
     const int64_t count = info[0].As<Napi::Number>().Int64Value();
+    // Inputs for these steps (SAE training's batches): an array of tensors, or nothing.
+    std::vector<at::Tensor> inputs;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      TS_CHECK(info[1].IsArray(), code::kInvalidArgument, "steps(n, inputs): inputs must be an array of tensors");
+      const Napi::Array array = info[1].As<Napi::Array>();
+      for (uint32_t i = 0; i < array.Length(); ++i) inputs.push_back(TensorHandle::unwrap(array.Get(i)));
+    }
     auto progress = std::make_shared<c10::IValue>();
     return queueWork(
         env, code::kRuntime,
-        [state, count, progress] { *progress = state->job->steps(count, [&state] { return state->aborted.load() || workCancelled(); }); },
+        [state, count, inputs = std::move(inputs), progress]() mutable {
+          state->job->supply(std::move(inputs));
+          *progress = state->job->steps(count, [&state] { return state->aborted.load() || workCancelled(); });
+        },
         [state, progress](Napi::Env env) -> Napi::Value {
           Napi::Object out = toJs(env, *progress).As<Napi::Object>();
           out.Set("aborted", Napi::Boolean::New(env, state->aborted.load()));

@@ -28,7 +28,8 @@ class SessionHandle : public Napi::ObjectWrap<SessionHandle> {
   struct State;
 
  private:
-  // [async] runs up to n more steps (fewer after abort()) -> the job's progress and { aborted }
+  // [async] steps(n, inputs?) runs up to n more steps (fewer after abort()), handing the job
+  // `inputs` (tensors) first -> the job's progress and { aborted }
   Napi::Value steps(const Napi::CallbackInfo& info);
   // [sync] stop before the next step
   Napi::Value abort(const Napi::CallbackInfo& info);

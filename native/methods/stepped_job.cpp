@@ -32,6 +32,10 @@ class PlannedJob : public SteppedJob {
 
 }  // namespace
 
+void SteppedJob::supply(std::vector<at::Tensor> inputs) {
+  TS_CHECK(inputs.empty(), code::kInvalidArgument, "this job takes no inputs with its steps");
+}
+
 std::shared_ptr<SteppedJob> plannedJob(RunPlan plan) { return std::make_shared<PlannedJob>(std::move(plan)); }
 
 }  // namespace torchscope

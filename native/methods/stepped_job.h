@@ -1,7 +1,7 @@
-// A long method run a chunk of steps at a time (attribution, patching sweeps, maximization): JS
-// drives it, so progress comes between chunks, other calls interleave, an abort stops it within
-// one step, and the event loop never waits. bindings/session_handle.h is its JS face: one
-// session class for every such method.
+// A long method run a chunk of steps at a time (attribution, patching sweeps, maximization, SAE
+// training): JS drives it, so progress comes between chunks, other calls interleave, an abort
+// stops it within one step, and the event loop never waits. bindings/session_handle.h is its JS
+// face: one session class for every such method.
 #pragma once
 
 #include <ATen/core/ivalue.h>
@@ -20,6 +20,9 @@ class SteppedJob {
   virtual c10::IValue steps(int64_t count, const std::function<bool()>& stop) = 0;
   // The job's result (compute thread); `argument` is what JS passed to result().
   virtual c10::IValue result(const c10::IValue& argument) = 0;
+  // Inputs JS hands over with a chunk, before its steps (compute thread): SAE training's
+  // batches. A job that takes none refuses them.
+  virtual void supply(std::vector<at::Tensor> inputs);
   // Bytes the job holds beyond the model's, reported to V8.
   virtual int64_t bytes() const { return 0; }
 };
