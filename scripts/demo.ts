@@ -7,6 +7,7 @@ import { promises as fs } from 'fs';
 import sharp from 'sharp';
 
 import * as torch from '../lib';
+import { datasetsDemo } from './demo-datasets';
 import { probesDemo } from './demo-probes';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -189,6 +190,7 @@ async function main(): Promise<void> {
   await digitsDemo();
   await attentionDemo();
   await inductionDemo();
+  await datasetsDemo(root);
   await probesDemo(root);
 }
 
@@ -354,7 +356,7 @@ token attributions (layer integrated gradients on bert.embeddings.word_embedding
 }
 
 // `npm run demo -- <part>` runs one part; without one, everything.
-const parts: Record<string, () => Promise<void>> = { probes: () => probesDemo(root) };
+const parts: Record<string, () => Promise<void>> = { datasets: () => datasetsDemo(root), probes: () => probesDemo(root) };
 const part = process.argv[2];
 (part === undefined
   ? main()

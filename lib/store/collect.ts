@@ -183,11 +183,13 @@ export async function collect(model: Model, options: CollectOptions): Promise<Co
   const started = Date.now();
 
   const journal = await storeCall(out, site, () => recoverJournal(out, worker));
+  // Token rows count their tokens; example tensors count none.
+  let tokensPerRow = sequences?.contextSize ?? 0;
   const resumed = journal.rows;
   const progress = (): CollectProgress => ({
     rows: journal.rows,
     written: journal.rows - resumed,
-    tokens: (journal.rows - resumed) * (sequences?.contextSize ?? 0),
+    tokens: (journal.rows - resumed) * tokensPerRow,
     shards: journal.shards.length,
     elapsedMs: Date.now() - started,
   });
@@ -218,6 +220,7 @@ export async function collect(model: Model, options: CollectOptions): Promise<Co
     try {
       const values = columns.map(([column, layer]) => ({ column, layer, ...columnValues(captured[layer], layer, rows.length, dtype, site) }));
       const tokens = rows[0].ids ? Int32Array.from(rows.flatMap((r) => Array.from(r.ids as Int32Array))) : undefined;
+      if (rows[0].ids) tokensPerRow = rows[0].ids.length;
       if (writer === undefined) {
         const manifest: StoreManifest = {
           format: STORE_FORMAT_NAME,
