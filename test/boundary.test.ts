@@ -101,7 +101,7 @@ describe('synchronous native calls throw typed errors, never abort', () => {
     const handle = tiny.native();
     expect(nativeThrow(() => handle.run([], { output: true, patch: [{ layer: 'layer1', mode: 7 }] } as never))).toMatchObject({
       code: 'INVALID_ARGUMENT',
-      message: 'run request.patch[0].mode: expected an integer in [0, 3], got the number 7',
+      message: 'run request.patch[0].mode: expected an integer in [0, 4], got the number 7',
     });
     expect(nativeThrow(() => handle.run([], { output: 'yes' } as never)).message).toBe('run request.output: expected a boolean, got a string');
     expect(nativeThrow(() => handle.maximize({ layer: 'layer1', objectives: [{ channel: -1 }] } as never)).message).toMatch(
