@@ -28,7 +28,7 @@ export interface DashboardOptions {
   /** Top examples per feature. Default 20. */
   k?: number;
   /**
-   * [before, after]: a top or sampled token sits at least `before` positions from its row's start
+   * `[before, after]`: a top or sampled token sits at least `before` positions from its row's start
    * and `after` from its end, and its window is those positions around it (SAEDashboard's (5, 5)).
    * Default null: every position, the whole row as the window (Neuronpedia's runner).
    */
