@@ -68,6 +68,8 @@ export {
   StoreMatrix,
   StoreDType,
   StoreWorker,
+  StoreManifest,
+  StoreColumn,
 } from './store';
 export { patchingSweep, lagScores, Metric, PatchingSweepOptions, PatchingSweepResult } from './methods/circuits';
 export {

@@ -15,4 +15,5 @@ export { MatrixPosition } from './matrix';
 export { CollectInput, CollectTokenizer, SpecialToken } from './sequences';
 export { STORE_DTYPES, StoreDType } from './format';
 export { StoreWorker } from './journal';
+export type { StoreManifest, StoreColumn } from './manifest';
 export { SHARD_INDEX_VARIABLES, SHARD_COUNT_VARIABLES } from './workers';

@@ -153,6 +153,7 @@ export class Store {
     return [...this.folders.values()].every((f) => f.tokenLength !== undefined);
   }
 
+  /** @internal The column named (or the only one), or INVALID_ARGUMENT listing them. */
   column(name: string | undefined, site: CallSite): StoreColumnInfo {
     if (name === undefined && this.columns.length === 1) return this.columns[0];
     const found = this.columns.find((c) => c.name === name);
