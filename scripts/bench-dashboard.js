@@ -2,11 +2,13 @@
 // Dashboard throughput: torch.dashboard.features over GPT-2 small-sized activations ([rows, 128,
 // 768], an in-memory source of BATCHES batches of 32 sequences) with a 16,384-latent standard SAE,
 // every latent, both passes; and the same for the 3,072 neurons of an MLP-sized layer without an
-// SAE. Tokens per second, medians of ROUNDS. There is no Python runner to compare with here
+// SAE. Each with SAEDashboard's windows (buffer [5, 5]) and with whole rows as windows (the
+// default, Neuronpedia's), whose time is mostly the windows themselves (70 examples of 128 values
+// for every feature). Tokens per second, medians of ROUNDS. There is no Python runner to compare with here
 // (SAEDashboard is not installable offline); the figures are absolute.
 //
 //   node scripts/bench-dashboard.js      (needs `npm run build:ts` for dist/)
-//   BENCH_ROUNDS=3 BENCH_BATCHES=4
+//   BENCH_ROUNDS=2 BENCH_BATCHES=4
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -14,7 +16,7 @@ const path = require('path');
 const { median } = require('./bench/stats');
 const torch = require('../dist/lib');
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 2);
 const BATCHES = Number(process.env.BENCH_BATCHES || 4);
 const ROWS = 32;
 const CONTEXT = 128;
@@ -89,14 +91,20 @@ async function main() {
       return median(seconds);
     };
     const saeSource = source(D_IN);
-    const withSae = await time(() => torch.dashboard.features(saeSource, { sae }));
     const neuronSource = source(NEURONS);
-    const neurons = await time(() => torch.dashboard.features(neuronSource, { neurons: Array.from({ length: NEURONS }, (_, i) => i) }));
+    const all = Array.from({ length: NEURONS }, (_, i) => i);
     console.log(
       `\nFeature dashboards over ${tokens} tokens (${BATCHES} batches of ${ROWS} x ${CONTEXT}), two passes, every feature; median of ${ROUNDS}; ${torch.info().threads} threads\n`,
     );
-    console.log(`  SAE ${D_IN} -> ${D_SAE} latents, all of them   ${(tokens / withSae).toFixed(0).padStart(7)} tokens/s  (${withSae.toFixed(1)} s)`);
-    console.log(`  ${NEURONS} neurons of a layer, no SAE          ${(tokens / neurons).toFixed(0).padStart(7)} tokens/s  (${neurons.toFixed(1)} s)`);
+    for (const buffer of [[5, 5], null]) {
+      const withSae = await time(() => torch.dashboard.features(saeSource, { sae, buffer }));
+      const neurons = await time(() => torch.dashboard.features(neuronSource, { neurons: all, buffer }));
+      const windows = buffer ? 'windows of 11 (buffer [5, 5])' : 'whole rows as windows';
+      console.log(`  SAE ${D_IN} -> ${D_SAE} latents, ${windows.padEnd(30)} ${(tokens / withSae).toFixed(0).padStart(7)} tokens/s  (${withSae.toFixed(1)} s)`);
+      console.log(
+        `  ${NEURONS} neurons, no SAE, ${windows.padEnd(30)}        ${(tokens / neurons).toFixed(0).padStart(7)} tokens/s  (${neurons.toFixed(1)} s)`,
+      );
+    }
     console.log(`\n(${((performance.now() - started) / 1000).toFixed(0)} s)`);
     sae.dispose();
   } finally {
