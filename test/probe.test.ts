@@ -147,14 +147,16 @@ describe.each([
     expect(probe.iterations).toBeGreaterThan(0);
   });
 
-  test("predictions equal scikit-learn's, probabilities within 1e-4, accuracy the same", async () => {
+  // scikit-learn's own fit stops up to 2.7e-4 (relative) short of the optimum, by an amount that
+  // depends on the CPU's kernels (with AVX2 only, its CNN-activation probabilities move 1.1e-4).
+  test("predictions equal scikit-learn's, probabilities within 1e-3, accuracy the same", async () => {
     const probe = probes[name];
     const r = refOf(name);
     const on = name === 'acts' ? acts : name === 'tokens' ? hidden : x;
     const predicted = await probe.predict(on);
     expect(predicted.dtype).toBe('int64');
     expect(Array.from(numbers(predicted))).toEqual(Array.from(values(r.predict)));
-    expectClose(await probe.probabilities(on), refTensor(readValue(r.proba)), 1e-4, 'probabilities');
+    expectClose(await probe.probabilities(on), refTensor(readValue(r.proba)), 1e-3, 'probabilities');
     const [train, heldOut] = r.scores as number[];
     expect(probe.trainAccuracy).toBe(train);
     if (heldOut !== undefined) expect(probe.validationAccuracy).toBe(heldOut);
