@@ -5,6 +5,7 @@ import * as path from 'path';
 
 import * as torch from '../lib';
 import { expectTorchscopeError, MODELS } from './helpers';
+import { memorySource } from './helpers/dashboard';
 import { repeatedSequences } from './helpers/induction';
 
 const GPT_ROWS = 24;
@@ -20,22 +21,6 @@ let sequences: number[][];
 /** GPT-2's MLP neurons, 12 rows a batch: int32 tokens and the layer's activations. */
 let neuronBatches: { tokens: torch.Tensor; activations: torch.Tensor }[];
 const dashboards: Record<string, torch.dashboard.FeatureDashboard[]> = {};
-
-/** A source over batches held in memory (the same tensors each time it is read). */
-function memorySource(
-  batches: { tokens?: torch.Tensor; activations: torch.Tensor }[],
-  contextSize: number,
-): torch.dashboard.ActivationSource & { reads: number } {
-  const source = {
-    contextSize,
-    reads: 0,
-    async *batches() {
-      source.reads++;
-      for (const b of batches) yield b;
-    },
-  };
-  return source;
-}
 
 beforeAll(async () => {
   induction = await torch.load(path.join(MODELS, 'induction.pt'));

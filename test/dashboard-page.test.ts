@@ -11,7 +11,7 @@ import * as path from 'path';
 
 import * as torch from '../lib';
 import { expectTorchscopeError, MODELS, rng } from './helpers';
-import { launchContext } from './helpers/browser';
+import { suiteBrowser } from './helpers/browser';
 import { repeatedSequences } from './helpers/induction';
 
 type Any = any;
@@ -66,24 +66,13 @@ function synthetic(count: number): torch.dashboard.FeatureDashboard[] {
   });
 }
 
-let context: Any;
-let dir: string;
-
-beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'torchscope-dashboard-page-'));
-  context = (await launchContext(dir, { width: 1280, height: 800 })).context;
-}, 60_000);
-
-afterAll(async () => {
-  await context?.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+const browser = suiteBrowser('dashboard-page', { width: 1280, height: 800 });
 
 async function open(html: string, name: string, hash = ''): Promise<{ page: Any; errors: string[]; offsite: () => string[]; readyMs: number }> {
-  const file = path.join(dir, name);
+  const file = path.join(browser().dir, name);
   fs.writeFileSync(file, html);
   const url = `file://${file}`;
-  const page = await context.newPage();
+  const page = await browser().context.newPage();
   const errors: string[] = [];
   const requests: string[] = [];
   page.on('console', (m: Any) => m.type() === 'error' && errors.push(m.text()));
@@ -266,7 +255,7 @@ describe('featureDashboard in Chromium', () => {
   test('inputs that are not dashboards, and unknown options, are refused', async () => {
     await expectTorchscopeError(() => torch.plot.featureDashboard([{ index: 1 }] as never), 'INVALID_ARGUMENT', /FeatureDashboard/);
     await expectTorchscopeError(() => torch.plot.featureDashboard([], { titel: 'x' } as never), 'INVALID_ARGUMENT', /did you mean 'title'/);
-    const file = path.join(dir, 'empty', 'page.html');
+    const file = path.join(browser().dir, 'empty', 'page.html');
     await torch.plot.saveFeatureDashboard([], file);
     expect(fs.readFileSync(file, 'utf8')).toContain('fd-meta');
   });

@@ -15,6 +15,7 @@ import * as path from 'path';
 import * as torch from '../lib';
 import { binding } from '../lib/native/addon';
 import { expectTorchscopeError, MODELS, randn, removeDir, ROOT, runPythonScript, scratchDir } from './helpers';
+import { memorySource } from './helpers/dashboard';
 import { repeatedSequences } from './helpers/induction';
 
 type Example = torch.dashboard.DashboardExample;
@@ -76,22 +77,6 @@ let syntheticBatches: { activations: torch.Tensor }[];
 let reference: Record<string, RefCase>;
 let encodeCheck: { maxAbsDiff: number; scale: number };
 const dashboards: Record<string, torch.dashboard.FeatureDashboard[]> = {};
-
-/** A source over batches held in memory (the same tensors each time it is read). */
-function memorySource(
-  batches: { tokens?: torch.Tensor; activations: torch.Tensor }[],
-  contextSize: number,
-): torch.dashboard.ActivationSource & { reads: number } {
-  const source = {
-    contextSize,
-    reads: 0,
-    async *batches() {
-      source.reads++;
-      for (const b of batches) yield b;
-    },
-  };
-  return source;
-}
 
 function write(file: string, data: Float32Array | Int32Array | BigInt64Array, shape: number[]): { file: string; dtype: string; shape: number[] } {
   fs.writeFileSync(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));

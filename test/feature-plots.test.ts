@@ -11,7 +11,7 @@ import sharp from 'sharp';
 
 import * as torch from '../lib';
 import { formatActivation } from '../lib/plot/features';
-import { launchContext } from './helpers/browser';
+import { suiteBrowser } from './helpers/browser';
 
 type Any = any;
 // Page-side code in page.evaluate callbacks runs in the browser; the package has no DOM types.
@@ -64,18 +64,7 @@ function byMax(data: Float32Array, dSae: number): number[] {
     .sort((a, b) => max[b] - max[a] || a - b);
 }
 
-let context: Any;
-let dir: string;
-
-beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'torchscope-features-'));
-  context = (await launchContext(dir, { width: 1280, height: 800 })).context;
-}, 60_000);
-
-afterAll(async () => {
-  await context?.close();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+const browser = suiteBrowser('features', { width: 1280, height: 800 });
 
 interface Opened {
   page: Any;
@@ -85,10 +74,10 @@ interface Opened {
 }
 
 async function open(html: string, name: string): Promise<Opened> {
-  const file = path.join(dir, name);
+  const file = path.join(browser().dir, name);
   fs.writeFileSync(file, html);
   const url = `file://${file}`;
-  const page = await context.newPage();
+  const page = await browser().context.newPage();
   const errors: string[] = [];
   const requests: string[] = [];
   page.on('console', (m: Any) => m.type() === 'error' && errors.push(m.text()));
@@ -314,7 +303,7 @@ describe('bad inputs and options', () => {
   const acts = () => small();
   const calls: [string, (a: Any, o?: Any) => unknown][] = [
     ['featureHtml', (a, o) => torch.plot.featureHtml(a, o)],
-    ['saveFeatureHtml', (a, o) => torch.plot.saveFeatureHtml(a, path.join(dir, 'never-written.html'), o)],
+    ['saveFeatureHtml', (a, o) => torch.plot.saveFeatureHtml(a, path.join(browser().dir, 'never-written.html'), o)],
     ['featureHeatmap', (a, o) => torch.plot.featureHeatmap(a, o)],
   ];
   const rejects = async (call: () => unknown, code: string, message?: RegExp) => {
@@ -371,7 +360,7 @@ describe('bad inputs and options', () => {
     await rejects(() => torch.plot.featureHeatmap(a, { colormap: 'rainbow' as never }), 'INVALID_ARGUMENT');
     await rejects(() => torch.plot.featureHeatmap(a, { annotate: 'yes' as never }), 'INVALID_ARGUMENT');
     await rejects(() => torch.plot.saveFeatureHtml(a, '' as never), 'INVALID_ARGUMENT');
-    const file = path.join(dir, 'saved', 'features.html');
+    const file = path.join(browser().dir, 'saved', 'features.html');
     expect(await torch.plot.saveFeatureHtml(a, file, { title: 'T' })).toBe(file);
     expect(fs.readFileSync(file, 'utf8')).toBe(torch.plot.featureHtml(a, { title: 'T' }));
   });

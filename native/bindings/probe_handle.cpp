@@ -87,29 +87,22 @@ Napi::Value ProbeHandle::fit(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value ProbeHandle::predict(const Napi::CallbackInfo& info) {
+// predict and probabilities: the probe's `method` on x, queued, the result on the CPU.
+Napi::Value ProbeHandle::onRows(const Napi::CallbackInfo& info, at::Tensor (LinearProbe::*method)(const at::Tensor&) const) {
   Napi::Env env = info.Env();
   return entryPoint(env, code::kRuntime, [&] {
     auto probe = live(env);
     const at::Tensor x = TensorHandle::unwrap(info[0]);
-    return queueValue(env, code::kRuntime, [probe, x] {
+    return queueValue(env, code::kRuntime, [probe, x, method] {
       at::NoGradGuard noGrad;
-      return c10::IValue(probe->predict(x).cpu());
+      return c10::IValue(((*probe).*method)(x).cpu());
     });
   });
 }
 
-Napi::Value ProbeHandle::probabilities(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return entryPoint(env, code::kRuntime, [&] {
-    auto probe = live(env);
-    const at::Tensor x = TensorHandle::unwrap(info[0]);
-    return queueValue(env, code::kRuntime, [probe, x] {
-      at::NoGradGuard noGrad;
-      return c10::IValue(probe->probabilities(x).cpu());
-    });
-  });
-}
+Napi::Value ProbeHandle::predict(const Napi::CallbackInfo& info) { return onRows(info, &LinearProbe::predict); }
+
+Napi::Value ProbeHandle::probabilities(const Napi::CallbackInfo& info) { return onRows(info, &LinearProbe::probabilities); }
 
 Napi::Value ProbeHandle::score(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

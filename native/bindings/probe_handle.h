@@ -34,6 +34,7 @@ class ProbeHandle : public Napi::ObjectWrap<ProbeHandle> {
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<const LinearProbe> live(Napi::Env env) const;
+  Napi::Value onRows(const Napi::CallbackInfo& info, at::Tensor (LinearProbe::*method)(const at::Tensor&) const);
   void release();
 
   std::shared_ptr<const LinearProbe> probe_;

@@ -194,3 +194,22 @@ export async function launchContext(dir: string, viewport: { width: number; heig
     );
   }
 }
+
+/**
+ * One browser context for a suite's pages at `viewport`, in a fresh folder under the OS temp
+ * dir: launched before the suite's tests, closed and removed after them. The getter gives the
+ * context and the folder pages are written to.
+ */
+export function suiteBrowser(prefix: string, viewport: { width: number; height: number }): () => { context: Any; dir: string } {
+  let context: Any;
+  let dir = '';
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), `torchscope-${prefix}-`));
+    context = (await launchContext(dir, viewport)).context;
+  }, 60_000);
+  afterAll(async () => {
+    await context?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return () => ({ context, dir });
+}
