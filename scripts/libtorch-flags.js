@@ -103,7 +103,7 @@ function settings() {
     // The -I directories; libtorch's come as -isystem in cflags, as CMake passes imported
     // targets' include directories (no -Wall noise from libtorch headers).
     // native/ first: sources include each other by their path under it ("program/program.h").
-    include_dirs: [path.join(root, 'native'), nodeAddonApiDir()],
+    include_dirs: [path.join(root, 'native'), path.join(root, 'native', 'third_party'), nodeAddonApiDir()],
     defines: [`NAPI_VERSION=${napiVersion}`, 'NAPI_CPP_EXCEPTIONS', 'NODE_ADDON_API_CPP_EXCEPTIONS_ALL', 'NODE_ADDON_API_DISABLE_DEPRECATED', ...torch.defines],
     cflags: [
       // gnu++20: what CMake's CXX_STANDARD 20 (extensions on by default) gives.

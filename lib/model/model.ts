@@ -142,7 +142,10 @@ export interface NodeInfo {
   op: string;
   /** It is the softmax that '<module path>:pattern' names. */
   pattern: boolean;
-  /** Its value's shape at the first call, when sample inputs were given (and it is a tensor). */
+  /**
+   * Its value's shape at the first call, when sample inputs were given (and it is a tensor);
+   * without them, the shape an exported program (.pt2) records, -1 for a dynamic size.
+   */
   shape?: number[];
 }
 
@@ -232,8 +235,12 @@ export class Model {
     const handle = this.native(site);
     this.checkLayers([path], site, args.length > 0);
     const { inputs, options } = splitCallOptions(args, 'nodes', site);
-    const nodes = (await settle(() => handle.nodes(path), site)).map(({ name, op, pattern }) => ({ name: path + NODE_SEPARATOR + name, op, pattern }));
-    if (inputs.length === 0 || nodes.length === 0) return nodes;
+    const listed = await settle(() => handle.nodes(path), site);
+    const nodes: NodeInfo[] = listed.map(({ name, op, pattern }) => ({ name: path + NODE_SEPARATOR + name, op, pattern }));
+    if (inputs.length === 0 || nodes.length === 0) {
+      // An exported program records its values' shapes (-1 for a dynamic size).
+      return nodes.map((node, i) => (listed[i].shape ? { ...node, shape: listed[i].shape } : node));
+    }
     const capture = nodes.map((n) => n.name);
     const result = await cancellable(options.signal, site, (cancel) => handle.run(unwrapInputs(inputs), { capture, output: false }, cancel));
     return nodes.map((node) => {

@@ -266,7 +266,7 @@ export interface NativeModel {
   /** [async] a submodule's forward's arguments after self */
   signature(path: string): Promise<{ name: string; type: string; supplied: boolean; hasDefault: boolean; source: string }[]>;
   /** [async] the operations of a submodule's forward that can be hooked */
-  nodes(path: string): Promise<{ name: string; op: string; pattern: boolean }[]>;
+  nodes(path: string): Promise<{ name: string; op: string; pattern: boolean; shape?: number[] }[]>;
   /** [async] */
   gradients(inputs: NativeValue[], request: NativeGradientsRequest, cancel?: NativeCancelToken): Promise<NativeGradientsResult>;
   /** [async] plans the run: its clean and corrupted forwards */

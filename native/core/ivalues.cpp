@@ -44,6 +44,12 @@ at::Tensor firstTensor(const c10::IValue& value, const std::string& what) {
       if (item.isTensor()) return item.toTensor();
     }
   }
+  if (value.isGenericDict()) {
+    // In insertion order: a Hugging Face output's first field (logits).
+    for (const auto& entry : value.toGenericDict()) {
+      if (entry.value().isTensor()) return entry.value().toTensor();
+    }
+  }
   TS_FAIL(code::kInvalidArgument, what, " is a ", value.tagKind(), " holding no tensor: an objective reads a tensor");
 }
 

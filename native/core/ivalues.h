@@ -19,7 +19,7 @@ c10::IValue mapTensors(const c10::IValue& value, const std::function<at::Tensor(
 // The same structure with every tensor on `device` (used to move inputs in, outputs out).
 c10::IValue toDevice(const c10::IValue& value, const c10::Device& device);
 
-// The first tensor of a value (a tensor, or the first one in a tuple or list), as the output
+// The first tensor of a value (a tensor, or the first one in a tuple, list or dict), as the output
 // an objective or a patch reads; INVALID_ARGUMENT naming `what` otherwise.
 at::Tensor firstTensor(const c10::IValue& value, const std::string& what);
 

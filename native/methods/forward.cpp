@@ -44,8 +44,12 @@ c10::IValue submoduleSignature(ModelState& model, const std::string& path) {
 
 c10::IValue submoduleNodes(ModelState& model, const std::string& path) {
   c10::impl::GenericList out(c10::AnyType::get());
-  for (const ModuleNode& node : model.format->nodes(path))
-    out.push_back(Record().set("name", node.name).set("op", node.op).set("pattern", node.pattern));
+  for (const ModuleNode& node : model.format->nodes(path)) {
+    Record record;
+    record.set("name", node.name).set("op", node.op).set("pattern", node.pattern);
+    if (node.shaped) record.set("shape", c10::List<int64_t>(node.shape));
+    out.push_back(record);
+  }
   return out;
 }
 

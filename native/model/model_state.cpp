@@ -3,6 +3,8 @@
 #include "core/device.h"
 #include "core/errors.h"
 #include "core/ivalues.h"
+#include "export/pt2_archive.h"
+#include "export/pt2_model.h"
 #include "torchscript/torchscript_model.h"
 
 namespace torchscope {
@@ -30,7 +32,11 @@ std::shared_ptr<ModelState> loadModel(const std::string& path, const LoadOptions
   state->precision = options.precision;
   state->upcast = options.upcast;
   state->device = resolveDevice(options.device);
-  state->format = TorchScriptModel::load(path, state->device, options.policy);
+  if (isPt2Archive(path)) {
+    state->format = ExportModel::load(path, state->device, options.policy);
+  } else {
+    state->format = TorchScriptModel::load(path, state->device, options.policy);
+  }
   return state;
 }
 

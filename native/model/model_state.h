@@ -45,8 +45,9 @@ struct ModelState {
   at::Tensor returned(const at::Tensor& tensor, const NumericsOverride& call) const;
 };
 
-// Loads the file in its format (a TorchScript file, checked before libtorch reads it:
-// torchscript/model_file.h). Compute thread. Throws MODEL_LOAD / DEVICE.
+// Loads the file in its format: a torch.export archive (export/pt2_model.h) or a TorchScript
+// file (checked before libtorch reads it: torchscript/model_file.h). Compute thread. Throws
+// MODEL_LOAD / DEVICE.
 std::shared_ptr<ModelState> loadModel(const std::string& path, const LoadOptions& options);
 
 }  // namespace torchscope

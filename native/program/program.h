@@ -134,6 +134,9 @@ struct ModuleNode {
   std::string name;
   std::string op;        // e.g. "aten::softmax"
   bool pattern = false;  // the softmax that '<module path>:pattern' names
+  // Its value's shape where the file records it (an exported program: -1 for a dynamic size).
+  bool shaped = false;
+  std::vector<int64_t> shape;
 };
 
 // An argument of a submodule's forward (after self), as a call of the submodule alone fills it.

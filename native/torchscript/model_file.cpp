@@ -2,17 +2,13 @@
 
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <torch/csrc/jit/api/compilation_unit.h>
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/csrc/jit/serialization/import_source.h>
 #include <torch/csrc/jit/serialization/unpickler.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <map>
 #include <regex>
@@ -20,7 +16,7 @@
 #include <sstream>
 
 #include "core/errors.h"
-#include "core/resources.h"
+#include "core/untrusted_file.h"
 
 namespace torchscope {
 
@@ -29,70 +25,7 @@ using caffe2::serialize::PyTorchStreamReader;
 
 namespace {
 
-[[noreturn]] void refuse(const std::string& path, const std::string& why) { TS_FAIL(code::kModelLoad, "'" + path + "': " + why); }
-
-// Operators a model's code may not call unless loaded with { trusted: true }: effects outside
-// tensor computation. Namespaces first (every operator in them), then single operators.
-const std::map<std::string, std::string>& refusedNamespaces() {
-  static const std::map<std::string, std::string> refused = {
-      {"c10d", "distributed communication (network I/O)"},
-      {"_c10d_functional", "distributed communication (network I/O)"},
-      {"_c10d_functional_autograd", "distributed communication (network I/O)"},
-      {"_dtensor", "distributed communication (network I/O)"},
-      {"symm_mem", "distributed communication (network I/O)"},
-      {"inductor", "compiler internals that reinterpret memory unchecked"},
-      {"inductor_prims", "compiler internals"},
-      {"debugprims", "reads tensors from files"},
-  };
-  return refused;
-}
-
-const std::map<std::string, std::string>& refusedOperators() {
-  static const std::map<std::string, std::string> refused = {
-      {"aten::save", "writes files"},
-      {"aten::from_file", "reads and maps files (shared=True writes them)"},
-      {"aten::manual_seed", "reseeds the process-wide random generator"},
-      {"aten::seed", "reseeds the process-wide random generator"},
-      {"aten::_cufft_set_plan_cache_max_size", "changes process-wide CUDA settings"},
-      {"aten::_cufft_clear_plan_cache", "changes process-wide CUDA settings"},
-  };
-  return refused;
-}
-
-// The file, read through one descriptor opened once: what was checked is what is loaded.
-class FileReader final : public caffe2::serialize::ReadAdapterInterface {
- public:
-  explicit FileReader(const std::string& path) {
-    // O_NONBLOCK: opening a FIFO must not wait for a writer before the check refuses it.
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd_ < 0) refuse(path, std::string("cannot open it: ") + std::strerror(errno));
-    struct stat info {};
-    if (::fstat(fd_, &info) != 0 || !S_ISREG(info.st_mode)) {
-      ::close(fd_);
-      refuse(path, "not a regular file (a directory, FIFO, socket or device): only model files are read");
-    }
-    size_ = static_cast<size_t>(info.st_size);
-  }
-  ~FileReader() override { ::close(fd_); }
-
-  size_t size() const override { return size_; }
-
-  // Fewer bytes than asked (a file shrunk under us) make libtorch's reader fail, not crash.
-  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
-    size_t done = 0;
-    while (done < n) {
-      const ssize_t got = ::pread(fd_, static_cast<char*>(buf) + done, n - done, static_cast<off_t>(pos + done));
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) break;
-      done += static_cast<size_t>(got);
-    }
-    return done;
-  }
-
- private:
-  int fd_ = -1;
-  size_t size_ = 0;
-};
+[[noreturn]] void refuse(const std::string& path, const std::string& why) { refuseModelFile(path, why); }
 
 // What a storage of the inspection stands for: the size of its archive record. Its memory is
 // zero pages mapped on demand, never the file's bytes: inspection reads no tensor data.
@@ -226,20 +159,7 @@ class Inspector {
       refuse(path_, what + " has a storage of " + std::to_string(storage.nbytes()) + " bytes backed by a record of " +
                         std::to_string(recordBytes) + ": the file is truncated or forged");
     }
-    if (tensor.numel() == 0) return;
-    // The last element's byte offset, in overflow-checked arithmetic.
-    uint64_t last = 0;
-    bool overflow = tensor.storage_offset() < 0;
-    for (int64_t d = 0; d < tensor.dim() && !overflow; ++d) {
-      const int64_t size = tensor.size(d), stride = tensor.stride(d);
-      uint64_t step = 0;
-      overflow = stride < 0 || __builtin_mul_overflow(static_cast<uint64_t>(size - 1), static_cast<uint64_t>(stride), &step) ||
-                 __builtin_add_overflow(last, step, &last);
-    }
-    uint64_t end = 0;
-    overflow = overflow || __builtin_add_overflow(last, static_cast<uint64_t>(tensor.storage_offset()) + 1, &end) ||
-               __builtin_mul_overflow(end, static_cast<uint64_t>(tensor.element_size()), &end);
-    if (overflow || end > storage.nbytes()) {
+    if (!fitsStorage(tensor.sizes(), tensor.strides(), tensor.storage_offset(), tensor.element_size(), storage.nbytes())) {
       refuse(path_, what + " has a tensor of shape " + c10::str(tensor.sizes()) + ", strides " + c10::str(tensor.strides()) +
                         " and offset " + std::to_string(tensor.storage_offset()) + " that reaches past its storage of " +
                         std::to_string(storage.nbytes()) + " bytes");
@@ -249,9 +169,7 @@ class Inspector {
   void auditBlock(jit::Block* block, const std::string& function) {
     for (jit::Node* node : block->nodes()) {
       const std::string op = node->kind().toQualString();
-      const std::string ns = node->kind().ns().toUnqualString();
-      if (auto found = refusedOperators().find(op); found != refusedOperators().end()) refuseCode(function, op, found->second);
-      if (auto found = refusedNamespaces().find(ns); found != refusedNamespaces().end()) refuseCode(function, op, found->second);
+      if (auto effect = refusedOperatorEffect(op)) refuseCode(function, op, *effect);
       if (node->kind() == c10::prim::CallMethod) {
         // Methods of C++ classes (torch.classes.<namespace>.<Class>) fall under their namespace.
         if (auto cls = node->input(0)->type()->cast<c10::ClassType>(); cls && cls->name()) {
@@ -259,9 +177,8 @@ class Inspector {
           static const std::string prefix = "__torch__.torch.classes.";
           if (name.rfind(prefix, 0) == 0) {
             const std::string classNamespace = name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size());
-            if (auto found = refusedNamespaces().find(classNamespace); found != refusedNamespaces().end()) {
-              refuseCode(function, name + "." + node->s(c10::attr::name), found->second);
-            }
+            if (auto effect = refusedOperatorEffect(classNamespace + "::"))
+              refuseCode(function, name + "." + node->s(c10::attr::name), *effect);
           }
         }
       }
@@ -314,23 +231,8 @@ void refuseUnknownOperator(const std::string& path, PyTorchStreamReader& reader,
                    message);
 }
 
-// Inflated sizes come from the zip directory, so a bomb is refused before anything inflates.
-void checkInflation(const std::string& path, PyTorchStreamReader& reader, uint64_t fileBytes, const LoadPolicy& policy) {
-  const uint64_t limit =
-      policy.maxInflatedBytes > 0 ? policy.maxInflatedBytes : std::min<uint64_t>(4 * fileBytes + (64ull << 20), physicalMemoryBytes());
-  uint64_t total = 0;
-  for (const std::string& record : reader.getAllRecords()) {
-    total += reader.getRecordSize(record);
-    if (total > limit) {
-      refuse(path, "its records inflate to more than " + std::to_string(limit) + " bytes (the file has " + std::to_string(fileBytes) +
-                       "): refused as a possible zip bomb. If the file is genuine, raise "
-                       "the bound: load(path, { maxInflatedBytes })");
-    }
-  }
-}
-
 jit::Module load(const std::string& path, const c10::Device& device, const LoadPolicy& policy) {
-  auto file = std::make_shared<FileReader>(path);
+  auto file = std::make_shared<ModelFileReader>(path);
   // torch.save() pickles start with the pickle protocol 2 marker; zip archives with a file entry.
   uint8_t start[2] = {0, 0};
   if (file->read(0, start, 2, "checking the archive") == 2 && start[0] == 0x80 && start[1] == 0x02) {
@@ -345,7 +247,7 @@ jit::Module load(const std::string& path, const c10::Device& device, const LoadP
              "the pre-1.4 TorchScript format (model.json), which torchscope does not inspect: re-save it with a "
              "current PyTorch");
     }
-    checkInflation(path, reader, file->size(), policy);
+    checkInflation(path, reader, file->size(), policy.maxInflatedBytes);
     Inspector inspector(path, reader);
     try {
       inspector.inspect();

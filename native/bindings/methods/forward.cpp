@@ -61,8 +61,8 @@ Napi::Value signature(const Napi::CallbackInfo& info, const std::shared_ptr<Mode
 }
 TORCHSCOPE_MODEL_METHOD("signature", signature);
 
-// [async] nodes(path) -> [{ name, op, pattern }]: the operations of the submodule's forward
-//   that can be hooked as '<path>/<name>'.
+// [async] nodes(path) -> [{ name, op, pattern, shape? }]: the operations of the submodule's
+//   forward that can be hooked as '<path>/<name>' (shape: as the file records it).
 Napi::Value nodes(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& model) {
   return queuePathQuery(info, model, "nodes", submoduleNodes);
 }
