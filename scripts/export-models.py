@@ -13,6 +13,8 @@ Files (in DIR, default <repo>/models):
   bert-tiny-cls.pt                              BertClassifier (tiny, 2 labels), traced: logits
   gpt2.pt / gpt2-tiny.pt                        Gpt2LM (GPT-2 small's shape / tiny; untied LM head),
                                                 traced: logits
+  resnet18.pt2 / gpt2.pt2                       the same weights as torch.export programs (training
+                                                IR; dynamic batch, image size / sequence length)
   induction.pt                                  AttnOnly (2 layers, attention only) trained on
                                                 repeated random tokens, scripted
   digits-cnn.pt / digits-cnn-scripted.pt        DigitsCNN trained on scikit-learn's 8x8 digits
@@ -53,6 +55,7 @@ from typing import Callable, Dict, List, Optional, Tuple  # noqa: E402
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from torch.export import Dim  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import digits as dg  # noqa: E402
@@ -85,6 +88,9 @@ class Group:
     build: Callable[[bool], torch.nn.Module] = field(repr=False)
     check: Callable[[torch.nn.Module, torch.nn.Module], None] = field(repr=False)
     example: Callable[[], tuple] = field(repr=False)
+    # The "exported" (.pt2) files' torch.export inputs and dynamic_shapes (the sizes that may vary;
+    # the example's batch is 2: torch.export specializes a size of 1).
+    export_args: Optional[Callable[[], Tuple[tuple, tuple]]] = field(default=None, repr=False)
 
 
 # ---------------------------------------------------------------- builders
@@ -325,13 +331,17 @@ GROUPS = [
         key="resnet18",
         only="resnet",
         architecture="resnet18",
-        files=[("resnet18.pt", "traced"), ("resnet18-scripted.pt", "scripted")],
+        files=[("resnet18.pt", "traced"), ("resnet18-scripted.pt", "scripted"), ("resnet18.pt2", "exported")],
         inputs=[{"name": "x", "shape": [1, 3, 224, 224], "dtype": "float32"}],
         outputs=["logits"],
         can_pretrain=True,
         build=build_resnet18,
         check=check_resnet(224),
         example=lambda: (torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED)),),
+        export_args=lambda: (
+            (torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(SEED)),),
+            ({0: Dim("batch", min=1, max=256), 2: Dim("height", min=33, max=2048), 3: Dim("width", min=33, max=2048)},),
+        ),
     ),
     Group(
         key="resnet-tiny",
@@ -397,13 +407,17 @@ GROUPS = [
         key="gpt2",
         only="gpt2",
         architecture="Gpt2LM(GPT-2 small: 12 layers, 768 wide, 12 heads, vocab 50257, untied LM head; traced on ids)",
-        files=[("gpt2.pt", "traced")],
+        files=[("gpt2.pt", "traced"), ("gpt2.pt2", "exported")],
         inputs=[{"name": "input_ids", "shape": [1, 16], "dtype": "int64"}],
         outputs=["logits"],
         can_pretrain=True,
         build=lambda p: build_gpt2(p, "small"),
         check=check_logits(gpt2_example),
         example=gpt2_example,
+        export_args=lambda: (
+            (torch.randint(0, 50257, (2, 16), generator=torch.Generator().manual_seed(SEED)),),
+            ({0: Dim("batch", min=1, max=256), 1: Dim("seq", min=2, max=1024)},),
+        ),
     ),
     Group(
         key="gpt2-tiny",
@@ -530,6 +544,9 @@ def export_group(group: Group, out: Path, pretrained: bool, names: List[str]) ->
         for name, kind in group.files:
             if kind == "traced":
                 converted[name] = torch.jit.trace(model, group.example(), check_trace=False)
+            elif kind == "exported":
+                inputs, dynamic = group.export_args()
+                converted[name] = torch.export.export(model, inputs, dynamic_shapes=dynamic)
             else:
                 converted[name] = torch.jit.script(model)
         # torch.jit.save names the archive's root folder after the file, so
@@ -538,11 +555,12 @@ def export_group(group: Group, out: Path, pretrained: bool, names: List[str]) ->
             for name in names:
                 if name not in converted:
                     continue
-                group.check(converted[name], model)
+                exported = isinstance(converted[name], torch.export.ExportedProgram)
+                group.check(converted[name].module() if exported else converted[name], model)
                 tmp = Path(scratch) / name
-                torch.jit.save(converted[name], str(tmp))
+                (torch.export.save if exported else torch.jit.save)(converted[name], str(tmp))
                 # Check what a consumer will actually load, not the in-memory module.
-                group.check(torch.jit.load(str(tmp)), model)
+                group.check(torch.export.load(str(tmp)).module() if exported else torch.jit.load(str(tmp)), model)
                 os.replace(tmp, out / name)
                 result[name] = weights
         if pretrained and group.key == "bert" and "bert-vocab.txt" in names:

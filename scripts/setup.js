@@ -215,6 +215,8 @@ function main() {
     timed('probe models trained', () => run(python, [path.join('scripts', 'probe_models.py')]));
     log('exporting the model zoo to models/zoo/');
     timed('model zoo exported', () => run(python, [path.join('scripts', 'zoo')]));
+    log('exporting the torch.export (.pt2) models to models/pt2/');
+    timed('.pt2 models exported', () => run(python, [path.join('scripts', 'export_pt2.py')]));
     log('exporting the Hugging Face LLM fixtures to models/llm/');
     timed('LLM fixtures exported', () => run(python, [path.join('scripts', 'llm_fixtures.py')]));
     // After the export: a seeded (non-pretrained) export removes a stale bert-vocab.txt.

@@ -30,6 +30,8 @@ import {
   scratchDir,
   Tolerance,
   widenRef,
+  refTensorsOf,
+  valueTensorsOf,
 } from './helpers';
 
 const ZOO = path.join(MODELS, 'zoo');
@@ -112,28 +114,14 @@ function cpuDescription(): string {
 }
 
 /** The tensors of a value, depth first (dict values in their order), Nones dropped. */
-function tensorsOf(value: RefValue): Extract<RefValue, { type: 'tensor' }>[] {
-  if (value.type === 'tensor') return [value];
-  if (value.type === 'tuple') return value.items.flatMap(tensorsOf);
-  if (value.type === 'dict') return Object.values(value.items).flatMap(tensorsOf);
-  return [];
-}
-
-function actualTensorsOf(value: torch.Value): torch.Tensor[] {
-  if (value instanceof torch.Tensor) return [value];
-  if (Array.isArray(value)) return value.flatMap(actualTensorsOf);
-  if (value !== null && typeof value === 'object') return Object.values(value).flatMap(actualTensorsOf);
-  return [];
-}
-
 /** A captured value against eager's (see the header for traces). */
 function expectCaptureClose(entry: ZooEntry, actual: torch.Value, expected: RefValue, tol: Tolerance, label: string): void {
   if (entry.mode === 'script') {
     expectValueClose(actual, expected, tol, label);
     return;
   }
-  const got = actualTensorsOf(actual);
-  const want = tensorsOf(expected);
+  const got = valueTensorsOf(actual);
+  const want = refTensorsOf(expected);
   if (got.length === 0 || got.length > want.length) {
     throw new Error(`${label}: the trace's ${describeValue(actual)} is not a prefix of eager's ${want.length} tensors`);
   }
@@ -250,7 +238,7 @@ describe.each(entries.filter((e) => e.dtype === 'float32'))('$name in bf16', (en
       try {
         const unoptimized = await torch.run(exact, eager.inputs.map(refInput), { capture: entry.capture });
         const values = (r: torch.RunResult) =>
-          [r.output, ...entry.capture.map((l) => r.activations[l])].flatMap(actualTensorsOf).map((t) => Array.from(t.data() as Float32Array));
+          [r.output, ...entry.capture.map((l) => r.activations[l])].flatMap(valueTensorsOf).map((t) => Array.from(t.data() as Float32Array));
         expect(values(result)).toEqual(values(unoptimized));
         unoptimized.dispose();
       } finally {

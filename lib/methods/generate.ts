@@ -7,7 +7,7 @@ import { callSite, CallSite, failure } from '../core/errors';
 import { streamedRun } from '../core/stream';
 import { abortSignal, checkOptions, describeValue, finiteNumber, integer, optionKeys, positiveInteger } from '../core/validate';
 import { Model } from '../model/model';
-import { Tensor, tensor } from '../model/tensor';
+import { disposeValue, Tensor, tensor } from '../model/tensor';
 import { run, SpliceOptions } from './activations';
 import { PatchSpec } from './patch';
 
@@ -70,6 +70,17 @@ export function random(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The logits of a forward's output: the tensor, a tuple's first, or a record's (a Hugging Face output of an exported program) `logits`. */
+function logitsOf(output: unknown): unknown {
+  if (output instanceof Tensor) return output;
+  if (Array.isArray(output)) return output.find((v) => v instanceof Tensor);
+  if (output !== null && typeof output === 'object') {
+    const record = output as Record<string, unknown>;
+    return record.logits instanceof Tensor ? record.logits : Object.values(record).find((v) => v instanceof Tensor);
+  }
+  return output;
 }
 
 /** The next token from one position's logits: argmax (first of ties), or a seeded sample. */
@@ -170,12 +181,12 @@ async function* drive(
       break;
     }
     const input = tensor(BigInt64Array.from(ids, BigInt), [1, ids.length]);
-    const logits = (
-      steering
-        ? (await run(model, [input], { ...steering, ...(signal ? { signal } : {}) })).output
-        : await model.forward(input, ...(signal ? [{ signal }] : []))
-    ) as Tensor;
+    const output = steering
+      ? (await run(model, [input], { ...steering, ...(signal ? { signal } : {}) })).output
+      : await model.forward(input, ...(signal ? [{ signal }] : []));
     input.dispose();
+    const logits = logitsOf(output);
+    disposeValue(output, logits instanceof Tensor ? logits : undefined);
     if (!(logits instanceof Tensor) || logits.shape.length !== 3 || logits.shape[1] !== ids.length) {
       throw failure(
         'SHAPE',

@@ -68,17 +68,6 @@ std::string describeShape(const TensorMeta& meta, const std::map<std::string, Ra
   return text + "]" + constraints;
 }
 
-c10::IValue nest(const TreeSpec& spec, const std::vector<c10::IValue>& leaves, size_t& next) {
-  if (spec.leaf()) return next < leaves.size() ? leaves[next++] : c10::IValue();
-  std::vector<c10::IValue> children;
-  for (const TreeSpec& child : spec.children) children.push_back(nest(child, leaves, next));
-  const bool keyed = spec.keys.size() == spec.children.size() && spec.type != "builtins.tuple" && spec.type != "builtins.list";
-  if (!keyed) return c10::ivalue::Tuple::create(std::move(children));
-  c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
-  for (size_t i = 0; i < children.size(); ++i) dict.insert(spec.keys[i], children[i]);
-  return dict;
-}
-
 }  // namespace
 
 Env LoadedProgram::bind(std::vector<c10::IValue> given) const {
@@ -131,12 +120,41 @@ Env LoadedProgram::bind(std::vector<c10::IValue> given) const {
 c10::IValue LoadedProgram::output(const Env& env) const {
   std::vector<c10::IValue> leaves;
   for (const ArgSource& source : plan->outputs) leaves.push_back(argumentValue(source, env));
-  if (outSpec && outSpec->leaves() == leaves.size()) {
-    size_t next = 0;
-    return nest(*outSpec, leaves, next);
-  }
+  if (outSpec && outSpec->leaves() == leaves.size()) return nestLeaves(*outSpec, leaves);
   if (leaves.size() == 1) return leaves[0];
   return c10::ivalue::Tuple::create(std::move(leaves));
+}
+
+namespace {
+
+c10::IValue nestFrom(const TreeSpec& spec, const std::vector<c10::IValue>& leaves, size_t& next) {
+  if (spec.leaf()) return next < leaves.size() ? leaves[next++] : c10::IValue();
+  std::vector<c10::IValue> children;
+  for (const TreeSpec& child : spec.children) children.push_back(nestFrom(child, leaves, next));
+  const bool keyed = spec.keys.size() == spec.children.size() && spec.type != "builtins.tuple" && spec.type != "builtins.list";
+  if (!keyed) return c10::ivalue::Tuple::create(std::move(children));
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
+  for (size_t i = 0; i < children.size(); ++i) dict.insert(spec.keys[i], children[i]);
+  return dict;
+}
+
+}  // namespace
+
+c10::IValue nestLeaves(const TreeSpec& spec, const std::vector<c10::IValue>& leaves) {
+  size_t next = 0;
+  return nestFrom(spec, leaves, next);
+}
+
+void flattenLeaves(const c10::IValue& value, std::vector<c10::IValue>& leaves) {
+  if (value.isTuple()) {
+    for (const c10::IValue& element : value.toTupleRef().elements()) flattenLeaves(element, leaves);
+  } else if (value.isGenericDict()) {
+    for (const auto& entry : value.toGenericDict()) flattenLeaves(entry.value(), leaves);
+  } else if (value.isList()) {
+    for (const c10::IValue& element : value.toListRef()) flattenLeaves(element, leaves);
+  } else {
+    leaves.push_back(value);
+  }
 }
 
 std::shared_ptr<const LoadedProgram> loadProgram(const std::string& path, const c10::Device& device, const LoadPolicy& policy) {

@@ -47,6 +47,12 @@ struct LoadedProgram {
   c10::IValue output(const Env& env) const;
 };
 
+// `leaves` nested as `spec` says: dicts and records (a Hugging Face output) as string-keyed
+// dicts, tuples and lists as tuples, a lone leaf as itself.
+c10::IValue nestLeaves(const TreeSpec& spec, const std::vector<c10::IValue>& leaves);
+// The leaves of a value nested so (tensors and other non-containers), in order.
+void flattenLeaves(const c10::IValue& value, std::vector<c10::IValue>& leaves);
+
 // Loads `path` (a .pt2 archive) on `device`. Throws MODEL_LOAD.
 std::shared_ptr<const LoadedProgram> loadProgram(const std::string& path, const c10::Device& device, const LoadPolicy& policy);
 

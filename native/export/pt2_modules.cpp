@@ -199,8 +199,16 @@ class Mapper {
     };
     if (const CallSignature* signature = signatureOf(path, call)) {
       call.exact = true;
+      bool tensors = true;
       for (const Value& output : signature->outputs) {
+        tensors &= output.kind == Value::kTensor && slotOf(output.names[0]) >= 0;
         if (output.kind == Value::kTensor && slotOf(output.names[0]) >= 0) call.outputs.push_back(slotOf(output.names[0]));
+      }
+      try {
+        TreeSpec spec = parseTreeSpec(signature->outSpec, "");
+        if (tensors && spec.leaves() == call.outputs.size()) call.outSpec = std::move(spec);
+      } catch (const std::exception&) {
+        // A spec that does not parse: the outputs come flat.
       }
       for (const Value& input : signature->inputs) {
         const int slot = input.kind == Value::kTensor ? slotOf(input.names[0]) : -1;

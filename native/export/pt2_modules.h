@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -25,6 +26,8 @@ struct ModuleCall {
   std::vector<int> outputs;   // slots of what it returns
   std::vector<int> inputs;    // slots of what it reads from outside (parameters excepted), first the ':input'
   bool exact = false;         // outputs and inputs from the exported call signature
+  // How its outputs nest (the signature's out_spec), when every output is a tensor.
+  std::optional<TreeSpec> outSpec;
 };
 
 struct ModuleMap {

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <limits>
+#include <optional>
 
 #include "core/errors.h"
 #include "core/ivalues.h"
@@ -26,27 +28,52 @@ constexpr size_t kNodeDepth = std::numeric_limits<size_t>::max();
 
 bool isSoftmax(const std::string& op) { return op == "aten::softmax" || op == "aten::_softmax" || op == "aten::_safe_softmax"; }
 
-at::Tensor firstTensor(const std::string& layer, const c10::IValue& value) {
+// The first tensor of a hook point's value: the value, or the first of a tuple or dict (nested
+// as the module returned it).
+std::optional<at::Tensor> findFirst(const c10::IValue& value) {
   if (value.isTensor()) return value.toTensor();
   if (value.isTuple()) {
     for (const c10::IValue& element : value.toTupleRef().elements()) {
-      if (element.isTensor()) return element.toTensor();
+      if (auto found = findFirst(element)) return found;
     }
   }
-  TS_FAIL(code::kInvalidArgument,
-          "layer '" + layer + "' gives " + value.tagKind() + ": only a tensor, or a tuple holding one, can be hooked");
+  if (value.isGenericDict()) {
+    for (const auto& entry : value.toGenericDict()) {
+      if (auto found = findFirst(entry.value())) return found;
+    }
+  }
+  return std::nullopt;
 }
 
+at::Tensor firstTensor(const std::string& layer, const c10::IValue& value) {
+  auto found = findFirst(value);
+  TS_CHECK(found.has_value(), code::kInvalidArgument, "layer '", layer, "' gives ", value.tagKind(),
+           ": only a tensor, or a tuple holding one, can be hooked");
+  return *found;
+}
+
+// `value` with its first tensor replaced by `tensor`.
 c10::IValue withFirst(const c10::IValue& value, const at::Tensor& tensor) {
-  if (value.isTensor()) return tensor;
-  auto elements = value.toTupleRef().elements().vec();
-  for (auto& element : elements) {
-    if (element.isTensor()) {
-      element = tensor;
-      break;
+  bool done = false;
+  std::function<c10::IValue(const c10::IValue&)> replace = [&](const c10::IValue& v) -> c10::IValue {
+    if (done) return v;
+    if (v.isTensor()) {
+      done = true;
+      return tensor;
     }
-  }
-  return c10::ivalue::Tuple::create(std::move(elements));
+    if (v.isTuple()) {
+      std::vector<c10::IValue> elements;
+      for (const c10::IValue& element : v.toTupleRef().elements()) elements.push_back(replace(element));
+      return c10::ivalue::Tuple::create(std::move(elements));
+    }
+    if (v.isGenericDict()) {
+      c10::impl::GenericDict dict(v.toGenericDict().keyType(), v.toGenericDict().valueType());
+      for (const auto& entry : v.toGenericDict()) dict.insert(entry.key(), replace(entry.value()));
+      return dict;
+    }
+    return v;
+  };
+  return replace(value);
 }
 
 const c10::OperatorHandle& patchOperator() {
@@ -66,23 +93,23 @@ class ExportProgram::Run {
   }
 
   void hook(const Hook& hook, Env& env, bool input) {
-    c10::IValue value;
-    if (input || hook.slots.size() == 1) {
-      value = env[hook.slots[0]];
-    } else {
-      std::vector<c10::IValue> elements;
-      for (int slot : hook.slots) elements.push_back(env[slot]);
-      value = c10::ivalue::Tuple::create(std::move(elements));
-    }
-    c10::IValue given = runHooks(hook.name, value);
+    std::vector<c10::IValue> leaves;
+    for (int slot : hook.slots) leaves.push_back(env[slot]);
+    // One output is the value itself; several are nested as the module returned them (its
+    // exported signature), else a tuple.
+    const c10::IValue value = hook.spec            ? pt2::nestLeaves(*hook.spec, leaves)
+                              : leaves.size() == 1 ? leaves[0]
+                                                   : c10::ivalue::Tuple::create(leaves);
+    const c10::IValue given = runHooks(hook.name, value);
     if (input) {
-      env[hook.given] = std::move(given);
-    } else if (hook.slots.size() == 1) {
-      env[hook.slots[0]] = std::move(given);
-    } else {
-      const auto& elements = given.toTupleRef().elements();
-      for (size_t i = 0; i < hook.slots.size(); ++i) env[hook.slots[i]] = elements[i];
+      env[hook.given] = given;
+      return;
     }
+    leaves.clear();
+    pt2::flattenLeaves(given, leaves);
+    TS_CHECK(leaves.size() == hook.slots.size(), code::kInternal, "layer '", hook.name, "': hooks gave ", leaves.size(), " values for ",
+             hook.slots.size());
+    for (size_t i = 0; i < hook.slots.size(); ++i) env[hook.slots[i]] = leaves[i];
   }
 
   RunResult result;
@@ -264,7 +291,7 @@ void ExportProgram::placeModule(const std::string& target, const HookPoint& poin
   for (const pt2::ModuleCall& call : loaded_->modules.calls.at(point.module)) {
     callSites[target] += 1;
     if (!point.input) {
-      after_[call.steps.back()].push_back(Hook{target, call.outputs, -1, depthOf(point.module)});
+      after_[call.steps.back()].push_back(Hook{target, call.outputs, -1, depthOf(point.module), call.outSpec ? &*call.outSpec : nullptr});
       continue;
     }
     TS_CHECK(!call.inputs.empty(), code::kInvalidArgument, "layer '", target, "': the module's call reads no tensor");

@@ -31,7 +31,8 @@ class ExportProgram : public Program {
     std::string name;
     std::vector<int> slots;
     int given = -1;
-    size_t depth = 0;  // of its module path, for nesting order
+    size_t depth = 0;                     // of its module path, for nesting order
+    const pt2::TreeSpec* spec = nullptr;  // how a module call's outputs nest, when exported with its signature
   };
 
  private:

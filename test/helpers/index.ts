@@ -416,6 +416,21 @@ export function relativeTolerance(factor: number): Tolerance {
   return (expected) => factor * Math.max(1, maxAbs(numbersOf(expected.data, expected.dtype) as ArrayLike<number>));
 }
 
+/** The tensors of a reference value, in order (tuples and dicts flattened). */
+export function refTensorsOf(value: RefValue): Extract<RefValue, { type: 'tensor' }>[] {
+  if (value.type === 'tensor') return [value];
+  if (value.type === 'tuple') return value.items.flatMap(refTensorsOf);
+  if (value.type === 'dict') return Object.values(value.items).flatMap(refTensorsOf);
+  return [];
+}
+
+/** The tensors of a value torchscope returned, in order (arrays and objects flattened). */
+export function valueTensorsOf(value: torch.Value): torch.Tensor[] {
+  if (value instanceof torch.Tensor) return [value];
+  if (Array.isArray(value)) return value.flatMap(valueTensorsOf);
+  if (value !== null && typeof value === 'object') return Object.values(value).flatMap(valueTensorsOf);
+  return [];
+}
 /** Structural comparison: a Tensor against a reference tensor, arrays against tuples, objects against dicts. */
 export function expectValueClose(actual: torch.Value | undefined, expected: RefValue | undefined, tol: Tolerance, label = 'value'): void {
   if (expected === undefined) throw new Error(`${label}: no expected value`);
