@@ -37,6 +37,34 @@ c10::MemoryFormat memoryFormatOf(int64_t exported, const std::string& path) {
   }
 }
 
+// What a slot holds, checked where it is read: a value read as another kind than it was
+// defined as is refused when the file loads, not met while it runs.
+enum class SlotKind : uint8_t { kTensor, kNumber, kAny };
+
+const char* describe(SlotKind kind) { return kind == SlotKind::kTensor ? "a tensor" : kind == SlotKind::kNumber ? "a number" : "a value"; }
+
+// A declared return (or argument) type's kind, looking through Optional.
+SlotKind kindOf(const c10::TypePtr& declared) {
+  c10::TypePtr type = declared;
+  if (auto optional = type->cast<c10::OptionalType>()) type = optional->getElementType();
+  switch (type->kind()) {
+    case c10::TypeKind::TensorType: return SlotKind::kTensor;
+    case c10::TypeKind::IntType:
+    case c10::TypeKind::SymIntType:
+    case c10::TypeKind::FloatType:
+    case c10::TypeKind::SymFloatType:
+    case c10::TypeKind::BoolType:
+    case c10::TypeKind::SymBoolType:
+    case c10::TypeKind::NumberType: return SlotKind::kNumber;
+    default: return SlotKind::kAny;
+  }
+}
+
+bool isTensorList(const c10::TypePtr& declared) {
+  auto list = declared->cast<c10::ListType>();
+  return list && kindOf(list->getElementType()) == SlotKind::kTensor;
+}
+
 class Compiler {
  public:
   Compiler(const Graph& graph, const CompileOptions& options) : graph_(graph), options_(options), plan_(std::make_shared<Plan>()) {}
@@ -44,10 +72,10 @@ class Compiler {
   std::shared_ptr<const Plan> compile() {
     for (const Value& input : graph_.inputs) {
       if (input.kind == Value::kTensor) {
-        plan_->inputs.push_back(define(input.names[0], "a graph input"));
+        plan_->inputs.push_back(define(input.names[0], "a graph input", SlotKind::kTensor));
         plan_->inputLiterals.emplace_back();
       } else if (input.kind == Value::kSymInt && input.syms[0].named()) {
-        plan_->inputs.push_back(define(input.syms[0].name, "a graph input"));
+        plan_->inputs.push_back(define(input.syms[0].name, "a graph input", SlotKind::kNumber));
         plan_->inputLiterals.emplace_back();
       } else {
         // A constant input (use_cache=False): its literal.
@@ -56,7 +84,11 @@ class Compiler {
       }
     }
     for (size_t i = 0; i < graph_.nodes.size(); ++i) plan_->steps.push_back(step(i));
-    for (const Value& output : graph_.outputs) plan_->outputs.push_back(outputSource(output));
+    for (const Value& output : graph_.outputs) {
+      plan_->outputs.push_back(outputSource(output));
+      const int slot = plan_->outputs.back().slot;
+      plan_->outputKinds.push_back(static_cast<uint8_t>(slot >= 0 ? kinds_[slot] : SlotKind::kNumber));
+    }
     return plan_;
   }
 
@@ -65,17 +97,20 @@ class Compiler {
     refuseModelFile(options_.path, "node '" + node.name + "' (" + node.target + "): " + why);
   }
 
-  int define(const std::string& name, const std::string& what) {
+  int define(const std::string& name, const std::string& what, SlotKind kind) {
     if (name.empty()) refuseModelFile(options_.path, what + " has an empty name");
     if (!plan_->slotOf.emplace(name, plan_->slots).second) refuseModelFile(options_.path, "value '" + name + "' is defined twice");
+    kinds_.push_back(kind);
     return plan_->slots++;
   }
 
-  int use(const std::string& name, const Node* node) const {
+  int use(const std::string& name, const Node* node, SlotKind expected = SlotKind::kAny) const {
     auto found = plan_->slotOf.find(name);
-    if (found == plan_->slotOf.end()) {
-      refuseModelFile(options_.path, (node ? "node '" + node->name + "'" : std::string("an output")) + " reads '" + name +
-                                         "', which no earlier node defines");
+    const std::string reader = node ? "node '" + node->name + "'" : std::string("an output");
+    if (found == plan_->slotOf.end()) refuseModelFile(options_.path, reader + " reads '" + name + "', which no earlier node defines");
+    const SlotKind kind = kinds_[found->second];
+    if (expected != SlotKind::kAny && kind != SlotKind::kAny && kind != expected) {
+      refuseModelFile(options_.path, reader + " reads '" + name + "' as " + describe(expected) + ", but it is " + describe(kind));
     }
     return found->second;
   }
@@ -139,9 +174,11 @@ class Compiler {
     if (op == "aten::sym_size" || op == "aten::sym_numel") {
       step.kind = op == "aten::sym_size" ? Step::kSymSize : Step::kSymNumel;
       for (const NamedValue& input : node.inputs) {
-        step.args.push_back(input.value.kind == Value::kTensor ? slotSource(node, input.value.names[0]) : symSource(node, input.value));
+        step.args.push_back(input.value.kind == Value::kTensor ? slotSource(node, input.value.names[0], SlotKind::kTensor)
+                                                               : symSource(node, input.value));
       }
       if (step.args.size() != (step.kind == Step::kSymSize ? 2u : 1u)) fail(node, "wrong number of arguments");
+      if (step.args[0].kind != ArgSource::kSlot) fail(node, "it reads the size of something other than a tensor");
       bindSymOutput(node, step);
       return step;
     }
@@ -170,11 +207,13 @@ class Compiler {
     return step;
   }
 
-  ArgSource slotSource(const Node& node, const std::string& name) const { return ArgSource{ArgSource::kSlot, {}, use(name, &node)}; }
+  ArgSource slotSource(const Node& node, const std::string& name, SlotKind kind) const {
+    return ArgSource{ArgSource::kSlot, {}, use(name, &node, kind)};
+  }
 
   ArgSource symSource(const Node& node, const Value& value) const {
     if ((value.kind == Value::kSymInt || value.kind == Value::kSymFloat || value.kind == Value::kSymBool) && value.syms[0].named()) {
-      return slotSource(node, value.syms[0].name);
+      return slotSource(node, value.syms[0].name, SlotKind::kNumber);
     }
     if (value.kind == Value::kSymFloat || value.kind == Value::kFloat) {
       return {ArgSource::kLiteral, value.kind == Value::kFloat ? value.floats[0] : value.syms[0].value};
@@ -198,10 +237,10 @@ class Compiler {
         (value.kind == Value::kSymInt || value.kind == Value::kSymFloat || value.kind == Value::kSymBool) && value.syms[0].named();
     switch (type->kind()) {
       case c10::TypeKind::TensorType:
-        if (value.kind == Value::kTensor) return slotSource(node, value.names[0]);
+        if (value.kind == Value::kTensor) return slotSource(node, value.names[0], SlotKind::kTensor);
         // A Python number where a tensor goes (add.Tensor(x, 1)): wrapped as PyTorch wraps it,
         // so that type promotion treats it as a scalar.
-        if (named) return {ArgSource::kWrappedScalar, {}, use(value.syms[0].name, &node)};
+        if (named) return {ArgSource::kWrappedScalar, {}, use(value.syms[0].name, &node, SlotKind::kNumber)};
         if (value.kind == Value::kInt || value.kind == Value::kFloat || value.kind == Value::kBool) {
           at::Tensor wrapped = value.kind == Value::kFloat  ? at::scalar_tensor(value.floats[0], at::kDouble)
                                : value.kind == Value::kBool ? at::scalar_tensor(static_cast<bool>(value.ints[0]), at::kBool)
@@ -212,25 +251,25 @@ class Compiler {
         bad();
       case c10::TypeKind::IntType:
       case c10::TypeKind::SymIntType:
-        if (named) return slotSource(node, value.syms[0].name);
+        if (named) return slotSource(node, value.syms[0].name, SlotKind::kNumber);
         if (value.kind == Value::kInt) return {ArgSource::kLiteral, value.ints[0]};
         if (value.kind == Value::kSymInt) return {ArgSource::kLiteral, static_cast<int64_t>(value.syms[0].value)};
         bad();
       case c10::TypeKind::FloatType:
       case c10::TypeKind::SymFloatType:
-        if (named) return slotSource(node, value.syms[0].name);
+        if (named) return slotSource(node, value.syms[0].name, SlotKind::kNumber);
         if (value.kind == Value::kFloat) return {ArgSource::kLiteral, value.floats[0]};
         if (value.kind == Value::kInt) return {ArgSource::kLiteral, static_cast<double>(value.ints[0])};
         if (value.kind == Value::kSymFloat) return {ArgSource::kLiteral, value.syms[0].value};
         bad();
       case c10::TypeKind::BoolType:
       case c10::TypeKind::SymBoolType:
-        if (named) return slotSource(node, value.syms[0].name);
+        if (named) return slotSource(node, value.syms[0].name, SlotKind::kNumber);
         if (value.kind == Value::kBool) return {ArgSource::kLiteral, static_cast<bool>(value.ints[0])};
         if (value.kind == Value::kSymBool) return {ArgSource::kLiteral, value.syms[0].value != 0};
         bad();
       case c10::TypeKind::NumberType:  // Scalar
-        if (named) return slotSource(node, value.syms[0].name);
+        if (named) return slotSource(node, value.syms[0].name, SlotKind::kNumber);
         if (value.kind == Value::kInt || value.kind == Value::kSymInt) {
           return {ArgSource::kLiteral, value.kind == Value::kInt ? value.ints[0] : static_cast<int64_t>(value.syms[0].value)};
         }
@@ -278,7 +317,7 @@ class Compiler {
         source.kind = optionalElements ? ArgSource::kOptionalTensors : ArgSource::kTensors;
         for (const std::string& name : value.names) {
           if (name.empty() && !optionalElements) bad();
-          source.slots.push_back(name.empty() ? -1 : use(name, &node));
+          source.slots.push_back(name.empty() ? -1 : use(name, &node, SlotKind::kTensor));
         }
         return source;
       case c10::TypeKind::IntType:
@@ -289,7 +328,7 @@ class Compiler {
           source.slots.assign(value.ints.size(), -1);
         } else if (value.kind == Value::kSymInts) {
           for (const SymValue& sym : value.syms) {
-            source.slots.push_back(sym.named() ? use(sym.name, &node) : -1);
+            source.slots.push_back(sym.named() ? use(sym.name, &node, SlotKind::kNumber) : -1);
             source.ints.push_back(static_cast<int64_t>(sym.value));
           }
         } else {
@@ -316,39 +355,62 @@ class Compiler {
     if (node.outputs.size() != 1) fail(node, "expected one output");
     const Value& out = node.outputs[0];
     const bool named = (out.kind == Value::kSymInt || out.kind == Value::kSymBool || out.kind == Value::kSymFloat) && out.syms[0].named();
-    step.outputs.push_back({named ? define(out.syms[0].name, "node '" + node.name + "''s output") : -1});
+    if (!named && out.kind != Value::kInt && out.kind != Value::kSymInt && out.kind != Value::kNone)
+      fail(node, "its output is not a number");
+    step.outputs.push_back({named ? define(out.syms[0].name, "node '" + node.name + "''s output", SlotKind::kNumber) : -1});
     step.listOutputs.push_back(false);
   }
 
-  int defineOutput(const Node& node, const Value& out) {
+  // A node's output bound to a slot; `declared`: the kind its operator returns there (kAny for
+  // a subgraph's outputs, whose kind the file gives).
+  int defineOutput(const Node& node, const Value& out, SlotKind declared) {
+    const std::string what = "node '" + node.name + "''s output";
+    auto expect = [&](SlotKind kind) {
+      if (declared != SlotKind::kAny && declared != kind)
+        fail(node, std::string("it binds ") + describe(kind) + " where its operator returns " + describe(declared));
+      return kind;
+    };
     if (out.kind == Value::kNone) return -1;
-    if (out.kind == Value::kTensor) return define(out.names[0], "node '" + node.name + "''s output");
+    if (out.kind == Value::kTensor) return define(out.names[0], what, expect(SlotKind::kTensor));
     if ((out.kind == Value::kSymInt || out.kind == Value::kSymBool || out.kind == Value::kSymFloat) && out.syms[0].named()) {
-      return define(out.syms[0].name, "node '" + node.name + "''s output");
+      return define(out.syms[0].name, what, expect(SlotKind::kNumber));
     }
-    if (out.kind == Value::kInt || out.kind == Value::kFloat || out.kind == Value::kBool || out.kind == Value::kSymInt) return -1;
+    if (out.kind == Value::kInt || out.kind == Value::kFloat || out.kind == Value::kBool || out.kind == Value::kSymInt) {
+      expect(SlotKind::kNumber);
+      return -1;
+    }
     fail(node, "an output of a kind torchscope does not bind");
   }
 
   void bindOutputs(const Node& node, const std::vector<c10::Argument>& returns, Step& step) {
     auto bindList = [&](const Value& out) {
       std::vector<int> slots;
-      for (const std::string& name : out.names) slots.push_back(name.empty() ? -1 : define(name, "node '" + node.name + "''s output"));
+      for (const std::string& name : out.names) {
+        slots.push_back(name.empty() ? -1 : define(name, "node '" + node.name + "''s output", SlotKind::kTensor));
+      }
       return slots;
     };
     if (node.outputs.size() == returns.size()) {
       for (size_t i = 0; i < returns.size(); ++i) {
         const Value& out = node.outputs[i];
         const bool list = out.kind == Value::kTensors || out.kind == Value::kOptionalTensors;
-        step.outputs.push_back(list ? bindList(out) : std::vector<int>{defineOutput(node, out)});
+        if (list && !isTensorList(returns[i].type()))
+          fail(node, "it binds a list of tensors where its operator returns " + returns[i].type()->str());
+        if (!list && isTensorList(returns[i].type()) && out.kind != Value::kNone) {
+          fail(node, "it binds one value where its operator returns a list of tensors");
+        }
+        step.outputs.push_back(list ? bindList(out) : std::vector<int>{defineOutput(node, out, kindOf(returns[i].type()))});
         step.listOutputs.push_back(list);
       }
       return;
     }
     // Several tensor returns written as one list.
     if (node.outputs.size() == 1 && node.outputs[0].kind == Value::kTensors && node.outputs[0].names.size() == returns.size()) {
-      for (const std::string& name : node.outputs[0].names) {
-        step.outputs.push_back({name.empty() ? -1 : define(name, "node '" + node.name + "''s output")});
+      for (size_t i = 0; i < returns.size(); ++i) {
+        if (kindOf(returns[i].type()) != SlotKind::kTensor)
+          fail(node, "it binds a tensor where its operator returns " + returns[i].type()->str());
+        const std::string& name = node.outputs[0].names[i];
+        step.outputs.push_back({name.empty() ? -1 : define(name, "node '" + node.name + "''s output", SlotKind::kTensor)});
         step.listOutputs.push_back(false);
       }
       return;
@@ -366,9 +428,9 @@ class Compiler {
     for (size_t i = from; i < until; ++i) {
       const Value& value = node.inputs[i].value;
       if (value.kind == Value::kTensor) {
-        step.args.push_back(slotSource(node, value.names[0]));
+        step.args.push_back(slotSource(node, value.names[0], SlotKind::kTensor));
       } else if (value.kind == Value::kTensors) {
-        for (const std::string& name : value.names) step.args.push_back(slotSource(node, name));
+        for (const std::string& name : value.names) step.args.push_back(slotSource(node, name, SlotKind::kTensor));
       } else {
         step.args.push_back(symSource(node, value));
       }
@@ -390,7 +452,8 @@ class Compiler {
     if (op == "cond") {
       argumentCount(4);
       step.kind = Step::kCond;
-      step.args.push_back(in[0].value.kind == Value::kTensor ? slotSource(node, in[0].value.names[0]) : symSource(node, in[0].value));
+      step.args.push_back(in[0].value.kind == Value::kTensor ? slotSource(node, in[0].value.names[0], SlotKind::kTensor)
+                                                             : symSource(node, in[0].value));
       step.subplans = {subplan(node, in[1].value), subplan(node, in[2].value)};
       operands(node, 3, step, in.size());
       subgraphInputs = step.args.size() - 1;
@@ -432,19 +495,37 @@ class Compiler {
         fail(node, "its subgraph takes " + std::to_string(plan->inputs.size()) + " inputs, given " + std::to_string(subgraphInputs));
       }
     }
-    const size_t results = step.kind == Step::kWhileLoop ? step.carried : step.subplans.back()->outputs.size();
+    const size_t results = step.subplans.back()->outputs.size();
+    for (const auto& plan : step.subplans) {
+      const size_t expected = step.kind == Step::kWhileLoop && plan == step.subplans.front() ? 1 : results;
+      if (plan->outputs.size() != expected) fail(node, "its subgraphs return different numbers of values");
+    }
+    if (step.kind == Step::kWhileLoop && results != step.carried) fail(node, "its body returns other than the values it carries");
+    // Each output is what every subgraph returns there (a loop's carried values are its body's).
+    auto returned = [&](size_t i) {
+      SlotKind kind = static_cast<SlotKind>(step.subplans.back()->outputKinds.at(i));
+      for (const auto& plan : step.subplans) {
+        if (step.kind == Step::kWhileLoop && plan == step.subplans.front()) continue;
+        if (static_cast<SlotKind>(plan->outputKinds.at(i)) != kind) fail(node, "its subgraphs return different kinds of values");
+      }
+      return kind;
+    };
     if (node.outputs.size() != results) {
       // A single list output ([{"as_tensors": [...]}]) holds them all.
       if (node.outputs.size() == 1 && node.outputs[0].kind == Value::kTensors && node.outputs[0].names.size() == results) {
-        for (const std::string& name : node.outputs[0].names)
-          step.outputs.push_back({name.empty() ? -1 : define(name, "node '" + node.name + "''s output")});
+        for (size_t i = 0; i < results; ++i) {
+          const std::string& name = node.outputs[0].names[i];
+          if (returned(i) != SlotKind::kTensor) fail(node, "it binds a tensor where its subgraph returns a number");
+          step.outputs.push_back({name.empty() ? -1 : define(name, "node '" + node.name + "''s output", SlotKind::kTensor)});
+        }
         step.listOutputs.assign(results, false);
         return step;
       }
       fail(node, std::to_string(node.outputs.size()) + " outputs for a subgraph that returns " + std::to_string(results));
     }
-    for (const Value& out : node.outputs) {
-      step.outputs.push_back({defineOutput(node, out)});
+    for (size_t i = 0; i < node.outputs.size(); ++i) {
+      const Value& out = node.outputs[i];
+      step.outputs.push_back({defineOutput(node, out, returned(i))});
       step.listOutputs.push_back(false);
     }
     return step;
@@ -453,6 +534,7 @@ class Compiler {
   const Graph& graph_;
   const CompileOptions& options_;
   std::shared_ptr<Plan> plan_;
+  std::vector<SlotKind> kinds_;  // by slot
 };
 
 }  // namespace

@@ -64,7 +64,8 @@ struct Plan {
   std::map<std::string, int> slotOf;  // by value name
   std::vector<int> inputs;            // slot of each graph input (-1: a literal)
   std::vector<c10::IValue> inputLiterals;
-  std::vector<ArgSource> outputs;  // the graph's outputs
+  std::vector<ArgSource> outputs;    // the graph's outputs
+  std::vector<uint8_t> outputKinds;  // what each holds (the compiler's slot kinds)
 };
 
 struct CompileOptions {

@@ -312,7 +312,13 @@ TreeSpec treeSpec(const Json& json, const Reader& reader, const std::string& whe
   const Json& context = reader.field(json, "context", where);
   if (!spec.type.empty() && context.is_string()) {
     // The context is itself JSON: a dict's or record's keys ("[\"logits\", \"h\"]"), or null.
-    Json keys = Json::parse(context.get<std::string>(), nullptr, /*allow_exceptions=*/false);
+    Json keys = Json::parse(
+        context.get<std::string>(),
+        [&](int depth, Json::parse_event_t, Json&) {
+          if (depth > kMaxJsonDepth) reader.fail(where + ".context", "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+          return true;
+        },
+        /*allow_exceptions=*/false);
     if (keys.is_array()) {
       for (const Json& key : keys) spec.keys.push_back(key.is_string() ? key.get<std::string>() : key.dump());
     }
