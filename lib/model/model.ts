@@ -1,4 +1,4 @@
-// Loading TorchScript models and running them.
+// Loading models (TorchScript files and torch.export programs) and running them.
 import { Precision, PRECISIONS, SAE_STAGES } from '../core/names';
 import { promises as fs } from 'fs';
 
@@ -61,9 +61,10 @@ export interface LoadOptions {
   /** Where the model runs; 'auto' picks the first GPU when one is usable. Default 'cpu'. */
   device?: Device;
   /**
-   * A TorchScript file is a program. By default a file whose code calls an operator with effects
-   * outside tensor computation (writing or reading files, process-wide state, network) is refused
-   * before any of it runs, naming the operator and the method. true runs such a file. Default false.
+   * A model file is a program. By default a file whose code (a TorchScript file's methods, a
+   * `.pt2` program's nodes) calls an operator with effects outside tensor computation (writing or
+   * reading files, process-wide state, network) is refused before any of it runs, naming the
+   * operator and where it is called. true runs such a file. Default false.
    */
   trusted?: boolean;
   /** How far the archive may inflate, in bytes. Default 4 x the file's size + 64 MiB, at most the machine's memory. */
@@ -317,7 +318,10 @@ const LOAD_OPTIONS = optionKeys<LoadOptions>({
   signal: true,
 });
 
-/** Loads a TorchScript file (torch.jit.trace or torch.jit.script, then torch.jit.save). */
+/**
+ * Loads a TorchScript file (torch.jit.trace or torch.jit.script, then torch.jit.save) or a
+ * torch.export program (torch.export.save: a `.pt2` archive), told apart by their content.
+ */
 export async function load(file: string, given?: LoadOptions): Promise<Model> {
   const site = callSite(load);
   if (typeof file !== 'string') throw failure('INVALID_ARGUMENT', 'load(path): path must be a string', site);

@@ -164,7 +164,7 @@ std::shared_ptr<const LoadedProgram> loadProgram(const std::string& path, const 
   loaded->bytes = archive.bytes;
   loaded->program = std::move(archive.program);
   const ExportedProgram& program = loaded->program;
-  loaded->plan = compilePlan(program.graph, CompileOptions{path, policy.trusted});
+  loaded->plan = compilePlan(program.graph, CompileOptions{path, policy.trusted, device});
   const Plan& plan = *loaded->plan;
   // The user outputs are the graph's outputs; anything else was refused while parsing.
   if (program.outputs.size() != plan.outputs.size()) {

@@ -16,6 +16,9 @@ std::shared_ptr<ExportModel> ExportModel::load(const std::string& path, const c1
   } catch (const Error& e) {
     if (std::string(e.code()) == code::kModelLoad) throw;
     TS_FAIL(code::kModelLoad, "'" + path + "': " + e.what());
+  } catch (...) {
+    const ErrorInfo info = describeException(std::current_exception(), code::kModelLoad);
+    TS_FAIL(code::kModelLoad, "could not load '" + path + "': " + info.message);
   }
   return model;
 }

@@ -292,11 +292,9 @@ class Compiler {
         if (value.kind == Value::kMemoryFormat) return {ArgSource::kLiteral, memoryFormatOf(value.ints[0], options_.path)};
         bad();
       case c10::TypeKind::DeviceObjType:
-        if (value.kind == Value::kDevice) {
-          // The device it was exported on: the model runs on its own (ModelState::device), and
-          // its tensors are there; a device argument names where a new tensor goes.
-          return {ArgSource::kLiteral, c10::Device(value.strings[0] == "cuda" ? c10::kCUDA : c10::kCPU)};
-        }
+        // A device argument names where a new tensor goes: the model's device, where its weights
+        // are, not the one it was exported on.
+        if (value.kind == Value::kDevice) return {ArgSource::kLiteral, options_.device};
         bad();
       case c10::TypeKind::ListType: return listSource(node, argument, type->expectRef<c10::ListType>().getElementType(), value);
       default: fail(node, "argument '" + argument.name() + "' has type " + type->str() + ", which torchscope does not pass");

@@ -71,6 +71,9 @@ struct Plan {
 struct CompileOptions {
   std::string path;      // for messages
   bool trusted = false;  // operators with effects allowed
+  // The model's device: where the program's new tensors go, whatever device it was exported on
+  // (its weights are loaded there).
+  c10::Device device{c10::kCPU};
 };
 
 // Compiles `graph`. Throws MODEL_LOAD for an operator that is unknown, refused or fed

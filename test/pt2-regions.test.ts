@@ -1,0 +1,75 @@
+// Higher-order regions of a torch.export program: a no_grad block, an autocast (bfloat16) block and
+// a while_loop, exported now in the training IR and core ATen by test/python/pt2_regions_reference.py,
+// against eager PyTorch with forward hooks. The training IR keeps the regions (its gradient is
+// eager's: nothing flows through the no_grad block); core ATen inlines them (its gradient is that of
+// the model without the block, as run_decompositions documents), and both compute eager's output.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import * as torch from '../lib';
+import { expectClose, expectTorchscopeError, removeDir, ROOT, runPythonScript, scratchDir } from './helpers';
+
+const TOL = 1e-5;
+
+interface Flat {
+  data: number[];
+  shape: number[];
+}
+interface Reference {
+  input: Flat;
+  output: Flat;
+  captures: Record<string, Flat>;
+  grad: Flat;
+  gradWithoutNoGrad: Flat;
+}
+
+let dir: string;
+let ref: Reference;
+const host = (flat: Flat) => ({ data: Float32Array.from(flat.data), shape: flat.shape, dtype: 'float32' as const });
+const input = () => torch.tensor(Float32Array.from(ref.input.data), ref.input.shape);
+
+beforeAll(async () => {
+  dir = scratchDir('pt2-regions');
+  const request = path.join(dir, 'request.json');
+  fs.writeFileSync(request, JSON.stringify({ out: dir }));
+  await runPythonScript(path.join(ROOT, 'test', 'python', 'pt2_regions_reference.py'), [request]);
+  ref = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8'));
+}, 120_000);
+afterAll(() => removeDir(dir));
+
+describe.each(['training', 'core'] as const)('%s IR', (ir) => {
+  let model: torch.Model;
+  beforeAll(async () => {
+    model = await torch.load(path.join(dir, `regions.${ir}.pt2`));
+  });
+  afterAll(() => model.dispose());
+
+  test("forward and the captures of the modules outside the regions equal eager's", async () => {
+    const result = await torch.run(model, [input()], { capture: ['inp', 'out'] });
+    expectClose(result.output as torch.Tensor, host(ref.output), TOL, 'output');
+    for (const layer of ['inp', 'out']) expectClose(result.activations[layer] as torch.Tensor, host(ref.captures[layer]), TOL, layer);
+    result.dispose();
+  });
+
+  test(
+    ir === 'training' ? "the input's gradient is eager's: none flows through the no_grad block" : 'the gradient flows through the inlined no_grad block',
+    async () => {
+      const got = await torch.gradients(model, [input()], { target: 1, wrt: ['input'] });
+      expectClose(got.gradients.input as torch.Tensor, host(ir === 'training' ? ref.grad : ref.gradWithoutNoGrad), TOL, 'input gradient');
+    },
+  );
+
+  test('modules inside the regions cannot be hooked, with the reason', async () => {
+    for (const layer of ['frozen', 'cast']) {
+      const info = model.modules().find((m) => m.path === layer)!;
+      expect(info.hookable).toBe(false);
+      await expectTorchscopeError(() => torch.activations(model, layer, input()), 'UNHOOKABLE_LAYER', new RegExp(layer));
+    }
+  });
+});
+
+test("the training IR's regions are named in the reason", async () => {
+  const model = await torch.load(path.join(dir, 'regions.training.pt2'));
+  expect(model.modules().find((m) => m.path === 'frozen')!.reason).toMatch(/no_grad or autocast/);
+  model.dispose();
+});
