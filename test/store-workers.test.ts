@@ -26,7 +26,7 @@ function child(request: object, env: Record<string, string> = {}): Promise<{ sta
   const file = path.join(dir, `request-${Math.random().toString(36).slice(2)}.json`);
   fs.writeFileSync(file, JSON.stringify(request));
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [CHILD, file], { env: { ...process.env, ...env } });
+    const proc = spawn(process.execPath, ['--expose-gc', CHILD, file], { env: { ...process.env, ...env } });
     let output = '';
     proc.stdout.on('data', (d) => (output += d));
     proc.stderr.on('data', (d) => (output += d));

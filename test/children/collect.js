@@ -34,7 +34,12 @@ async function main() {
     shardBytes: request.shardBytes,
     onProgress: (p) => {
       batches++;
-      if (request.report) samples.push({ rows: p.rows, rss: process.memoryUsage().rss });
+      // After a full collection (the parent passes --expose-gc): what is retained, not how far a
+      // CPU-starved garbage collector has fallen behind.
+      if (request.report) {
+        global.gc?.();
+        samples.push({ rows: p.rows, rss: process.memoryUsage().rss });
+      }
       if (request.killAfter !== undefined && batches === request.killAfter) process.kill(process.pid, 'SIGKILL');
     },
   });
