@@ -88,7 +88,7 @@ class ExportProgram::Run {
  public:
   Run(const ExportProgram& program, const std::vector<PatchArgs>& patches, const std::vector<at::Tensor>& replacements,
       const std::vector<std::shared_ptr<const Sae>>& saes)
-      : program_(program), spec_(program.spec), patches_(patches), replacements_(replacements), saes_(saes), splices_(saes.size()) {
+      : spec_(program.spec), patches_(patches), replacements_(replacements), saes_(saes), splices_(saes.size()) {
     for (const std::string& layer : spec_.targets()) result.calls[layer] = 0;
   }
 
@@ -194,7 +194,6 @@ class ExportProgram::Run {
     return withFirst(value, (error ? decoded + *error : decoded).to(target.scalar_type()));
   }
 
-  const ExportProgram& program_;
   const ProgramSpec& spec_;
   const std::vector<PatchArgs>& patches_;
   const std::vector<at::Tensor>& replacements_;
