@@ -5,6 +5,7 @@
 #include "core/errors.h"
 #include "core/untrusted_file.h"
 #include "export/pt2_archive.h"
+#include "export/pt2_regions.h"
 #include "export/pt2_run.h"
 
 namespace torchscope::pt2 {
@@ -163,6 +164,7 @@ std::shared_ptr<const LoadedProgram> loadProgram(const std::string& path, const 
   loaded->path = path;
   loaded->bytes = archive.bytes;
   loaded->program = std::move(archive.program);
+  loaded->program.graph = inlineRegions(loaded->program.graph);
   const ExportedProgram& program = loaded->program;
   loaded->plan = compilePlan(program.graph, CompileOptions{path, policy.trusted, device});
   const Plan& plan = *loaded->plan;

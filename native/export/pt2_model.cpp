@@ -96,6 +96,7 @@ c10::IValue ExportModel::callSubmodule(const std::string& path, const std::strin
   pt2::Env env = loaded_->weights;
   for (size_t i = 0; i < reads.size(); ++i) env[reads[i]] = std::move(inputs[i]);
   PrecisionScope scope(precision, device);
+  pt2::ModeGuard modes;
   for (size_t s : call.steps) pt2::runStep(*loaded_->plan, loaded_->plan->steps[s], env);
   if (call.outputs.size() == 1) return env[call.outputs[0]];
   std::vector<c10::IValue> outputs;
@@ -114,7 +115,8 @@ std::vector<ModuleNode> ExportModel::nodes(const std::string& path) const {
   for (size_t s : found->second) {
     const pt2::Node& node = graph.nodes[s];
     const auto& outputs = loaded_->plan->steps[s].outputs;
-    if (outputs.empty() || outputs[0].size() != 1 || outputs[0][0] < 0) continue;  // nothing to hook
+    // Nothing to hook, or a node of torchscope's own (an inlined region's markers).
+    if (node.synthetic != pt2::Synthetic::kNone || outputs.empty() || outputs[0].size() != 1 || outputs[0][0] < 0) continue;
     ModuleNode entry{node.name, pt2::operatorName(node.target), false};
     if (entry.op == "aten::softmax" || entry.op == "aten::_softmax" || entry.op == "aten::_safe_softmax") ++softmaxes;
     // Its exported shape: -1 for a dynamic size.

@@ -149,6 +149,7 @@ class Compiler {
     const Node& node = graph_.nodes[index];
     Step step;
     step.node = index;
+    if (node.synthetic != Synthetic::kNone) return synthetic(node, std::move(step));
     if (node.target.rfind("torch.ops.higher_order.", 0) == 0) return higherOrder(node, std::move(step));
     if (node.target.rfind("_operator.", 0) == 0) {
       const std::string name = node.target.substr(std::string("_operator.").size());
@@ -440,6 +441,54 @@ class Compiler {
     return Compiler(*value.graph, options_).compile();
   }
 
+  // wrap_with_autocast's (device type, dtype, enabled, ...) arguments.
+  void autocastConfig(const Node& node, Step& step) const {
+    const auto& in = node.inputs;
+    if (in.size() < 3 || in[0].value.kind != Value::kString || in[2].value.kind != Value::kBool) {
+      fail(node, "expected device type and enabled flag");
+    }
+    step.autocastDevice = in[0].value.strings[0] == "cuda" ? c10::kCUDA : c10::kCPU;
+    if (in[1].value.kind == Value::kScalarType) {
+      step.autocastType = static_cast<c10::ScalarType>(scalarTypeOf(in[1].value.ints[0], options_.path, "node '" + node.name + "'"));
+    } else {
+      step.autocastType = at::autocast::get_lower_precision_fp_from_device_type(step.autocastDevice);
+    }
+    step.flag = in[2].value.ints[0] != 0;
+  }
+
+  // The nodes of an inlined region (pt2_regions.h).
+  Step synthetic(const Node& node, Step step) {
+    const std::string saved = "#saved";
+    switch (node.synthetic) {
+      case Synthetic::kEnterGradMode:
+        if (node.inputs.empty() || node.inputs[0].value.kind != Value::kBool) fail(node, "expected a bool");
+        step.kind = Step::kEnterGradMode;
+        step.flag = node.inputs[0].value.ints[0] != 0;
+        break;
+      case Synthetic::kEnterAutocast:
+        step.kind = Step::kEnterAutocast;
+        autocastConfig(node, step);
+        break;
+      case Synthetic::kExitRegion:
+        step.kind = Step::kExitRegion;
+        step.args.push_back(slotSource(node, node.inputs.at(0).value.strings.at(0) + saved, SlotKind::kAny));
+        return step;
+      case Synthetic::kAlias: {
+        step.kind = Step::kAlias;
+        const Value& in = node.inputs.at(0).value;
+        const SlotKind kind = in.kind == Value::kTensor ? SlotKind::kTensor : SlotKind::kNumber;
+        step.args.push_back(slotSource(node, in.kind == Value::kTensor ? in.names[0] : in.syms.at(0).name, kind));
+        step.outputs.push_back({defineOutput(node, node.outputs.at(0), kind)});
+        step.listOutputs.push_back(false);
+        return step;
+      }
+      case Synthetic::kNone: break;
+    }
+    step.outputs.push_back({define(node.name + saved, "node '" + node.name + "'", SlotKind::kAny)});
+    step.listOutputs.push_back(false);
+    return step;
+  }
+
   Step higherOrder(const Node& node, Step step) {
     const std::string op = node.target.substr(std::string("torch.ops.higher_order.").size());
     const auto& in = node.inputs;
@@ -474,14 +523,7 @@ class Compiler {
     } else if (op == "wrap_with_autocast") {
       argumentCount(5);
       step.kind = Step::kAutocast;
-      if (in[0].value.kind != Value::kString || in[2].value.kind != Value::kBool) fail(node, "expected device type and enabled flag");
-      step.autocastDevice = in[0].value.strings[0] == "cuda" ? c10::kCUDA : c10::kCPU;
-      if (in[1].value.kind == Value::kScalarType) {
-        step.autocastType = static_cast<c10::ScalarType>(scalarTypeOf(in[1].value.ints[0], options_.path, "node '" + node.name + "'"));
-      } else {
-        step.autocastType = at::autocast::get_lower_precision_fp_from_device_type(step.autocastDevice);
-      }
-      step.flag = in[2].value.ints[0] != 0;
+      autocastConfig(node, step);
       step.subplans = {subplan(node, in[4].value)};
       operands(node, 5, step, in.size());
       subgraphInputs = step.args.size();

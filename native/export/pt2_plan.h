@@ -41,7 +41,22 @@ struct ArgSource {
 struct Plan;
 
 struct Step {
-  enum Kind : uint8_t { kOperator, kSymSize, kSymNumel, kPythonOperator, kCond, kWhileLoop, kSetGradEnabled, kAutocast };
+  enum Kind : uint8_t {
+    kOperator,
+    kSymSize,
+    kSymNumel,
+    kPythonOperator,
+    kCond,
+    kWhileLoop,
+    kSetGradEnabled,
+    kAutocast,
+    // An inlined region (pt2_regions.h): its start saves the mode it changes in its output slot,
+    // its end restores it from there; an alias gives an inner value the region node's name.
+    kEnterGradMode,
+    kEnterAutocast,
+    kExitRegion,
+    kAlias,
+  };
   Kind kind = kOperator;
   size_t node = 0;  // its node in the graph
   std::optional<c10::OperatorHandle> op;

@@ -329,7 +329,8 @@ void ExportProgram::placeNode(const std::string& target, const HookPoint& point)
   const auto& nodes = loaded_->program.graph.nodes;
   std::vector<size_t> matches;
   for (size_t s : steps) {
-    const bool match = point.node == kPatternSuffix ? isSoftmax(pt2::operatorName(nodes[s].target)) : nodes[s].name == point.node;
+    const bool match = nodes[s].synthetic == pt2::Synthetic::kNone &&
+                       (point.node == kPatternSuffix ? isSoftmax(pt2::operatorName(nodes[s].target)) : nodes[s].name == point.node);
     if (match) matches.push_back(s);
   }
   if (point.node == kPatternSuffix) {
@@ -360,6 +361,7 @@ RunResult ExportProgram::run(std::vector<c10::IValue> inputs, const std::vector<
   Run run(*this, patches, replacements, saes);
   {
     PrecisionScope precision(spec.precision, spec.device);
+    pt2::ModeGuard modes;
     for (size_t i = 0; i < end_; ++i) {
       for (const Hook& hook : before_[i]) run.hook(hook, env, true);
       pt2::runStep(*loaded_->plan, steps_[i], env);

@@ -187,7 +187,50 @@ void runStep(const Plan& plan, const Step& step, Env& env) {
       bindResults(step, runPlan(*step.subplans[0], subplanInputs(step, env, 0, step.args.size())), env);
       return;
     }
+    case Step::kEnterGradMode: {
+      const bool previous = c10::GradMode::is_enabled();
+      c10::GradMode::set_enabled(step.flag);
+      bindResults(step, {c10::ivalue::Tuple::create({c10::IValue(int64_t{-1}), c10::IValue(previous)})}, env);
+      return;
+    }
+    case Step::kEnterAutocast: {
+      const c10::DeviceType device = step.autocastDevice;
+      c10::IValue saved =
+          c10::ivalue::Tuple::create({c10::IValue(static_cast<int64_t>(device)), c10::IValue(at::autocast::is_autocast_enabled(device)),
+                                      c10::IValue(at::autocast::get_autocast_dtype(device))});
+      at::autocast::set_autocast_enabled(device, step.flag);
+      at::autocast::set_autocast_dtype(device, step.autocastType);
+      bindResults(step, {std::move(saved)}, env);
+      return;
+    }
+    case Step::kExitRegion: {
+      const auto& saved = argumentValue(step.args[0], env).toTupleRef().elements();
+      const int64_t device = saved[0].toInt();
+      if (device < 0) {
+        c10::GradMode::set_enabled(saved[1].toBool());
+      } else {
+        at::autocast::set_autocast_enabled(static_cast<c10::DeviceType>(device), saved[1].toBool());
+        at::autocast::set_autocast_dtype(static_cast<c10::DeviceType>(device), saved[2].toScalarType());
+      }
+      return;
+    }
+    case Step::kAlias: bindResults(step, {argumentValue(step.args[0], env)}, env); return;
   }
+}
+
+ModeGuard::ModeGuard()
+    : grad_(c10::GradMode::is_enabled()),
+      cpu_(at::autocast::is_autocast_enabled(c10::kCPU)),
+      cuda_(at::autocast::is_autocast_enabled(c10::kCUDA)),
+      cpuType_(at::autocast::get_autocast_dtype(c10::kCPU)),
+      cudaType_(at::autocast::get_autocast_dtype(c10::kCUDA)) {}
+
+ModeGuard::~ModeGuard() {
+  c10::GradMode::set_enabled(grad_);
+  at::autocast::set_autocast_enabled(c10::kCPU, cpu_);
+  at::autocast::set_autocast_enabled(c10::kCUDA, cuda_);
+  at::autocast::set_autocast_dtype(c10::kCPU, cpuType_);
+  at::autocast::set_autocast_dtype(c10::kCUDA, cudaType_);
 }
 
 std::vector<c10::IValue> runPlan(const Plan& plan, const std::vector<c10::IValue>& inputs) {
@@ -196,7 +239,10 @@ std::vector<c10::IValue> runPlan(const Plan& plan, const std::vector<c10::IValue
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (plan.inputs[i] >= 0) env[plan.inputs[i]] = inputs[i];
   }
-  for (const Step& step : plan.steps) runStep(plan, step, env);
+  {
+    ModeGuard modes;
+    for (const Step& step : plan.steps) runStep(plan, step, env);
+  }
   std::vector<c10::IValue> outputs;
   outputs.reserve(plan.outputs.size());
   for (const ArgSource& output : plan.outputs) outputs.push_back(argumentValue(output, env));

@@ -18,4 +18,21 @@ void runStep(const Plan& plan, const Step& step, Env& env);
 // Runs a whole plan on `inputs` (one per graph input), returning its outputs.
 std::vector<c10::IValue> runPlan(const Plan& plan, const std::vector<c10::IValue>& inputs);
 
+// Restores the thread's grad mode and CPU and CUDA autocast state when it ends: steps that stop
+// inside an inlined region (an error, a run cut after its last hook) leave no mode behind.
+class ModeGuard {
+ public:
+  ModeGuard();
+  ~ModeGuard();
+  ModeGuard(const ModeGuard&) = delete;
+  ModeGuard& operator=(const ModeGuard&) = delete;
+
+ private:
+  bool grad_;
+  bool cpu_;
+  bool cuda_;
+  c10::ScalarType cpuType_;
+  c10::ScalarType cudaType_;
+};
+
 }  // namespace torchscope::pt2

@@ -74,7 +74,12 @@ struct ModuleFrame {
   std::string type;
 };
 
+// Nodes torchscope adds when it inlines a no_grad or autocast region (pt2_regions.h); never read
+// from a file.
+enum class Synthetic : uint8_t { kNone, kEnterGradMode, kEnterAutocast, kExitRegion, kAlias };
+
 struct Node {
+  Synthetic synthetic = Synthetic::kNone;
   std::string target;  // "torch.ops.aten.linear.default", "torch.ops.higher_order.cond", "_operator.mul"
   std::string name;    // the name torch.fx gave it ("linear_3")
   std::vector<NamedValue> inputs;
