@@ -11,6 +11,7 @@
 #include "core/errors.h"
 #include "core/ivalues.h"
 #include "export/pt2_run.h"
+#include "export/pt2_schedule.h"
 #include "program/patch.h"
 #include "program/precision.h"
 #include "sae/sae.h"
@@ -95,6 +96,8 @@ class ExportProgram::Run {
   void hook(const Hook& hook, Env& env, bool input) {
     std::vector<c10::IValue> leaves;
     for (int slot : hook.slots) leaves.push_back(env[slot]);
+    // A replaced value's producers may have been skipped (pt2_schedule.h): its place is empty.
+    if (spec_.replaces(hook.name) && leaves[0].isNone()) leaves[0] = replacement(hook.name);
     // One output is the value itself; several are nested as the module returned them (its
     // exported signature), else a tuple.
     const c10::IValue value = hook.spec            ? pt2::nestLeaves(*hook.spec, leaves)
@@ -121,6 +124,9 @@ class ExportProgram::Run {
   };
 
   bool isTarget(const std::string& name) const { return result.calls.count(name) > 0; }
+  const at::Tensor& replacement(const std::string& name) const {
+    return replacements_.at(std::lower_bound(spec_.replace.begin(), spec_.replace.end(), name) - spec_.replace.begin());
+  }
   bool edits(const std::string& name) const {
     return spec_.replaces(name) || std::binary_search(spec_.patch.begin(), spec_.patch.end(), name);
   }
@@ -130,9 +136,8 @@ class ExportProgram::Run {
   c10::IValue runHooks(const std::string& name, const c10::IValue& value) {
     c10::IValue seen = value;
     if (spec_.replaces(name)) {
-      const size_t index = std::lower_bound(spec_.replace.begin(), spec_.replace.end(), name) - spec_.replace.begin();
       firstTensor(name, seen);
-      seen = withFirst(seen, replacements_.at(index));
+      seen = withFirst(seen, replacement(name));
     }
     if (auto found = std::lower_bound(spec_.patch.begin(), spec_.patch.end(), name); found != spec_.patch.end() && *found == name) {
       seen = withFirst(seen, patched(name, firstTensor(name, seen), patches_.at(found - spec_.patch.begin())));
@@ -235,38 +240,39 @@ ExportProgram::ExportProgram(const ProgramSpec& spec, std::shared_ptr<const pt2:
       if (!before_[i].empty()) end_ = std::max(end_, i);
     }
   }
-  // Each value is dropped after its last use, as eager Python frees it: the peak is a forward's.
-  std::vector<int64_t> lastUse(static_cast<size_t>(slots_), -1);
+  // What runs and when values are dropped (pt2_schedule.h). A replaced value is written, not read,
+  // by its hooks (a tuple's other tensors are read), so what computed it may be skipped.
+  auto slotsOf = [&](const Hook& hook, bool input) {
+    pt2::HookSlots slots;
+    const bool replaced = spec.replaces(hook.name);
+    if (input) {
+      if (!replaced) slots.read = hook.slots;
+      slots.written = {hook.given};
+    } else {
+      slots.read.assign(hook.slots.begin() + (replaced ? 1 : 0), hook.slots.end());
+      slots.written = hook.slots;
+    }
+    return slots;
+  };
+  std::vector<std::vector<pt2::HookSlots>> before(before_.size()), after(after_.size());
+  for (size_t i = 0; i < before_.size(); ++i) {
+    for (const Hook& hook : before_[i]) before[i].push_back(slotsOf(hook, true));
+  }
+  for (size_t i = 0; i < after_.size(); ++i) {
+    for (const Hook& hook : after_[i]) after[i].push_back(slotsOf(hook, false));
+  }
   std::vector<bool> kept(static_cast<size_t>(slots_), false);
   for (int slot : loaded_->weightSlots) kept[slot] = true;
+  std::vector<int> returned;
   if (spec.returnOutput) {
     for (const auto& output : loaded_->plan->outputs) {
-      if (output.slot >= 0) kept[output.slot] = true;
+      if (output.slot >= 0) returned.push_back(output.slot);
     }
   }
-  auto use = [&](int slot, size_t at) {
-    if (slot >= 0) lastUse[slot] = std::max<int64_t>(lastUse[slot], static_cast<int64_t>(at));
-  };
-  for (size_t i = 0; i < end_; ++i) {
-    for (const auto& arg : steps_[i].args) {
-      use(arg.slot, i);
-      for (int slot : arg.slots) use(slot, i);
-    }
-    for (const auto& outputs : steps_[i].outputs) {
-      for (int slot : outputs) use(slot, i);
-    }
-    for (const Hook& hook : after_[i]) {
-      for (int slot : hook.slots) use(slot, i);
-    }
-    for (const Hook& hook : before_[i]) {
-      for (int slot : hook.slots) use(slot, i);
-      use(hook.given, i);
-    }
-  }
-  release_.resize(end_);
-  for (int slot = 0; slot < slots_; ++slot) {
-    if (!kept[slot] && lastUse[slot] >= 0 && static_cast<size_t>(lastUse[slot]) < end_) release_[lastUse[slot]].push_back(slot);
-  }
+  for (int slot : returned) kept[slot] = true;
+  pt2::Schedule schedule = pt2::schedule(steps_, end_, before, after, kept, returned);
+  runs_ = std::move(schedule.runs);
+  release_ = std::move(schedule.release);
   buildMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   buildMs = buildMs_;
 }
@@ -364,7 +370,7 @@ RunResult ExportProgram::run(std::vector<c10::IValue> inputs, const std::vector<
     pt2::ModeGuard modes;
     for (size_t i = 0; i < end_; ++i) {
       for (const Hook& hook : before_[i]) run.hook(hook, env, true);
-      pt2::runStep(*loaded_->plan, steps_[i], env);
+      if (runs_[i]) pt2::runStep(*loaded_->plan, steps_[i], env);
       for (const Hook& hook : after_[i]) run.hook(hook, env, false);
       for (int slot : release_[i]) env[slot] = c10::IValue();
     }
@@ -380,11 +386,12 @@ ProgramSummary ExportProgram::summary() const {
   std::set<std::string> called;
   for (const auto& [path, calls] : loaded_->modules.calls) {
     for (const auto& call : calls) {
-      if (call.steps[0] < end_) called.insert(path);
+      if (std::any_of(call.steps.begin(), call.steps.end(), [&](size_t s) { return s < end_ && runs_[s]; })) called.insert(path);
     }
   }
   summary.calledModules.assign(called.begin(), called.end());
   for (size_t i = 0; i < end_; ++i) {
+    if (!runs_[i]) continue;
     const std::string op = pt2::operatorName(nodes[i].target);
     summary.opCounts[op] += 1;
     summary.graph += nodes[i].name + " = " + op + "\n";

@@ -47,6 +47,7 @@ class ExportProgram : public Program {
   std::map<int, int> origin_;  // an ':input' hook's slot -> the slot it was given from
   std::vector<std::vector<Hook>> before_;
   std::vector<std::vector<Hook>> after_;
+  std::vector<bool> runs_;                 // steps that run (pt2_schedule.h)
   std::vector<std::vector<int>> release_;  // slots dead after each step
   size_t end_ = 0;                         // steps run
   double buildMs_ = 0;
