@@ -216,6 +216,8 @@ class Mapper {
       }
     } else {
       for (int slot : defined) {
+        // A module returns tensors; a size it computed and others read (core ATen hoists them) is not part of it.
+        if (!plan_.tensors[slot]) continue;
         const bool usedOutside =
             returned_.count(slot) || std::any_of(readers_[slot].begin(), readers_[slot].end(), [&](size_t r) { return !region.count(r); });
         if (usedOutside) call.outputs.push_back(slot);
@@ -223,7 +225,7 @@ class Mapper {
       std::set<int> seen;
       for (size_t i : call.steps) {
         for (int slot : stepReads(plan_.steps[i])) {
-          if (defined.count(slot) || weights_.count(slot) || !seen.insert(slot).second) continue;
+          if (defined.count(slot) || weights_.count(slot) || !plan_.tensors[slot] || !seen.insert(slot).second) continue;
           call.inputs.push_back(slot);
         }
       }

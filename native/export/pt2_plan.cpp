@@ -89,6 +89,7 @@ class Compiler {
       const int slot = plan_->outputs.back().slot;
       plan_->outputKinds.push_back(static_cast<uint8_t>(slot >= 0 ? kinds_[slot] : SlotKind::kNumber));
     }
+    for (SlotKind kind : kinds_) plan_->tensors.push_back(kind == SlotKind::kTensor);
     return plan_;
   }
 

@@ -81,6 +81,7 @@ struct Plan {
   std::vector<c10::IValue> inputLiterals;
   std::vector<ArgSource> outputs;    // the graph's outputs
   std::vector<uint8_t> outputKinds;  // what each holds (the compiler's slot kinds)
+  std::vector<bool> tensors;         // per slot: it holds a tensor (else a number or a saved mode)
 };
 
 struct CompileOptions {
