@@ -23,6 +23,7 @@ interface Reference {
   captures: Record<string, Flat>;
   grad: Flat;
   gradWithoutNoGrad: Flat;
+  autocast: Flat;
 }
 
 let dir: string;
@@ -60,6 +61,12 @@ describe.each(['training', 'core'] as const)('%s IR', (ir) => {
       expectClose(got.gradients.input as torch.Tensor, host(ir === 'training' ? ref.grad : ref.gradWithoutNoGrad), TOL, 'input gradient');
     },
   );
+
+  test("precision 'bf16' runs the whole program under autocast: eager torch.autocast's output", async () => {
+    const got = await torch.run(model, [input()], { precision: 'bf16', upcast: true });
+    expectClose(got.output as torch.Tensor, host(ref.autocast), TOL, 'bf16 output');
+    got.dispose();
+  });
 
   if (ir === 'training') {
     test("the modules inside the regions are hooked: their outputs are eager's (the autocast one's bfloat16, upcast)", async () => {

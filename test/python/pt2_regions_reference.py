@@ -6,7 +6,8 @@ forward hooks' values.
 Request (JSON): {"out"}. Writes regions.training.pt2, regions.core.pt2 and index.json: the input,
 the output, the captures of `inp`, `frozen`, `cast` and `out` (forward hooks), x.grad of
 output[:, 1].sum() (the no_grad block passes no gradient), and the same gradient of the model with
-its no_grad block removed (what core ATen computes: run_decompositions inlines the block).
+its no_grad block removed (what core ATen computes: run_decompositions inlines the block), and
+the output of the whole forward under torch.autocast("cpu", bfloat16).
 """
 import torch
 import torch.nn as nn
@@ -62,6 +63,10 @@ def main() -> int:
     torch.export.save(ep, str(out / "regions.training.pt2"))
     torch.export.save(ep.run_decompositions(), str(out / "regions.core.pt2"))
 
+    # The whole forward under autocast (torchscope's `precision: 'bf16'`), before any hook.
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = model(x)
+
     captures = {}
     for name in ["inp", "frozen", "cast", "out"]:
         model.get_submodule(name).register_forward_hook(lambda m, a, o, name=name: captures.__setitem__(name, o.detach().clone()))
@@ -78,6 +83,7 @@ def main() -> int:
         "output": flat(y),
         "captures": {k: flat(v) for k, v in captures.items()},
         "grad": flat(xg.grad),
+        "autocast": flat(autocast),
         "gradWithoutNoGrad": flat(xp.grad),
     })
     return 0
