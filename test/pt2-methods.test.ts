@@ -69,6 +69,16 @@ describe('ResNet-18 (.pt2 vs TorchScript)', () => {
     expect(summary.calledModules).not.toContain('layer3');
   });
 
+  test("inputs by name, as Python's model(**kwargs), for both formats; an unknown name is refused", async () => {
+    for (const model of [traced, exported]) {
+      const positional = (await model.forward(image())) as torch.Tensor;
+      expectSame((await model.forward({ x: image() })) as torch.Tensor, positional, 'forward({ x })');
+      const captured = (await torch.activations(model, 'layer2', { x: image() })) as torch.Tensor;
+      expectSame(captured, (await torch.activations(model, 'layer2', image())) as torch.Tensor, 'activations by name');
+      await expectTorchscopeError(() => model.forward({ image: image() }), 'INVALID_ARGUMENT', /no argument 'image' \(it takes x\)/);
+    }
+  });
+
   test('an image smaller than its exported range: SHAPE', async () => {
     await expectTorchscopeError(() => exported.forward(toTorch(hostRandn([1, 3, 32, 32], 1))), 'SHAPE', /height|s\d+/);
   });

@@ -4,6 +4,7 @@
 #include <ATen/core/List.h>
 #include <ATen/core/jit_type.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "bindings/js_errors.h"
@@ -201,11 +202,50 @@ class Converter {
 
 }  // namespace
 
+namespace {
+
+// Keyword arguments, as Python's model(**kwargs): one plain object whose keys are forward's
+// argument names, where forward's first argument is not itself a dict. Returns the arguments
+// in forward's order (defaults where left out), or an empty array when `inputs` is not that.
+Napi::Array keywordArguments(Napi::Env env, Napi::Array inputs, const std::vector<c10::Argument>& arguments) {
+  if (inputs.Length() != 1 || arguments.size() < 2 || arguments[1].type()->cast<c10::DictType>()) return Napi::Array::New(env);
+  Napi::Value given = inputs.Get(0u);
+  if (!given.IsObject() || given.IsArray() || given.IsTypedArray() || TensorHandle::isHandle(env, given)) return Napi::Array::New(env);
+  Napi::Object keywords = given.As<Napi::Object>();
+  Napi::Array names = keywords.GetPropertyNames();
+  std::string valid;
+  for (size_t i = 1; i < arguments.size(); ++i) valid += (i > 1 ? ", " : "") + arguments[i].name();
+  for (uint32_t i = 0; i < names.Length(); ++i) {
+    const std::string name = names.Get(i).ToString().Utf8Value();
+    const bool known = std::any_of(arguments.begin() + 1, arguments.end(), [&](const c10::Argument& a) { return a.name() == name; });
+    if (!known) throwJs(env, code::kInvalidArgument, "forward has no argument '" + name + "' (it takes " + valid + ")");
+  }
+  Napi::Array ordered = Napi::Array::New(env);
+  for (size_t i = 1; i < arguments.size(); ++i) {
+    const std::string& name = arguments[i].name();
+    if (keywords.Has(name)) {
+      ordered.Set(ordered.Length(), keywords.Get(name));
+      continue;
+    }
+    // Left out: so must be every later one (their defaults, where forward has them, fill in).
+    for (size_t j = i + 1; j < arguments.size(); ++j) {
+      if (keywords.Has(arguments[j].name())) {
+        throwJs(env, code::kInvalidArgument, "keyword inputs give '" + arguments[j].name() + "' but not '" + name + "' before it");
+      }
+    }
+    break;
+  }
+  return ordered;
+}
+
+}  // namespace
+
 std::vector<c10::IValue> toForwardInputs(Napi::Value inputs, const c10::FunctionSchema& forward) {
   Napi::Env env = inputs.Env();
   if (!inputs.IsArray()) throwJs(env, code::kInvalidArgument, "inputs must be an array");
   auto array = inputs.As<Napi::Array>();
   const auto& arguments = forward.arguments();  // arguments[0] is self
+  if (Napi::Array ordered = keywordArguments(env, array, arguments); ordered.Length() > 0) array = ordered;
   Converter converter(env);
   std::vector<c10::IValue> out;
   for (uint32_t i = 0; i < array.Length(); ++i) {
