@@ -1,7 +1,7 @@
 // torch.export (.pt2) archives are untrusted input, as TorchScript files are (model-files.test.ts).
 // test/fixtures/hostile_pt2.py makes, now, hostile archives from a tiny exported model, and
 // test/fixtures/mutants_pt2.py seeded random mutants of it. Each is first loaded and run in child processes
-// (test/children/fuzz-load-pt2.js): none may crash or hang the process, every load failure is
+// (test/children/fuzz-load.js): none may crash or hang the process, every load failure is
 // MODEL_LOAD, every run failure a typed code. Then, in this process, each hostile archive is
 // refused with MODEL_LOAD and a message that names the cause, before any of its graph runs; the
 // process goes on working, and a model loaded before them still runs as eager PyTorch ran it.
@@ -15,7 +15,7 @@ import { asTensor, expectClose, expectTorchscopeError, python, removeDir, ROOT, 
 
 const HOSTILE = path.join(ROOT, 'test', 'fixtures', 'hostile_pt2.py');
 const MUTANTS = path.join(ROOT, 'test', 'fixtures', 'mutants_pt2.py');
-const CHILD = path.join(ROOT, 'test', 'children', 'fuzz-load-pt2.js');
+const CHILD = path.join(ROOT, 'test', 'children', 'fuzz-load.js');
 const SEED = 20261207;
 const COUNT = 600;
 const FUZZ_MS = 60_000;
@@ -53,11 +53,15 @@ const expected = (values: number[]) => ({ data: Float32Array.from(values), shape
  */
 function runChildren(): void {
   const list = path.join(dir, 'fuzz-list.json');
-  fs.writeFileSync(list, JSON.stringify(outcomes));
+  fs.writeFileSync(list, JSON.stringify(outcomes.map((o) => ({ ...o, base: 'valid.pt2' }))));
+  // What the valid archive takes, and its layer to capture.
+  const bases = path.join(dir, 'fuzz-bases.json');
+  const inputs = [{ data: reference.input, shape: reference.inputShape, dtype: 'float32' }];
+  fs.writeFileSync(bases, JSON.stringify({ 'valid.pt2': { inputs, layer: 'linear1' } }));
   const start = performance.now();
   for (let next = 0; next < outcomes.length;) {
     const timeout = Math.max(1, Math.ceil(FUZZ_MS - (performance.now() - start)));
-    const child = spawnSync(process.execPath, [CHILD, list, String(next), path.join(dir, 'reference.json')], {
+    const child = spawnSync(process.execPath, [CHILD, list, String(next), bases], {
       encoding: 'utf8',
       timeout,
       killSignal: 'SIGKILL',

@@ -14,6 +14,16 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "models" / "zoo"
 
 
+def only_names(given: List[str], known) -> Optional[List[str]]:
+    """The entries `--only NAME[,NAME...]` names (empty: all), or None after saying which are unknown."""
+    only = [n.strip() for arg in given for n in arg.split(",") if n.strip()]
+    unknown = [n for n in only if n not in known]
+    if unknown:
+        print(f"error: unknown entries {unknown}; known: {', '.join(known)}", file=sys.stderr)
+        return None
+    return only
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description="Export torchscope's zoo of third-party-style TorchScript models.")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default: <repo>/models/zoo)")
@@ -26,10 +36,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         for e in ENTRIES.values():
             print(f"{e.name:30s} {e.mode:6s} {e.dtype:8s} {e.family}")
         return 0
-    only = [n.strip() for arg in args.only for n in arg.split(",") if n.strip()]
-    unknown = [n for n in only if n not in ENTRIES]
-    if unknown:
-        print(f"error: unknown entries {unknown}; known: {', '.join(ENTRIES)}", file=sys.stderr)
+    only = only_names(args.only, ENTRIES)
+    if only is None:
         return 2
     selected = [e for e in ENTRIES.values() if not only or e.name in only]
 

@@ -47,6 +47,7 @@ from torch.export.graph_signature import InputKind, SymIntArgument, TensorArgume
 from export_pt2 import DEFAULT_OUT, MANIFEST_VERSION, definition_hash, load_manifest, up_to_date
 from file_hash import sha256_file
 
+from .cli import only_names
 from .export import state_hash
 from .pt2 import ENTRIES, IRS, Call, Entry, NodePoint, attention_probabilities, first_tensor, input_of, residual_hooks
 from .values import assert_same, describe, tensors_of, zero_first_tensor
@@ -411,10 +412,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         for e in ENTRIES.values():
             print(f"{e.name:10s} preserve={'yes' if e.preserve else 'no ':3s} {e.family}")
         return 0
-    only = [n.strip() for arg in args.only for n in arg.split(",") if n.strip()]
-    unknown = [n for n in only if n not in ENTRIES]
-    if unknown:
-        print(f"error: unknown entries {unknown}; known: {', '.join(ENTRIES)}", file=sys.stderr)
+    only = only_names(args.only, ENTRIES)
+    if only is None:
         return 2
     warnings.filterwarnings("ignore")
     transformers.logging.set_verbosity_error()

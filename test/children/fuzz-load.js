@@ -1,14 +1,16 @@
-// Child process for test/fuzz.test.ts: node fuzz-load.js MUTANTS_JSON START
-// Loads each mutant from START on (test/fixtures/mutants.py wrote the list), runs forward and
-// a capture on the ones that load, and reports each on stdout, written synchronously so that
-// the parent knows which one was running if this process dies:
+// Child process for test/fuzz.test.ts and test/pt2-files.test.ts:
+//   node fuzz-load.js MUTANTS_JSON START [BASES_JSON]
+// Loads each mutant ({ file, base }) from START on (test/fixtures/mutants.py, mutants_pt2.py and
+// hostile_pt2.py wrote them), runs forward and a capture of its base's layer on the ones that
+// load, and reports each on stdout, written synchronously so that the parent knows which one was
+// running if this process dies. BASES_JSON adds bases: { name: { inputs: [{ data, shape, dtype }], layer } }.
 //   start <i>
 //   done <i> <loaded|load:CODE|run:CODE> <rss bytes>
 'use strict';
 const fs = require('fs');
 const torch = require('../../dist/lib');
 
-const [listFile, startArg] = process.argv.slice(2);
+const [listFile, startArg, basesFile] = process.argv.slice(2);
 const mutants = JSON.parse(fs.readFileSync(listFile, 'utf8'));
 
 // What each base model takes, and a layer of it to capture.
@@ -20,6 +22,12 @@ const bases = {
     layer: 'encoder.layer.0',
   },
 };
+
+if (basesFile) {
+  for (const [name, base] of Object.entries(JSON.parse(fs.readFileSync(basesFile, 'utf8')))) {
+    bases[name] = { inputs: () => base.inputs.map((i) => torch.tensor(i.data, i.shape, i.dtype)), layer: base.layer };
+  }
+}
 
 const say = (line) => fs.writeSync(1, `${line}\n`);
 
