@@ -36,21 +36,27 @@ c10::IValue toDevice(const c10::IValue& value, const c10::Device& device) {
   return mapTensors(value, [&](const at::Tensor& tensor) { return tensor.to(device); });
 }
 
-at::Tensor firstTensor(const c10::IValue& value, const std::string& what) {
+std::optional<at::Tensor> findFirstTensor(const c10::IValue& value) {
   if (value.isTensor()) return value.toTensor();
   if (value.isTuple() || value.isList()) {
     const auto items = value.isTuple() ? value.toTupleRef().elements().vec() : value.toListRef().vec();
     for (const auto& item : items) {
-      if (item.isTensor()) return item.toTensor();
+      if (auto found = findFirstTensor(item)) return found;
     }
   }
   if (value.isGenericDict()) {
     // In insertion order: a Hugging Face output's first field (logits).
     for (const auto& entry : value.toGenericDict()) {
-      if (entry.value().isTensor()) return entry.value().toTensor();
+      if (auto found = findFirstTensor(entry.value())) return found;
     }
   }
-  TS_FAIL(code::kInvalidArgument, what, " is a ", value.tagKind(), " holding no tensor: an objective reads a tensor");
+  return std::nullopt;
+}
+
+at::Tensor firstTensor(const c10::IValue& value, const std::string& what) {
+  auto found = findFirstTensor(value);
+  TS_CHECK(found.has_value(), code::kInvalidArgument, what, " is a ", value.tagKind(), " holding no tensor: an objective reads a tensor");
+  return *found;
 }
 
 Record::Record() : dict_(c10::StringType::get(), c10::AnyType::get()) {}

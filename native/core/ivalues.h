@@ -8,6 +8,7 @@
 #include <ATen/core/ivalue.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,11 @@ c10::IValue mapTensors(const c10::IValue& value, const std::function<at::Tensor(
 // The same structure with every tensor on `device` (used to move inputs in, outputs out).
 c10::IValue toDevice(const c10::IValue& value, const c10::Device& device);
 
-// The first tensor of a value (a tensor, or the first one in a tuple, list or dict), as the output
-// an objective or a patch reads; INVALID_ARGUMENT naming `what` otherwise.
+// The first tensor of a value, depth first through tuples, lists and dicts (in insertion
+// order: a Hugging Face output's logits), as the output an objective or a hook reads; nullopt
+// when it holds none.
+std::optional<at::Tensor> findFirstTensor(const c10::IValue& value);
+// The same, or INVALID_ARGUMENT naming `what`.
 at::Tensor firstTensor(const c10::IValue& value, const std::string& what);
 
 // A method's result: a string-keyed dict of any values, which reaches JS as an object.

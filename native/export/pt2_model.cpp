@@ -118,7 +118,7 @@ std::vector<ModuleNode> ExportModel::nodes(const std::string& path) const {
     // Nothing to hook, or a node of torchscope's own (an inlined region's markers).
     if (node.synthetic != pt2::Synthetic::kNone || outputs.empty() || outputs[0].size() != 1 || outputs[0][0] < 0) continue;
     ModuleNode entry{node.name, pt2::operatorName(node.target), false};
-    if (entry.op == "aten::softmax" || entry.op == "aten::_softmax" || entry.op == "aten::_safe_softmax") ++softmaxes;
+    if (pt2::isSoftmax(entry.op)) ++softmaxes;
     // Its exported shape: -1 for a dynamic size.
     const std::string& value = node.outputs[0].kind == pt2::Value::kTensor ? node.outputs[0].names[0] : "";
     if (auto meta = graph.tensors.find(value); meta != graph.tensors.end()) {
@@ -128,8 +128,7 @@ std::vector<ModuleNode> ExportModel::nodes(const std::string& path) const {
     out.push_back(std::move(entry));
   }
   if (softmaxes == 1) {
-    for (ModuleNode& entry : out)
-      entry.pattern = entry.op == "aten::softmax" || entry.op == "aten::_softmax" || entry.op == "aten::_safe_softmax";
+    for (ModuleNode& entry : out) entry.pattern = pt2::isSoftmax(entry.op);
   }
   return out;
 }

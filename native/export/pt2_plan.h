@@ -96,6 +96,9 @@ struct CompileOptions {
 // arguments its schema does not take.
 std::shared_ptr<const Plan> compilePlan(const Graph& graph, const CompileOptions& options);
 
+// Whether an operator ("aten::_softmax") is a softmax: what '<module>:pattern' names.
+bool isSoftmax(const std::string& op);
+
 // The display name of a target: "aten::linear" for "torch.ops.aten.linear.default".
 std::string operatorName(const std::string& target);
 

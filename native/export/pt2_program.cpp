@@ -27,27 +27,8 @@ size_t depthOf(const std::string& path) { return path.empty() ? 0 : 1 + static_c
 // Node hooks run before the hooks of the modules whose calls end at the same node.
 constexpr size_t kNodeDepth = std::numeric_limits<size_t>::max();
 
-bool isSoftmax(const std::string& op) { return op == "aten::softmax" || op == "aten::_softmax" || op == "aten::_safe_softmax"; }
-
-// The first tensor of a hook point's value: the value, or the first of a tuple or dict (nested
-// as the module returned it).
-std::optional<at::Tensor> findFirst(const c10::IValue& value) {
-  if (value.isTensor()) return value.toTensor();
-  if (value.isTuple()) {
-    for (const c10::IValue& element : value.toTupleRef().elements()) {
-      if (auto found = findFirst(element)) return found;
-    }
-  }
-  if (value.isGenericDict()) {
-    for (const auto& entry : value.toGenericDict()) {
-      if (auto found = findFirst(entry.value())) return found;
-    }
-  }
-  return std::nullopt;
-}
-
 at::Tensor firstTensor(const std::string& layer, const c10::IValue& value) {
-  auto found = findFirst(value);
+  auto found = findFirstTensor(value);
   TS_CHECK(found.has_value(), code::kInvalidArgument, "layer '", layer, "' gives ", value.tagKind(),
            ": only a tensor, or a tuple holding one, can be hooked");
   return *found;
@@ -336,7 +317,7 @@ void ExportProgram::placeNode(const std::string& target, const HookPoint& point)
   std::vector<size_t> matches;
   for (size_t s : steps) {
     const bool match = nodes[s].synthetic == pt2::Synthetic::kNone &&
-                       (point.node == kPatternSuffix ? isSoftmax(pt2::operatorName(nodes[s].target)) : nodes[s].name == point.node);
+                       (point.node == kPatternSuffix ? pt2::isSoftmax(pt2::operatorName(nodes[s].target)) : nodes[s].name == point.node);
     if (match) matches.push_back(s);
   }
   if (point.node == kPatternSuffix) {
