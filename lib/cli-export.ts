@@ -17,7 +17,7 @@ const PATH_PYTHONS = ['python3', 'python'];
 /** Importing torch and transformers takes seconds on a cold cache. */
 const PROBE_TIMEOUT_MS = 120_000;
 
-export const exportUsage = `torchscope export <folder-or-hub-id> --out FILE.pt [--task auto|${MANIFEST_TASKS.join('|')}] [--no-check]`;
+export const exportUsage = `torchscope export <folder-or-hub-id> --out FILE.pt [--task auto|${MANIFEST_TASKS.join('|')}] [--no-check] [--no-decode-step]`;
 
 interface Probe {
   python: string;
@@ -60,7 +60,7 @@ export function exportCommand(args: string[]): number {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { out: { type: 'string' }, task: { type: 'string' }, 'no-check': { type: 'boolean' } },
+    options: { out: { type: 'string' }, task: { type: 'string' }, 'no-check': { type: 'boolean' }, 'no-decode-step': { type: 'boolean' } },
   });
   if (positionals.length !== 1 || !values.out) {
     console.error(`usage: ${exportUsage}`);
@@ -75,7 +75,14 @@ export function exportCommand(args: string[]): number {
     );
     return 1;
   }
-  const forwarded = [positionals[0], '--out', values.out, ...(values.task ? ['--task', values.task] : []), ...(values['no-check'] ? ['--no-check'] : [])];
+  const forwarded = [
+    positionals[0],
+    '--out',
+    values.out,
+    ...(values.task ? ['--task', values.task] : []),
+    ...(values['no-check'] ? ['--no-check'] : []),
+    ...(values['no-decode-step'] ? ['--no-decode-step'] : []),
+  ];
   const result = spawnSync(python, [EXPORT_SCRIPT, ...forwarded], { stdio: 'inherit' });
   if (result.error) {
     console.error(`torchscope export: could not run ${python}: ${result.error.message}`);

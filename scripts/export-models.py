@@ -15,6 +15,8 @@ Files (in DIR, default <repo>/models):
                                                 traced: logits
   resnet18.pt2 / gpt2.pt2                       the same weights as torch.export programs (training
                                                 IR; dynamic batch, image size / sequence length)
+  gpt2.decode.pt / gpt2.torchscope.json         gpt2.pt's cached decoding step and the manifest
+                                                naming it (scripts/hf_decode.py, hf_export.py)
   induction.pt                                  AttnOnly (2 layers, attention only) trained on
                                                 repeated random tokens, scripted
   digits-cnn.pt / digits-cnn-scripted.pt        DigitsCNN trained on scikit-learn's 8x8 digits
@@ -59,6 +61,8 @@ from torch.export import Dim  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import digits as dg  # noqa: E402
+import hf_decode  # noqa: E402
+import hf_export  # noqa: E402
 import induction  # noqa: E402
 from file_hash import sha256_file  # noqa: E402
 import torchscope_models as tm  # noqa: E402
@@ -407,7 +411,7 @@ GROUPS = [
         key="gpt2",
         only="gpt2",
         architecture="Gpt2LM(GPT-2 small: 12 layers, 768 wide, 12 heads, vocab 50257, untied LM head; traced on ids)",
-        files=[("gpt2.pt", "traced"), ("gpt2.pt2", "exported")],
+        files=[("gpt2.pt", "traced"), ("gpt2.pt2", "exported"), ("gpt2.decode.pt", "decode-step"), ("gpt2.torchscope.json", "hf-manifest")],
         inputs=[{"name": "input_ids", "shape": [1, 16], "dtype": "int64"}],
         outputs=["logits"],
         can_pretrain=True,
@@ -544,6 +548,14 @@ def export_group(group: Group, out: Path, pretrained: bool, names: List[str]) ->
         for name, kind in group.files:
             if kind == "traced":
                 converted[name] = torch.jit.trace(model, group.example(), check_trace=False)
+            elif kind == "decode-step":
+                # A causal LM's cached decoding step and the manifest naming it, as `torchscope export` writes them.
+                step, entry = hf_decode.decode_step(model, check=True)
+                converted[name] = step
+                decode = {"file": name, **entry}
+            elif kind == "hf-manifest":
+                names_in = [group.inputs[0]["name"]]
+                converted[name] = hf_export.manifest(model, "scripts/export-models.py", "causal-lm", names_in, None, None, (decode, None))
             elif kind == "exported":
                 inputs, dynamic = group.export_args()
                 converted[name] = torch.export.export(model, inputs, dynamic_shapes=dynamic)
@@ -554,6 +566,17 @@ def export_group(group: Group, out: Path, pretrained: bool, names: List[str]) ->
         with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as scratch:
             for name in names:
                 if name not in converted:
+                    continue
+                if isinstance(converted[name], dict):
+                    hf_export.write_json(converted[name], out / name)
+                    result[name] = weights
+                    continue
+                if dict(group.files)[name] == "decode-step":
+                    tmp = Path(scratch) / name
+                    torch.jit.save(converted[name], str(tmp))
+                    hf_decode.check_step(torch.jit.load(str(tmp)), model, decode["past"])
+                    os.replace(tmp, out / name)
+                    result[name] = weights
                     continue
                 exported = isinstance(converted[name], torch.export.ExportedProgram)
                 group.check(converted[name].module() if exported else converted[name], model)

@@ -25,9 +25,14 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hf_decode import DecodeRefused, decode_step  # noqa: E402
+
 MANIFEST_FORMAT = "torchscope-manifest"
 MANIFEST_VERSION = 1
 MANIFEST_SUFFIX = ".torchscope.json"
+# The cached decoding step beside `<stem>.pt` (scripts/hf_decode.py).
+DECODE_SUFFIX = ".decode.pt"
 TOKENIZER_SUFFIX = ".tokenizer"
 TASKS = ("auto", "causal-lm", "encoder", "image-classification")
 # Files of a tokenizer, copied when present (the last four for tokenizers without tokenizer.json).
@@ -325,7 +330,13 @@ def special_id(model: nn.Module, key: str) -> Any:
 
 
 def manifest(
-    model: nn.Module, source: str, task: str, names: List[str], tokenizer: Optional[str], checked: Optional[Dict[str, Any]]
+    model: nn.Module,
+    source: str,
+    task: str,
+    names: List[str],
+    tokenizer: Optional[str],
+    checked: Optional[Dict[str, Any]],
+    decode: Tuple[Optional[Dict[str, Any]], Optional[str]] = (None, None),
 ) -> Dict[str, Any]:
     """The manifest (lib/model/manifest.ts reads it): sizes from the config, hook points from the modules."""
     config = model.config
@@ -350,6 +361,8 @@ def manifest(
         "bosTokenId": special_id(model, "bos_token_id"),
         "eosTokenId": special_id(model, "eos_token_id"),
         "check": checked,
+        "decodeStep": decode[0],
+        "decodeStepRefused": decode[1],
     }
 
 
@@ -385,8 +398,21 @@ def write_json(data: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def export(source: str, out_path: str, task: str = "auto", check_trace: bool = True) -> dict:
-    """Exports `source` (a folder or hub id) to `out_path` with its manifest and tokenizer; returns the manifest."""
+def write_decode_step(model: nn.Module, out: Path, check_trace: bool) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """Writes `<stem>.decode.pt` beside the model: its manifest entry, or None and why not."""
+    target = out.parent / f"{out.stem}{DECODE_SUFFIX}"
+    try:
+        ts, entry = decode_step(model, check_trace)
+    except DecodeRefused as e:
+        target.unlink(missing_ok=True)
+        return None, str(e)
+    save(ts, target)
+    return {"file": target.name, **entry}, None
+
+
+def export(source: str, out_path: str, task: str = "auto", check_trace: bool = True, decode: bool = True) -> dict:
+    """Exports `source` (a folder or hub id) to `out_path` with its manifest, tokenizer and, for a
+    causal LM, its cached decoding step; returns the manifest."""
     if task not in TASKS:
         raise ExportRefused(f"task must be one of {', '.join(TASKS)}, got '{task}'")
     out = Path(out_path).resolve()
@@ -407,7 +433,10 @@ def export(source: str, out_path: str, task: str = "auto", check_trace: bool = T
     out.parent.mkdir(parents=True, exist_ok=True)
     save(ts, out)
     tokenizer = copy_tokenizer(folder, out)
-    data = manifest(model, source, task, names, tokenizer, checked)
+    step: Tuple[Optional[Dict[str, Any]], Optional[str]] = (None, None)
+    if task == "causal-lm":
+        step = write_decode_step(model, out, check_trace) if decode else (None, "not exported (--no-decode-step)")
+    data = manifest(model, source, task, names, tokenizer, checked, step)
     write_json(data, out.parent / f"{out.stem}{MANIFEST_SUFFIX}")
     return data
 
@@ -420,9 +449,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--out", required=True, help="the model file to write (.pt); the manifest and tokenizer go beside it")
     ap.add_argument("--task", choices=TASKS, default="auto")
     ap.add_argument("--no-check", dest="check", action="store_false", help="skip comparing the trace with the eager model")
+    ap.add_argument(
+        "--no-decode-step", dest="decode", action="store_false", help="write no cached decoding step (torch.generate then reruns the sequence per token)"
+    )
     args = ap.parse_args(argv)
     try:
-        data = export(args.source, args.out, args.task, args.check)
+        data = export(args.source, args.out, args.task, args.check, args.decode)
     except ExportRefused as e:
         print(f"torchscope export: refused: {e}", file=sys.stderr)
         return 1
@@ -437,6 +469,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"  check: {checked['inputs']} inputs, max |traced - eager| {checked['maxAbsDiff']:.3g}")
     else:
         print("  check: skipped (--no-check)")
+    if data["decodeStep"]:
+        print(f"  cached decoding step: {data['decodeStep']['file']}")
+    elif data["decodeStepRefused"]:
+        print(f"  no cached decoding step: {data['decodeStepRefused']}")
     return 0
 
 

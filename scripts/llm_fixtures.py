@@ -172,14 +172,15 @@ def build_folder(family: Family, folder: Path) -> None:
 
 def definition_hash() -> str:
     """What decides the files: these scripts and the library versions (read without importing them)."""
-    parts = [(HERE / name).read_text() for name in ("llm_fixtures.py", "hf_export.py", "hf_tokenizers.py")]
+    parts = [(HERE / name).read_text() for name in ("llm_fixtures.py", "hf_export.py", "hf_decode.py", "hf_tokenizers.py")]
     parts += [version(library) for library in LIBRARIES]
     return hashlib.sha256("\n\0".join(parts).encode()).hexdigest()
 
 
-def written(name: str, manifest_suffix: str, tokenizer: str) -> List[str]:
+def written(name: str, data: Dict[str, Any], manifest_suffix: str) -> List[str]:
     """What one family's export wrote, relative to the output folder (recorded; up_to_date checks them)."""
-    return [f"{name}/config.json", f"{name}.pt", f"{name}{manifest_suffix}", f"{tokenizer}/tokenizer.json"]
+    step = [data["decodeStep"]["file"]] if data["decodeStep"] else []
+    return [f"{name}/config.json", f"{name}.pt", f"{name}{manifest_suffix}", f"{data['tokenizer']}/tokenizer.json", *step]
 
 
 def up_to_date(out: Path, record: Dict[str, Any], definition: str, name: str) -> bool:
@@ -236,7 +237,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         except hf_export.ExportRefused as e:
             print(f"error: exporting {family.name}: {e}", file=sys.stderr)
             return 1
-        paths = written(family.name, hf_export.MANIFEST_SUFFIX, data["tokenizer"])
+        paths = written(family.name, data, hf_export.MANIFEST_SUFFIX)
         files[family.name] = {"sha256": sha256_file(out / f"{family.name}.pt"), "paths": paths}
         write_record(out, definition, files)  # after each family: an interrupted run keeps what it finished
         diff, took = data["check"]["maxAbsDiff"], time.perf_counter() - t0

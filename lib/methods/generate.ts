@@ -1,11 +1,13 @@
 // Text generation with a causal language model (a forward returning [batch, seq, vocab] logits,
-// as a traced GPT-2 or Llama does): one forward per new token, greedy by default, or sampled with
-// a temperature and top-k from a seeded generator; a stream of tokens as an async iterator. Any
-// tokenizer with encode and decode (Tokenizer, Gpt2Tokenizer) makes and reads the text; with
+// as a traced GPT-2 or Llama does), greedy by default, or sampled with a temperature and top-k
+// from a seeded generator; a stream of tokens as an async iterator. With the model's cached
+// decoding step (model.decodeStep) it prefills the prompt once and then runs one token per step,
+// the past keys and values carried; without one, one forward over the whole sequence per token.
+// Any tokenizer with encode and decode (Tokenizer, Gpt2Tokenizer) makes and reads the text; with
 // none, the prompt is token ids and the results are ids.
 import { callSite, CallSite, failure } from '../core/errors';
 import { streamedRun } from '../core/stream';
-import { abortSignal, checkOptions, describeValue, finiteNumber, integer, optionKeys, positiveInteger } from '../core/validate';
+import { abortSignal, boolean, checkOptions, describeValue, finiteNumber, integer, optionKeys, positiveInteger } from '../core/validate';
 import { Model } from '../model/model';
 import { disposeValue, Tensor, tensor } from '../model/tensor';
 import { run, SpliceOptions } from './activations';
@@ -34,8 +36,17 @@ export interface GenerateOptions extends SpliceOptions {
   /** Stop once the text ends with one of these strings (a tokenizer is needed), or a token is one of these ids (e.g. the tokenizer's eosTokenId). */
   stop?: string | number | (string | number)[];
   signal?: AbortSignal;
-  /** Patches applied at every step (steering: { 'model.layers.3': { add: vector } }), as torch.run takes them. */
+  /**
+   * Patches applied at every step (steering: { 'model.layers.3': { add: vector } }), as torch.run
+   * takes them on the whole sequence. Patch `positions` count from the prompt's start and lie in
+   * the prompt; negative ones (from the end, which moves) make each step rerun the whole sequence.
+   */
   patch?: Record<string, PatchSpec>;
+  /**
+   * Use the model's cached decoding step (model.decodeStep) when it has one. Default true; false
+   * reruns the whole sequence for every token (the same tokens, slower).
+   */
+  cache?: boolean;
 }
 
 export interface GeneratedToken {
@@ -53,6 +64,8 @@ export interface GenerateResult {
   text: string;
   /** Why it stopped: 'length', 'stop' or 'aborted'. */
   finish: 'length' | 'stop' | 'aborted';
+  /** Whether it ran the cached decoding step (one token per step) rather than the whole sequence per token. */
+  cached: boolean;
 }
 
 /** A generation in progress: iterate for tokens, await `result` for the outcome. */
@@ -112,6 +125,7 @@ const GENERATE_KEYS = optionKeys<GenerateOptions>({
   patch: true,
   saes: true,
   errorTerm: true,
+  cache: true,
 });
 
 function settings(given: GenerateOptions | undefined, site: CallSite) {
@@ -127,6 +141,7 @@ function settings(given: GenerateOptions | undefined, site: CallSite) {
     seed: integer(options.seed ?? 0, 'seed', { min: 0 }, site),
     stops,
     signal: abortSignal(options.signal, site),
+    cache: boolean(options.cache ?? true, 'cache', site),
     // Each step a run with these, or a plain forward without.
     steering:
       options.patch === undefined && options.saes === undefined ? undefined : { patch: options.patch, saes: options.saes, errorTerm: options.errorTerm },
@@ -137,6 +152,7 @@ function settings(given: GenerateOptions | undefined, site: CallSite) {
 interface Progress {
   ids: number[];
   newIds: number[];
+  cached: boolean;
 }
 
 /** The prompt's ids, checked: integers in the tokenizer's vocabulary when it says how large that is. */
@@ -155,6 +171,156 @@ function promptIds(tokenizer: GenerateTokenizer | undefined, prompt: string | nu
   return [...prompt];
 }
 
+type Steering = NonNullable<ReturnType<typeof settings>['steering']>;
+
+/** Runs the model for the next token: given every id so far, the last position's logits. */
+interface Stepper {
+  readonly cached: boolean;
+  next(ids: number[]): Promise<Float32Array>;
+  dispose(): void;
+}
+
+/** A copy of the last position's logits of [1, length, vocab] logits; the logits are disposed. */
+function lastRow(logits: unknown, length: number, what: string, site: CallSite): Float32Array {
+  if (!(logits instanceof Tensor) || logits.shape.length !== 3 || logits.shape[0] !== 1 || logits.shape[1] !== length) {
+    if (logits instanceof Tensor) logits.dispose();
+    throw failure(
+      'SHAPE',
+      `generate needs ${what} returning [1, ${length}, vocab] logits; it returned ${logits instanceof Tensor ? `[${logits.shape}]` : typeof logits}`,
+      site,
+    );
+  }
+  const vocab = logits.shape[2];
+  const row = (logits.data() as Float32Array).slice((length - 1) * vocab, length * vocab);
+  logits.dispose();
+  return row;
+}
+
+/** One forward over the whole sequence per token. */
+function wholeSequence(model: Model, steering: Steering | undefined, signal: AbortSignal | undefined, site: CallSite): Stepper {
+  return {
+    cached: false,
+    async next(ids) {
+      const input = tensor(BigInt64Array.from(ids, BigInt), [1, ids.length]);
+      try {
+        const output = steering
+          ? (await run(model, [input], { ...steering, ...(signal ? { signal } : {}) })).output
+          : await model.forward(input, ...(signal ? [{ signal }] : []));
+        const logits = logitsOf(output);
+        disposeValue(output, logits instanceof Tensor ? logits : undefined);
+        return lastRow(logits, ids.length, 'a forward', site);
+      } finally {
+        input.dispose();
+      }
+    },
+    dispose() {},
+  };
+}
+
+/** Integer patch positions, or undefined where they are absent or not integers (run says what is wrong). */
+function integerPositions(spec: PatchSpec): number[] | undefined {
+  const positions: unknown = spec?.positions;
+  return Array.isArray(positions) && positions.every((p) => Number.isInteger(p)) ? (positions as number[]) : undefined;
+}
+
+/**
+ * Whether a cached step computes what a whole-sequence run computes with these patches: not when
+ * a patch's positions count from the end (they move with each token) or are [y, x] pairs.
+ */
+function cacheable(patch: Record<string, PatchSpec> | undefined): boolean {
+  return Object.values(patch ?? {}).every((spec) => {
+    const positions: unknown = spec?.positions;
+    return !Array.isArray(positions) || positions.every((p) => !Array.isArray(p) && !(Number.isInteger(p) && (p as number) < 0));
+  });
+}
+
+/**
+ * The patches of a cached step over the sequence's positions [start, start + length): positions
+ * shifted into the step, a patch whose positions all lie outside it left out (its positions were
+ * patched when they were new, and their keys and values carry the patch).
+ */
+function stepPatches(patch: Record<string, PatchSpec> | undefined, start: number, length: number): Record<string, PatchSpec> | undefined {
+  if (patch === undefined || typeof patch !== 'object' || patch === null) return patch;
+  const out: Record<string, PatchSpec> = {};
+  for (const [layer, spec] of Object.entries(patch)) {
+    const positions = integerPositions(spec);
+    if (positions === undefined) {
+      out[layer] = spec;
+      continue;
+    }
+    const inside = positions.filter((p) => p >= start && p < start + length).map((p) => p - start);
+    if (inside.length > 0) out[layer] = { ...spec, positions: inside };
+  }
+  return out;
+}
+
+/** The prompt through the decoding step once, then one token per step, the past keys and values carried. */
+function cachedSteps(
+  step: Model,
+  past: [number, number][],
+  steering: Steering | undefined,
+  prompt: number,
+  signal: AbortSignal | undefined,
+  site: CallSite,
+): Stepper {
+  for (const [layer, spec] of Object.entries(steering?.patch ?? {})) {
+    const beyond = integerPositions(spec)?.find((p) => p >= prompt);
+    if (beyond !== undefined)
+      throw failure(
+        'INVALID_ARGUMENT',
+        `patch '${layer}': position ${beyond} is past the prompt's ${prompt} tokens (positions count from the prompt's start)`,
+        site,
+      );
+  }
+  // An empty past (size 0 along the positions): the first step prefills.
+  let cache: Tensor[] = past.map(([heads, dim]) => tensor(new Float32Array(0), [1, heads, 0, dim]));
+  let done = 0;
+  return {
+    cached: true,
+    async next(ids) {
+      const fresh = ids.slice(done);
+      const input = tensor(BigInt64Array.from(fresh, BigInt), [1, fresh.length]);
+      let output: unknown;
+      try {
+        output = steering
+          ? (await run(step, [input, ...cache], { ...steering, patch: stepPatches(steering.patch, done, fresh.length), ...(signal ? { signal } : {}) })).output
+          : await step.forward(input, ...cache, ...(signal ? [{ signal }] : []));
+      } finally {
+        input.dispose();
+      }
+      if (!Array.isArray(output) || output.length !== cache.length + 1 || !output.every((t) => t instanceof Tensor)) {
+        disposeValue(output);
+        throw failure(
+          'SHAPE',
+          `the decoding step '${step.path}' must return [logits, ...${cache.length} keys and values]; it returned ${describeValue(output)}`,
+          site,
+        );
+      }
+      const [logits, ...present] = output as Tensor[];
+      for (const t of cache) t.dispose();
+      cache = present;
+      done = ids.length;
+      return lastRow(logits, fresh.length, `the decoding step '${step.path}'`, site);
+    },
+    dispose() {
+      for (const t of cache) t.dispose();
+    },
+  };
+}
+
+/** Says once per model file that generation reruns the whole sequence, and how to get a cached step. */
+const warnedUncached = new Set<string>();
+function warnUncached(model: Model): void {
+  if (warnedUncached.has(model.path)) return;
+  warnedUncached.add(model.path);
+  const why =
+    model.manifest?.decodeStepRefused ?? (model.manifest?.decodeStep ? 'it was loaded with { decodeStep: false }' : 'no manifest beside it names one');
+  process.emitWarning(`torch.generate reruns the whole sequence for every token: '${model.path}' has no cached decoding step (${why})`, {
+    code: 'TORCHSCOPE_UNCACHED_GENERATION',
+    detail: '`npx torchscope export <Hugging Face folder> --out model.pt` writes a causal LM with its cached decoding step (model.decode.pt) beside it.',
+  });
+}
+
 async function* drive(
   model: Model,
   tokenizer: GenerateTokenizer | undefined,
@@ -164,7 +330,7 @@ async function* drive(
   site: CallSite,
 ): AsyncGenerator<GeneratedToken, GenerateResult> {
   if (!(model instanceof Model)) throw failure('INVALID_ARGUMENT', 'generate(model, tokenizer, prompt): model must come from torch.load()', site);
-  const { maxNewTokens, temperature, topK, seed, stops, signal, steering } = settings(options, site);
+  const { maxNewTokens, temperature, topK, seed, stops, signal, steering, cache } = settings(options, site);
   if (!tokenizer && stops.some((s) => typeof s === 'string'))
     throw failure('INVALID_ARGUMENT', 'generate: stop strings need a tokenizer (or stop at ids)', site);
   const ids = promptIds(tokenizer, prompt, site);
@@ -172,42 +338,37 @@ async function* drive(
   const decode = (tokens: number[]) => (tokenizer ? tokenizer.decode(tokens) : '');
   const next = random(seed);
   const newIds: number[] = [];
+  const step = model.decodeStep;
+  const past = model.manifest?.decodeStep?.past;
+  if (cache && !step) warnUncached(model);
+  const stepper =
+    cache && step && past && cacheable(steering?.patch)
+      ? cachedSteps(step, past, steering, ids.length, signal, site)
+      : wholeSequence(model, steering, signal, site);
   progress.ids = ids;
   progress.newIds = newIds;
+  progress.cached = stepper.cached;
   let finish: GenerateResult['finish'] = 'length';
-  while (newIds.length < maxNewTokens) {
-    if (signal?.aborted) {
-      finish = 'aborted';
-      break;
+  try {
+    while (newIds.length < maxNewTokens) {
+      if (signal?.aborted) {
+        finish = 'aborted';
+        break;
+      }
+      const id = choose(await stepper.next(ids), temperature, topK, next);
+      ids.push(id);
+      newIds.push(id);
+      yield { id, text: decode([id]), index: newIds.length - 1 };
+      const text = decode(newIds);
+      if (stops.some((s) => (typeof s === 'number' ? s === id : text.endsWith(s)))) {
+        finish = 'stop';
+        break;
+      }
     }
-    const input = tensor(BigInt64Array.from(ids, BigInt), [1, ids.length]);
-    const output = steering
-      ? (await run(model, [input], { ...steering, ...(signal ? { signal } : {}) })).output
-      : await model.forward(input, ...(signal ? [{ signal }] : []));
-    input.dispose();
-    const logits = logitsOf(output);
-    disposeValue(output, logits instanceof Tensor ? logits : undefined);
-    if (!(logits instanceof Tensor) || logits.shape.length !== 3 || logits.shape[1] !== ids.length) {
-      throw failure(
-        'SHAPE',
-        `generate needs a forward returning [1, seq, vocab] logits; the model returned ${logits instanceof Tensor ? `[${logits.shape}]` : typeof logits}`,
-        site,
-      );
-    }
-    const vocab = logits.shape[2];
-    const row = (logits.data() as Float32Array).subarray((ids.length - 1) * vocab, ids.length * vocab);
-    const id = choose(row, temperature, topK, next);
-    logits.dispose();
-    ids.push(id);
-    newIds.push(id);
-    yield { id, text: decode([id]), index: newIds.length - 1 };
-    const text = decode(newIds);
-    if (stops.some((s) => (typeof s === 'number' ? s === id : text.endsWith(s)))) {
-      finish = 'stop';
-      break;
-    }
+  } finally {
+    stepper.dispose();
   }
-  return { ids, newIds, text: decode(newIds), finish };
+  return { ids, newIds, text: decode(newIds), finish, cached: stepper.cached };
 }
 
 /**
@@ -236,13 +397,14 @@ export function generate(
   }
   const prompt = (idsAlone ? tokenizerOrIds : promptOrOptions) as string | number[];
   const given = (idsAlone ? promptOrOptions : options) as GenerateOptions | undefined;
-  const progress: Progress = { ids: [], newIds: [] };
+  const progress: Progress = { ids: [], newIds: [], cached: false };
   // The loop stopped early (break): the result holds what was made.
   const stopped = (): GenerateResult => ({
     ids: progress.ids,
     newIds: progress.newIds,
     text: tokenizer ? tokenizer.decode(progress.newIds) : '',
     finish: 'aborted',
+    cached: progress.cached,
   });
   return streamedRun(drive(model, tokenizer, prompt, given, progress, site), stopped, 'a generation', site);
 }

@@ -64,6 +64,24 @@ export interface ModelManifest {
   eosTokenId: number | number[] | null;
   /** The export's check of the trace against the eager model; null when skipped. */
   check: { inputs: number; maxAbsDiff: number } | null;
+  /** A causal LM's cached decoding step (`<stem>.decode.pt`), which torch.generate uses; null when there is none. */
+  decodeStep: ManifestDecodeStep | null;
+  /** Why the export wrote no decoding step; null when it wrote one, or the model is no causal LM. */
+  decodeStepRefused: string | null;
+}
+
+/**
+ * The cached decoding step beside a causal LM: the model traced with forward taking `input_ids`
+ * [batch, new] and each layer's past keys and values [batch, heads, past, head dim], returning
+ * the new positions' logits and each layer's keys and values over past + new.
+ */
+export interface ManifestDecodeStep {
+  /** Its file, as an absolute path (the manifest names one file beside it). */
+  file: string;
+  /** [heads, head dim] of each past tensor, in forward's order: layer 0's keys, its values, layer 1's keys... */
+  past: [number, number][];
+  /** The export's check of the step, chained on itself, against the eager full forward; null when skipped. */
+  check: { inputs: number; maxAbsDiff: number } | null;
 }
 
 /** The manifest's path for a model file: its name with the last extension replaced. */
@@ -147,6 +165,8 @@ export function parseManifest(raw: unknown, dir: string, file: string, site?: Ca
     bosTokenId: bos as number | null,
     eosTokenId: Array.isArray(eos) ? [...(eos as number[])] : (eos as number | null),
     check: checkRecord(raw.check, bad),
+    decodeStep: decodeStep(raw.decodeStep, dir, bad),
+    decodeStepRefused: raw.decodeStepRefused === undefined || raw.decodeStepRefused === null ? null : text('decodeStepRefused'),
   };
 }
 
@@ -174,13 +194,35 @@ function hookPoints(raw: unknown, bad: (what: string) => never): ManifestHookPoi
   return points;
 }
 
-/** The tokenizer folder's absolute path: the manifest names one folder beside it, nothing else. */
-function tokenizerDir(raw: unknown, dir: string, bad: (what: string) => never): string | null {
-  if (raw === null || raw === undefined) return null;
+/** A name beside the manifest (no folders, no '.' or '..'), as an absolute path. */
+function besideManifest(raw: unknown, dir: string, what: string, bad: (what: string) => never): string {
   if (typeof raw !== 'string' || raw === '' || raw === '.' || raw === '..' || raw !== path.basename(raw) || /[\\/]/.test(raw)) {
-    return bad(`tokenizer must be the name of a folder beside the manifest, got ${JSON.stringify(raw)}`);
+    return bad(`${what} must be the name of a ${what === 'tokenizer' ? 'folder' : 'file'} beside the manifest, got ${JSON.stringify(raw)}`);
   }
   return path.join(dir, raw);
+}
+
+/** The tokenizer folder's absolute path: the manifest names one folder beside it, nothing else. */
+function tokenizerDir(raw: unknown, dir: string, bad: (what: string) => never): string | null {
+  return raw === null || raw === undefined ? null : besideManifest(raw, dir, 'tokenizer', bad);
+}
+
+/** A head count or head size: a positive integer, bounded so that a hostile manifest allocates nothing large. */
+const MAX_PAST_SIZE = 1 << 16;
+
+function decodeStep(raw: unknown, dir: string, bad: (what: string) => never): ManifestDecodeStep | null {
+  if (raw === null || raw === undefined) return null;
+  if (!isRecord(raw)) return bad('decodeStep must be an object or null');
+  const size = (v: unknown) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_PAST_SIZE;
+  const past = raw.past;
+  if (!Array.isArray(past) || past.length === 0 || past.length % 2 !== 0 || !past.every((p) => Array.isArray(p) && p.length === 2 && p.every(size))) {
+    bad(`decodeStep.past must list [heads, head dim] (integers 1..${MAX_PAST_SIZE}) of each layer's keys and values`);
+  }
+  return {
+    file: besideManifest(raw.file, dir, 'decodeStep.file', bad),
+    past: (past as [number, number][]).map(([h, d]) => [h, d]),
+    check: checkRecord(raw.check, bad),
+  };
 }
 
 function checkRecord(raw: unknown, bad: (what: string) => never): ModelManifest['check'] {

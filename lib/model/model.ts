@@ -2,7 +2,7 @@
 import { Precision, PRECISIONS, SAE_STAGES } from '../core/names';
 import { promises as fs } from 'fs';
 
-import { callSite, CallSite, failure, guard, settle } from '../core/errors';
+import { callSite, CallSite, failure, guard, settle, TorchscopeError } from '../core/errors';
 import { boolean, checkKeys, checkOptions, closestNames, isRecord, oneOf, optionKeys, positiveInteger } from '../core/validate';
 import { binding } from '../native/addon';
 import { NativeModel, NativeValue } from '../native/binding';
@@ -91,6 +91,12 @@ export interface LoadOptions {
   precision?: Precision;
   /** With a reduced precision: return captures and outputs as float32. Default false. */
   upcast?: boolean;
+  /**
+   * Load the cached decoding step the manifest names (`torchscope export` writes one beside a
+   * causal LM; `model.decodeStep`), which torch.generate uses. Default true; false loads the
+   * model alone.
+   */
+  decodeStep?: boolean;
 }
 
 /**
@@ -155,14 +161,24 @@ export class Model {
   readonly path: string;
   /** What `torchscope export` wrote beside the file (`<name>.torchscope.json`): names, sizes, hook points, tokenizer; null without one. */
   readonly manifest: ModelManifest | null;
+  /**
+   * A causal LM's cached decoding step (`manifest.decodeStep`), loaded with the model and holding
+   * no second copy of its weights: the same modules, forward taking `input_ids` [batch, new] and
+   * each layer's past keys and values [batch, heads, past, head dim] (an empty past, size 0, to
+   * prefill), returning [logits of the new positions, ...keys and values over past + new]. Hooks
+   * on it see the new positions only. torch.generate uses it; disposed with the model. null
+   * without one.
+   */
+  readonly decodeStep: Model | null;
   private handle: NativeModel | null;
   private moduleList: ModuleInfo[];
 
   /** @internal Models come from torch.load(). */
-  constructor(handle: NativeModel, file: string, manifest: ModelManifest | null = null) {
+  constructor(handle: NativeModel, file: string, manifest: ModelManifest | null = null, decodeStep: Model | null = null) {
     this.handle = handle;
     this.path = file;
     this.manifest = manifest;
+    this.decodeStep = decodeStep;
     this.moduleList = handle
       .modules()
       .map(({ path, type, callSites, unhookable }) =>
@@ -252,8 +268,9 @@ export class Model {
     });
   }
 
-  /** Frees the model once calls in flight finish; later calls reject with DISPOSED. Idempotent. */
+  /** Frees the model (and its decoding step) once calls in flight finish; later calls reject with DISPOSED. Idempotent. */
   dispose(): void {
+    this.decodeStep?.dispose();
     this.handle?.dispose();
     this.handle = null;
   }
@@ -316,6 +333,7 @@ const LOAD_OPTIONS = optionKeys<LoadOptions>({
   trusted: true,
   maxInflatedBytes: true,
   signal: true,
+  decodeStep: true,
 });
 
 /**
@@ -343,10 +361,24 @@ export async function load(file: string, given?: LoadOptions): Promise<Model> {
     precision,
     upcast: options.upcast ?? false,
   };
+  const withStep = boolean(options.decodeStep ?? true, 'decodeStep', site);
   // Before the model: a bad manifest fails the load without loading the model.
   const manifest = await readManifest(file, site);
   const handle = await cancellable(options.signal, site, (cancel) => binding().ModelHandle.load(file, request, cancel));
-  const model = new Model(handle, file, manifest);
+  const stepFile = withStep ? manifest?.decodeStep?.file : undefined;
+  let step: Model | null = null;
+  if (stepFile !== undefined) {
+    try {
+      const stepRequest = { ...request, sharesTensorsOf: handle };
+      step = new Model(await cancellable(options.signal, site, (cancel) => binding().ModelHandle.load(stepFile, stepRequest, cancel)), stepFile);
+    } catch (e) {
+      handle.dispose();
+      if (e instanceof TorchscopeError && e.code === 'ABORTED') throw e;
+      const why = e instanceof TorchscopeError ? e.message : String(e);
+      throw failure('MODEL_LOAD', `the decoding step '${stepFile}' its manifest names: ${why} (load with { decodeStep: false } to load the model alone)`, site);
+    }
+  }
+  const model = new Model(handle, file, manifest, step);
   warnIfEmulated(precision, model.device);
   return model;
 }

@@ -249,6 +249,8 @@ export interface NativeLoadOptions {
   upcast: boolean;
   trusted: boolean;
   maxInflatedBytes?: number;
+  /** A model whose tensors the loaded one adopts where names match (a decoding step beside its model). */
+  sharesTensorsOf?: NativeModel;
 }
 
 export interface NativeModel {

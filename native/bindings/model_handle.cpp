@@ -60,6 +60,14 @@ void ModelHandle::release() {
   state_.reset();
 }
 
+std::shared_ptr<ModelState> ModelHandle::unwrap(Napi::Value value) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(addonData(env).modelClass.Value())) {
+    throwJs(env, code::kInvalidArgument, "expected a model (torch.load)");
+  }
+  return Unwrap(value.As<Napi::Object>())->live(env);
+}
+
 std::shared_ptr<ModelState> ModelHandle::live(Napi::Env env) const {
   if (!state_) throwJs(env, code::kDisposed, "this model has been disposed");
   return state_;
@@ -77,6 +85,7 @@ Napi::Value ModelHandle::load(const Napi::CallbackInfo& info) {
     options.precision = parseName(kPrecisions, request.string("precision"), "precision");
     options.upcast = request.boolean("upcast");
     options.policy.trusted = request.boolean("trusted");
+    if (request.has("sharesTensorsOf")) options.sharesTensorsOf = request.model("sharesTensorsOf");
     if (request.has("maxInflatedBytes"))
       options.policy.maxInflatedBytes = static_cast<uint64_t>(request.integer("maxInflatedBytes", 1, kMaxSafeInteger));
     auto state = std::make_shared<std::shared_ptr<ModelState>>();

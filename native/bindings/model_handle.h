@@ -30,11 +30,14 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   static void define(Napi::Env env, Napi::Object exports);
   explicit ModelHandle(const Napi::CallbackInfo& info);
   ~ModelHandle() override;
+  // The live model a JS value wraps (INVALID_ARGUMENT for another value, DISPOSED).
+  static std::shared_ptr<ModelState> unwrap(Napi::Value value);
 
  private:
-  // [async] load(path, { device, optimize, precision, upcast, trusted, maxInflatedBytes },
-  //   cancelToken?) -> ModelHandle. The file is checked before libtorch loads it
-  //   (model_file.h). Rejects MODEL_LOAD / DEVICE.
+  // [async] load(path, { device, optimize, precision, upcast, trusted, maxInflatedBytes,
+  //   sharesTensorsOf? }, cancelToken?) -> ModelHandle. The file is checked before libtorch
+  //   loads it (model_file.h); with sharesTensorsOf (a model) it adopts that model's tensors
+  //   where names match (ModelState's LoadOptions). Rejects MODEL_LOAD / DEVICE.
   static Napi::Value load(const Napi::CallbackInfo& info);
   // [sync] [{ path, type, callSites, unhookable }, ...] for every submodule, root ("") first;
   //   `unhookable` says why no hook point reaches it ('' when one does).

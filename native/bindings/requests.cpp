@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "bindings/model_handle.h"
 #include "bindings/sae_handle.h"
 #include "bindings/tensor_handle.h"
 #include "core/errors.h"
@@ -75,6 +76,8 @@ at::Tensor RequestReader::tensor(const char* key) const {
 }
 
 std::shared_ptr<const Sae> RequestReader::sae(const char* key) const { return SaeHandle::unwrap(field(key)); }
+
+std::shared_ptr<ModelState> RequestReader::model(const char* key) const { return ModelHandle::unwrap(field(key)); }
 
 RequestReader RequestReader::object(const char* key) const { return RequestReader(field(key), where_ + "." + key); }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "methods/objective.h"
+#include "model/model_state.h"
 #include "program/program.h"
 #include "sae/sae.h"
 
@@ -30,6 +31,7 @@ class RequestReader {
   bool boolean(const char* key) const;
   at::Tensor tensor(const char* key) const;
   std::shared_ptr<const Sae> sae(const char* key) const;
+  std::shared_ptr<ModelState> model(const char* key) const;
   RequestReader object(const char* key) const;
   // Arrays: absent (undefined) reads as empty.
   std::vector<std::string> strings(const char* key) const;

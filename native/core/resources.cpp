@@ -85,8 +85,12 @@ AllocationPeakMeter::AllocationPeakMeter()
 
 uint64_t AllocationPeakMeter::peakBytes() const { return static_cast<uint64_t>(std::max<int64_t>(0, reporter_->peak.load())); }
 
-int64_t moduleBytes(const torch::jit::Module& module) {
+int64_t moduleBytes(const torch::jit::Module& module, const std::map<std::string, at::Tensor>& owned) {
+  // Another model's storages are counted there.
   std::set<const void*> seen;
+  for (const auto& entry : owned) {
+    if (entry.second.defined() && entry.second.has_storage()) seen.insert(entry.second.storage().data());
+  }
   int64_t total = 0;
   auto count = [&](const at::Tensor& tensor) {
     if (!tensor.defined() || !tensor.device().is_cpu() || !tensor.has_storage()) return;

@@ -7,6 +7,7 @@
 #include <torch/csrc/jit/api/module.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace torchscope {
@@ -37,7 +38,8 @@ class AllocationPeakMeter {
   c10::DebugInfoGuard guard_;
 };
 
-// Bytes of the distinct CPU storages behind a module's parameters, buffers and tensor attributes.
-int64_t moduleBytes(const torch::jit::Module& module);
+// Bytes of the distinct CPU storages behind a module's parameters, buffers and tensor attributes,
+// less those of `owned` (another model's tensors it shares).
+int64_t moduleBytes(const torch::jit::Module& module, const std::map<std::string, at::Tensor>& owned = {});
 
 }  // namespace torchscope

@@ -33,9 +33,16 @@ std::shared_ptr<ModelState> loadModel(const std::string& path, const LoadOptions
   state->upcast = options.upcast;
   state->device = resolveDevice(options.device);
   if (isPt2Archive(path)) {
+    TS_CHECK(!options.sharesTensorsOf, code::kModelLoad, "'", path, "' is a torch.export program: a decoding step is a TorchScript file");
     state->format = ExportModel::load(path, state->device, options.policy);
   } else {
-    state->format = TorchScriptModel::load(path, state->device, options.policy);
+    auto model = TorchScriptModel::load(path, state->device, options.policy);
+    if (options.sharesTensorsOf) {
+      TS_CHECK(options.sharesTensorsOf->device == state->device, code::kInvalidArgument,
+               "a model shares tensors only with one on its device (", options.sharesTensorsOf->device.str(), ")");
+      model->shareTensorsOf(*options.sharesTensorsOf->format);
+    }
+    state->format = std::move(model);
   }
   return state;
 }

@@ -12,12 +12,16 @@
 
 namespace torchscope {
 
+struct ModelState;
+
 struct LoadOptions {
   std::string device = "cpu";  // as resolveDevice takes it
   bool optimize = false;       // see ProgramSpec::optimize
   Precision precision = Precision::kFloat32;
   bool upcast = false;
   LoadPolicy policy;
+  // A model whose tensors this one adopts where names match (a decoding step beside it).
+  std::shared_ptr<const ModelState> sharesTensorsOf;
 };
 
 // Whether a method's program may be optimized when the model was loaded with optimize: the

@@ -81,4 +81,8 @@ void checkSaeSplices(const ProgramSpec& spec) {
   }
 }
 
+std::map<std::string, at::Tensor> ModelFormat::namedTensors() const {
+  TS_FAIL(code::kInvalidArgument, "this model's format cannot share its tensors with another model");
+}
+
 }  // namespace torchscope

@@ -187,6 +187,9 @@ class ModelFormat {
   virtual std::vector<ModuleNode> nodes(const std::string& path) const = 0;
   // Bytes of its tensors, reported to V8.
   virtual int64_t bytes() const = 0;
+  // Its parameters and buffers by state_dict name, which a model loaded to share them (a
+  // decoding step beside its model) adopts. INVALID_ARGUMENT where the format cannot give them.
+  virtual std::map<std::string, at::Tensor> namedTensors() const;
 };
 
 // Programs of one model, built once per spec; safe to use from several threads.

@@ -91,4 +91,27 @@ c10::IValue TorchScriptModel::callSubmodule(const std::string& path, const std::
   return stack.back();
 }
 
+std::map<std::string, at::Tensor> TorchScriptModel::namedTensors() const {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& parameter : module_.named_parameters(/*recurse=*/true)) out.emplace(parameter.name, parameter.value);
+  for (const auto& buffer : module_.named_buffers(/*recurse=*/true)) out.emplace(buffer.name, buffer.value);
+  return out;
+}
+
+void TorchScriptModel::shareTensorsOf(const ModelFormat& owner) {
+  const auto theirs = owner.namedTensors();
+  for (const auto& [name, ours] : namedTensors()) {
+    auto found = theirs.find(name);
+    if (found == theirs.end() || found->second.is_same(ours)) continue;
+    const at::Tensor& tensor = found->second;
+    const bool same = tensor.scalar_type() == ours.scalar_type() && tensor.sizes().equals(ours.sizes()) &&
+                      tensor.device() == ours.device() && at::equal(tensor, ours);
+    TS_CHECK(same, code::kModelLoad, "its '", name, "' differs from the model's: export the model and its decoding step together");
+    const auto dot = name.rfind('.');
+    torch::jit::Module holder = dot == std::string::npos ? module_ : modulesByPath_.at(name.substr(0, dot));
+    holder.setattr(name.substr(dot == std::string::npos ? 0 : dot + 1), tensor);
+  }
+  bytes_ = moduleBytes(module_, theirs);
+}
+
 }  // namespace torchscope

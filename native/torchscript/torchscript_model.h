@@ -35,6 +35,11 @@ class TorchScriptModel : public ModelFormat {
                             c10::DeviceType device) const override;
   std::vector<ModuleNode> nodes(const std::string& path) const override;
   int64_t bytes() const override { return bytes_; }
+  std::map<std::string, at::Tensor> namedTensors() const override;
+  // Adopts `owner`'s tensors in place of its own where the names match: a decoding step then
+  // holds no second copy of its model's weights. MODEL_LOAD where a tensor of the same name
+  // differs (another model's step). Before any program is built.
+  void shareTensorsOf(const ModelFormat& owner);
 
  private:
   torch::jit::Method forwardOf(const std::string& path, const std::string& role) const;
