@@ -166,8 +166,9 @@ export class Model {
    * no second copy of its weights: the same modules, forward taking `input_ids` [batch, new] and
    * each layer's past keys and values [batch, heads, past, head dim] (an empty past, size 0, to
    * prefill), returning [logits of the new positions, ...keys and values over past + new]. Hooks
-   * on it see the new positions only. torch.generate uses it; disposed with the model. null
-   * without one.
+   * on it see the new positions only, and a block's (or attention module's) output there also
+   * carries its keys and values: a tuple whose first tensor is the output. torch.generate uses
+   * it; disposed with the model. null without one.
    */
   readonly decodeStep: Model | null;
   private handle: NativeModel | null;
