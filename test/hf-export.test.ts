@@ -237,7 +237,13 @@ describe('torchscope export', () => {
     expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: result.stderr });
     expect(result.stdout).toMatch(/wrote .*llama-export\.pt \(LlamaForCausalLM, causal-lm, 2 layers, inputs input_ids\)/);
     expect(result.stdout).toMatch(/check: 3 inputs/);
-    for (const file of ['llama-export.torchscope.json', 'llama-export.tokenizer/tokenizer.json', 'llama-export.tokenizer/tokenizer_config.json']) {
+    expect(result.stdout).toMatch(/cached decoding step: llama-export\.decode\.pt/);
+    for (const file of [
+      'llama-export.torchscope.json',
+      'llama-export.decode.pt',
+      'llama-export.tokenizer/tokenizer.json',
+      'llama-export.tokenizer/tokenizer_config.json',
+    ]) {
       expect({ file, exists: fs.existsSync(path.join(dir, 'cli', file)) }).toEqual({ file, exists: true });
     }
     const model = await torch.load(out);
@@ -246,9 +252,33 @@ describe('torchscope export', () => {
       expect(model.manifest!.tokenizer).toBe(path.join(dir, 'cli', 'llama-export.tokenizer'));
       const llama = families[0];
       expectValueClose(await model.forward(toTorch(llama.ids[1])), reference('llama/1').output, TOL, 'logits');
+      expect(model.manifest!.decodeStep).toMatchObject({
+        file: path.join(dir, 'cli', 'llama-export.decode.pt'),
+        past: [
+          [2, 8],
+          [2, 8],
+          [2, 8],
+          [2, 8],
+        ],
+      });
+      expect(model.manifest!.decodeStep!.check!.maxAbsDiff).toBeLessThanOrEqual(1e-5);
+      const cached = await torch.generate(model, [5, 6, 7], { maxNewTokens: 6 }).result;
+      const whole = await torch.generate(model, [5, 6, 7], { maxNewTokens: 6, cache: false }).result;
+      expect([cached.cached, cached.newIds]).toEqual([true, whole.newIds]);
     } finally {
       model.dispose();
     }
+  });
+
+  test('--no-decode-step writes the model alone, and the manifest says why it has no step', async () => {
+    const out = path.join(dir, 'cli', 'llama-alone.pt');
+    const result = await cli(['export', path.join(LLM, 'llama'), '--out', out, '--no-check', '--no-decode-step']);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: result.stderr });
+    expect(result.stdout).toMatch(/no cached decoding step: not exported \(--no-decode-step\)/);
+    expect(fs.existsSync(path.join(dir, 'cli', 'llama-alone.decode.pt'))).toBe(false);
+    const model = await torch.load(out);
+    expect([model.decodeStep, model.manifest!.decodeStep, model.manifest!.decodeStepRefused]).toEqual([null, null, 'not exported (--no-decode-step)']);
+    model.dispose();
   });
 
   test('refuses a folder without config.json, an encoder-decoder model and a config transformers cannot read, exiting 1', async () => {
@@ -326,7 +356,8 @@ describe('the manifest beside a model is an untrusted file', () => {
     copy = path.join(dir, 'manifests', 'm.pt');
     fs.mkdirSync(path.dirname(copy), { recursive: true });
     fs.copyFileSync(families[1].file, copy);
-    good = { ...families[1].manifest, tokenizer: 'm.tokenizer' };
+    // The copy has no decoding step beside it.
+    good = { ...families[1].manifest, tokenizer: 'm.tokenizer', decodeStep: null };
   });
   const write = (content: unknown) =>
     fs.writeFileSync(path.join(dir, 'manifests', 'm.torchscope.json'), typeof content === 'string' ? content : JSON.stringify(content));
