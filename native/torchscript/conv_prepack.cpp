@@ -15,19 +15,13 @@
 #include <utility>
 #include <vector>
 
+#include "torchscript/libtorch_operation.h"
+
 namespace torchscope {
 
 namespace jit = torch::jit;
 
 namespace {
-
-// libtorch's operator by name (it has one overload), through the JIT's registry: its call is
-// out of line, where the dispatcher's inline one would link the addon to libtorch's thread-locals.
-std::optional<jit::Operation> libtorchOperation(const char* name) {
-  const auto operators = jit::getAllOperatorsFor(c10::Symbol::fromQualString(name));
-  if (operators.size() != 1) return std::nullopt;
-  return operators.front()->getOperation();
-}
 
 std::optional<c10::IValue> constantInput(const jit::Node* node, size_t index) { return jit::toIValue(node->input(index)); }
 

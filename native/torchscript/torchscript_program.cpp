@@ -13,8 +13,11 @@
 
 #include "core/cpu_features.h"
 #include "core/errors.h"
+#include "torchscript/attention_fusion.h"
 #include "torchscript/conv_prepack.h"
+#include "torchscript/gelu_pattern.h"
 #include "torchscript/hooks.h"
+#include "torchscript/linear_prepack.h"
 #include "torchscript/max_pool.h"
 #include "torchscript/module_calls.h"
 #include "torchscript/sae_ops.h"
@@ -163,6 +166,14 @@ void castWeightsOnce(std::shared_ptr<jit::Graph>& graph, at::ScalarType type, bo
   jit::EliminateDeadCode(graph);
 }
 
+// A transformer's inference rewrites, in the order they enable each other; whether a linear was
+// prepacked (optimize_for_inference would then move these ops' values to oneDNN's layout and back).
+bool rewriteTransformer(std::shared_ptr<jit::Graph>& graph) {
+  recognizeTanhGelu(graph);
+  fuseAttention(graph);
+  return prepackLinears(graph) > 0;
+}
+
 // The program as a method of a frozen copy of the module, optimized for inference. The copy
 // shares the module's tensors (clone in place gives new types, same data); folding makes new
 // ones only for the weights it rewrites.
@@ -192,11 +203,13 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Torch
     auto frozenGraph = jit::toGraphFunction(frozen.get_method(name).function()).graph();
     jit::OptimizeFrozenGraph(frozenGraph, /*optimize_numerics=*/true);
     // On the CPU a program that convolves and never views gets prepacked channels-last
-    // convolutions (conv_prepack.h); any other, libtorch's rewrite to oneDNN's blocked layout.
-    const bool prepackable = program.spec.device == c10::kCPU && convolvesWithoutView(frozenGraph);
-    if (prepackable && prepackConvolutions(frozenGraph, at::kFloat) > 0) {
+    // convolutions (conv_prepack.h); one with linear layers (a transformer) gets them prepacked
+    // (linear_prepack.h), its written-out GELU and its attention fused first (gelu_pattern.h,
+    // attention_fusion.h); any other, libtorch's rewrite to oneDNN's blocked layout.
+    const bool cpu = program.spec.device == c10::kCPU;
+    if (cpu && convolvesWithoutView(frozenGraph) && prepackConvolutions(frozenGraph, at::kFloat) > 0) {
       program.channelsLast = true;
-    } else {
+    } else if (!cpu || !rewriteTransformer(frozenGraph)) {
       frozen = jit::optimize_for_inference(frozen, {name});
     }
     program.numerics = "optimized";
