@@ -9,7 +9,20 @@ const { spawnSync } = require('child_process');
 const path = require('path');
 const { AVX2_LIMITS } = require('./cpu-limits');
 
-const SUITES = ['cpu', 'precision', 'zoo', 'parity', 'attribution', 'maximize', 'probe', 'sae-train', 'store', 'pt2'].map((name) => `test/${name}.test.ts`);
+const SUITES = [
+  'cpu',
+  'precision',
+  'zoo',
+  'parity',
+  'attribution',
+  'maximize',
+  'probe',
+  'sae-train',
+  'store',
+  'pt2',
+  'optimize-transformers',
+  'generate-cached',
+].map((name) => `test/${name}.test.ts`);
 
 const root = path.resolve(__dirname, '..');
 console.log(
