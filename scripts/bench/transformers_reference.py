@@ -1,33 +1,47 @@
-"""Baseline for scripts/bench-transformers.js: Hugging Face GPT-2 small in PyTorch eager on the
-weights of models/gpt2.pt (GPT2LMHeadModel, untied head, eager attention), as its users run it.
+"""Baseline worker for scripts/bench-transformers.js: Hugging Face models in PyTorch eager, as
+their users run them, timed one call at a time on request so that the bench can interleave them
+with torchscope's calls (the machine's speed drifts; ratios of neighbouring calls do not).
 
-Usage: transformers_reference.py MODEL ROUNDS NEW_TOKENS
+Usage: transformers_reference.py SPEC.json, then one JSON request per line on stdin, one JSON
+answer per line on stdout. SPEC: {"models": {key: {"kind": "gpt2", "file": models/gpt2.pt} |
+{"kind": "hf", "folder": save_pretrained folder}}, "saes": {key: SAELens folder}}.
 
-- run: forward with 12 forward hooks cloning each block's output (the residual stream), logits
-  computed, no grad, use_cache=False, on seeded ids [1, 512] and [8, 128];
-- generate: `model.generate` (greedy, its KV cache) of NEW_TOKENS tokens after a seeded
-  128-token prompt, plain and with a steering hook adding a seeded vector to block 6's output.
-
-Prints JSON {"threads", "torch", "transformers", "run": {"1x512": [ms...], "8x128": [ms...]},
-"generate": {"plain": [tokens/s...], "steered": [...]}, "prompt": [ids], "steer": [768 floats],
-"tokens": {"plain": [ids], "steered": [ids]}}.
+- {"op": "ids", "model", "shape", "seed"}: the seeded ids the runs take, {"ids": [...]}; {"op":
+  "steer", "model"}: the seeded steering vector, {"steer": [...]}.
+- {"op": "run", "model", "shape": [b, s], "seed", "sae": bool, "precision": "fp32"|"bf16"}: one
+  forward with forward hooks cloning each block's output (the residual stream), logits computed,
+  no grad, use_cache=False; with "sae", block 6's output replaced by the SAE's reconstruction
+  (SAELens's standard SAE: relu((x - b_dec) W_enc + b_enc) W_dec + b_dec); bf16 under
+  torch.autocast. Answers {"ms", "last": the last position's logits of row 0 (with "sae")}.
+- {"op": "generate", "model", "prompt": [ids], "new_tokens", "steer": [floats] | null}: greedy
+  `model.generate` with its KV cache, a steering hook adding the vector to block 6's output.
+  Answers {"rate": tokens/s, "tokens": the new ids}.
 """
 import json
-import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 import transformers
-from transformers import GPT2LMHeadModel
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torchscope_models  # noqa: E402
-from timing import timings  # noqa: E402
 
-SHAPES = {"1x512": (1, 512), "8x128": (8, 128)}
-PROMPT = 128
-STEER_LAYER = 6
+LAYER = 6
+
+
+def load(spec):
+    if spec["kind"] == "gpt2":
+        model = transformers.GPT2LMHeadModel(torchscope_models.gpt2_config("small"))
+        model.load_state_dict(torch.jit.load(spec["file"]).state_dict(), strict=False)
+    else:
+        model = transformers.AutoModelForCausalLM.from_pretrained(spec["folder"], attn_implementation="eager", dtype=torch.float32)
+    return model.eval().requires_grad_(False)
+
+
+def blocks(model):
+    return model.transformer.h if hasattr(model, "transformer") else model.model.layers
 
 
 def first(output):
@@ -35,57 +49,67 @@ def first(output):
     return output if isinstance(output, torch.Tensor) else output[0]
 
 
-def steered(output, steer):
-    return output + steer if isinstance(output, torch.Tensor) else (output[0] + steer,) + tuple(output[1:])
+def replaced(output, value):
+    return value if isinstance(output, torch.Tensor) else (value,) + tuple(output[1:])
 
 
-def seeded_ids(shape, seed):
-    return torch.randint(0, 50257, shape, generator=torch.Generator().manual_seed(seed))
+def load_sae(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(folder) / "sae_weights.safetensors"))
+
+
+def reconstruct(sae, x):
+    features = torch.relu((x - sae["b_dec"]) @ sae["W_enc"] + sae["b_enc"])
+    return features @ sae["W_dec"] + sae["b_dec"]
+
+
+def seeded_ids(shape, vocab, seed):
+    return torch.randint(0, vocab, tuple(shape), generator=torch.Generator().manual_seed(seed))
 
 
 def main():
-    model_file, rounds, new_tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    spec = json.loads(Path(sys.argv[1]).read_text())
     transformers.logging.set_verbosity_error()
-    model = GPT2LMHeadModel(torchscope_models.gpt2_config("small"))
-    model.load_state_dict(torch.jit.load(model_file).state_dict(), strict=False)
-    model.eval().requires_grad_(False)
     torch.set_grad_enabled(False)
-    out = {"threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__, "run": {}}
-
+    models = {key: load(s) for key, s in spec["models"].items()}
+    saes = {key: load_sae(folder) for key, folder in spec["saes"].items()}
     cache = []
-    hooks = [block.register_forward_hook(lambda m, a, o: cache.append(first(o).clone())) for block in model.transformer.h]
-    for name, shape in SHAPES.items():
-        ids = seeded_ids(shape, 0)
-
-        def run():
-            cache.clear()
-            model(input_ids=ids, use_cache=False).logits
-
-        out["run"][name] = timings(run, 1, rounds)
-    for hook in hooks:
-        hook.remove()
-
-    prompt = seeded_ids((1, PROMPT), 1)
-    steer = torch.randn(768, generator=torch.Generator().manual_seed(2)) * 4
-    out["prompt"] = prompt[0].tolist()
-    out["steer"] = steer.tolist()
-    out["generate"] = {}
-    out["tokens"] = {}
-    for mode in ["plain", "steered"]:
-        handle = None
-        if mode == "steered":
-            handle = model.transformer.h[STEER_LAYER].register_forward_hook(lambda m, a, o: steered(o, steer))
-        rates = []
-        for _ in range(rounds + 1):
+    print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        model = models[request["model"]]
+        handles = []
+        if request["op"] == "ids":
+            answer = {"ids": seeded_ids(request["shape"], model.config.vocab_size, request["seed"]).flatten().tolist()}
+        elif request["op"] == "steer":
+            answer = {"steer": (torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(2)) * 4).tolist()}
+        elif request["op"] == "run":
+            ids = seeded_ids(request["shape"], model.config.vocab_size, request["seed"])
+            if request.get("sae"):
+                sae = saes[request["model"]]
+                handles.append(blocks(model)[LAYER].register_forward_hook(lambda m, a, o: replaced(o, reconstruct(sae, first(o)))))
+            handles += [block.register_forward_hook(lambda m, a, o: cache.append(first(o).clone())) for block in blocks(model)]
             start = time.perf_counter()
-            tokens = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                    do_sample=False, pad_token_id=0)
-            rates.append(new_tokens / (time.perf_counter() - start))
-        out["generate"][mode] = rates[1:]  # the first call warms up
-        out["tokens"][mode] = tokens[0, PROMPT:].tolist()
-        if handle is not None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=request.get("precision") == "bf16"):
+                logits = model(input_ids=ids, use_cache=False).logits
+            answer = {"ms": (time.perf_counter() - start) * 1000}
+            if request.get("sae"):
+                answer["last"] = logits[0, -1].float().tolist()
+        else:
+            prompt = torch.tensor([request["prompt"]])
+            if request["steer"] is not None:
+                steer = torch.tensor(request["steer"])
+                handles.append(blocks(model)[LAYER].register_forward_hook(lambda m, a, o: replaced(o, first(o) + steer)))
+            new = request["new_tokens"]
+            start = time.perf_counter()
+            tokens = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new, min_new_tokens=new, do_sample=False,
+                                    pad_token_id=0)
+            answer = {"rate": new / (time.perf_counter() - start), "tokens": tokens[0, prompt.shape[1]:].tolist()}
+        for handle in handles:
             handle.remove()
-    print(json.dumps(out))
+        cache.clear()
+        print(json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":
