@@ -247,6 +247,19 @@ describe('the files it comes from are untrusted', () => {
   });
 });
 
+test("a torch.export program's decoding step (models/gpt2.pt2 beside gpt2.pt's manifest) adopts the program's weights", async () => {
+  const model = await torch.load(path.join(MODELS, 'gpt2.pt2'));
+  try {
+    expect(model.decodeStep).toBeInstanceOf(torch.Model);
+    const prompt = [464, 2068, 7586, 21831, 11];
+    const cached = await torch.generate(model, prompt, { maxNewTokens: 5 }).result;
+    const whole = await torch.generate(model, prompt, { maxNewTokens: 5, cache: false }).result;
+    expect([cached.cached, cached.newIds]).toEqual([true, whole.newIds]);
+  } finally {
+    model.dispose();
+  }
+});
+
 test('GPT-2 small holds one copy of its weights with its decoding step (the step adopts them)', () => {
   // Resident memory of a child after loading models/gpt2.pt with and without its step (652 MB of weights).
   const script = `

@@ -138,7 +138,7 @@ const MAXIMIZE_KEYS = [
 const cases: OptionsCase[] = [
   {
     name: 'LoadOptions (load)',
-    keys: ['device', 'optimize', 'precision', 'upcast', 'trusted', 'maxInflatedBytes', 'signal'],
+    keys: ['device', 'optimize', 'precision', 'upcast', 'trusted', 'maxInflatedBytes', 'signal', 'decodeStep'],
     call: (o) => torch.load(modelPath('resnet-tiny.pt'), o),
   },
   {
@@ -299,7 +299,7 @@ const cases: OptionsCase[] = [
   },
   {
     name: 'GenerateOptions (generate)',
-    keys: ['maxNewTokens', 'temperature', 'topK', 'seed', 'stop', 'signal', 'patch', 'saes', 'errorTerm'],
+    keys: ['maxNewTokens', 'temperature', 'topK', 'seed', 'stop', 'signal', 'patch', 'saes', 'errorTerm', 'cache'],
     call: (o) => torch.generate(gpt2, gpt2Tokenizer, 'Hello', o).result,
   },
   {

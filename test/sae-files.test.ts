@@ -331,17 +331,22 @@ describe('hook points', () => {
     }
   });
 
-  test("models/gpt2.pt (no manifest): GPT-2 small's module names map, and SAEs find their points on it", async () => {
-    const model = await torch.load(modelPath('gpt2.pt'));
+  test("models/gpt2.pt, with its manifest and without: GPT-2 small's module names map, and SAEs find their points on it", async () => {
+    const model = await torch.load(modelPath('gpt2.pt'), { decodeStep: false });
     try {
-      expect(model.manifest).toBeNull();
-      expect(modelFamily(model)).toBe('gpt2');
-      for (const [hook, point] of Object.entries(FAMILY_POINTS.gpt2)) {
-        const at5 = point.replace('transformer.h.1', 'transformer.h.5');
-        expect(mapHookName(`blocks.5.${hook}`, model)).toBe(at5);
-        model.checkLayers([at5], {});
+      expect(model.manifest?.modelType).toBe('gpt2');
+      // Without a manifest the family comes from the modules.
+      const bare = { manifest: null, modules: () => model.modules() };
+      for (const hooked of [model, bare]) {
+        expect(modelFamily(hooked)).toBe('gpt2');
+        for (const [hook, point] of Object.entries(FAMILY_POINTS.gpt2)) {
+          const at5 = point.replace('transformer.h.1', 'transformer.h.5');
+          expect(mapHookName(`blocks.5.${hook}`, hooked)).toBe(at5);
+          model.checkLayers([at5], {});
+        }
       }
-      expect(() => mapHookName('blocks.12.hook_resid_pre', model)).toThrow(/the model has no module 'transformer.h.12'/);
+      expect(() => mapHookName('blocks.12.hook_resid_pre', model)).toThrow(/the model has 12 blocks/);
+      expect(() => mapHookName('blocks.12.hook_resid_pre', bare)).toThrow(/the model has no module 'transformer.h.12'/);
       const sae = await loadSaeFiles(index.good['standard-hookz'], { model });
       expect(sae.hookPoint).toBe('transformer.h.1.attn.c_proj:input');
       const transcoder = await loadSaeFiles(index.good.transcoder, { model });

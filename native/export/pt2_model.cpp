@@ -133,4 +133,15 @@ std::vector<ModuleNode> ExportModel::nodes(const std::string& path) const {
   return out;
 }
 
+std::map<std::string, at::Tensor> ExportModel::namedTensors() const {
+  std::map<std::string, at::Tensor> out;
+  const auto& inputs = loaded_->program.inputs;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const bool weight = inputs[i].kind == pt2::InputSpec::kParameter || inputs[i].kind == pt2::InputSpec::kBuffer;
+    const int slot = loaded_->plan->inputs[i];
+    if (weight && slot >= 0 && loaded_->weights[slot].isTensor()) out.emplace(inputs[i].target, loaded_->weights[slot].toTensor());
+  }
+  return out;
+}
+
 }  // namespace torchscope

@@ -4,6 +4,7 @@
 // hooks at module calls and nodes (pt2_program.h). Every method runs on it through ModelFormat.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -31,6 +32,8 @@ class ExportModel : public ModelFormat {
                             c10::DeviceType device) const override;
   std::vector<ModuleNode> nodes(const std::string& path) const override;
   int64_t bytes() const override { return loaded_->bytes; }
+  // Parameters and buffers by the names the signature gives them (state_dict's).
+  std::map<std::string, at::Tensor> namedTensors() const override;
 
  private:
   // The first call of a hookable submodule and the values it reads from outside it.
