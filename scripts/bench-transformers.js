@@ -222,7 +222,8 @@ async function main() {
     const loaded = {
       exact: await torch.load(MODELS[key].file),
       optimized: await torch.load(MODELS[key].file, { optimize: true }),
-      reduced: bf16 ? await torch.load(MODELS[key].file, { precision: 'bf16', upcast: true, decodeStep: false }) : null,
+      // Results in bfloat16, as autocast leaves Python's.
+      reduced: bf16 ? await torch.load(MODELS[key].file, { precision: 'bf16', decodeStep: false }) : null,
     };
     const sae = await torch.sae.load(path.join(BENCH, `sae-${key}`), { model: loaded.exact });
     const { rows, ratios, saeCheck } = await runRows(worker, key, loaded, sae, share, bf16);
