@@ -2,7 +2,7 @@
 export { TorchscopeError, ErrorCode } from './core/errors';
 export { Tensor, tensor, zeros, disposeValue as dispose, DType, Device, TypedArray, NestedArray } from './model/tensor';
 export { Model, load, LoadOptions, CallOptions, ModuleInfo, ArgumentInfo, NodeInfo, Value, Input, Precision, NumericsOptions } from './model/model';
-export type { ModelManifest, ManifestHookPoints } from './model/manifest';
+export type { ModelManifest, ManifestHookPoints, ManifestDecodeStep } from './model/manifest';
 export { PRECISIONS } from './core/names';
 export { activations, run, inspect, RunOptions, RunResult, ActivationRecord, CaptureRequest, Calls, InspectOptions, ProgramInfo } from './methods/activations';
 export { PatchSpec } from './methods/patch';
