@@ -1,7 +1,7 @@
 // load({ optimize: true }) on transformers: linears prepacked for oneDNN with their activation
 // fused, Hugging Face's written-out GELU recognized, eager attention fused into
-// scaled_dot_product_attention (native/torchscript/linear_prepack.h, gelu_pattern.h,
-// attention_fusion.h). The contract is optimize's: outputs and every hooked value within 1e-4
+// scaled_dot_product_attention, RMSNorm's formula replaced by aten::rms_norm
+// (native/torchscript/linear_prepack.h, written_out_ops.h, attention_fusion.h). The contract is optimize's: outputs and every hooked value within 1e-4
 // relative of exact mode, and a value a hook reads is never fused away. On GPT-2 (this
 // repository's, and the Hugging Face fixture), Llama, Mistral, Pythia, Gemma 2 (soft-capped
 // attention, left unfused) and BERT with padding; a fixture with 3-D attention and 1-D linear
@@ -20,17 +20,17 @@ interface Case {
   inputs: () => torch.Tensor[];
   /** Layers captured in both modes. */
   capture: string[];
-  /** Fused ops expected with no hook: attention, linears. */
-  fused: { attention: number; linears: number };
+  /** Fused ops expected with no hook: attention, linears, RMSNorms. */
+  fused: { attention: number; linears: number; norms: number };
 }
 
 const ids = (batch: number, seq: number, vocab: number, seed: number) => torch.tensor(randint(batch * seq, vocab, seed), [batch, seq]);
-const llm = (family: string, blocks: string, mlp: string, attention: number, linears: number): Case => ({
+const llm = (family: string, blocks: string, mlp: string, attention: number, linears: number, norms = 0): Case => ({
   name: family,
   file: path.join('llm', `${family}.pt`),
   inputs: () => [ids(2, 9, 200, 4)],
   capture: [`${blocks}.0`, `${blocks}.1`, `${blocks}.0.${mlp}`, `${blocks}.1.${mlp}`],
-  fused: { attention, linears },
+  fused: { attention, linears, norms },
 });
 
 const CASES: Case[] = [
@@ -39,27 +39,27 @@ const CASES: Case[] = [
     file: 'gpt2.pt',
     inputs: () => [ids(2, 33, 50257, 1)],
     capture: ['transformer.h.0', 'transformer.h.5.mlp', 'transformer.h.11.attn', 'transformer.ln_f'],
-    fused: { attention: 12, linears: 49 },
+    fused: { attention: 12, linears: 49, norms: 0 },
   },
   {
     name: 'gpt2-tiny',
     file: 'gpt2-tiny.pt',
     inputs: () => [ids(2, 17, 50257, 2)],
     capture: ['transformer.h.0', 'transformer.h.1.mlp', 'transformer.h.3'],
-    fused: { attention: 4, linears: 17 },
+    fused: { attention: 4, linears: 17, norms: 0 },
   },
-  llm('llama', 'model.layers', 'mlp', 2, 15),
-  llm('mistral', 'model.layers', 'mlp', 2, 15),
+  llm('llama', 'model.layers', 'mlp', 2, 15, 5),
+  llm('mistral', 'model.layers', 'mlp', 2, 15, 5),
   llm('pythia', 'gpt_neox.layers', 'mlp', 2, 9),
   llm('gpt2', 'transformer.h', 'mlp', 2, 9),
   // Gemma 2 soft-caps its scores: its attention stays as it is.
-  llm('gemma2', 'model.layers', 'mlp', 0, 15),
+  llm('gemma2', 'model.layers', 'mlp', 0, 15, 9),
   {
     name: 'bert-tiny-noattn (padding mask)',
     file: 'bert-tiny-noattn.pt',
     inputs: () => [ids(2, 9, 1000, 3), torch.tensor(BigInt64Array.from([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0].map(BigInt)), [2, 9])],
     capture: ['encoder.layer.0', 'encoder.layer.1.attention.self', 'encoder.layer.1.intermediate'],
-    fused: { attention: 2, linears: 13 },
+    fused: { attention: 2, linears: 13, norms: 0 },
   },
 ];
 
@@ -112,7 +112,13 @@ describe.each(CASES)('$name', (c) => {
 
   test('its linears are prepacked and its attention fused', async () => {
     const counts = await opCounts(optimized);
-    expect({ attention: counts['torchscope::attention'] ?? 0, linears: counts['torchscope::prepacked_linear'] ?? 0 }).toEqual(c.fused);
+    expect({
+      attention: counts['torchscope::attention'] ?? 0,
+      linears: counts['torchscope::prepacked_linear'] ?? 0,
+      norms: counts['aten::rms_norm'] ?? 0,
+    }).toEqual(c.fused);
+    // RMSNorm's formula is gone wherever it was recognized.
+    if (c.fused.norms > 0) expect(counts['aten::rsqrt']).toBeUndefined();
     // Every activation after a linear is fused into it (GELU, SiLU): none is left as an op.
     expect([counts['aten::gelu'] ?? 0, counts['aten::silu'] ?? 0, c.name.startsWith('gpt2') ? (counts['aten::tanh'] ?? 0) : 0]).toEqual([0, 0, 0]);
     expect((await torch.inspect(exact, { output: true })).opCounts['torchscope::prepacked_linear']).toBeUndefined();
@@ -140,6 +146,21 @@ describe('a value a hook reads is not fused away', () => {
     const want = await torch.run(exact, input(), { capture });
     expectValuesRelative(got.activations[capture[0]], want.activations[capture[0]], 'c_fc');
     expectValuesRelative(got.output, want.output, 'logits');
+  });
+
+  test("a node hook inside Llama's RMSNorm keeps that norm's formula, and sees exact mode's value", async () => {
+    const llama = path.join(MODELS, 'llm', 'llama.pt');
+    const [e, o] = [await torch.load(llama), await torch.load(llama, { optimize: true })];
+    const node = (await e.nodes('model.layers.1.input_layernorm')).find((n) => n.op === 'aten::rsqrt')!.name;
+    const counts = await opCounts(o, { capture: [node] });
+    expect([counts['aten::rms_norm'], counts['aten::rsqrt']]).toEqual([4, 1]);
+    const llamaInput = () => [ids(2, 9, 200, 6)];
+    const got = await torch.run(o, llamaInput(), { capture: [node] });
+    const want = await torch.run(e, llamaInput(), { capture: [node] });
+    expectValuesRelative(got.activations[node], want.activations[node], 'rsqrt');
+    expectValuesRelative(got.output, want.output, 'logits');
+    e.dispose();
+    o.dispose();
   });
 
   test("a pattern hook keeps that layer's attention unfused: captured and patched as in exact mode", async () => {

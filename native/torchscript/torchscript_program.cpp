@@ -15,13 +15,13 @@
 #include "core/errors.h"
 #include "torchscript/attention_fusion.h"
 #include "torchscript/conv_prepack.h"
-#include "torchscript/gelu_pattern.h"
 #include "torchscript/hooks.h"
 #include "torchscript/linear_prepack.h"
 #include "torchscript/max_pool.h"
 #include "torchscript/module_calls.h"
 #include "torchscript/sae_ops.h"
 #include "torchscript/weight_layout.h"
+#include "torchscript/written_out_ops.h"
 
 namespace torchscope {
 
@@ -170,6 +170,7 @@ void castWeightsOnce(std::shared_ptr<jit::Graph>& graph, at::ScalarType type, bo
 // prepacked (optimize_for_inference would then move these ops' values to oneDNN's layout and back).
 bool rewriteTransformer(std::shared_ptr<jit::Graph>& graph) {
   recognizeTanhGelu(graph);
+  recognizeRmsNorm(graph);
   fuseAttention(graph);
   return prepackLinears(graph) > 0;
 }
@@ -204,8 +205,8 @@ void buildOptimized(const jit::Module& module, const ModuleSurvey& survey, Torch
     jit::OptimizeFrozenGraph(frozenGraph, /*optimize_numerics=*/true);
     // On the CPU a program that convolves and never views gets prepacked channels-last
     // convolutions (conv_prepack.h); one with linear layers (a transformer) gets them prepacked
-    // (linear_prepack.h), its written-out GELU and its attention fused first (gelu_pattern.h,
-    // attention_fusion.h); any other, libtorch's rewrite to oneDNN's blocked layout.
+    // (linear_prepack.h), its written-out GELU and RMSNorm and its attention fused first
+    // (written_out_ops.h, attention_fusion.h); any other, libtorch's rewrite to oneDNN's blocked layout.
     const bool cpu = program.spec.device == c10::kCPU;
     if (cpu && convolvesWithoutView(frozenGraph) && prepackConvolutions(frozenGraph, at::kFloat) > 0) {
       program.channelsLast = true;
