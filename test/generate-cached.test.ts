@@ -178,6 +178,19 @@ describe('generation through the decoding step', () => {
     }
   });
 
+  test('a bfloat16 model (no upcast) chooses from its logits read as numbers, not raw words: the ids of upcast float32 logits', async () => {
+    const file = path.join(LLM, 'llama.pt');
+    const [raw, upcast] = [await torch.load(file, { precision: 'bf16' }), await torch.load(file, { precision: 'bf16', upcast: true })];
+    try {
+      const want = (await torch.generate(upcast, prompt, { maxNewTokens: 6 }).result).newIds;
+      for (const cache of [true, false])
+        expect({ cache, ids: (await torch.generate(raw, prompt, { maxNewTokens: 6, cache }).result).newIds }).toEqual({ cache, ids: want });
+    } finally {
+      raw.dispose();
+      upcast.dispose();
+    }
+  });
+
   test('dispose frees the decoding step with the model', async () => {
     const model = await torch.load(path.join(LLM, 'qwen2.pt'));
     const step = model.decodeStep!;

@@ -9,6 +9,7 @@ import { callSite, CallSite, failure } from '../core/errors';
 import { streamedRun } from '../core/stream';
 import { abortSignal, boolean, checkOptions, describeValue, finiteNumber, integer, optionKeys, positiveInteger } from '../core/validate';
 import { Model } from '../model/model';
+import { castHost, FLOAT_DTYPES, FloatDType } from '../io/host-tensor';
 import { disposeValue, Tensor, tensor } from '../model/tensor';
 import { run, SpliceOptions } from './activations';
 import { PatchSpec } from './patch';
@@ -190,10 +191,16 @@ function lastRow(logits: unknown, length: number, what: string, site: CallSite):
       site,
     );
   }
+  if (!(FLOAT_DTYPES as readonly string[]).includes(logits.dtype)) {
+    logits.dispose();
+    throw failure('DTYPE', `generate needs floating logits; ${what} returned ${logits.dtype}`, site);
+  }
   const vocab = logits.shape[2];
-  const row = (logits.data() as Float32Array).slice((length - 1) * vocab, length * vocab);
+  const words = logits.data() as Float32Array | Float64Array | Uint16Array;
+  const last = { data: words.slice((length - 1) * vocab, length * vocab), dtype: logits.dtype as FloatDType, shape: [vocab] };
   logits.dispose();
-  return row;
+  // A reduced-precision model's logits come as raw bfloat16 / float16 words unless upcast.
+  return castHost(last, 'float32').data as Float32Array;
 }
 
 /** One forward over the whole sequence per token. */
