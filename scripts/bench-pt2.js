@@ -10,37 +10,29 @@
 const os = require('os');
 const path = require('path');
 const { root } = require('./config');
-const { median } = require('./bench/stats');
+const { median, timed } = require('./bench/stats');
 const torch = require('../dist/lib');
 
 const CALLS = Number(process.env.BENCH_CALLS || 15);
 const WARMUP = 2;
 const GOAL = 1.1;
 
-async function timed(call) {
-  const start = process.hrtime.bigint();
-  const value = await call();
-  const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  torch.dispose(value);
-  return ms;
-}
-
 // Alternates the TorchScript call and the .pt2 call: each pair sees the same machine state.
 async function compare(traced, exported) {
   for (let i = 0; i < WARMUP; i++) {
-    await timed(traced);
-    await timed(exported);
+    await timed(traced, torch.dispose);
+    await timed(exported, torch.dispose);
   }
   const ts = [];
   const pt2 = [];
   for (let i = 0; i < CALLS; i++) {
     // Which goes first alternates too.
     if (i % 2 === 0) {
-      ts.push(await timed(traced));
-      pt2.push(await timed(exported));
+      ts.push(await timed(traced, torch.dispose));
+      pt2.push(await timed(exported, torch.dispose));
     } else {
-      pt2.push(await timed(exported));
-      ts.push(await timed(traced));
+      pt2.push(await timed(exported, torch.dispose));
+      ts.push(await timed(traced, torch.dispose));
     }
   }
   return { ts: median(ts), pt2: median(pt2), ratio: median(pt2.map((t, i) => t / ts[i])) };

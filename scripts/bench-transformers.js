@@ -20,7 +20,7 @@ const os = require('os');
 const path = require('path');
 const readline = require('readline');
 const { root, pythonPath } = require('./config');
-const { median } = require('./bench/stats');
+const { median, timed } = require('./bench/stats');
 const { benchTool } = require('./bench/native-tools');
 const torch = require('../dist/lib');
 
@@ -83,14 +83,6 @@ function startWorker(spec) {
   };
 }
 
-async function timed(fn) {
-  const start = process.hrtime.bigint();
-  const result = await fn();
-  const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  torch.dispose(result);
-  return ms;
-}
-
 function maxRelative(a, b) {
   let diff = 0;
   let scale = 0;
@@ -126,10 +118,10 @@ async function runRows(worker, key, loaded, sae, share, bf16) {
       // Warm-up: Python's call once per request, each of our programs once (it is built then).
       if (!warmed.has(JSON.stringify(request))) await worker.ask(request);
       warmed.add(JSON.stringify(request));
-      await timed(call);
+      await timed(call, torch.dispose);
       for (let round = 0; round < ROUNDS; round++) {
         const py = await worker.ask(request);
-        const ms = await timed(call);
+        const ms = await timed(call, torch.dispose);
         const baseline = JSON.stringify(request);
         (pythonMs[baseline] ??= []).push(py.ms);
         (ours[label] ??= []).push({ ms, ratio: ms / py.ms });

@@ -5,9 +5,10 @@
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/runtime/custom_operator.h>
 
-#include <functional>
 #include <optional>
 #include <vector>
+
+#include "torchscript/graph_nodes.h"
 
 namespace torchscope {
 
@@ -177,14 +178,7 @@ std::optional<Match> attentionOf(jit::Node* output) {
 }  // namespace
 
 int fuseAttention(std::shared_ptr<jit::Graph>& graph) {
-  std::vector<jit::Node*> products;
-  std::function<void(jit::Block*)> collect = [&](jit::Block* block) {
-    for (jit::Node* node : block->nodes()) {
-      for (jit::Block* nested : node->blocks()) collect(nested);
-      if (node->kind() == c10::aten::matmul) products.push_back(node);
-    }
-  };
-  collect(graph->block());
+  const std::vector<jit::Node*> products = nodesOfKind(graph, c10::aten::matmul);
   static const c10::Symbol attentionSymbol = c10::Symbol::fromQualString(kAttentionOperator);
   int fused = 0;
   for (jit::Node* output : products) {

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "torchscript/graph_nodes.h"
 #include "torchscript/libtorch_operation.h"
 
 namespace torchscope {
@@ -201,16 +202,8 @@ int prepackConvolutions(std::shared_ptr<jit::Graph>& graph, at::ScalarType type)
   if (!libtorchOperation("mkldnn_prepacked::conv2d_prepack") || !at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return 0;
   static const c10::Symbol prepackedOperator = c10::Symbol::fromQualString(kPrepackedConvolutionOperator);
   jit::graph_rewrite_helper::replaceConvolutionWithAtenConv(graph);
-  std::vector<jit::Node*> convolutions;
-  std::function<void(jit::Block*)> collect = [&](jit::Block* block) {
-    for (jit::Node* node : block->nodes()) {
-      for (jit::Block* nested : node->blocks()) collect(nested);
-      if (node->kind() == c10::aten::conv2d) convolutions.push_back(node);
-    }
-  };
-  collect(graph->block());
   int prepacked = 0;
-  for (jit::Node* node : convolutions) {
+  for (jit::Node* node : nodesOfKind(graph, c10::aten::conv2d)) {
     jit::Node* relu = soleRelu(node);
     const auto packed = packedConvolution(node, relu != nullptr, type);
     if (!packed) continue;

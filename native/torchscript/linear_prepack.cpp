@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "torchscript/graph_nodes.h"
 #include "torchscript/libtorch_operation.h"
 
 namespace torchscope {
@@ -163,13 +164,9 @@ int prepackLinears(std::shared_ptr<jit::Graph>& graph) {
   static std::optional<jit::Operation> reorder = libtorchOperation(kReorderOperator);
   if (!reorder || !libtorchOperation(kLinearOperator) || !at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return 0;
   std::vector<Linear> linears;
-  std::function<void(jit::Block*)> collect = [&](jit::Block* block) {
-    for (jit::Node* node : block->nodes()) {
-      for (jit::Block* nested : node->blocks()) collect(nested);
-      if (auto linear = linearOf(node)) linears.push_back(*linear);
-    }
-  };
-  collect(graph->block());
+  for (jit::Node* node : allNodes(graph)) {
+    if (auto linear = linearOf(node)) linears.push_back(*linear);
+  }
   static const c10::Symbol linearSymbol = c10::Symbol::fromQualString(kPrepackedLinearOperator);
   int prepacked = 0;
   for (const Linear& linear : linears) {

@@ -4,9 +4,10 @@
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
 #include <cmath>
-#include <functional>
 #include <optional>
 #include <vector>
+
+#include "torchscript/graph_nodes.h"
 
 namespace torchscope {
 
@@ -73,18 +74,6 @@ jit::Node* formulaOutput(jit::Node* tanh, jit::Value* x) {
   return besideConstant(soleProducer(half, c10::aten::mul), 0.5) == x ? product : nullptr;
 }
 
-std::vector<jit::Node*> nodesOf(const std::shared_ptr<jit::Graph>& graph, c10::Symbol kind) {
-  std::vector<jit::Node*> found;
-  std::function<void(jit::Block*)> collect = [&](jit::Block* block) {
-    for (jit::Node* node : block->nodes()) {
-      for (jit::Block* nested : node->blocks()) collect(nested);
-      if (node->kind() == kind) found.push_back(node);
-    }
-  };
-  collect(graph->block());
-  return found;
-}
-
 // A cast to float32 (to(x, dtype, non_blocking, copy, memory_format)) with nothing else reading it.
 bool floatCast(jit::Node* node) {
   if (node == nullptr || node->kind() != c10::aten::to || node->inputs().size() != 5) return false;
@@ -136,7 +125,7 @@ std::optional<RmsNorm> rmsNormOf(jit::Node* rsqrt) {
 
 int recognizeRmsNorm(std::shared_ptr<jit::Graph>& graph) {
   int replaced = 0;
-  for (jit::Node* rsqrt : nodesOf(graph, c10::aten::rsqrt)) {
+  for (jit::Node* rsqrt : nodesOfKind(graph, c10::aten::rsqrt)) {
     const auto norm = rmsNormOf(rsqrt);
     if (!norm) continue;
     jit::WithInsertPoint here(norm->output);
@@ -154,7 +143,7 @@ int recognizeRmsNorm(std::shared_ptr<jit::Graph>& graph) {
 
 int recognizeTanhGelu(std::shared_ptr<jit::Graph>& graph) {
   int replaced = 0;
-  for (jit::Node* tanh : nodesOf(graph, c10::aten::tanh)) {
+  for (jit::Node* tanh : nodesOfKind(graph, c10::aten::tanh)) {
     jit::Value* x = formulaInput(tanh);
     jit::Node* output = x ? formulaOutput(tanh, x) : nullptr;
     if (output == nullptr) continue;

@@ -19,4 +19,13 @@ async function timeCalls(fn, warmup, repeats) {
   return out;
 }
 
-module.exports = { median, timeCalls };
+/** Milliseconds of one awaited call; its result is handed to `release` (torch.dispose) after the clock stops. */
+async function timed(call, release) {
+  const start = process.hrtime.bigint();
+  const result = await call();
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  release(result);
+  return ms;
+}
+
+module.exports = { median, timeCalls, timed };
